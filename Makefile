@@ -1,0 +1,33 @@
+# mmapkit: the two commands that matter are `make run` and `make test`.
+# Both set up what is missing first (tools/setup.sh is silent when nothing is).
+
+MMAPKIT := node bin/mmapkit.js
+
+.PHONY: all setup build run test unit lint clean
+
+all: build
+
+setup:
+	@tools/setup.sh
+
+build: setup
+	@$(MMAPKIT) build
+
+# Build, boot, load the reference driver, run the conformance suite, print a summary.
+run: setup
+	@$(MMAPKIT) test
+
+# Every test: host unit tests, the VM-backed conformance suite and CLI checks, and the lint.
+test: setup
+	@$(MMAPKIT) build
+	@$(MMAPKIT) lint
+	@node_modules/.bin/vitest run
+
+unit: setup
+	@node_modules/.bin/vitest run --project unit
+
+lint: setup
+	@$(MMAPKIT) lint
+
+clean:
+	rm -rf build native/build

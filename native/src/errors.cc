@@ -1,0 +1,73 @@
+#include "errors.h"
+
+#include <uv.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+namespace mmapkit {
+namespace {
+
+// libuv names the codes Node itself reports; for an errno it has no name
+// for, it writes "Unknown system error N", which is not a usable code.
+std::string ErrnoCode(int err) {
+  char name[64];
+  uv_err_name_r(-err, name, sizeof name);
+  if (std::strncmp(name, "Unknown", 7) == 0) return "E" + std::to_string(err);
+  return name;
+}
+
+std::string ErrnoDescription(int err) {
+  char text[128];
+  uv_strerror_r(-err, text, sizeof text);
+  return text;
+}
+
+Napi::Error BuildErrnoError(Napi::Env env, int err, const char* syscall,
+                            const std::string& message_suffix) {
+  const std::string code = ErrnoCode(err);
+  Napi::Error error = Napi::Error::New(
+      env, code + ": " + ErrnoDescription(err) + ", " + syscall +
+               message_suffix);
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("errno", Napi::Number::New(env, -err));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  return error;
+}
+
+}  // namespace
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  return BuildErrnoError(env, err, syscall, "");
+}
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall,
+                       const std::string& path) {
+  Napi::Error error = BuildErrnoError(env, err, syscall, " '" + path + "'");
+  error.Set("path", Napi::String::New(env, path));
+  return error;
+}
+
+Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address) {
+  char hex[2 + 16 + 1];
+  std::snprintf(hex, sizeof hex, "0x%" PRIxPTR, address);
+  const std::string code = SignalCode(signo);
+  Napi::Error error = CodedError(env, code, code + " at " + hex);
+  error.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(address)));
+  return error;
+}
+
+Napi::Error CodedError(Napi::Env env, const std::string& code,
+                       const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+std::string SignalCode(int signo) {
+  const char* abbrev = sigabbrev_np(signo);
+  return std::string("SIG") + (abbrev ? abbrev : std::to_string(signo));
+}
+
+}  // namespace mmapkit

@@ -1,0 +1,29 @@
+// Errors thrown to JavaScript, shaped like Node's own fs errors so callers
+// can handle native failures with the same code/errno/syscall checks.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace mmapkit {
+
+// "EINVAL: invalid argument, mmap" with code, errno (negative) and syscall.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
+
+// As above, for calls that take a path: "ENOENT: ..., open '/x'" plus `path`.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall,
+                       const std::string& path);
+
+// A fault caught during a guarded access: "SIGBUS at 0x..." with `address`.
+Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address);
+
+// An error that has a code but no errno, e.g. a child killed by a signal.
+Napi::Error CodedError(Napi::Env env, const std::string& code,
+                       const std::string& message);
+
+// "SIGBUS", "SIGSEGV", ... as used for `code` on signal errors.
+std::string SignalCode(int signo);
+
+}  // namespace mmapkit

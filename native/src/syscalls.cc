@@ -1,0 +1,79 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "args.h"
+#include "bindings.h"
+#include "errors.h"
+
+namespace mmapkit {
+namespace {
+
+// Same default as Node's fs.openSync when the caller passes O_CREAT.
+constexpr mode_t kCreateMode = 0666;
+
+void* ToPointer(uint64_t address) { return reinterpret_cast<void*>(address); }
+
+}  // namespace
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  const std::string path = ToPath(info[0], "path");
+  const int flags = ToInt32(info[1], "flags");
+  // O_CLOEXEC: a child spawned by this process must not inherit the device.
+  const int fd = open(path.c_str(), flags | O_CLOEXEC, kCreateMode);
+  if (fd < 0) throw ErrnoError(info.Env(), errno, "open", path);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  // No retry on EINTR: Linux has released the fd by then, and a retry
+  // could close an fd another thread was just given.
+  if (close(ToInt32(info[0], "fd")) != 0) {
+    throw ErrnoError(info.Env(), errno, "close");
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  const uint64_t addr = ToUint64(info[0], "addr");
+  const uint64_t length = ToUint64(info[1], "length");
+  const int prot = ToInt32(info[2], "prot");
+  const int flags = ToInt32(info[3], "flags");
+  const int fd = ToInt32(info[4], "fd");
+  const uint64_t offset = ToUint64(info[5], "offset");
+  // The raw syscall, not glibc's mmap(): its off_t is signed and the
+  // wrapper may vet or adjust the offset, while the point here is to hand
+  // the driver exactly the unsigned long the caller asked for.
+  const long result = syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
+  if (result == -1) throw ErrnoError(info.Env(), errno, "mmap");
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(result));
+}
+
+Napi::Value Munmap(const Napi::CallbackInfo& info) {
+  const uint64_t addr = ToUint64(info[0], "addr");
+  const uint64_t length = ToUint64(info[1], "length");
+  if (munmap(ToPointer(addr), length) != 0) {
+    throw ErrnoError(info.Env(), errno, "munmap");
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Mprotect(const Napi::CallbackInfo& info) {
+  const uint64_t addr = ToUint64(info[0], "addr");
+  const uint64_t length = ToUint64(info[1], "length");
+  const int prot = ToInt32(info[2], "prot");
+  if (mprotect(ToPointer(addr), length, prot) != 0) {
+    throw ErrnoError(info.Env(), errno, "mprotect");
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+}  // namespace mmapkit

@@ -1,0 +1,188 @@
+/**
+ * `mmapkit build`: the kernel module (Kbuild, against the guest kernel's
+ * headers), the native addon (node-gyp), the TypeScript type check and the
+ * guest agent bundle. Each step fingerprints its inputs and is skipped when
+ * nothing changed, so a second build does no work.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { $, type ProcessOutput } from 'zx';
+import { SetupError, UserError } from './exit-codes.js';
+import type { GuestKernel } from './kernel.js';
+import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, kernelBuildDir, moduleObject } from './paths.js';
+
+export interface BuildOptions {
+  kernel: GuestKernel;
+  verbose?: boolean;
+  log: (line: string) => void;
+}
+
+interface Step {
+  name: string;
+  /** Files whose content decides the output. */
+  inputs: () => string[];
+  /** Extra facts the output depends on (the kernel release, ...). */
+  salt?: string;
+  outputs: string[];
+  run: () => Promise<void>;
+}
+
+const IGNORED = new Set(['node_modules', 'build', '.git']);
+const isBuildOutput = (name: string): boolean =>
+  /\.(o|ko|mod|mod\.c|cmd|order|symvers|d)$/.test(name) || name.startsWith('.');
+
+/** Every file below `dir` (relative names ignored for build output), sorted. */
+function filesUnder(dir: string, keep: (file: string) => boolean = () => true): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && !isBuildOutput(entry.name))
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .filter((file) => !path.relative(REPO_ROOT, file).split(path.sep).some((part) => IGNORED.has(part)))
+    .filter(keep)
+    .sort();
+}
+
+const rootFiles = (...names: string[]): string[] =>
+  names.map((name) => path.join(REPO_ROOT, name)).filter((file) => existsSync(file));
+
+function fingerprint(step: Step): string {
+  const hash = createHash('sha256').update(step.salt ?? '');
+  for (const file of step.inputs()) {
+    const stat = statSync(file);
+    hash.update(`${file}\0${stat.size}\0${stat.mtimeMs}\n`);
+  }
+  return hash.digest('hex');
+}
+
+const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
+
+function upToDate(step: Step, print: string): boolean {
+  const stamp = stampFile(step);
+  return (
+    existsSync(stamp) && readFileSync(stamp, 'utf8') === print && step.outputs.every((output) => existsSync(output))
+  );
+}
+
+/** Runs a command quietly; its output is shown when it fails, or always with --verbose. */
+async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string, verbose: boolean): Promise<string> {
+  try {
+    const output = await command;
+    if (verbose) process.stderr.write(output.stdout + output.stderr);
+    return output.stdout + output.stderr;
+  } catch (error) {
+    const output = error as ProcessOutput;
+    process.stderr.write(`${output.stdout ?? ''}${output.stderr ?? ''}`);
+    throw new UserError(`${what} failed (exit ${String(output.exitCode)}); its output is above`, 3);
+  }
+}
+
+/** Kbuild writes objects next to the sources; a per-kernel directory of links keeps kmod/ clean. */
+function prepareModuleTree(kernel: GuestKernel): string {
+  const source = path.join(REPO_ROOT, 'kmod');
+  const tree = path.join(kernelBuildDir(kernel.version), 'kmod');
+  mkdirSync(tree, { recursive: true });
+  for (const entry of readdirSync(source)) {
+    if (isBuildOutput(entry)) continue;
+    const link = path.join(tree, entry);
+    rmSync(link, { force: true, recursive: false });
+    symlinkSync(path.join(source, entry), link);
+  }
+  return tree;
+}
+
+function nodeGypArgs(): string[] {
+  // Build against the running node's own headers (Debian's nodejs puts them
+  // in /usr/include/node): node-gyp must never download them.
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  return existsSync(path.join(prefix, 'include', 'node', 'node.h')) ? [`--nodedir=${prefix}`] : [];
+}
+
+function steps(options: BuildOptions): Step[] {
+  const { kernel } = options;
+  const verbose = options.verbose === true;
+  const quiet = $({ quiet: true, cwd: REPO_ROOT });
+  const bin = (name: string): string => path.join(REPO_ROOT, 'node_modules', '.bin', name);
+  return [
+    {
+      name: `module-${kernel.version}`,
+      inputs: () => filesUnder(path.join(REPO_ROOT, 'kmod')),
+      salt: `${kernel.version}\0${kernel.headers}`,
+      outputs: [moduleObject(kernel.version)],
+      run: async () => {
+        const tree = prepareModuleTree(kernel);
+        const output = await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, 'the module build', verbose);
+        // W=1 warnings do not fail Kbuild; they are shown so that nobody ships one.
+        const warnings = output.split('\n').filter((line) => /warning:/.test(line));
+        if (!verbose && warnings.length > 0) process.stderr.write(warnings.join('\n') + '\n');
+      },
+    },
+    {
+      name: 'addon',
+      inputs: () => [...filesUnder(path.join(REPO_ROOT, 'native', 'src')), ...rootFiles('native/binding.gyp'),
+        ...filesUnder(path.join(REPO_ROOT, 'kmod', 'uapi'))],
+      salt: process.version,
+      outputs: [ADDON_PATH],
+      run: async () => {
+        await run(quiet`${bin('node-gyp')} rebuild --directory=native ${nodeGypArgs()}`, 'the addon build', verbose);
+      },
+    },
+    {
+      name: 'types',
+      inputs: () => [
+        ...['tools', 'vm', 'native', 'test', 'bin'].flatMap((dir) =>
+          filesUnder(path.join(REPO_ROOT, dir), (file) => /\.(ts|mts|js|mjs)$/.test(file)),
+        ),
+        ...rootFiles('tsconfig.json', 'package.json', 'vitest.config.ts'),
+      ],
+      outputs: [],
+      run: async () => {
+        await run(quiet`${bin('tsc')} -p tsconfig.json`, 'the type check', verbose);
+      },
+    },
+    {
+      name: 'agent',
+      inputs: () => [
+        ...filesUnder(path.join(REPO_ROOT, 'vm'), (file) => file.endsWith('.ts')),
+        ...rootFiles('native/index.ts'),
+      ],
+      outputs: [AGENT_BUNDLE],
+      run: async () => {
+        const { build } = await import('esbuild');
+        // One file: every module the guest loads over 9p costs a round trip under emulation.
+        await build({
+          entryPoints: [path.join(REPO_ROOT, 'vm', 'agent.ts')],
+          outfile: AGENT_BUNDLE,
+          bundle: true,
+          platform: 'node',
+          format: 'esm',
+          target: 'node20',
+          logLevel: 'error',
+        });
+      },
+    },
+  ];
+}
+
+export interface BuildResult {
+  built: string[];
+}
+
+export async function build(options: BuildOptions): Promise<BuildResult> {
+  if (!existsSync(path.join(REPO_ROOT, 'node_modules'))) throw new SetupError('node_modules is missing: run `make setup`');
+  const built: string[] = [];
+  for (const step of steps(options)) {
+    const print = fingerprint(step);
+    if (upToDate(step, print)) continue;
+    const started = Date.now();
+    options.log(`build: ${step.name} ...`);
+    await step.run();
+    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
+    // Fingerprint again: the inputs are what they were when the step began, unless edited meanwhile.
+    writeFileSync(stampFile(step), print);
+    options.log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    built.push(step.name);
+  }
+  if (built.length === 0) options.log('build: nothing to do (module, addon, types and agent are up to date)');
+  return { built };
+}

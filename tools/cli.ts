@@ -1,0 +1,259 @@
+/**
+ * mmapkit's command line. Parses arguments and hands each command to the
+ * module that does it; every failure ends as one line and an exit code
+ * (tools/exit-codes.ts), never a stack trace.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { build } from './build.js';
+import { ExitCode, UserError } from './exit-codes.js';
+import { type GuestKernel, discoverKernel } from './kernel.js';
+import { reportEnd, say } from './report.js';
+import { runConformance } from './test-command.js';
+import { startGuest } from './vm/guest-run.js';
+import { EXIT_CODE_OF } from './vm/outcome.js';
+import { type AccelChoice, SessionEndedError, VmSession } from './vm/session.js';
+import { moduleObject } from './paths.js';
+
+const COMMON_HELP = `
+Kernel and VM options:
+  --kernel REL|PATH   guest kernel release (as in /boot/vmlinuz-REL) or image path (default: newest in /boot)
+  --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
+  --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
+  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
+  --timeout S         deadline for the whole run, boot included (default 900)
+  --console           echo the guest console to stderr while it runs
+  --keep              keep the run's temp directory (agent socket) for inspection
+  -h, --help          this help`;
+
+const HELP: Record<string, string> = {
+  main: `usage: mmapkit <command> [options]
+
+Build a Linux driver's mmap path, boot it in QEMU and prove how it behaves.
+
+Commands:
+  build            build the module (against the guest kernel's headers), the addon and the guest agent; type-check
+  vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
+  vm shell         an interactive shell in the guest with the module loaded
+  test             run the conformance suite against /dev/mmapkit in the guest
+
+Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
+120 guest kernel crashed, 121 boot failed, 124 timed out.
+Run 'mmapkit <command> --help' for a command's options.`,
+  build: `usage: mmapkit build [--kernel REL|PATH] [--kdir DIR] [--verbose]
+
+Builds kmod/ against the guest kernel's headers, the native addon, the guest
+agent bundle, and type-checks the TypeScript. Steps whose inputs did not change
+are skipped.
+  --verbose           show the compilers' full output`,
+  'vm run': `usage: mmapkit vm run [options] -- CMD [ARG...]
+
+Boots the guest, loads the module, runs CMD (in the host's root, mounted
+read-only, with a tmpfs /tmp), streams its output and exits with its status.
+  --no-module         do not load the module first
+${COMMON_HELP}`,
+  'vm shell': `usage: mmapkit vm shell [options]
+
+An interactive shell in the guest, with the module loaded. 'exit' powers the guest off.
+  --no-module         do not load the module first
+${COMMON_HELP}`,
+  test: `usage: mmapkit test [options]
+
+Boots the guest, loads the module and runs the conformance suite
+(test/conformance) against /dev/mmapkit, then prints a pass/fail summary with
+the boot time and the accelerator used.
+${COMMON_HELP}`,
+};
+
+const VM_OPTIONS = {
+  kernel: { type: 'string' },
+  kdir: { type: 'string' },
+  accel: { type: 'string', default: 'tcg' },
+  'boot-timeout': { type: 'string' },
+  timeout: { type: 'string' },
+  console: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+interface VmFlags {
+  kernel?: string;
+  kdir?: string;
+  accel?: string;
+  'boot-timeout'?: string;
+  timeout?: string;
+  console?: boolean;
+  keep?: boolean;
+}
+
+function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, positionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals: positionals, strict: true });
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
+}
+
+function seconds(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new UserError(`${flag} takes a positive number of seconds, not '${value}'`);
+  return parsed;
+}
+
+function accelOf(value: string | undefined): AccelChoice {
+  if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
+  throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
+}
+
+function kernelOf(flags: VmFlags): GuestKernel {
+  return discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
+}
+
+function guestOptions(flags: VmFlags, kernel: GuestKernel) {
+  return {
+    kernel,
+    accel: accelOf(flags.accel),
+    keep: flags.keep,
+    showConsole: flags.console,
+    bootTimeoutS: seconds(flags['boot-timeout'], '--boot-timeout'),
+    runTimeoutS: seconds(flags.timeout, '--timeout'),
+    log: say,
+  };
+}
+
+/** Builds what is stale; says nothing when nothing was. */
+async function ensureBuilt(kernel: GuestKernel): Promise<void> {
+  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+}
+
+async function buildCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    kernel: VM_OPTIONS.kernel,
+    kdir: VM_OPTIONS.kdir,
+    verbose: { type: 'boolean', default: false },
+    help: VM_OPTIONS.help,
+  });
+  if (values.help) return help('build');
+  const kernel = kernelOf(values);
+  say(`guest kernel ${kernel.version} (headers ${kernel.headers})`);
+  await build({ kernel, verbose: values.verbose, log: say });
+  return ExitCode.PASSED;
+}
+
+function signalExitCode(signal: string | null): number {
+  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGBUS: 7, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+  return 128 + (signal !== null ? (numbers[signal] ?? 0) : 0);
+}
+
+async function vmRun(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } }, true);
+  if (values.help) return help('vm run');
+  if (positionals.length === 0) throw new UserError('vm run needs a command: mmapkit vm run -- CMD [ARG...]');
+  const kernel = kernelOf(values);
+  await ensureBuilt(kernel);
+  const session = await startGuest({ ...guestOptions(values, kernel), loadModule: !values['no-module'] });
+  let status: number | undefined;
+  try {
+    const result = await session.guest.exec(positionals, {
+      timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
+      onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),
+    });
+    status = result.code ?? signalExitCode(result.signal);
+  } catch (error) {
+    if (!(error instanceof Error && error.name === 'GuestGoneError')) throw error;
+  }
+  const end = await session.stop();
+  if (end.state !== 'completed' || status === undefined) {
+    reportEnd(end, session);
+    return end.state === 'completed' ? ExitCode.GUEST_CRASHED : EXIT_CODE_OF[end.state];
+  }
+  return status;
+}
+
+async function vmShell(args: string[]): Promise<number> {
+  const { values } = parse(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } });
+  if (values.help) return help('vm shell');
+  const kernel = kernelOf(values);
+  await ensureBuilt(kernel);
+  say('starting the guest; type `exit` to power it off');
+  const session = await VmSession.boot({
+    ...guestOptions(values, kernel),
+    mode: 'shell',
+    // An interactive shell has no run deadline unless one is asked for.
+    runTimeoutS: seconds(values.timeout, '--timeout') ?? 24 * 3600,
+    ...(!values['no-module'] && { insmod: moduleObject(kernel.version) }),
+  });
+  const end = await session.ended;
+  if (end.state === 'guest-crashed' || end.state === 'timed-out') {
+    reportEnd(end, session);
+    return EXIT_CODE_OF[end.state];
+  }
+  return ExitCode.PASSED;
+}
+
+async function testCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, VM_OPTIONS);
+  if (values.help) return help('test');
+  const kernel = kernelOf(values);
+  await ensureBuilt(kernel);
+  return runConformance(guestOptions(values, kernel));
+}
+
+function help(topic: string): number {
+  process.stdout.write(`${HELP[topic] ?? HELP.main}\n`);
+  return ExitCode.PASSED;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'build':
+      return buildCommand(rest);
+    case 'test':
+      return testCommand(rest);
+    case 'vm': {
+      const [sub, ...vmArgs] = rest;
+      if (sub === 'run') return vmRun(vmArgs);
+      if (sub === 'shell') return vmShell(vmArgs);
+      if (sub === undefined || sub === '-h' || sub === '--help') return help('main');
+      throw new UserError(`unknown vm command '${sub}' (try: vm run, vm shell)`);
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      return help('main');
+    default:
+      throw new UserError(`unknown command '${command}' (try: mmapkit --help)`);
+  }
+}
+
+function onSignal(signal: NodeJS.Signals, code: number): void {
+  // process.exit runs the session module's exit hook, which kills QEMU's process group.
+  process.on(signal, () => {
+    say(`interrupted by ${signal}`);
+    process.exit(code);
+  });
+}
+
+onSignal('SIGINT', 130);
+onSignal('SIGTERM', 143);
+onSignal('SIGHUP', 129);
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof SessionEndedError) {
+      reportEnd(error.end, error.session);
+      process.exit(error.end.state === 'completed' ? ExitCode.BOOT_FAILED : EXIT_CODE_OF[error.end.state]);
+    }
+    if (error instanceof UserError) {
+      say(`error: ${error.message}`);
+      process.exit(error.exitCode);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    say(`error: ${message}`);
+    if (process.env.MMAPKIT_DEBUG !== undefined && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);
+    process.exit(ExitCode.SETUP);
+  },
+);

@@ -1,0 +1,13 @@
+/** Where things live in the repository and in its build output. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BUILD_DIR = path.join(REPO_ROOT, 'build');
+/** Per-kernel artefacts: the extracted vmlinux, the initramfs, the built module. */
+export const kernelBuildDir = (version: string): string => path.join(BUILD_DIR, 'kernels', version);
+export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
+export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
+export const INIT_SCRIPT = path.join(REPO_ROOT, 'vm', 'init.sh');
+export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
+export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');

@@ -1,0 +1,24 @@
+/** What the user sees at the end of a run: one-line reasons, then the console lines that explain them. */
+import type { Finding } from './vm/console.js';
+import { crashExcerpt, tail } from './vm/console.js';
+import type { SessionEnd } from './vm/outcome.js';
+import type { VmSession } from './vm/session.js';
+
+export const say = (line: string): void => {
+  process.stderr.write(`mmapkit: ${line}\n`);
+};
+
+/** After any end but a clean one: the reason, and the console lines that explain it. */
+export function reportEnd(end: SessionEnd, session: VmSession): void {
+  say(end.reason);
+  const lines = session.lines();
+  const excerpt = end.state === 'guest-crashed' ? crashExcerpt(lines, session.findings()) : [];
+  const shown = excerpt.length > 0 ? excerpt : tail(lines, 30);
+  process.stderr.write(`--- last console lines (full log: ${session.consoleLog}) ---\n`);
+  process.stderr.write(shown.map((line) => `  ${line}\n`).join(''));
+}
+
+export function describeFindings(found: Finding[]): string {
+  if (found.length === 0) return 'none';
+  return found.map((finding) => `${finding.kind}: ${finding.line}`).join('; ');
+}

@@ -1,0 +1,163 @@
+/**
+ * The host's side of the guest protocol: requests with ids and deadlines,
+ * answers matched back, exec output streamed to a callback. It talks over any
+ * stream, the virtio-serial channel itself or the relay socket that test
+ * workers use (tools/vm/relay.ts).
+ */
+import type { Duplex } from 'node:stream';
+import type { NativeAddon } from '../../native/index.js';
+import {
+  type ErrorInfo,
+  type ExecResult,
+  type OutputEvent,
+  type ReadyMessage,
+  type RequestBody,
+  LineDecoder,
+  decodeMessage,
+  encodeMessage,
+  isOutputEvent,
+  isReady,
+  isResponse,
+} from '../../vm/protocol.js';
+
+/** An error the guest reported, with the errno fields of Node's fs errors. */
+export class GuestError extends Error {
+  readonly code?: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly address?: bigint;
+
+  constructor(info: ErrorInfo) {
+    super(info.message);
+    this.name = 'GuestError';
+    Object.assign(this, info);
+  }
+}
+
+/** The guest is gone (crashed, stopped or timed out) and cannot answer. */
+export class GuestGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestGoneError';
+  }
+}
+
+/** Every addon function, called in the guest, answered asynchronously. */
+export type RemoteNative = {
+  [K in keyof NativeAddon as NativeAddon[K] extends (...args: never[]) => unknown ? K : never]: NativeAddon[K] extends (
+    ...args: infer A
+  ) => infer R
+    ? (...args: A) => Promise<R>
+    : never;
+};
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  onOutput?: (event: OutputEvent) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export interface ClientOptions {
+  /** Deadline for one request, ms; 0 for none. */
+  requestTimeoutMs: number;
+  /** Called when a request misses its deadline: the guest is presumed hung. */
+  onRequestTimeout?: (seconds: number) => void;
+}
+
+export class GuestClient {
+  readonly ready: Promise<ReadyMessage>;
+  readonly native: RemoteNative;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private gone?: GuestGoneError;
+  private announceReady!: (message: ReadyMessage) => void;
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly options: ClientOptions,
+  ) {
+    this.ready = new Promise((resolve) => (this.announceReady = resolve));
+    const decoder = new LineDecoder();
+    stream.on('data', (chunk: Buffer) => {
+      for (const line of decoder.push(chunk)) this.dispatch(decodeMessage(line));
+    });
+    stream.on('close', () => this.fail(new GuestGoneError('the guest channel closed')));
+    stream.on('error', () => undefined); // 'close' follows and reports it
+    this.native = new Proxy({} as RemoteNative, {
+      get: (_target, fn) =>
+        typeof fn === 'string' ? (...args: unknown[]) => this.request({ op: 'native', args: { fn, args } }) : undefined,
+    });
+  }
+
+  private dispatch(message: unknown): void {
+    if (isReady(message)) {
+      this.announceReady(message);
+    } else if (isOutputEvent(message)) {
+      this.pending.get(message.id)?.onOutput?.(message);
+    } else if (isResponse(message)) {
+      const pending = this.pending.get(message.id);
+      if (pending === undefined) return;
+      this.pending.delete(message.id);
+      clearTimeout(pending.timer);
+      if (message.ok) pending.resolve(message.value);
+      else pending.reject(new GuestError(message.error));
+    }
+  }
+
+  request(
+    body: RequestBody,
+    options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number } = {},
+  ): Promise<never> {
+    if (this.gone !== undefined) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve: resolve as (value: unknown) => void, reject, onOutput: options.onOutput };
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new GuestGoneError(`the guest did not answer ${body.op} within ${timeoutMs / 1000} s`));
+          this.options.onRequestTimeout?.(timeoutMs / 1000);
+        }, timeoutMs);
+      }
+      this.pending.set(id, pending);
+      this.stream.write(encodeMessage({ id, ...body }));
+    });
+  }
+
+  /** Runs a command in the guest; output is streamed to onOutput as it comes. */
+  exec(
+    argv: string[],
+    options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number; env?: Record<string, string> } = {},
+  ): Promise<ExecResult> {
+    return this.request({ op: 'exec', args: { argv, env: options.env } }, options);
+  }
+
+  /** Runs a command and returns its output; rejects when it does not exit 0. */
+  async run(argv: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+    const chunks: Uint8Array[] = [];
+    const result = await this.exec(argv, { ...options, onOutput: (event) => chunks.push(event.data) });
+    const output = Buffer.concat(chunks).toString();
+    if (result.code !== 0) {
+      const status = result.signal ?? `status ${String(result.code)}`;
+      throw new GuestError({ message: `${argv.join(' ')} failed (${status}): ${output.trim()}` });
+    }
+    return output;
+  }
+
+  /** Rejects every pending and future request. */
+  fail(error: GuestGoneError): void {
+    this.gone ??= error;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(this.gone);
+      this.pending.delete(id);
+    }
+  }
+
+  close(): void {
+    this.stream.end();
+    this.stream.destroy();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The guest's initramfs: a static busybox, the virtio and 9p modules the
+ * guest kernel needs before it can reach the host root, and vm/init.sh as
+ * /init. Everything else (node, the addon, the module under test) comes from
+ * the host root over 9p, so the image stays about 3 MB and is rebuilt only
+ * when one of its inputs changes.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { SetupError } from '../exit-codes.js';
+import { type CpioEntry, writeCpio } from './cpio.js';
+
+/** Loaded in this order; modprobe adds what they depend on. */
+export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'virtio_console'];
+export const BUSYBOX = '/bin/busybox';
+
+/**
+ * The .ko files to insmod, in order, from `modprobe --show-depends` output.
+ * modprobe lists shared dependencies once per module that needs them, and
+ * "builtin" for what the kernel has built in (6.12's virtio_console).
+ */
+export function parseModuleOrder(showDepends: string): string[] {
+  const order: string[] = [];
+  for (const line of showDepends.split('\n')) {
+    const [verb, file] = line.trim().split(/\s+/);
+    if (verb === 'insmod' && file !== undefined && !order.includes(file)) order.push(file);
+  }
+  return order;
+}
+
+export function moduleOrder(version: string): string[] {
+  const result = spawnSync('modprobe', ['-S', version, '--show-depends', '-a', ...GUEST_MODULES], {
+    encoding: 'utf8',
+  });
+  if (result.error !== undefined) throw new SetupError('modprobe not found: run `make setup` (installs kmod)');
+  if (result.status !== 0) {
+    throw new SetupError(`modprobe cannot resolve ${GUEST_MODULES.join(' ')} for ${version}: ${result.stderr.trim()}`);
+  }
+  return parseModuleOrder(result.stdout);
+}
+
+/** A static binary has no PT_INTERP program header; the initramfs has no libc to load. */
+export function isStaticElf(binary: Buffer): boolean {
+  const PT_INTERP = 3;
+  if (binary.length < 64 || binary.readUInt32BE(0) !== 0x7f454c46) return false;
+  const phoff = Number(binary.readBigUInt64LE(32));
+  const phentsize = binary.readUInt16LE(54);
+  const phnum = binary.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    if (binary.readUInt32LE(phoff + i * phentsize) === PT_INTERP) return false;
+  }
+  return true;
+}
+
+export interface InitramfsInputs {
+  busybox: Buffer;
+  init: Buffer;
+  /** Module file name and contents, in load order. */
+  modules: { name: string; data: Buffer }[];
+}
+
+/** What goes into the image: a pure function of its inputs, so it can be tested and hashed. */
+export function initramfsManifest(inputs: InitramfsInputs): CpioEntry[] {
+  const dirs = ['bin', 'dev', 'proc', 'sys', 'host', 'lib', 'lib/modules', 'tmp'];
+  return [
+    ...dirs.map((dir): CpioEntry => ({ type: 'dir', path: dir, mode: 0o755 })),
+    // init's stdio is opened on /dev/console before devtmpfs is mounted.
+    { type: 'chardev', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { type: 'file', path: 'bin/busybox', mode: 0o755, data: inputs.busybox },
+    { type: 'symlink', path: 'bin/sh', target: 'busybox' },
+    { type: 'file', path: 'init', mode: 0o755, data: inputs.init },
+    ...inputs.modules.map(
+      (module): CpioEntry => ({ type: 'file', path: `lib/modules/${module.name}`, mode: 0o644, data: module.data }),
+    ),
+    {
+      type: 'file',
+      path: 'lib/modules/order',
+      mode: 0o644,
+      data: Buffer.from(inputs.modules.map((module) => module.name + '\n').join('')),
+    },
+  ];
+}
+
+export function readInitramfsInputs(version: string, initScript: string): InitramfsInputs {
+  if (!existsSync(BUSYBOX)) throw new SetupError(`${BUSYBOX} not found: run \`make setup\` (installs busybox-static)`);
+  const busybox = readFileSync(BUSYBOX);
+  if (!isStaticElf(busybox)) {
+    throw new SetupError(`${BUSYBOX} is dynamically linked: run \`make setup\` (installs busybox-static)`);
+  }
+  const modules = moduleOrder(version).map((file) => ({ name: path.basename(file), data: readFileSync(file) }));
+  return { busybox, init: readFileSync(initScript), modules };
+}
+
+/**
+ * Returns the path of an initramfs for these inputs, writing it only when no
+ * image with the same content hash exists. Older images are removed.
+ */
+export function cachedInitramfs(inputs: InitramfsInputs, cacheDir: string): { path: string; built: boolean } {
+  const image = writeCpio(initramfsManifest(inputs));
+  const name = `initramfs-${createHash('sha256').update(image).digest('hex').slice(0, 16)}.cpio`;
+  const target = path.join(cacheDir, name);
+  if (existsSync(target)) return { path: target, built: false };
+  mkdirSync(cacheDir, { recursive: true });
+  for (const stale of readdirSync(cacheDir).filter((file) => file.startsWith('initramfs-'))) {
+    rmSync(path.join(cacheDir, stale), { force: true });
+  }
+  writeFileSync(`${target}.partial`, image);
+  renameSync(`${target}.partial`, target);
+  return { path: target, built: true };
+}
