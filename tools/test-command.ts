@@ -26,7 +26,13 @@ export interface CaseCounts {
 async function runVitest(socket: string): Promise<CaseCounts> {
   const { startVitest } = await import('vitest/node');
   process.env[GUEST_SOCKET_ENV] = socket;
-  const vitest = await startVitest('test', [], { run: true, watch: false, project: ['conformance'], root: REPO_ROOT });
+  const vitest = await startVitest('test', [], {
+    run: true,
+    watch: false,
+    project: ['conformance'],
+    root: REPO_ROOT,
+    reporters: ['verbose'],
+  });
   const counts: CaseCounts = { passed: 0, failed: 0, skipped: 0 };
   for (const module of vitest.state.getTestModules()) {
     for (const test of module.children.allTests()) {
@@ -61,7 +67,8 @@ export async function runConformance(options: GuestRunOptions): Promise<number> 
     `\nconformance: ${counts.passed} passed, ${counts.failed} failed` +
       (counts.skipped > 0 ? `, ${counts.skipped} skipped` : '') +
       `\nmmapkit: device /dev/mmapkit, kernel ${session.ready?.kernel ?? '?'}, accelerator ${session.accel}, ` +
-      `boot to guest agent ${boot} s, kernel findings: ${describeFindings(nonFatal)}\n`,
+      `boot to guest agent ${boot} s, whole run ${process.uptime().toFixed(1)} s, ` +
+      `kernel findings: ${describeFindings(nonFatal)}\n`,
   );
   if (end.state !== 'completed') {
     reportEnd(end, session);

@@ -1,0 +1,229 @@
+// Guest kernel discovery (tools/kernel.ts) against fake /boot, /usr/src and
+// /lib/modules trees built in a temporary directory.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ExitCode, SetupError } from '../../tools/exit-codes.js';
+import { compareReleases, discoverKernel, headersRelease, installedReleases } from '../../tools/kernel.js';
+
+const OLD = '6.1.0-9-amd64';
+const NEW = '6.1.0-56-amd64';
+const TRIXIE = '6.12.48+deb13-amd64';
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-kernel-test-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface FakeTree {
+  /** Releases with a /boot/vmlinuz-<release>. */
+  images?: string[];
+  /** Releases with /usr/src/linux-headers-<release>; the value is its UTS_RELEASE (null: no utsrelease.h). */
+  headers?: Record<string, string | null>;
+  /** Releases with a /lib/modules/<release> directory. */
+  modules?: string[];
+}
+
+let treeCount = 0;
+
+/** A fresh fake root with exactly the given pieces. */
+function fakeRoot(tree: FakeTree): string {
+  const root = path.join(scratch, `root-${++treeCount}`);
+  mkdirSync(root);
+  for (const release of tree.images ?? []) writeFile(root, `boot/vmlinuz-${release}`, 'not a real bzImage');
+  for (const [release, uts] of Object.entries(tree.headers ?? {})) {
+    writeHeaders(path.join(root, 'usr/src', `linux-headers-${release}`), uts);
+  }
+  for (const release of tree.modules ?? []) mkdirSync(path.join(root, 'lib/modules', release), { recursive: true });
+  return root;
+}
+
+function writeFile(root: string, relative: string, content: string): string {
+  const file = path.join(root, relative);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content);
+  return file;
+}
+
+function writeHeaders(kdir: string, uts: string | null): void {
+  writeFile(kdir, 'Makefile', '# fake kbuild Makefile\n');
+  if (uts !== null) writeFile(kdir, 'include/generated/utsrelease.h', `#define UTS_RELEASE "${uts}"\n`);
+}
+
+/** A complete installation of each release: image, matching headers, modules. */
+function complete(...releases: string[]): FakeTree {
+  return {
+    images: releases,
+    headers: Object.fromEntries(releases.map((release) => [release, release])),
+    modules: releases,
+  };
+}
+
+/** Runs `action`, expects a one-line SetupError with exit code 3, and returns its message. */
+function setupErrorOf(action: () => unknown): string {
+  let caught: unknown;
+  try {
+    action();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(SetupError);
+  const error = caught as SetupError;
+  expect(error.exitCode).toBe(ExitCode.SETUP);
+  expect(error.exitCode).toBe(3);
+  expect(error.message).not.toContain('\n');
+  expect(error.message.length).toBeGreaterThan(0);
+  return error.message;
+}
+
+describe('compareReleases', () => {
+  it('compares the numeric parts, not the text', () => {
+    expect(compareReleases(NEW, OLD)).toBeGreaterThan(0);
+    expect(compareReleases(OLD, NEW)).toBeLessThan(0);
+    expect(compareReleases(TRIXIE, NEW)).toBeGreaterThan(0);
+    expect(compareReleases('6.12.1', '6.1.0-56')).toBeGreaterThan(0);
+    expect(compareReleases(NEW, NEW)).toBe(0);
+  });
+
+  it('sorts a mixed list oldest first', () => {
+    expect([TRIXIE, NEW, '6.1.0-10-amd64', OLD].sort(compareReleases)).toEqual([
+      OLD,
+      '6.1.0-10-amd64',
+      NEW,
+      TRIXIE,
+    ]);
+  });
+});
+
+describe('installedReleases', () => {
+  it('lists the vmlinuz-* images in /boot, oldest first, and nothing else', () => {
+    const root = fakeRoot({ images: [NEW, OLD] });
+    writeFile(root, `boot/config-${NEW}`, '');
+    writeFile(root, `boot/System.map-${NEW}`, '');
+    writeFile(root, `boot/initrd.img-${NEW}`, '');
+    expect(installedReleases(root)).toEqual([OLD, NEW]);
+  });
+
+  it('is empty when there is no /boot at all', () => {
+    expect(installedReleases(fakeRoot({}))).toEqual([]);
+  });
+});
+
+describe('headersRelease', () => {
+  it('reads UTS_RELEASE from include/generated/utsrelease.h', () => {
+    const kdir = path.join(scratch, 'headers-uts');
+    writeHeaders(kdir, NEW);
+    expect(headersRelease(kdir)).toBe(NEW);
+  });
+
+  it('is undefined when the tree has no utsrelease.h', () => {
+    const kdir = path.join(scratch, 'headers-no-uts');
+    writeHeaders(kdir, null);
+    expect(headersRelease(kdir)).toBeUndefined();
+  });
+});
+
+describe('discoverKernel', () => {
+  it('picks the newest release and returns its image, headers and modules', () => {
+    const root = fakeRoot(complete(OLD, NEW));
+    expect(discoverKernel({ root })).toEqual({
+      version: NEW,
+      image: path.join(root, 'boot', `vmlinuz-${NEW}`),
+      headers: path.join(root, 'usr/src', `linux-headers-${NEW}`),
+      modules: path.join(root, 'lib/modules', NEW),
+    });
+  });
+
+  it('prefers 6.12.x over 6.1.x', () => {
+    const root = fakeRoot(complete(NEW, TRIXIE));
+    expect(discoverKernel({ root }).version).toBe(TRIXIE);
+  });
+
+  it('takes `kernel` as a release', () => {
+    const root = fakeRoot(complete(OLD, NEW));
+    const kernel = discoverKernel({ root, kernel: OLD });
+    expect(kernel.version).toBe(OLD);
+    expect(kernel.image).toBe(path.join(root, 'boot', `vmlinuz-${OLD}`));
+    expect(kernel.headers).toBe(path.join(root, 'usr/src', `linux-headers-${OLD}`));
+  });
+
+  it('takes `kernel` as a path to a vmlinuz-<release> anywhere', () => {
+    const root = fakeRoot(complete(OLD, NEW));
+    const image = writeFile(scratch, `elsewhere/vmlinuz-${OLD}`, 'not a real bzImage');
+    const kernel = discoverKernel({ root, kernel: image });
+    expect(kernel.version).toBe(OLD);
+    expect(kernel.image).toBe(image);
+    expect(kernel.modules).toBe(path.join(root, 'lib/modules', OLD));
+  });
+
+  it('rejects a `kernel` path that does not exist', () => {
+    const root = fakeRoot(complete(NEW));
+    const missing = path.join(scratch, 'nowhere', `vmlinuz-${NEW}`);
+    expect(setupErrorOf(() => discoverKernel({ root, kernel: missing }))).toContain(missing);
+  });
+
+  it('rejects a `kernel` path whose name does not carry the release', () => {
+    const root = fakeRoot(complete(NEW));
+    const image = writeFile(scratch, 'elsewhere/bzImage', 'not a real bzImage');
+    expect(setupErrorOf(() => discoverKernel({ root, kernel: image }))).toMatch(/vmlinuz-<release>/);
+  });
+
+  it('tells the user to run `make setup` when /boot has no image', () => {
+    expect(setupErrorOf(() => discoverKernel({ root: fakeRoot({}) }))).toContain('make setup');
+    const emptyBoot = fakeRoot({});
+    mkdirSync(path.join(emptyBoot, 'boot'));
+    writeFile(emptyBoot, 'boot/config-6.1.0-56-amd64', '');
+    expect(setupErrorOf(() => discoverKernel({ root: emptyBoot }))).toContain('make setup');
+  });
+
+  it('lists the installed releases when the requested one is unknown', () => {
+    const root = fakeRoot(complete(OLD, NEW));
+    const message = setupErrorOf(() => discoverKernel({ root, kernel: '6.1.0-99-amd64' }));
+    expect(message).toContain('6.1.0-99-amd64');
+    expect(message).toContain(`installed: ${OLD}, ${NEW}`);
+  });
+
+  it('fails when the headers for the release are missing', () => {
+    const root = fakeRoot({ images: [NEW], modules: [NEW] });
+    const message = setupErrorOf(() => discoverKernel({ root }));
+    expect(message).toContain(NEW);
+    expect(message).toContain('make setup');
+  });
+
+  it('fails when the headers directory exists but has no Makefile', () => {
+    const root = fakeRoot({ images: [NEW], modules: [NEW] });
+    writeFile(root, `usr/src/linux-headers-${NEW}/include/generated/utsrelease.h`, `#define UTS_RELEASE "${NEW}"\n`);
+    expect(setupErrorOf(() => discoverKernel({ root }))).toContain(`linux-headers-${NEW}`);
+  });
+
+  it('accepts a `kdir` built for the same release', () => {
+    const root = fakeRoot({ images: [NEW], modules: [NEW] });
+    const kdir = path.join(scratch, 'kdir-same');
+    writeHeaders(kdir, NEW);
+    expect(discoverKernel({ root, kdir }).headers).toBe(kdir);
+  });
+
+  it('rejects a `kdir` whose UTS_RELEASE differs, naming both releases', () => {
+    const root = fakeRoot(complete(NEW));
+    const kdir = path.join(scratch, 'kdir-other');
+    writeHeaders(kdir, OLD);
+    const message = setupErrorOf(() => discoverKernel({ root, kdir }));
+    expect(message).toContain(OLD);
+    expect(message).toContain(NEW);
+    expect(message).toContain(kdir);
+  });
+
+  it('rejects a `kdir` without a Makefile, without the `make setup` hint', () => {
+    const root = fakeRoot(complete(NEW));
+    const kdir = path.join(scratch, 'kdir-empty');
+    mkdirSync(kdir);
+    const message = setupErrorOf(() => discoverKernel({ root, kdir }));
+    expect(message).toContain(kdir);
+    expect(message).not.toContain('make setup');
+  });
+
+  it('fails when /lib/modules/<release> is missing', () => {
+    const root = fakeRoot({ images: [NEW], headers: { [NEW]: NEW } });
+    const message = setupErrorOf(() => discoverKernel({ root }));
+    expect(message).toContain(path.join(root, 'lib/modules', NEW));
+  });
+});
