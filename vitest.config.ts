@@ -2,6 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    reporters: ['default', './tools/vitest-summary.ts'],
     // Files run one after another: a VM under TCG needs both cores, and the
     // conformance suite shares one guest between its files.
     fileParallelism: false,

@@ -78,9 +78,9 @@ async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string
 }
 
 /** Kbuild writes objects next to the sources; a per-kernel directory of links keeps kmod/ clean. */
-function prepareModuleTree(kernel: GuestKernel): string {
+export function prepareModuleTree(kernel: GuestKernel, name = 'kmod'): string {
   const source = path.join(REPO_ROOT, 'kmod');
-  const tree = path.join(kernelBuildDir(kernel.version), 'kmod');
+  const tree = path.join(kernelBuildDir(kernel.version), name);
   mkdirSync(tree, { recursive: true });
   for (const entry of readdirSync(source)) {
     if (isBuildOutput(entry)) continue;

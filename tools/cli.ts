@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { build } from './build.js';
+import { lintModule } from './lint.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { type GuestKernel, discoverKernel } from './kernel.js';
 import { reportEnd, say } from './report.js';
@@ -35,6 +36,7 @@ Commands:
   vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
   vm shell         an interactive shell in the guest with the module loaded
   test             run the conformance suite against /dev/mmapkit in the guest
+  lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
 
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
 120 guest kernel crashed, 121 boot failed, 124 timed out.
@@ -56,6 +58,10 @@ ${COMMON_HELP}`,
 An interactive shell in the guest, with the module loaded. 'exit' powers the guest off.
   --no-module         do not load the module first
 ${COMMON_HELP}`,
+  lint: `usage: mmapkit lint [--kernel REL|PATH] [--kdir DIR]
+
+Kernel-side lint of kmod/: checkpatch.pl --strict (from the kernel source that
+make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
   test: `usage: mmapkit test [options]
 
 Boots the guest, loads the module and runs the conformance suite
@@ -150,8 +156,9 @@ async function vmRun(args: string[]): Promise<number> {
   if (values.help) return help('vm run');
   if (positionals.length === 0) throw new UserError('vm run needs a command: mmapkit vm run -- CMD [ARG...]');
   const kernel = kernelOf(values);
+  const options = guestOptions(values, kernel);
   await ensureBuilt(kernel);
-  const session = await startGuest({ ...guestOptions(values, kernel), loadModule: !values['no-module'] });
+  const session = await startGuest({ ...options, loadModule: !values['no-module'] });
   let status: number | undefined;
   try {
     const result = await session.guest.exec(positionals, {
@@ -174,10 +181,11 @@ async function vmShell(args: string[]): Promise<number> {
   const { values } = parse(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } });
   if (values.help) return help('vm shell');
   const kernel = kernelOf(values);
+  const options = guestOptions(values, kernel);
   await ensureBuilt(kernel);
   say('starting the guest; type `exit` to power it off');
   const session = await VmSession.boot({
-    ...guestOptions(values, kernel),
+    ...options,
     mode: 'shell',
     // An interactive shell has no run deadline unless one is asked for.
     runTimeoutS: seconds(values.timeout, '--timeout') ?? 24 * 3600,
@@ -195,8 +203,16 @@ async function testCommand(args: string[]): Promise<number> {
   const { values } = parse(args, VM_OPTIONS);
   if (values.help) return help('test');
   const kernel = kernelOf(values);
+  const options = guestOptions(values, kernel);
   await ensureBuilt(kernel);
-  return runConformance(guestOptions(values, kernel));
+  return runConformance(options);
+}
+
+async function lintCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { kernel: VM_OPTIONS.kernel, kdir: VM_OPTIONS.kdir, help: VM_OPTIONS.help });
+  if (values.help) return help('lint');
+  const problems = await lintModule(kernelOf(values), say);
+  return problems === 0 ? ExitCode.PASSED : ExitCode.TESTS_FAILED;
 }
 
 function help(topic: string): number {
@@ -211,6 +227,8 @@ async function main(argv: string[]): Promise<number> {
       return buildCommand(rest);
     case 'test':
       return testCommand(rest);
+    case 'lint':
+      return lintCommand(rest);
     case 'vm': {
       const [sub, ...vmArgs] = rest;
       if (sub === 'run') return vmRun(vmArgs);

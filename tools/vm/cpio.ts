@@ -25,8 +25,9 @@ function header(ino: number, mode: number, size: number, name: string, rdev = { 
     ino, mode, 0 /* uid */, 0 /* gid */, 1 /* nlink */, 0 /* mtime */, size,
     0, 0 /* dev major/minor */, rdev.major, rdev.minor, Buffer.byteLength(name) + 1, 0 /* check */,
   ];
-  const text = '070701' + fields.map(hex8).join('') + name + '\0';
-  return Buffer.concat([Buffer.from(text), Buffer.alloc(pad4(text.length))]);
+  // Pad by the encoded length: a non-ASCII name has more bytes than UTF-16 units.
+  const text = Buffer.from('070701' + fields.map(hex8).join('') + name + '\0');
+  return Buffer.concat([text, Buffer.alloc(pad4(text.length))]);
 }
 
 function record(ino: number, entry: CpioEntry): Buffer[] {

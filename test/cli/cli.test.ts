@@ -1,0 +1,157 @@
+/**
+ * The CLI as a user runs it: `node bin/mmapkit.js ...` in a child process,
+ * judged by exit code and output. The VM cases boot their own guests.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ExitCode } from '../../tools/exit-codes.js';
+import { REPO_ROOT } from '../../tools/paths.js';
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function mmapkit(...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'mmapkit.js'), ...args], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The run directory a VM command used, from its "full log: ..." line. */
+function runDirOf(result: CliResult): string | undefined {
+  return /full log: (\S+)\/console\.log/.exec(result.stderr)?.[1];
+}
+
+/** QEMU processes still running with that run directory on their command line. */
+function qemuProcessesUsing(dir: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return cmdline.includes('qemu-system') && cmdline.includes(dir) ? [pid] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+const tempDirs = (): string[] => readdirSync(os.tmpdir()).filter((name) => name.startsWith('mmapkit-'));
+
+/** An error a user can act on: one line after "mmapkit: error:", no stack trace. */
+function expectOneLineError(result: CliResult, code: number, pattern: RegExp): void {
+  expect(result.code).toBe(code);
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('mmapkit: error:'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('help and bad input', () => {
+  it.each([[[]], [['--help']], [['build', '--help']], [['vm', 'run', '--help']], [['vm', 'shell', '--help']], [['test', '--help']]])(
+    'mmapkit %j prints usage and exits 0',
+    async (args) => {
+      const result = await mmapkit(...args);
+      expect(result.code).toBe(ExitCode.PASSED);
+      expect(result.stdout).toMatch(/^usage: mmapkit/);
+    },
+  );
+
+  it('an unknown command is a usage error', async () => {
+    expectOneLineError(await mmapkit('frobnicate'), ExitCode.USAGE, /unknown command 'frobnicate'/);
+  });
+
+  it('an unknown option is a usage error', async () => {
+    expectOneLineError(await mmapkit('vm', 'run', '--frob', '--', 'true'), ExitCode.USAGE, /--frob/);
+  });
+
+  it('vm run without a command is a usage error', async () => {
+    expectOneLineError(await mmapkit('vm', 'run'), ExitCode.USAGE, /needs a command/);
+  });
+
+  it('a bad --accel is a usage error', async () => {
+    expectOneLineError(await mmapkit('vm', 'run', '--accel', 'warp', '--', 'true'), ExitCode.USAGE, /--accel takes/);
+  });
+
+  it('a kernel that is not installed is a setup error naming the installed ones', async () => {
+    expectOneLineError(await mmapkit('build', '--kernel', '9.9.9-nope'), ExitCode.SETUP, /no kernel image .*installed: /);
+  });
+
+  it('headers for another release are refused', async () => {
+    expectOneLineError(await mmapkit('build', '--kdir', '/nonexistent'), ExitCode.SETUP, /no kernel headers/);
+  });
+});
+
+describe('build', () => {
+  it('a second build with nothing changed does no work and says so', async () => {
+    await mmapkit('build');
+    const again = await mmapkit('build');
+    expect(again.code).toBe(ExitCode.PASSED);
+    expect(again.stderr).toMatch(/nothing to do/);
+    expect(again.stderr).not.toMatch(/build: \S+ \.\.\./);
+  });
+});
+
+describe('vm run', () => {
+  it('runs a command with the module loaded and passes its output through', async () => {
+    const result = await mmapkit('vm', 'run', '--', 'grep', 'mmapkit', '/proc/modules');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^mmapkit \d+ 0 - Live /m);
+    expect(result.stderr).toMatch(/booted \S+ \(tcg, .*\) in [\d.]+ s/);
+  });
+
+  it("exits with the guest command's status", async () => {
+    expect((await mmapkit('vm', 'run', '--', 'false')).code).toBe(1);
+    expect((await mmapkit('vm', 'run', '--', 'sh', '-c', 'exit 7')).code).toBe(7);
+  });
+
+  it('a guest kernel panic ends with the crash code, the panic lines, and nothing left behind', async () => {
+    const before = tempDirs();
+    const result = await mmapkit('vm', 'run', '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger');
+    expect(result.code).toBe(ExitCode.GUEST_CRASHED);
+    expect(result.stderr).toMatch(/guest kernel crashed: Kernel panic - not syncing: sysrq triggered crash/);
+    expect(result.stderr).toMatch(/Call Trace:/);
+    const runDir = runDirOf(result);
+    expect(runDir).toBeDefined();
+    expect(qemuProcessesUsing(runDir!)).toEqual([]);
+    expect(tempDirs().filter((dir) => !before.includes(dir))).toEqual([]);
+  });
+
+  it('a command that outlives --timeout ends with the timeout code and no QEMU left', async () => {
+    const result = await mmapkit('vm', 'run', '--timeout', '12', '--', 'sleep', '600');
+    expect(result.code).toBe(ExitCode.TIMED_OUT);
+    expect(result.stderr).toMatch(/the run took longer than 12 s/);
+    expect(qemuProcessesUsing(runDirOf(result)!)).toEqual([]);
+  });
+
+  it('a guest that misses the boot deadline is a boot failure', async () => {
+    const result = await mmapkit('vm', 'run', '--boot-timeout', '0.5', '--', 'true');
+    expect(result.code).toBe(ExitCode.BOOT_FAILED);
+    expect(result.stderr).toMatch(/did not come up within 0.5 s/);
+    expect(qemuProcessesUsing(runDirOf(result)!)).toEqual([]);
+  });
+
+  it('the guest cannot write to the host root, only to its output directory', async () => {
+    const result = await mmapkit(
+      'vm', 'run', '--no-module', '--', 'sh', '-c',
+      `touch ${REPO_ROOT}/should-not-exist 2>/dev/null && echo host-writable; ` +
+        'touch /tmp/scratch && echo tmp-writable; touch "$MMAPKIT_OUT/result" && echo out-writable',
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout.split('\n').filter(Boolean)).toEqual(['tmp-writable', 'out-writable']);
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * `mmapkit lint`: the kernel community's own gates on kmod/ — checkpatch.pl
+ * --strict, a W=1 build and sparse — each of which must report nothing.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { SetupError } from './exit-codes.js';
+import type { GuestKernel } from './kernel.js';
+import { BUILD_DIR, REPO_ROOT } from './paths.js';
+import { prepareModuleTree } from './build.js';
+
+const CHECKPATCH = path.join(BUILD_DIR, 'linux-source-6.1', 'scripts', 'checkpatch.pl');
+const CLEAN = /total: 0 errors, 0 warnings, 0 checks/;
+
+function sources(): string[] {
+  const kmod = path.join(REPO_ROOT, 'kmod');
+  return readdirSync(kmod, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && /\.[ch]$/.test(entry.name) && !entry.name.endsWith('.mod.c'))
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .sort();
+}
+
+async function checkpatch(log: (line: string) => void): Promise<number> {
+  if (!existsSync(CHECKPATCH)) throw new SetupError(`${CHECKPATCH} is missing: run \`make setup\` (unpacks linux-source-6.1)`);
+  let problems = 0;
+  for (const file of sources()) {
+    const result = await $({ nothrow: true, quiet: true })`${CHECKPATCH} --strict --no-tree --show-types -f ${file}`;
+    const relative = path.relative(REPO_ROOT, file);
+    if (CLEAN.test(result.stdout)) continue;
+    problems++;
+    log(`lint: checkpatch: ${relative}`);
+    process.stderr.write(result.stdout);
+  }
+  return problems;
+}
+
+/** Compiles every file afresh (a clean tree), so that W=1 and sparse see all of them. */
+async function compilerAndSparse(kernel: GuestKernel, log: (line: string) => void): Promise<number> {
+  const tree = prepareModuleTree(kernel, 'lint-kmod');
+  const quiet = $({ nothrow: true, quiet: true });
+  await quiet`make -C ${kernel.headers} M=${tree} clean`;
+  const result = await quiet`make -C ${kernel.headers} M=${tree} W=1 C=2 modules`;
+  const reports = (result.stdout + result.stderr)
+    .split('\n')
+    .filter((line) => /(warning|error):/.test(line) || (/\.[ch]:\d+:\d+: /.test(line) && !/^\s*(CC|LD|CHECK)/.test(line)));
+  if (result.exitCode !== 0) log(`lint: the W=1 C=2 build failed (exit ${String(result.exitCode)})`);
+  if (reports.length > 0) {
+    log('lint: compiler or sparse reports:');
+    process.stderr.write(reports.map((line) => `  ${line}\n`).join(''));
+  }
+  return reports.length + (result.exitCode === 0 ? 0 : 1);
+}
+
+export async function lintModule(kernel: GuestKernel, log: (line: string) => void): Promise<number> {
+  const which = await $({ nothrow: true, quiet: true })`which sparse`;
+  if (which.exitCode !== 0) throw new SetupError('sparse is not installed: run `make setup`');
+  const problems = (await checkpatch(log)) + (await compilerAndSparse(kernel, log));
+  log(problems === 0 ? `lint: kmod/ is clean (checkpatch --strict, W=1, sparse; ${sources().length} files)` : `lint: ${problems} problem(s)`);
+  return problems;
+}
