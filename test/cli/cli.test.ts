@@ -154,4 +154,34 @@ describe('vm run', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.split('\n').filter(Boolean)).toEqual(['tmp-writable', 'out-writable']);
   });
+
+  it('--accel auto says which accelerator it used and still runs the command', async () => {
+    const result = await mmapkit('vm', 'run', '--accel', 'auto', '--', 'true');
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/accelerator: (kvm|tcg) \(/);
+  });
+});
+
+describe('vm shell', () => {
+  it('gives a shell in the guest with the module loaded, and exit powers it off', async () => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'mmapkit.js'), 'vm', 'shell'], {
+      cwd: REPO_ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let typed = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      // Type only once bash shows its prompt, as a person would: earlier input can be lost.
+      if (!typed && /# $/.test(stdout.trimEnd() + ' ')) {
+        typed = true;
+        child.stdin.end('grep -c ^mmapkit /proc/modules\nexit\n');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/shell ready/);
+    expect(stdout).toMatch(/^1\r?$/m);
+    expect(stdout).toMatch(/reboot: Power down/);
+  });
 });

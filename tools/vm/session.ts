@@ -172,7 +172,7 @@ export class VmSession {
           return probe;
         } catch (error) {
           if (!(error instanceof SessionEndedError)) throw error;
-          settings.log?.(`accelerator: tcg (a KVM guest did not reach its agent in ${KVM_PROBE_TIMEOUT_S} s)`);
+          settings.log?.(`accelerator: tcg (the KVM probe boot failed: ${error.end.reason})`);
         }
       } else {
         settings.log?.('accelerator: tcg (/dev/kvm is not usable)');
