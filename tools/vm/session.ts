@@ -5,7 +5,7 @@
  * group is killed and the temp directory removed (unless `keep`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import { type Finding, FATAL_KINDS, consoleLines, findings } from './console.js'
 import { GuestClient, GuestGoneError } from './guest-client.js';
 import { cachedInitramfs, readInitramfsInputs } from './initramfs.js';
 import { type SessionEnd, type SessionFacts, classifyEnd } from './outcome.js';
-import { type Accelerator, QEMU_BINARY, type QemuConfig, qemuArgs } from './qemu-args.js';
+import { type Accelerator, QEMU_BINARY, type QemuConfig, qemuArgs, shellQuote } from './qemu-args.js';
 import { cachedVmlinux } from './vmlinux.js';
 
 export type AccelChoice = Accelerator | 'auto';
@@ -96,13 +96,16 @@ export class VmSession {
   ready?: ReadyMessage;
   /** Wall time from QEMU's start to the agent's ready message. */
   bootMs?: number;
+  /** The QEMU command line, also saved as qemu-command.sh in the run directory. */
   readonly command: string[];
 
   private readonly tempDir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-'));
   private readonly consoleFd = openSync(this.consoleLog, 'a');
   private readonly child: ChildProcess;
   private readonly server?: Server;
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number;
+  private readonly agentUp: Promise<ReadyMessage>;
+  private announceAgentUp!: (ready: ReadyMessage) => void;
   private readonly timers: NodeJS.Timeout[] = [];
   private consoleText = '';
   private stderrText = '';
@@ -137,11 +140,14 @@ export class VmSession {
       },
     };
     this.command = [QEMU_BINARY, ...qemuArgs(config)];
+    writeFileSync(path.join(this.runDir, 'qemu-command.sh'), `${shellQuote(this.command)}\n`);
+    this.agentUp = new Promise((resolve) => (this.announceAgentUp = resolve));
     if (config.channelSocket !== undefined) {
       this.server = createServer((socket) => this.onAgentConnection(socket));
       this.server.listen(config.channelSocket);
     }
-    this.child = spawn(QEMU_BINARY, qemuArgs(config), {
+    this.startedAt = Date.now();
+    this.child = spawn(QEMU_BINARY, this.command.slice(1), {
       // Its own process group, so that killing the group takes every thread and helper with it.
       detached: true,
       stdio: options.mode === 'shell' ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'pipe', 'pipe'],
@@ -188,18 +194,9 @@ export class VmSession {
     }
     const session = new VmSession(accel, settings);
     if (settings.mode === 'shell') return session;
-    const outcome = await Promise.race([
-      session.agentReady(),
-      session.ended.then((end) => ({ end })),
-    ]);
+    const outcome = await Promise.race([session.agentUp, session.ended.then((end) => ({ end }))]);
     if ('end' in outcome) throw new SessionEndedError(outcome.end, session);
     return session;
-  }
-
-  private agentReadyResolvers: ((value: { ready: ReadyMessage }) => void)[] = [];
-
-  private agentReady(): Promise<{ ready: ReadyMessage }> {
-    return new Promise((resolve) => this.agentReadyResolvers.push(resolve));
   }
 
   private onAgentConnection(socket: Socket): void {
@@ -217,7 +214,7 @@ export class VmSession {
       this.bootMs = Date.now() - this.startedAt;
       this.facts.agentReady = true;
       this.disarm('boot');
-      for (const resolve of this.agentReadyResolvers) resolve({ ready });
+      this.announceAgentUp(ready);
     });
   }
 
@@ -272,7 +269,8 @@ export class VmSession {
     this.cleanedUp = true;
     live.delete(this);
     this.server?.close();
-    if (this.options.keep !== true) rmSync(this.tempDir, { recursive: true, force: true });
+    if (this.options.keep === true) this.options.log?.(`kept the run's temp directory ${this.tempDir}`);
+    else rmSync(this.tempDir, { recursive: true, force: true });
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (end: SessionEnd) => void): void {
@@ -302,10 +300,6 @@ export class VmSession {
   /** Kernel warnings and other non-fatal findings seen on the console so far. */
   findings(): Finding[] {
     return findings(this.lines());
-  }
-
-  get tempPath(): string {
-    return this.tempDir;
   }
 
   /** Asks the guest to power off (closing the channel ends the agent) and waits for QEMU. */
