@@ -22,7 +22,68 @@ export type ConstantName =
   | 'MAP_NORESERVE'
   | 'O_RDONLY'
   | 'O_WRONLY'
-  | 'O_RDWR';
+  | 'O_RDWR'
+  | 'O_NONBLOCK'
+  | 'O_SYNC'
+  | 'MREMAP_MAYMOVE'
+  | 'MREMAP_FIXED'
+  | 'MREMAP_DONTUNMAP'
+  | 'MADV_NORMAL'
+  | 'MADV_DONTNEED'
+  | 'MADV_DONTFORK'
+  | 'MADV_DOFORK'
+  | 'MADV_WILLNEED'
+  | 'MS_ASYNC'
+  | 'MS_SYNC'
+  | 'MS_INVALIDATE';
+
+/** How a device's ->mmap populates page tables (enum mmapkit_kind in kmod/uapi/mmapkit.h). */
+export type DeviceKind = 'remap' | 'fault' | 'ro';
+
+/** MMAPKIT_IOC_INFO: struct mmapkit_info. */
+export interface DeviceInfo {
+  /** Bytes mappable, a multiple of pageSize. */
+  bufferSize: bigint;
+  pageSize: number;
+  kind: DeviceKind;
+  /** True if the buffer is physically contiguous. */
+  contiguous: boolean;
+}
+
+/** The fields of struct mmapkit_stats, camelCased. */
+export type StatName =
+  | 'mmapOk'
+  | 'mmapEinvalRange'
+  | 'mmapEinvalCow'
+  | 'mmapEaccesWrite'
+  | 'mmapOtherError'
+  | 'liveVmas'
+  | 'vmaOpen'
+  | 'vmaClose'
+  | 'faultsServed'
+  | 'faultsRefused';
+
+/**
+ * MMAPKIT_IOC_STATS: one device's counters since load or the last
+ * resetStats (liveVmas, a state rather than a count, is never reset).
+ */
+export type DeviceStats = Readonly<Record<StatName, bigint>>;
+
+/** A /proc/self/pagemap entry, decoded by decodePagemap. */
+export interface PagemapEntry {
+  /** Bit 63: the page is in RAM. */
+  present: boolean;
+  /** Bit 62: the page is in swap. */
+  swapped: boolean;
+  /** Bit 61: a file page or shared anonymous page. */
+  file: boolean;
+  /** Bit 56: mapped by this process only. */
+  exclusive: boolean;
+  /** Bit 55: written since the soft-dirty bits were last cleared. */
+  softDirty: boolean;
+  /** Bits 0-54 of a present page; 0n when not present, or when the reader lacks CAP_SYS_ADMIN. */
+  pfn: bigint;
+}
 
 /**
  * What the addon throws. A failing syscall gives Node's fs error shape
@@ -63,7 +124,52 @@ export interface NativeAddon {
    * 'ETIMEDOUT' if it did not finish within 10 s.
    */
   readInChild(path: string, offset: bigint, length: number): Buffer;
+  /**
+   * Reads `length` bytes at `addr` in a forked child, through the copy of
+   * this process's mapping that the child inherits. Throws code
+   * 'SIGBUS'/'SIGSEGV' if the child died of a fault, 'ETIMEDOUT' if it did
+   * not finish within 10 s.
+   */
+  readInForkedChild(addr: bigint, length: number): Buffer;
+  /**
+   * fork()s a child that _exit(0)s at once, waits for it and returns its
+   * exit status: every VMA is copied and torn down once, as a driver's
+   * vm_ops open/close accounting must survive. A child killed by a signal
+   * throws code 'SIGBUS' etc.
+   */
+  forkAndExit(): number;
+  /** `newAddr` (default 0n) is passed to the kernel whatever the flags. */
+  mremap(oldAddr: bigint, oldSize: bigint, newSize: bigint, flags: number, newAddr?: bigint): bigint;
+  madvise(addr: bigint, length: bigint, advice: number): void;
+  mlock(addr: bigint, length: bigint): void;
+  munlock(addr: bigint, length: bigint): void;
+  msync(addr: bigint, length: bigint, flags: number): void;
+  /** One byte per page (bit 0: resident), for `length` rounded up to whole pages. */
+  mincore(addr: bigint, length: bigint): Buffer;
   pageSize(): number;
+  /**
+   * This process's raw /proc/self/pagemap entry for the page holding
+   * `addr`; see decodePagemap. An address beyond the user address space
+   * throws EINVAL (syscall 'pread').
+   */
+  pagemap(addr: bigint): bigint;
+  /** ru_minflt of getrusage(RUSAGE_SELF): faults served without I/O, all threads. */
+  minorFaults(): bigint;
+  /** ru_majflt of getrusage(RUSAGE_SELF): faults that needed I/O. */
+  majorFaults(): bigint;
+  /** MMAPKIT_IOC_INFO; an unknown kind throws code 'EPROTO'. Failing ioctls throw with syscall 'ioctl'. */
+  deviceInfo(fd: number): DeviceInfo;
+  /** MMAPKIT_IOC_STATS. */
+  deviceStats(fd: number): DeviceStats;
+  /** MMAPKIT_IOC_RESET_STATS. */
+  resetStats(fd: number): void;
+  /** MMAPKIT_IOC_PFN: the PFN backing `page`, an index into the device's buffer. */
+  pagePfn(fd: number, page: bigint): bigint;
+  /**
+   * The raw delete_module(2) syscall (flags: O_NONBLOCK, O_TRUNC), so a
+   * test sees the kernel's errno rather than rmmod's message.
+   */
+  deleteModule(name: string, flags: number): void;
   constants: Readonly<Record<ConstantName, number>>;
 }
 
@@ -80,7 +186,23 @@ const FUNCTIONS: Readonly<Record<FunctionName, true>> = {
   writeBytes: true,
   probe: true,
   readInChild: true,
+  readInForkedChild: true,
+  forkAndExit: true,
+  mremap: true,
+  madvise: true,
+  mlock: true,
+  munlock: true,
+  msync: true,
+  mincore: true,
   pageSize: true,
+  pagemap: true,
+  minorFaults: true,
+  majorFaults: true,
+  deviceInfo: true,
+  deviceStats: true,
+  resetStats: true,
+  pagePfn: true,
+  deleteModule: true,
 };
 
 const ADDON_URL = new URL('./build/Release/mmapkit_native.node', import.meta.url);
@@ -101,6 +223,34 @@ export function loadNative(file: string = fileURLToPath(ADDON_URL)): NativeAddon
 export function isNativeError(e: unknown): e is NativeError {
   // types.isNativeError, unlike instanceof, also holds for errors from another realm.
   return types.isNativeError(e) && 'code' in e && typeof e.code === 'string';
+}
+
+// Bit positions of a pagemap entry, per Documentation/admin-guide/mm/pagemap.rst.
+const PAGEMAP_PFN_MASK = (1n << 55n) - 1n;
+const PAGEMAP_SOFT_DIRTY = 55n;
+const PAGEMAP_EXCLUSIVE = 56n;
+const PAGEMAP_FILE = 61n;
+const PAGEMAP_SWAPPED = 62n;
+const PAGEMAP_PRESENT = 63n;
+
+/**
+ * Decodes a raw entry from NativeAddon.pagemap. Plain TypeScript, so it
+ * also decodes entries that came back from the guest. An entry outside
+ * [0, 2^64) is a TypeError, as it would be for the addon.
+ */
+export function decodePagemap(entry: bigint): PagemapEntry {
+  if (BigInt.asUintN(64, entry) !== entry) throw new TypeError('entry must be a BigInt in [0, 2^64)');
+  const bit = (n: bigint): boolean => ((entry >> n) & 1n) === 1n;
+  const present = bit(PAGEMAP_PRESENT);
+  return {
+    present,
+    swapped: bit(PAGEMAP_SWAPPED),
+    file: bit(PAGEMAP_FILE),
+    exclusive: bit(PAGEMAP_EXCLUSIVE),
+    softDirty: bit(PAGEMAP_SOFT_DIRTY),
+    // For a swapped page the same bits hold the swap type and offset instead.
+    pfn: present ? entry & PAGEMAP_PFN_MASK : 0n,
+  };
 }
 
 function requireAddon(file: string): NativeAddon {

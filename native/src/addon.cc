@@ -28,6 +28,19 @@ Napi::Object Constants(Napi::Env env) {
       {"O_RDONLY", O_RDONLY},
       {"O_WRONLY", O_WRONLY},
       {"O_RDWR", O_RDWR},
+      {"O_NONBLOCK", O_NONBLOCK},
+      {"O_SYNC", O_SYNC},
+      {"MREMAP_MAYMOVE", MREMAP_MAYMOVE},
+      {"MREMAP_FIXED", MREMAP_FIXED},
+      {"MREMAP_DONTUNMAP", MREMAP_DONTUNMAP},
+      {"MADV_NORMAL", MADV_NORMAL},
+      {"MADV_DONTNEED", MADV_DONTNEED},
+      {"MADV_DONTFORK", MADV_DONTFORK},
+      {"MADV_DOFORK", MADV_DOFORK},
+      {"MADV_WILLNEED", MADV_WILLNEED},
+      {"MS_ASYNC", MS_ASYNC},
+      {"MS_SYNC", MS_SYNC},
+      {"MS_INVALIDATE", MS_INVALIDATE},
   };
   Napi::Object constants = Napi::Object::New(env);
   for (const auto& [name, value] : kConstants) {
@@ -52,11 +65,27 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mmap", Mmap);
   Export(env, exports, "munmap", Munmap);
   Export(env, exports, "mprotect", Mprotect);
+  Export(env, exports, "mremap", Mremap);
+  Export(env, exports, "madvise", Madvise);
+  Export(env, exports, "mlock", Mlock);
+  Export(env, exports, "munlock", Munlock);
+  Export(env, exports, "msync", Msync);
+  Export(env, exports, "mincore", Mincore);
   Export(env, exports, "readBytes", ReadBytes);
   Export(env, exports, "writeBytes", WriteBytes);
   Export(env, exports, "probe", Probe);
   Export(env, exports, "readInChild", ReadInChild);
+  Export(env, exports, "readInForkedChild", ReadInForkedChild);
+  Export(env, exports, "forkAndExit", ForkAndExit);
   Export(env, exports, "pageSize", PageSize);
+  Export(env, exports, "pagemap", Pagemap);
+  Export(env, exports, "minorFaults", MinorFaults);
+  Export(env, exports, "majorFaults", MajorFaults);
+  Export(env, exports, "deviceInfo", DeviceInfo);
+  Export(env, exports, "deviceStats", DeviceStats);
+  Export(env, exports, "resetStats", ResetStats);
+  Export(env, exports, "pagePfn", PagePfn);
+  Export(env, exports, "deleteModule", DeleteModule);
   exports.Set("constants", Constants(env));
   return exports;
 }

@@ -19,6 +19,17 @@ bool IsIntegerInRange(const Napi::Value& value, double min, double max) {
   return std::trunc(number) == number && number >= min && number <= max;
 }
 
+// A string for an API that reads up to the first NUL, where an embedded
+// one would silently cut it short.
+std::string ToCString(const Napi::Value& value, const char* name) {
+  if (!value.IsString()) ThrowTypeError(value, name, "a string");
+  std::string text = value.As<Napi::String>().Utf8Value();
+  if (text.find('\0') != std::string::npos) {
+    ThrowTypeError(value, name, "a string without null bytes");
+  }
+  return text;
+}
+
 }  // namespace
 
 uint64_t ToUint64(const Napi::Value& value, const char* name) {
@@ -45,12 +56,11 @@ size_t ToSize(const Napi::Value& value, const char* name) {
 }
 
 std::string ToPath(const Napi::Value& value, const char* name) {
-  if (!value.IsString()) ThrowTypeError(value, name, "a string");
-  std::string path = value.As<Napi::String>().Utf8Value();
-  if (path.find('\0') != std::string::npos) {
-    ThrowTypeError(value, name, "a string without null bytes");
-  }
-  return path;
+  return ToCString(value, name);
+}
+
+std::string ToName(const Napi::Value& value, const char* name) {
+  return ToCString(value, name);
 }
 
 bool ToIsWrite(const Napi::Value& value, const char* name) {

@@ -23,10 +23,18 @@ size_t ToSize(const Napi::Value& value, const char* name);
 // A string without NUL bytes: a NUL would silently cut the path short.
 std::string ToPath(const Napi::Value& value, const char* name);
 
+// The same for other strings the kernel reads up to a NUL (module names).
+std::string ToName(const Napi::Value& value, const char* name);
+
 // 'read' -> false, 'write' -> true.
 bool ToIsWrite(const Napi::Value& value, const char* name);
 
 // A Uint8Array (Buffer included).
 Napi::Uint8Array ToBytes(const Napi::Value& value, const char* name);
+
+// An address as the pointer libc's wrappers take.
+inline void* ToPointer(uint64_t address) {
+  return reinterpret_cast<void*>(address);
+}
 
 }  // namespace mmapkit

@@ -50,10 +50,9 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall,
 }
 
 Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address) {
-  char hex[2 + 16 + 1];
-  std::snprintf(hex, sizeof hex, "0x%" PRIxPTR, address);
   const std::string code = SignalCode(signo);
-  Napi::Error error = CodedError(env, code, code + " at " + hex);
+  Napi::Error error =
+      CodedError(env, code, code + " at " + HexAddress(address));
   error.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(address)));
   return error;
 }
@@ -68,6 +67,12 @@ Napi::Error CodedError(Napi::Env env, const std::string& code,
 std::string SignalCode(int signo) {
   const char* abbrev = sigabbrev_np(signo);
   return std::string("SIG") + (abbrev ? abbrev : std::to_string(signo));
+}
+
+std::string HexAddress(uint64_t address) {
+  char hex[2 + 16 + 1];
+  std::snprintf(hex, sizeof hex, "0x%" PRIx64, address);
+  return hex;
 }
 
 }  // namespace mmapkit

@@ -26,4 +26,7 @@ Napi::Error CodedError(Napi::Env env, const std::string& code,
 // "SIGBUS", "SIGSEGV", ... as used for `code` on signal errors.
 std::string SignalCode(int signo);
 
+// "0x7f12345000", as addresses appear in messages.
+std::string HexAddress(uint64_t address);
+
 }  // namespace mmapkit

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,7 +16,15 @@ namespace {
 // Same default as Node's fs.openSync when the caller passes O_CREAT.
 constexpr mode_t kCreateMode = 0666;
 
-void* ToPointer(uint64_t address) { return reinterpret_cast<void*>(address); }
+// getrusage(RUSAGE_SELF), which cannot fail with valid arguments but is
+// checked all the same.
+struct rusage SelfUsage(Napi::Env env) {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) {
+    throw ErrnoError(env, errno, "getrusage");
+  }
+  return usage;
+}
 
 }  // namespace
 
@@ -74,6 +83,28 @@ Napi::Value Mprotect(const Napi::CallbackInfo& info) {
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(),
                            static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+Napi::Value MinorFaults(const Napi::CallbackInfo& info) {
+  const struct rusage usage = SelfUsage(info.Env());
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(usage.ru_minflt));
+}
+
+Napi::Value MajorFaults(const Napi::CallbackInfo& info) {
+  const struct rusage usage = SelfUsage(info.Env());
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(usage.ru_majflt));
+}
+
+Napi::Value DeleteModule(const Napi::CallbackInfo& info) {
+  const std::string name = ToName(info[0], "name");
+  const int flags = ToInt32(info[1], "flags");
+  // The raw syscall (glibc has no wrapper), so a test sees the kernel's own
+  // errno, e.g. EWOULDBLOCK for O_NONBLOCK while the module is in use,
+  // instead of whatever rmmod prints about it.
+  if (syscall(SYS_delete_module, name.c_str(), flags) != 0) {
+    throw ErrnoError(info.Env(), errno, "delete_module");
+  }
+  return info.Env().Undefined();
 }
 
 }  // namespace mmapkit

@@ -1,12 +1,23 @@
 // Host tests of the native addon (no VM): mappings, fault trapping, errors,
-// 64-bit offsets and the second-process reader.
+// 64-bit offsets, the second-process readers, the calls on an existing
+// mapping, pagemap, and what of the device ioctls can run without a device.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isNativeError, loadNative, type NativeError } from '../../native/index.js';
+import { decodePagemap, isNativeError, loadNative, type NativeError } from '../../native/index.js';
 
 const native = loadNative();
 const C = native.constants;
@@ -57,6 +68,31 @@ function mapAnonymous(pages: number, prot: number): bigint {
   return map(BigInt(pages) * PAGE_N, prot, C.MAP_PRIVATE | C.MAP_ANONYMOUS);
 }
 
+function isTracked(addr: bigint, length: bigint): boolean {
+  return mappings.some((m) => addr >= m.addr && addr + length <= m.addr + m.length);
+}
+
+/**
+ * mremap of a tracked mapping that keeps the tracking true: afterAll must
+ * unmap where the pages went, and never the range they left, which some
+ * other thread may have mapped since.
+ */
+function remapTracked(addr: bigint, oldSize: bigint, newSize: bigint, flags: number, newAddr?: bigint): bigint {
+  const index = mappings.findIndex((m) => m.addr === addr && m.length === oldSize);
+  if (index < 0) throw new Error('remapTracked needs a whole tracked mapping');
+  const moved = native.mremap(addr, oldSize, newSize, flags, newAddr);
+  // MREMAP_DONTUNMAP leaves the old range mapped: it stays tracked.
+  if ((flags & C.MREMAP_DONTUNMAP) === 0) mappings.splice(index, 1);
+  // Moved into a tracked reservation (MREMAP_FIXED), it is unmapped with it.
+  if (!isTracked(moved, newSize)) mappings.push({ addr: moved, length: newSize });
+  return moved;
+}
+
+/** Bit 0 of each mincore() byte: whether that page is resident. */
+function resident(addr: bigint, pages: number): number[] {
+  return [...native.mincore(addr, BigInt(pages) * PAGE_N)].map((byte) => byte & 1);
+}
+
 /** The NativeError `fn` throws; fails the test if it returns or throws anything else. */
 function nativeErrorOf(fn: () => unknown): NativeError {
   try {
@@ -76,6 +112,15 @@ describe('native addon basics', () => {
     expect(C.MAP_SHARED_VALIDATE).toBe(3);
     expect(PAGE).toBeGreaterThan(0);
     expect(PAGE & (PAGE - 1)).toBe(0);
+  });
+
+  it('has the mremap, madvise, msync and open flag constants', () => {
+    // include/uapi/linux/mman.h and asm-generic/mman-common.h, the same on
+    // x86_64 and arm64; the open flags vary by architecture, Node knows them.
+    expect([C.MREMAP_MAYMOVE, C.MREMAP_FIXED, C.MREMAP_DONTUNMAP]).toEqual([1, 2, 4]);
+    expect([C.MADV_NORMAL, C.MADV_WILLNEED, C.MADV_DONTNEED, C.MADV_DONTFORK, C.MADV_DOFORK]).toEqual([0, 3, 4, 10, 11]);
+    expect([C.MS_ASYNC, C.MS_INVALIDATE, C.MS_SYNC]).toEqual([1, 2, 4]);
+    expect([C.O_NONBLOCK, C.O_SYNC]).toEqual([fsConstants.O_NONBLOCK, fsConstants.O_SYNC]);
   });
 
   it('round-trips bytes through an anonymous mapping, across a page boundary', () => {
@@ -288,5 +333,233 @@ describe('readInChild', () => {
   it('reports SIGBUS when the child reads past the end of the file', () => {
     const path = shmFile('child-sigbus', PAGE);
     expect(nativeErrorOf(() => native.readInChild(path, PAGE_N, 1)).code).toBe('SIGBUS');
+  });
+
+  it('reports a fault in the child of readInChild with the path in the message', () => {
+    const path = shmFile('child-message', PAGE);
+    expect(nativeErrorOf(() => native.readInChild(path, PAGE_N, 1)).message).toBe(`SIGBUS in child reading '${path}'`);
+  });
+});
+
+describe('calls on an existing mapping', () => {
+  it('mremap grows an anonymous mapping, moving it if need be, and keeps its content', () => {
+    const addr = mapAnonymous(1, RW);
+    const data = randomBytes(PAGE);
+    native.writeBytes(addr, data);
+    const grown = remapTracked(addr, PAGE_N, 4n * PAGE_N, C.MREMAP_MAYMOVE);
+    expect(native.readBytes(grown, PAGE).equals(data)).toBe(true);
+    expect(native.probe(grown + 3n * PAGE_N, 'write')).toBe('ok');
+    expect(native.readBytes(grown + 3n * PAGE_N, 4)).toEqual(Buffer.alloc(4));
+  });
+
+  it('mremap with MREMAP_FIXED moves a mapping to the address given', () => {
+    const reservation = mapAnonymous(2, C.PROT_NONE);
+    const addr = mapAnonymous(1, RW);
+    const data = randomBytes(PAGE);
+    native.writeBytes(addr, data);
+    const target = reservation + PAGE_N;
+    const moved = remapTracked(addr, PAGE_N, PAGE_N, C.MREMAP_MAYMOVE | C.MREMAP_FIXED, target);
+    expect(moved).toBe(target);
+    expect(native.readBytes(moved, PAGE).equals(data)).toBe(true);
+    // Only the page asked for was replaced.
+    expect(native.probe(reservation, 'read')).toBe('SIGSEGV');
+  });
+
+  it('mremap with MREMAP_DONTUNMAP moves the pages and leaves the old range mapped and empty', () => {
+    const addr = mapAnonymous(1, RW);
+    const data = randomBytes(PAGE);
+    native.writeBytes(addr, data);
+    const moved = remapTracked(addr, PAGE_N, PAGE_N, C.MREMAP_MAYMOVE | C.MREMAP_DONTUNMAP);
+    expect(moved).not.toBe(addr);
+    expect(native.readBytes(moved, PAGE).equals(data)).toBe(true);
+    expect(native.readBytes(addr, PAGE)).toEqual(Buffer.alloc(PAGE));
+  });
+
+  it('mremap passes errors on: MREMAP_FIXED without MREMAP_MAYMOVE is EINVAL', () => {
+    const addr = mapAnonymous(1, RW);
+    const target = mapAnonymous(1, C.PROT_NONE);
+    const error = nativeErrorOf(() => native.mremap(addr, PAGE_N, PAGE_N, C.MREMAP_FIXED, target));
+    expect([error.code, error.errno, error.syscall]).toEqual(['EINVAL', -22, 'mremap']);
+    expect(() => native.mremap(addr, PAGE_N, PAGE_N, 0, -1n)).toThrow(TypeError);
+  });
+
+  it('madvise(MADV_DONTNEED) drops private anonymous pages, which read back as zeros', () => {
+    const addr = mapAnonymous(2, RW);
+    native.writeBytes(addr, Buffer.alloc(2 * PAGE, 0x77));
+    native.madvise(addr, PAGE_N, C.MADV_DONTNEED);
+    expect(resident(addr, 2)).toEqual([0, 1]);
+    expect(native.readBytes(addr, PAGE)).toEqual(Buffer.alloc(PAGE));
+    expect(native.readBytes(addr + PAGE_N, PAGE)).toEqual(Buffer.alloc(PAGE, 0x77));
+    native.madvise(addr, 2n * PAGE_N, C.MADV_NORMAL);
+    const error = nativeErrorOf(() => native.madvise(addr, PAGE_N, 0x7fff));
+    expect([error.code, error.syscall]).toEqual(['EINVAL', 'madvise']);
+  });
+
+  it('mlock populates the pages it locks; munlock undoes it; both fail with ENOMEM where nothing is mapped', () => {
+    const addr = mapAnonymous(2, RW);
+    expect(resident(addr, 2)).toEqual([0, 0]);
+    native.mlock(addr, 2n * PAGE_N);
+    expect(resident(addr, 2)).toEqual([1, 1]);
+    native.munlock(addr, 2n * PAGE_N);
+    // Page 0 is never mapped (vm.mmap_min_addr).
+    const lockError = nativeErrorOf(() => native.mlock(0n, PAGE_N));
+    expect([lockError.code, lockError.errno, lockError.syscall]).toEqual(['ENOMEM', -12, 'mlock']);
+    const unlockError = nativeErrorOf(() => native.munlock(0n, PAGE_N));
+    expect([unlockError.code, unlockError.syscall]).toEqual(['ENOMEM', 'munlock']);
+  });
+
+  it('msync writes a shared tmpfs mapping back to its file and rejects MS_SYNC | MS_ASYNC', () => {
+    const path = shmFile('msync', PAGE);
+    const fd = openTracked(path, C.O_RDWR);
+    const addr = map(PAGE_N, RW, C.MAP_SHARED, fd);
+    const data = randomBytes(64);
+    native.writeBytes(addr + 100n, data);
+    native.msync(addr, PAGE_N, C.MS_SYNC);
+    native.msync(addr, PAGE_N, C.MS_ASYNC | C.MS_INVALIDATE);
+    expect(readFileSync(path).subarray(100, 164).equals(data)).toBe(true);
+    const error = nativeErrorOf(() => native.msync(addr, PAGE_N, C.MS_SYNC | C.MS_ASYNC));
+    expect([error.code, error.errno, error.syscall]).toEqual(['EINVAL', -22, 'msync']);
+  });
+
+  it('mincore shows the one page of three that was touched', () => {
+    const addr = mapAnonymous(3, RW);
+    native.writeBytes(addr + PAGE_N + 5n, Uint8Array.of(1));
+    expect(resident(addr, 3)).toEqual([0, 1, 0]);
+    // A partial last page still gets its byte.
+    expect(native.mincore(addr, 2n * PAGE_N + 1n).length).toBe(3);
+    const error = nativeErrorOf(() => native.mincore(addr + 1n, PAGE_N));
+    expect([error.code, error.syscall]).toEqual(['EINVAL', 'mincore']);
+  });
+});
+
+describe('pagemap', () => {
+  const isRoot = process.getuid?.() === 0;
+
+  it('shows a private anonymous page absent until written, then present, exclusive and anonymous', () => {
+    const addr = mapAnonymous(1, RW);
+    expect(decodePagemap(native.pagemap(addr)).present).toBe(false);
+    native.writeBytes(addr + 9n, Uint8Array.of(9));
+    const entry = decodePagemap(native.pagemap(addr + 9n));
+    expect(entry).toMatchObject({ present: true, swapped: false, file: false, exclusive: true });
+    // Without CAP_SYS_ADMIN the kernel zeroes the PFN.
+    if (isRoot) expect(entry.pfn).toBeGreaterThan(0n);
+    // The same page from another address in it, the same entry.
+    expect(native.pagemap(addr + PAGE_N - 1n)).toBe(native.pagemap(addr));
+  });
+
+  it('marks a page of a shared tmpfs mapping as a file page', () => {
+    const fd = openTracked(shmFile('pagemap-file', PAGE), C.O_RDWR);
+    const addr = map(PAGE_N, RW, C.MAP_SHARED, fd);
+    native.writeBytes(addr, Uint8Array.of(1));
+    expect(decodePagemap(native.pagemap(addr))).toMatchObject({ present: true, file: true });
+  });
+
+  it('throws EINVAL for an address beyond the user address space', () => {
+    const error = nativeErrorOf(() => native.pagemap(0xffff_8000_0000_0000n));
+    expect([error.code, error.syscall, error.path]).toEqual(['EINVAL', 'pread', '/proc/self/pagemap']);
+  });
+
+  it('decodes every bit of constructed entries', () => {
+    const none = { present: false, swapped: false, file: false, exclusive: false, softDirty: false, pfn: 0n };
+    expect(decodePagemap(0n)).toEqual(none);
+    expect(decodePagemap((1n << 63n) | 0x12345n)).toEqual({ ...none, present: true, pfn: 0x12345n });
+    const pfnBits = (1n << 55n) - 1n;
+    const all = (1n << 63n) | (1n << 61n) | (1n << 56n) | (1n << 55n) | pfnBits;
+    expect(decodePagemap(all)).toEqual({
+      present: true,
+      swapped: false,
+      file: true,
+      exclusive: true,
+      softDirty: true,
+      pfn: pfnBits,
+    });
+    // Bits 57-60 are not flags decodePagemap reports, nor part of the PFN.
+    expect(decodePagemap((1n << 63n) | (0xfn << 57n) | 7n)).toEqual({ ...none, present: true, pfn: 7n });
+    // A swapped page's low bits are swap type and offset, not a PFN.
+    expect(decodePagemap((1n << 62n) | (1n << 55n) | 0xabcn)).toEqual({ ...none, swapped: true, softDirty: true });
+    expect(decodePagemap(0x8100_0000_0011_633bn)).toEqual({ ...none, present: true, exclusive: true, pfn: 0x11633bn });
+    expect(() => decodePagemap(-1n)).toThrow(TypeError);
+    expect(() => decodePagemap(1n << 64n)).toThrow(TypeError);
+  });
+});
+
+describe('forked children', () => {
+  it('forkAndExit returns the exit status 0 of a child that exits at once', () => {
+    mapAnonymous(1, RW); // something to copy and tear down
+    expect(native.forkAndExit()).toBe(0);
+  });
+
+  it("readInForkedChild sees the parent's bytes through an inherited shared and private mapping", () => {
+    const shared = map(2n * PAGE_N, RW, C.MAP_SHARED | C.MAP_ANONYMOUS);
+    const data = randomBytes(PAGE + 10);
+    native.writeBytes(shared + 20n, data);
+    expect(native.readInForkedChild(shared + 20n, data.length).equals(data)).toBe(true);
+    const privateAddr = mapAnonymous(1, RW);
+    native.writeBytes(privateAddr, data.subarray(0, 16));
+    expect(native.readInForkedChild(privateAddr, 16)).toEqual(data.subarray(0, 16));
+    expect(native.readInForkedChild(shared, 0).length).toBe(0);
+  });
+
+  it('readInForkedChild reports SIGSEGV for a PROT_NONE mapping', () => {
+    const addr = mapAnonymous(1, C.PROT_NONE);
+    const error = nativeErrorOf(() => native.readInForkedChild(addr, 1));
+    expect(error.code).toBe('SIGSEGV');
+    expect(error.message).toBe(`SIGSEGV in child reading 0x${addr.toString(16)}`);
+  });
+
+  it('readInForkedChild faults on a MADV_DONTFORK mapping, which the child never got, until MADV_DOFORK', () => {
+    const addr = map(PAGE_N, RW, C.MAP_SHARED | C.MAP_ANONYMOUS);
+    native.writeBytes(addr, Uint8Array.of(42));
+    native.madvise(addr, PAGE_N, C.MADV_DONTFORK);
+    expect(nativeErrorOf(() => native.readInForkedChild(addr, 1)).code).toBe('SIGSEGV');
+    native.madvise(addr, PAGE_N, C.MADV_DOFORK);
+    expect([...native.readInForkedChild(addr, 1)]).toEqual([42]);
+  });
+});
+
+describe('fault counters', () => {
+  it('minorFaults grows when fresh anonymous pages are touched', () => {
+    const pages = 16;
+    const addr = mapAnonymous(pages, RW);
+    const before = native.minorFaults();
+    for (let i = 0; i < pages; i++) native.writeBytes(addr + BigInt(i) * PAGE_N, Uint8Array.of(1));
+    // Other threads' faults count too, and a large folio may serve several
+    // pages in one fault: only "at least one" is certain.
+    expect(native.minorFaults() - before).toBeGreaterThanOrEqual(1n);
+    expect(native.majorFaults()).toBeGreaterThanOrEqual(0n);
+    expect(typeof native.majorFaults()).toBe('bigint');
+  });
+});
+
+describe('device ioctls without a device', () => {
+  it('fail on /dev/null with ENOTTY, shaped like a Node fs error with syscall ioctl', () => {
+    const fd = openTracked('/dev/null', C.O_RDONLY);
+    const calls: [string, () => unknown][] = [
+      ['deviceInfo', () => native.deviceInfo(fd)],
+      ['deviceStats', () => native.deviceStats(fd)],
+      ['resetStats', () => native.resetStats(fd)],
+      ['pagePfn', () => native.pagePfn(fd, 0n)],
+    ];
+    for (const [name, call] of calls) {
+      const error = nativeErrorOf(call);
+      expect([name, error.code, error.errno, error.syscall]).toEqual([name, 'ENOTTY', -25, 'ioctl']);
+    }
+  });
+
+  it('fail with EBADF on a closed fd and reject a negative page with a TypeError', () => {
+    expect(nativeErrorOf(() => native.deviceStats(-1)).code).toBe('EBADF');
+    expect(() => native.pagePfn(0, -1n)).toThrow(TypeError);
+  });
+});
+
+describe('deleteModule', () => {
+  it('reports the raw errno of delete_module for a module that does not exist', () => {
+    const error = nativeErrorOf(() => native.deleteModule('mmapkit_no_such_module', C.O_NONBLOCK));
+    expect(error.syscall).toBe('delete_module');
+    // ENOENT with CAP_SYS_MODULE, EPERM without; ENOSYS only from a kernel
+    // built without module unloading, which then has no /proc/modules.
+    const expected = existsSync('/proc/modules') ? ['ENOENT', 'EPERM'] : ['ENOSYS'];
+    expect(expected).toContain(error.code);
+    expect(() => native.deleteModule('mmapkit\0x', C.O_NONBLOCK)).toThrow(TypeError);
   });
 });
