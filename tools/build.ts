@@ -82,11 +82,12 @@ export function prepareModuleTree(kernel: GuestKernel, name = 'kmod'): string {
   const source = path.join(REPO_ROOT, 'kmod');
   const tree = path.join(kernelBuildDir(kernel.version), name);
   mkdirSync(tree, { recursive: true });
+  // Links to sources that were renamed or deleted would still be compiled.
+  for (const stale of readdirSync(tree, { withFileTypes: true })) {
+    if (stale.isSymbolicLink()) rmSync(path.join(tree, stale.name));
+  }
   for (const entry of readdirSync(source)) {
-    if (isBuildOutput(entry)) continue;
-    const link = path.join(tree, entry);
-    rmSync(link, { force: true, recursive: false });
-    symlinkSync(path.join(source, entry), link);
+    if (!isBuildOutput(entry)) symlinkSync(path.join(source, entry), path.join(tree, entry));
   }
   return tree;
 }

@@ -35,7 +35,7 @@ Commands:
   build            build the module (against the guest kernel's headers), the addon and the guest agent; type-check
   vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
   vm shell         an interactive shell in the guest with the module loaded
-  test             run the conformance suite against /dev/mmapkit in the guest
+  test             run the conformance suite against the reference driver's devices in the guest
   lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
 
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
@@ -65,7 +65,8 @@ make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
   test: `usage: mmapkit test [options]
 
 Boots the guest, loads the module and runs the conformance suite
-(test/conformance) against /dev/mmapkit, then prints a pass/fail summary with
+(test/conformance) against the reference driver's devices (/dev/mmapkit,
+/dev/mmapkit-remap, -fault, -ro), then prints a pass/fail summary with
 the boot time and the accelerator used.
 ${COMMON_HELP}`,
 };

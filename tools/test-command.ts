@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ExitCode } from './exit-codes.js';
 import { REPO_ROOT } from './paths.js';
+import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 import { describeFindings, reportEnd, say } from './report.js';
 import { type GuestRunOptions, startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
@@ -66,7 +67,7 @@ export async function runConformance(options: GuestRunOptions): Promise<number> 
   process.stdout.write(
     `\nconformance: ${counts.passed} passed, ${counts.failed} failed` +
       (counts.skipped > 0 ? `, ${counts.skipped} skipped` : '') +
-      `\nmmapkit: device /dev/mmapkit, kernel ${session.ready?.kernel ?? '?'}, accelerator ${session.accel}, ` +
+      `\nmmapkit: devices ${Object.values(REFERENCE_DEVICE_PATHS).join(' ')}, kernel ${session.ready?.kernel ?? '?'}, accelerator ${session.accel}, ` +
       `boot to guest agent ${boot} s, whole run ${process.uptime().toFixed(1)} s, ` +
       `kernel findings: ${describeFindings(nonFatal)}\n`,
   );

@@ -6,6 +6,7 @@
 import { connect } from 'node:net';
 import { inject } from 'vitest';
 import type { ConstantName } from '../../native/index.js';
+import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { GuestClient, type RemoteNative } from '../../tools/vm/guest-client.js';
 
 export interface DeviceUnderTest {
@@ -19,7 +20,7 @@ export interface DeviceUnderTest {
   close(): void;
 }
 
-export async function openDeviceUnderTest(path = '/dev/mmapkit'): Promise<DeviceUnderTest> {
+export async function openDeviceUnderTest(path: string = REFERENCE_DEVICE_PATHS.alias): Promise<DeviceUnderTest> {
   const socket = connect(inject('guestSocket'));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   const guest = new GuestClient(socket, { requestTimeoutMs: 60_000 });
@@ -27,7 +28,7 @@ export async function openDeviceUnderTest(path = '/dev/mmapkit'): Promise<Device
   const c = (await guest.request({ op: 'native', args: { fn: 'constants', args: [] } })) as Readonly<
     Record<ConstantName, number>
   >;
-  const size = BigInt((await guest.run(['cat', '/sys/module/mmapkit/parameters/size'])).trim());
+  const size = BigInt((await guest.run(['cat', `/sys/module/${MODULE_NAME}/parameters/size`])).trim());
   const page = BigInt(await guest.native.pageSize());
   return { guest, native: guest.native, c, path, size, page, close: () => guest.close() };
 }

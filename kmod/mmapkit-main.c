@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mmapkit - reference char devices for the mmapkit mmap conformance suite.
+ *
+ * One zeroed kernel buffer of "size" bytes, shown through four misc
+ * devices, each with its own counters (mmapkit-stats.c):
+ *
+ *  /dev/mmapkit-remap  ->mmap maps every page with remap_pfn_range()
+ *  /dev/mmapkit-fault  ->fault maps one page per fault with vmf_insert_pfn()
+ *  /dev/mmapkit-ro     like remap, but never writable
+ *  /dev/mmapkit        the skeleton's name: an alias of mmapkit-remap
+ *
+ * A write through any of them, by mmap or write(), is seen through all.
+ * The mmap shapes are in mmapkit-mmap.c; this file owns the buffer, the
+ * devices, read/write/llseek and the module's load and unload.
+ *
+ * Kernel rules this file relies on (line numbers from Debian's
+ * linux-source-6.1, 6.1.192):
+ *
+ *  - include/linux/mmzone.h:27-32: the buddy allocator's largest block is
+ *    order MAX_ORDER - 1 = 10, 4 MiB with 4 KiB pages.
+ *    mm/page_alloc.c:5925-5935 (alloc_pages_exact) allocates that order
+ *    and frees the pages past size (make_alloc_exact, :5890-5908).
+ *    (Later kernels redefine MAX_ORDER as the largest order itself and
+ *    then rename it; a compat header will hide that.)
+ *  - mm/vmalloc.c:3452-3458 (vmalloc_user): zeroed, VM_USERMAP memory meant
+ *    to be mapped to userspace.
+ *  - mm/mmap.c:2779 (get_file) and fs/file_table.c:325 (fops_put in
+ *    __fput): the vma holds the file, and the file holds f_op->owner;
+ *    drivers/char/misc.c:113,143 (misc_open: fops_get + replace_fops)
+ *    makes our fops, and so THIS_MODULE, the file's f_op (D1, D2).
+ *  - fs/open.c:888-892: FMODE_CAN_READ/WRITE are set after ->open from the
+ *    final f_op, and fs/read_write.c:570-571 (vfs_write) fails without
+ *    FMODE_CAN_WRITE with EINVAL: so the ro device, which has no .write,
+ *    refuses write() with EINVAL.
+ *  - fs/libfs.c:775, 810 (simple_read_from_buffer, simple_write_to_buffer)
+ *    and fs/read_write.c:162 (fixed_size_llseek).
+ *
+ * The allocation, and what it decides:
+ *
+ *  contiguous  size <= 4 MiB (default 1 MiB): alloc_pages_exact() with
+ *              __GFP_ZERO. The remap devices map any range with ONE
+ *              remap_pfn_range() over the whole vma, so x86 PAT tracks
+ *              the vma (VM_PAT, "ar" in smaps, memtype.c:1081-1088) and
+ *              MAP_PRIVATE works as copy-on-write, with vm_pgoff rewritten
+ *              to the pfn (C1, C2; memory.c:2512-2515).
+ *  vmalloc     larger sizes, or when no 4 MiB block is free: vmalloc_user().
+ *              The remap devices map it page by page, so only a one-page
+ *              mapping gets VM_PAT, and MAP_PRIVATE must be refused with
+ *              EINVAL (memory.c:2512-2514).
+ *
+ * The fault device inserts single pages either way and refuses
+ * MAP_PRIVATE on both (memory.c:2229; C4). MMAPKIT_IOC_INFO reports
+ * which allocation was made.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/gfp.h>
+#include <linux/kernel.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/sizes.h>
+#include <linux/vmalloc.h>
+
+#include "mmapkit-priv.h"
+
+#define MMAPKIT_MAX_SIZE	SZ_256M
+
+/* The largest physically contiguous buffer: one block of the top order. */
+#define MMAPKIT_CONTIG_MAX	(PAGE_SIZE << (MAX_ORDER - 1))
+
+/*
+ * Buffer size in bytes, K/M/G suffixes accepted (memparse). Rounded up to
+ * whole pages at load time and written back, so
+ * /sys/module/mmapkit/parameters/size is the size a test may map.
+ */
+static unsigned long mmapkit_size = SZ_1M;
+
+static int mmapkit_size_set(const char *val, const struct kernel_param *kp)
+{
+	char *end;
+	unsigned long long size = memparse(val, &end);
+
+	if (end == val || (*end && *end != '\n'))
+		return -EINVAL;
+	/* Range checked in mmapkit_init(), with the error message. */
+	*(unsigned long *)kp->arg = size;
+	return 0;
+}
+
+static const struct kernel_param_ops mmapkit_size_ops = {
+	.set	= mmapkit_size_set,
+	.get	= param_get_ulong,	/* bytes, decimal */
+};
+
+module_param_cb(size, &mmapkit_size_ops, &mmapkit_size, 0444);
+MODULE_PARM_DESC(size,
+		 "Buffer size in bytes (K/M/G suffixes accepted), 1 byte..256 MiB, rounded up to pages (default 1 MiB); physically contiguous up to 4 MiB, else vmalloc");
+
+static struct mmapkit_buf mmapkit_buf;
+
+/* The pfn backing buffer page @index; the caller checks index < pages. */
+unsigned long mmapkit_buf_pfn(const struct mmapkit_buf *buf,
+			      unsigned long index)
+{
+	const void *addr = buf->vaddr + (index << PAGE_SHIFT);
+
+	if (buf->contiguous)
+		return page_to_pfn(virt_to_page(addr));
+	return vmalloc_to_pfn(addr);
+}
+
+/*
+ * Zeroed either way, so no stale kernel data reaches userspace (A2;
+ * bug #5). @size is a whole number of pages.
+ */
+static int mmapkit_buf_alloc(struct mmapkit_buf *buf, unsigned long size)
+{
+	buf->size = size;
+	buf->pages = size >> PAGE_SHIFT;
+
+	if (size <= MMAPKIT_CONTIG_MAX) {
+		/*
+		 * __GFP_NOWARN: a failure here is not an error, the vmalloc
+		 * fallback follows, so no allocation-failure splat in dmesg.
+		 */
+		buf->vaddr = alloc_pages_exact(size, GFP_KERNEL | __GFP_ZERO |
+						     __GFP_NOWARN);
+		if (buf->vaddr) {
+			buf->contiguous = true;
+			return 0;
+		}
+	}
+
+	buf->contiguous = false;
+	buf->vaddr = vmalloc_user(size);
+	return buf->vaddr ? 0 : -ENOMEM;
+}
+
+static void mmapkit_buf_free(struct mmapkit_buf *buf)
+{
+	if (buf->contiguous)
+		free_pages_exact(buf->vaddr, buf->size);
+	else
+		vfree(buf->vaddr);
+	buf->vaddr = NULL;
+}
+
+/*
+ * read() and write() copy straight between the buffer and user memory,
+ * holding no lock: the user buffer may be a not yet faulted mapping of
+ * the fault device itself, whose ->fault must then be free to run (I5;
+ * bug #14).
+ */
+static ssize_t mmapkit_read(struct file *file, char __user *ubuf,
+			    size_t count, loff_t *ppos)
+{
+	const struct mmapkit_buf *buf = mmapkit_from_file(file)->buf;
+
+	return simple_read_from_buffer(ubuf, count, ppos, buf->vaddr,
+				       buf->size);
+}
+
+static ssize_t mmapkit_write(struct file *file, const char __user *ubuf,
+			     size_t count, loff_t *ppos)
+{
+	const struct mmapkit_buf *buf = mmapkit_from_file(file)->buf;
+
+	/*
+	 * At or past the end the buffer is full: ENOSPC, as for a block
+	 * device, where simple_write_to_buffer() would return 0, which a
+	 * write loop retries forever.
+	 */
+	if (count && *ppos >= (loff_t)buf->size)
+		return -ENOSPC;
+
+	return simple_write_to_buffer(buf->vaddr, buf->size, ppos, ubuf,
+				      count);
+}
+
+static loff_t mmapkit_llseek(struct file *file, loff_t offset, int whence)
+{
+	const struct mmapkit_buf *buf = mmapkit_from_file(file)->buf;
+
+	return fixed_size_llseek(file, offset, whence, buf->size);
+}
+
+/*
+ * .owner: the vma holds the file (mmap.c:2779) and the file holds a module
+ * reference until the last munmap (file_table.c:325), so the module, and
+ * the buffer that mmapkit_exit() frees, outlive every mapping, even after
+ * close(fd) (D1, D2; bugs #8, #9).
+ *
+ * compat_ptr_ioctl: every ioctl struct is made of __u64 and __u32 fields
+ * in an order that has the same layout on i386, so 32-bit callers share
+ * the ioctl numbers and the code.
+ */
+static const struct file_operations mmapkit_remap_fops = {
+	.owner		= THIS_MODULE,
+	.read		= mmapkit_read,
+	.write		= mmapkit_write,
+	.llseek		= mmapkit_llseek,
+	.mmap		= mmapkit_mmap_remap,
+	.unlocked_ioctl	= mmapkit_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+static const struct file_operations mmapkit_fault_fops = {
+	.owner		= THIS_MODULE,
+	.read		= mmapkit_read,
+	.write		= mmapkit_write,
+	.llseek		= mmapkit_llseek,
+	.mmap		= mmapkit_mmap_fault,
+	.unlocked_ioctl	= mmapkit_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+/* No .write: write() fails with EINVAL in vfs_write (read_write.c:570). */
+static const struct file_operations mmapkit_ro_fops = {
+	.owner		= THIS_MODULE,
+	.read		= mmapkit_read,
+	.llseek		= mmapkit_llseek,
+	.mmap		= mmapkit_mmap_ro,
+	.unlocked_ioctl	= mmapkit_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+/*
+ * Mode 0666 for all four, the ro device included: tests also run
+ * unprivileged, and an unprivileged O_RDWR open of the ro device must
+ * reach the driver's own refusal, not the permission bits.
+ */
+#define MMAPKIT_DEV(devname, devkind, devfops)		\
+	{						\
+		.misc = {				\
+			.minor	= MISC_DYNAMIC_MINOR,	\
+			.name	= devname,		\
+			.fops	= devfops,		\
+			.mode	= 0666,			\
+		},					\
+		.kind	= devkind,			\
+		.buf	= &mmapkit_buf,			\
+	}
+
+static struct mmapkit_dev mmapkit_devs[] = {
+	MMAPKIT_DEV("mmapkit-remap", MMAPKIT_KIND_REMAP, &mmapkit_remap_fops),
+	MMAPKIT_DEV("mmapkit-fault", MMAPKIT_KIND_FAULT, &mmapkit_fault_fops),
+	MMAPKIT_DEV("mmapkit-ro", MMAPKIT_KIND_RO, &mmapkit_ro_fops),
+	/* The skeleton's name, so existing users and profiles keep working. */
+	MMAPKIT_DEV("mmapkit", MMAPKIT_KIND_REMAP, &mmapkit_remap_fops),
+};
+
+static int __init mmapkit_init(void)
+{
+	unsigned int i;
+	int ret;
+
+	/* Checked before PAGE_ALIGN(), which would wrap a huge value to 0. */
+	if (!mmapkit_size || mmapkit_size > MMAPKIT_MAX_SIZE) {
+		pr_err("size=%lu is invalid: must be 1..%u bytes\n",
+		       mmapkit_size, MMAPKIT_MAX_SIZE);
+		return -EINVAL;
+	}
+	mmapkit_size = PAGE_ALIGN(mmapkit_size);
+
+	ret = mmapkit_buf_alloc(&mmapkit_buf, mmapkit_size);
+	if (ret) {
+		pr_err("size=%lu: cannot allocate the buffer\n", mmapkit_size);
+		return ret;
+	}
+
+	/* Before the devices, so that no device is ever seen without them. */
+	mmapkit_debugfs_init();
+	for (i = 0; i < ARRAY_SIZE(mmapkit_devs); i++)
+		mmapkit_debugfs_add(&mmapkit_devs[i]);
+
+	/* Last: from here on, user space can open the devices. */
+	for (i = 0; i < ARRAY_SIZE(mmapkit_devs); i++) {
+		ret = misc_register(&mmapkit_devs[i].misc);
+		if (ret) {
+			pr_err("cannot register /dev/%s: %d\n",
+			       mmapkit_devs[i].misc.name, ret);
+			goto err_deregister;
+		}
+	}
+
+	return 0;
+
+err_deregister:
+	while (i--)
+		misc_deregister(&mmapkit_devs[i].misc);
+	mmapkit_debugfs_exit();
+	mmapkit_buf_free(&mmapkit_buf);
+	return ret;
+}
+
+static void __exit mmapkit_exit(void)
+{
+	unsigned int i = ARRAY_SIZE(mmapkit_devs);
+
+	while (i--)
+		misc_deregister(&mmapkit_devs[i].misc);
+	mmapkit_debugfs_exit();
+	mmapkit_buf_free(&mmapkit_buf);
+}
+
+module_init(mmapkit_init);
+module_exit(mmapkit_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("mmapkit");
+MODULE_DESCRIPTION("Reference char devices for mmap conformance tests");

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * mmapkit - the driver's private declarations, shared by its three files:
+ *
+ *  mmapkit-main.c   the buffer, the four misc devices, read/write/llseek,
+ *                   module parameters, init and exit;
+ *  mmapkit-mmap.c   the three ->mmap shapes and their vm_operations;
+ *  mmapkit-stats.c  the per-device counters, the ioctls and debugfs.
+ *
+ * Named mmapkit-priv.h, not mmapkit.h, so that it cannot be confused with
+ * the user-space interface uapi/mmapkit.h (found through -I$(src)/uapi,
+ * see Kbuild).
+ */
+#ifndef _MMAPKIT_PRIV_H
+#define _MMAPKIT_PRIV_H
+
+#include <linux/atomic.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm_types.h>
+#include <linux/types.h>
+
+#include <mmapkit.h>
+
+struct dentry;
+
+/*
+ * The one buffer behind every device. Allocated at load, freed at unload,
+ * never resized: PFNMAP PTEs hold no page references, so the module
+ * reference that every VMA holds through its file (see .owner in
+ * mmapkit-main.c) is what keeps these pages alive while mapped (D1, D2;
+ * bug #8).
+ */
+struct mmapkit_buf {
+	void *vaddr;		/* page aligned, zeroed */
+	unsigned long size;	/* bytes, a whole number of pages */
+	unsigned long pages;	/* size >> PAGE_SHIFT */
+	/*
+	 * true: alloc_pages_exact(), physically contiguous, one
+	 * remap_pfn_range() covers any mapping. false: vmalloc_user(),
+	 * mapped page by page. See mmapkit_buf_alloc().
+	 */
+	bool contiguous;
+};
+
+/*
+ * One device's counters, named as the fields of struct mmapkit_stats.
+ * Atomics, not a lock: they are bumped from ->mmap, ->fault and vm_ops
+ * open/close, which run under mmap_lock, and a driver lock there would
+ * only add a lock order to get wrong (bug #14).
+ */
+struct mmapkit_counters {
+	atomic64_t mmap_ok;
+	atomic64_t mmap_einval_range;
+	atomic64_t mmap_einval_cow;
+	atomic64_t mmap_eacces_write;
+	atomic64_t mmap_other_error;
+	atomic64_t live_vmas;		/* a state: never reset */
+	atomic64_t vma_open;
+	atomic64_t vma_close;
+	atomic64_t faults_served;
+	atomic64_t faults_refused;
+};
+
+struct mmapkit_dev {
+	struct miscdevice misc;		/* .name is the /dev and debugfs name */
+	enum mmapkit_kind kind;
+	const struct mmapkit_buf *buf;	/* shared by all devices */
+	struct mmapkit_counters stats;
+};
+
+static inline struct mmapkit_dev *mmapkit_from_file(struct file *file)
+{
+	/* misc_open() stores the miscdevice in private_data (misc.c:140). */
+	return container_of(file->private_data, struct mmapkit_dev, misc);
+}
+
+/* mmapkit-main.c */
+unsigned long mmapkit_buf_pfn(const struct mmapkit_buf *buf,
+			      unsigned long index);
+
+/* mmapkit-mmap.c: the ->mmap of each device kind. */
+int mmapkit_mmap_remap(struct file *file, struct vm_area_struct *vma);
+int mmapkit_mmap_fault(struct file *file, struct vm_area_struct *vma);
+int mmapkit_mmap_ro(struct file *file, struct vm_area_struct *vma);
+
+/* mmapkit-stats.c */
+long mmapkit_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+void mmapkit_debugfs_init(void);
+void mmapkit_debugfs_add(struct mmapkit_dev *dev);
+void mmapkit_debugfs_exit(void);
+
+#endif /* _MMAPKIT_PRIV_H */

@@ -1,0 +1,63 @@
+/**
+ * Opening and mapping devices inside a case, with everything undone after
+ * it (munmap, close, and any restore step the case registers), newest first.
+ */
+import type { DeviceUnderTest } from './device.js';
+
+export interface MapOptions {
+  length?: bigint;
+  offset?: bigint;
+  prot?: number;
+  flags?: number;
+  openFlags?: number;
+}
+
+export interface Mapping {
+  fd: number;
+  addr: bigint;
+  length: bigint;
+}
+
+export class Mappings {
+  private readonly undo: (() => Promise<unknown>)[] = [];
+
+  constructor(private readonly dut: DeviceUnderTest) {}
+
+  /** Runs `step` when the case ends. */
+  later(step: () => Promise<unknown>): void {
+    this.undo.push(step);
+  }
+
+  async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
+    const fd = await this.dut.native.open(path, flags);
+    // A case may close the fd itself (D1); closing again then fails with EBADF, harmlessly.
+    this.later(() => this.dut.native.close(fd).catch(() => undefined));
+    return fd;
+  }
+
+  async map(path: string, options: MapOptions = {}): Promise<Mapping> {
+    const { native, c } = this.dut;
+    const length = options.length ?? this.dut.size;
+    const fd = await this.open(path, options.openFlags ?? c.O_RDWR);
+    const prot = options.prot ?? c.PROT_READ | c.PROT_WRITE;
+    const addr = await native.mmap(0n, length, prot, options.flags ?? c.MAP_SHARED, fd, options.offset ?? 0n);
+    this.later(() => native.munmap(addr, length).catch(() => undefined));
+    return { fd, addr, length };
+  }
+
+  /** Undoes everything, newest first. */
+  async release(): Promise<void> {
+    for (const step of this.undo.splice(0).reverse()) await step();
+  }
+}
+
+/** Writes zeroes over the whole buffer through `writer`. */
+export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<void> {
+  const mappings = new Mappings(dut);
+  try {
+    const { addr } = await mappings.map(writer);
+    await dut.native.writeBytes(addr, Buffer.alloc(Number(dut.size)));
+  } finally {
+    await mappings.release();
+  }
+}

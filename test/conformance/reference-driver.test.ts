@@ -1,0 +1,197 @@
+/**
+ * The reference driver's own promises, beyond what any conformant driver
+ * must do: exact fault and VMA accounting, the counters in debugfs, read()
+ * and write() over the same buffer, the module's lifetime, and clean load
+ * failures. Cases here may unload and reload the module; each leaves it
+ * loaded as it found it.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { moduleObject } from '../../tools/paths.js';
+import { MODULE_NAME } from '../../tools/reference-driver.js';
+import { type DeviceUnderTest, openDeviceUnderTest } from './device.js';
+import { Mappings, zeroBuffer } from './mappings.js';
+
+let dut: DeviceUnderTest;
+let mappings: Mappings;
+let modulePath: string;
+
+beforeAll(async () => {
+  dut = await openDeviceUnderTest();
+  mappings = new Mappings(dut);
+  modulePath = moduleObject((await dut.guest.ready).kernel);
+});
+afterEach(() => mappings.release());
+afterAll(() => dut.close());
+
+/** What `sh -c script` prints in the guest; fails the case if the script fails. */
+const sh = (script: string): Promise<string> => dut.guest.run(['sh', '-c', script]);
+
+describe('fault accounting', () => {
+  // The Fault(pfn) shape inserts one PTE per ->fault (vmf_insert_pfn); later touches of the
+  // same page find the PTE and never reach the driver (handle_pte_fault, mm/memory.c).
+  it('the fault device counts exactly one fault per first touch of a page', async () => {
+    const fd = await mappings.open('/dev/mmapkit-fault');
+    await dut.native.resetStats(fd);
+    const { addr } = await mappings.map('/dev/mmapkit-fault', { length: 4n * dut.page });
+    for (const page of [0n, 2n, 0n, 2n]) expect(await dut.native.probe(addr + page * dut.page, 'read')).toBe('ok');
+    expect(await dut.native.probe(addr + 3n * dut.page, 'write')).toBe('ok');
+    const stats = await dut.native.deviceStats(fd);
+    expect(stats.faultsServed).toBe(3n);
+    expect(stats.faultsRefused).toBe(0n);
+  });
+
+  // remap_pfn_range fills every PTE inside ->mmap; touching the mapping takes no driver fault.
+  it('the remap device takes no fault at all', async () => {
+    const fd = await mappings.open('/dev/mmapkit-remap');
+    await dut.native.resetStats(fd);
+    const { addr } = await mappings.map('/dev/mmapkit-remap', { length: 4n * dut.page });
+    for (let page = 0n; page < 4n; page++) await dut.native.probe(addr + page * dut.page, 'write');
+    const stats = await dut.native.deviceStats(fd);
+    expect(stats.mmapOk).toBe(1n);
+    expect(stats.faultsServed).toBe(0n);
+  });
+});
+
+describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('VMA accounting on %s', (path) => {
+  // D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
+  // for the child's copy at fork (kernel/fork.c:692-693), for the new half of a split
+  // (mm/mmap.c:2393-2394) and for the target of an mremap move (copy_vma, mm/mmap.c:3450-3451);
+  // ->close runs for every VMA removed.
+  it('live VMAs return to zero after fork+exit, split, mremap move and munmap', async () => {
+    const { native, c, page } = dut;
+    const fd = await mappings.open(path, c.O_RDONLY);
+    const live = async (): Promise<bigint> => (await native.deviceStats(fd)).liveVmas;
+    expect(await live()).toBe(0n);
+
+    const addr = await native.mmap(0n, 4n * page, c.PROT_READ, c.MAP_SHARED, fd, 0n);
+    expect(await live()).toBe(1n);
+
+    expect(await native.forkAndExit()).toBe(0);
+    expect(await live()).toBe(1n);
+
+    // Unmapping page 1 of 4 leaves [0] and [2,3]: two VMAs.
+    await native.munmap(addr + page, page);
+    expect(await live()).toBe(2n);
+
+    // Move [0] onto a placeholder elsewhere: the new VMA opens, the old one closes.
+    const placeholder = await native.mmap(0n, page, c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS, -1, 0n);
+    const moved = await native.mremap(addr, page, page, c.MREMAP_MAYMOVE | c.MREMAP_FIXED, placeholder);
+    expect(moved).toBe(placeholder);
+    expect(await live()).toBe(2n);
+
+    await native.munmap(moved, page);
+    await native.munmap(addr + 2n * page, 2n * page);
+    expect(await live()).toBe(0n);
+    const stats = await native.deviceStats(fd);
+    expect(stats.vmaOpen).toBeGreaterThanOrEqual(3n);
+  });
+});
+
+describe('counters in debugfs', () => {
+  const statsFile = '/sys/kernel/debug/mmapkit/mmapkit-fault/stats';
+  const parse = (text: string): Map<string, bigint> =>
+    new Map(text.trim().split('\n').map((line) => {
+      const [name, value] = line.trim().split(/\s+/);
+      return [name ?? '', BigInt(value ?? '-1')];
+    }));
+
+  it('are readable as text, agree with the ioctl, and reset when written', async () => {
+    const fd = await mappings.open('/dev/mmapkit-fault');
+    await dut.native.resetStats(fd);
+    const { addr } = await mappings.map('/dev/mmapkit-fault', { length: 2n * dut.page });
+    await dut.native.probe(addr, 'read');
+    const text = parse(await sh(`cat ${statsFile}`));
+    const ioctl = await dut.native.deviceStats(fd);
+    expect(text.get('faults_served')).toBe(ioctl.faultsServed);
+    expect(text.get('live_vmas')).toBe(1n);
+    expect(text.get('mmap_ok')).toBe(1n);
+    await sh(`echo 0 > ${statsFile}`);
+    const reset = parse(await sh(`cat ${statsFile}`));
+    expect(reset.get('faults_served')).toBe(0n);
+    expect(reset.get('mmap_ok')).toBe(0n);
+    // live_vmas is a state, not an event count: resetting leaves it.
+    expect(reset.get('live_vmas')).toBe(1n);
+  });
+});
+
+describe('read() and write() over the same buffer', () => {
+  it('bytes written with write() appear in a mapping, and bytes written to a mapping come back from read()', async () => {
+    mappings.later(() => zeroBuffer(dut, '/dev/mmapkit-remap'));
+    const { addr } = await mappings.map('/dev/mmapkit-fault', { length: 4n * dut.page });
+    await sh(`printf 'through write()' | dd of=/dev/mmapkit-remap bs=1 seek=${2n * dut.page + 7n} conv=notrunc status=none`);
+    expect((await dut.native.readBytes(addr + 2n * dut.page + 7n, 15)).toString()).toBe('through write()');
+    await dut.native.writeBytes(addr + 3n * dut.page, Buffer.from('through the mapping'));
+    expect(await sh(`dd if=/dev/mmapkit-ro bs=1 skip=${3n * dut.page} count=19 status=none`)).toBe('through the mapping');
+  });
+
+  it('the read-only device refuses write() (it has no write method: EINVAL from vfs_write)', async () => {
+    // dd reports the write's errno as strerror text.
+    const output = await sh('printf x | dd of=/dev/mmapkit-ro status=none 2>&1; echo status=$?');
+    expect(output).toMatch(/Invalid argument/);
+    expect(output).toMatch(/status=[1-9]/);
+  });
+});
+
+describe('VmFlags in /proc/PID/smaps', () => {
+  /** The VmFlags of the agent's VMA mapping `path` (the agent is the parent of the shell). */
+  const vmFlags = async (path: string): Promise<string[]> => {
+    const smaps = await sh('cat /proc/$PPID/smaps');
+    const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
+    return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+  };
+
+  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (F1).
+  // VM_DONTDUMP (dd): core dumps skip device memory (H4). VM_PFNMAP (pf): no struct page walk.
+  it.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('%s has de, dd and pf', async (path) => {
+    await mappings.map(path, { prot: dut.c.PROT_READ, length: 2n * dut.page });
+    const flags = await vmFlags(path);
+    expect(flags).toEqual(expect.arrayContaining(['de', 'dd', 'pf', 'sh']));
+  });
+
+  // B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
+  it('the read-only device clears mw (VM_MAYWRITE)', async () => {
+    await mappings.map('/dev/mmapkit-ro', { prot: dut.c.PROT_READ, length: dut.page });
+    const flags = await vmFlags('/dev/mmapkit-ro');
+    expect(flags).toContain('rd');
+    expect(flags).not.toContain('mw');
+  });
+});
+
+describe('module lifetime', () => {
+  const reload = (): Promise<string> => dut.guest.run(['insmod', modulePath, `size=${dut.size}`]);
+
+  // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
+  // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
+  // EWOULDBLOCK (kernel/module/main.c:664-671).
+  it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', async () => {
+    const { native, c, page } = dut;
+    const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
+    const addr = await native.mmap(0n, page, c.PROT_READ, c.MAP_SHARED, fd, 0n);
+    await native.close(fd);
+    await expect(native.deleteModule(MODULE_NAME, c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
+    expect(await sh('rmmod mmapkit 2>&1; echo status=$?')).toMatch(/in use[\s\S]*status=1/);
+    await native.munmap(addr, page);
+    try {
+      await native.deleteModule(MODULE_NAME, c.O_NONBLOCK);
+      expect(await sh('grep -c "^mmapkit " /proc/modules || true')).toBe('0\n');
+    } finally {
+      await reload();
+    }
+  });
+
+  it.each([
+    ['0', /size/],
+    [String(300 * 1024 * 1024), /size/],
+  ])('a load with size=%s fails cleanly and leaves nothing registered', async (size, message) => {
+    await sh('rmmod mmapkit');
+    try {
+      const output = await sh(`insmod ${modulePath} size=${size} 2>&1; echo status=$?`);
+      expect(output).toMatch(/Invalid (argument|parameters)[\s\S]*status=1/);
+      expect(await sh('dmesg | grep "mmapkit" | tail -n 1')).toMatch(message);
+      expect(await sh('ls /dev | grep -c ^mmapkit || true')).toBe('0\n');
+      expect(await sh('test -e /sys/kernel/debug/mmapkit; echo $?; test -e /sys/module/mmapkit; echo $?')).toBe('1\n1\n');
+    } finally {
+      await reload();
+    }
+  });
+});
