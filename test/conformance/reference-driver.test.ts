@@ -64,6 +64,8 @@ describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('
     expect(await live()).toBe(0n);
 
     const addr = await native.mmap(0n, 4n * page, c.PROT_READ, c.MAP_SHARED, fd, 0n);
+    // munmap of a range already unmapped succeeds, so these undo whatever a failed assertion leaves.
+    mappings.later(() => native.munmap(addr, 4n * page));
     expect(await live()).toBe(1n);
 
     expect(await native.forkAndExit()).toBe(0);
@@ -75,6 +77,7 @@ describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('
 
     // Move [0] onto a placeholder elsewhere: the new VMA opens, the old one closes.
     const placeholder = await native.mmap(0n, page, c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS, -1, 0n);
+    mappings.later(() => native.munmap(placeholder, page));
     const moved = await native.mremap(addr, page, page, c.MREMAP_MAYMOVE | c.MREMAP_FIXED, placeholder);
     expect(moved).toBe(placeholder);
     expect(await live()).toBe(2n);
@@ -158,7 +161,9 @@ describe('VmFlags in /proc/PID/smaps', () => {
 });
 
 describe('module lifetime', () => {
-  const reload = (): Promise<string> => dut.guest.run(['insmod', modulePath, `size=${dut.size}`]);
+  /** Loads the module again unless it still is (a failed case must not hide behind "File exists"). */
+  const reload = (): Promise<string> =>
+    sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath} size=${dut.size}`);
 
   // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
   // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
@@ -167,6 +172,7 @@ describe('module lifetime', () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
     const addr = await native.mmap(0n, page, c.PROT_READ, c.MAP_SHARED, fd, 0n);
+    mappings.later(() => native.munmap(addr, page));
     await native.close(fd);
     await expect(native.deleteModule(MODULE_NAME, c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
     expect(await sh('rmmod mmapkit 2>&1; echo status=$?')).toMatch(/in use[\s\S]*status=1/);
@@ -183,7 +189,7 @@ describe('module lifetime', () => {
     ['0', /size/],
     [String(300 * 1024 * 1024), /size/],
   ])('a load with size=%s fails cleanly and leaves nothing registered', async (size, message) => {
-    await sh('rmmod mmapkit');
+    await sh(`rmmod ${MODULE_NAME}`);
     try {
       const output = await sh(`insmod ${modulePath} size=${size} 2>&1; echo status=$?`);
       expect(output).toMatch(/Invalid (argument|parameters)[\s\S]*status=1/);
