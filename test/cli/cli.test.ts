@@ -114,6 +114,12 @@ describe('vm run', () => {
     expect(result.stderr).toMatch(/booted \S+ \(tcg, .*\) in [\d.]+ s/);
   });
 
+  it('the reference driver registers its three devices', async () => {
+    const result = await mmapkit('vm', 'run', '--', 'ls', '-l', '/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro');
+    expect(result.code).toBe(0);
+    for (const name of ['mmapkit-remap', 'mmapkit-fault', 'mmapkit-ro']) expect(result.stdout).toMatch(new RegExp(`^c.* /dev/${name}$`, 'm'));
+  });
+
   it("exits with the guest command's status", async () => {
     expect((await mmapkit('vm', 'run', '--', 'false')).code).toBe(1);
     expect((await mmapkit('vm', 'run', '--', 'sh', '-c', 'exit 7')).code).toBe(7);

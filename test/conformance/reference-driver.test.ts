@@ -90,6 +90,39 @@ describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('
   });
 });
 
+describe('the PFN ioctl', () => {
+  it('reports linear PFNs for a contiguous buffer and refuses a page past the end', async () => {
+    const fd = await mappings.open('/dev/mmapkit-remap');
+    const { contiguous } = await dut.native.deviceInfo(fd);
+    const first = await dut.native.pagePfn(fd, 0n);
+    const last = await dut.native.pagePfn(fd, dut.size / dut.page - 1n);
+    expect(first).toBeGreaterThan(0n);
+    if (contiguous) expect(last - first).toBe(dut.size / dut.page - 1n);
+    await expect(dut.native.pagePfn(fd, dut.size / dut.page)).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
+  // H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
+  // (mm/memory.c:2515), so /proc/PID/maps shows the physical address as the offset.
+  it('matches the offset /proc/PID/maps shows for a private remap mapping', async () => {
+    const fd = await mappings.open('/dev/mmapkit-remap');
+    const privateMap = mappings.map('/dev/mmapkit-remap', {
+      prot: dut.c.PROT_READ,
+      flags: dut.c.MAP_PRIVATE,
+      length: 2n * dut.page,
+      offset: dut.page,
+    });
+    if (!(await dut.native.deviceInfo(fd)).contiguous) {
+      // A vmalloc buffer is remapped page by page, which cannot back a COW mapping.
+      await expect(privateMap).rejects.toMatchObject({ code: 'EINVAL' });
+      return;
+    }
+    const { addr } = await privateMap;
+    const line = (await sh('cat /proc/$PPID/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
+    const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
+    expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
+  });
+});
+
 describe('counters in debugfs', () => {
   const statsFile = '/sys/kernel/debug/mmapkit/mmapkit-fault/stats';
   const parse = (text: string): Map<string, bigint> =>
