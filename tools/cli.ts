@@ -3,6 +3,7 @@
  * module that does it; every failure ends as one line and an exit code
  * (tools/exit-codes.ts), never a stack trace.
  */
+import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { build } from './build.js';
 import { lintModule } from './lint.js';
@@ -10,6 +11,7 @@ import { ExitCode, UserError } from './exit-codes.js';
 import { type GuestKernel, discoverKernel } from './kernel.js';
 import { reportEnd, say } from './report.js';
 import { runConformance } from './test-command.js';
+import { GuestGoneError } from './vm/guest-client.js';
 import { startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
 import { type AccelChoice, SessionEndedError, VmSession } from './vm/session.js';
@@ -147,9 +149,10 @@ async function buildCommand(args: string[]): Promise<number> {
   return ExitCode.PASSED;
 }
 
+/** A command killed by a signal exits 128 + its number, as in a shell. */
 function signalExitCode(signal: string | null): number {
-  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGBUS: 7, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
-  return 128 + (signal !== null ? (numbers[signal] ?? 0) : 0);
+  const number = signal !== null ? os.constants.signals[signal as NodeJS.Signals] : undefined;
+  return 128 + (number ?? 0);
 }
 
 async function vmRun(args: string[]): Promise<number> {
@@ -168,7 +171,8 @@ async function vmRun(args: string[]): Promise<number> {
     });
     status = result.code ?? signalExitCode(result.signal);
   } catch (error) {
-    if (!(error instanceof Error && error.name === 'GuestGoneError')) throw error;
+    // The guest went away mid-command; the session's end state says why.
+    if (!(error instanceof GuestGoneError)) throw error;
   }
   const end = await session.stop();
   if (end.state !== 'completed' || status === undefined) {
