@@ -13,9 +13,17 @@ export function reportEnd(end: SessionEnd, session: VmSession): void {
   say(end.reason);
   const lines = session.lines();
   const excerpt = end.state === 'guest-crashed' ? crashExcerpt(lines, session.findings()) : [];
-  const shown = excerpt.length > 0 ? excerpt : tail(lines, 30);
+  printConsoleLines(excerpt.length > 0 ? excerpt : tail(lines, 30), session);
+}
+
+/** The guest console's last lines, for failures the guest itself survived. */
+export function printConsoleTail(session: VmSession, count = 20): void {
+  printConsoleLines(tail(session.lines(), count), session);
+}
+
+function printConsoleLines(lines: string[], session: VmSession): void {
   process.stderr.write(`--- last console lines (full log: ${session.consoleLog}) ---\n`);
-  process.stderr.write(shown.map((line) => `  ${line}\n`).join(''));
+  process.stderr.write(lines.map((line) => `  ${line}\n`).join(''));
 }
 
 export function describeFindings(found: Finding[]): string {

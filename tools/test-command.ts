@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ExitCode } from './exit-codes.js';
 import { REPO_ROOT } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
-import { describeFindings, reportEnd, say } from './report.js';
+import { describeFindings, printConsoleTail, reportEnd, say } from './report.js';
 import { type GuestRunOptions, startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
 import { startRelay } from './vm/relay.js';
@@ -75,6 +75,8 @@ export async function runConformance(options: GuestRunOptions): Promise<number> 
     reportEnd(end, session);
     return EXIT_CODE_OF[end.state];
   }
+  const failed = counts.failed > 0 || counts.passed === 0 || nonFatal.length > 0;
   if (nonFatal.length > 0) say('the guest kernel logged warnings or bad-page reports: see the findings above');
-  return counts.failed > 0 || counts.passed === 0 || nonFatal.length > 0 ? ExitCode.TESTS_FAILED : ExitCode.PASSED;
+  if (failed) printConsoleTail(session);
+  return failed ? ExitCode.TESTS_FAILED : ExitCode.PASSED;
 }
