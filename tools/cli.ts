@@ -4,9 +4,11 @@
  * (tools/exit-codes.ts), never a stack trace.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { build } from './build.js';
 import { lintModule } from './lint.js';
+import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { type GuestKernel, discoverKernel } from './kernel.js';
 import { reportEnd, say } from './report.js';
@@ -37,7 +39,7 @@ Commands:
   build            build the module (against the guest kernel's headers), the addon and the guest agent; type-check
   vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
   vm shell         an interactive shell in the guest with the module loaded
-  test             run the conformance suite against the reference driver's devices in the guest
+  test             run the conformance suite against device profiles (default: the reference driver's)
   lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
 
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
@@ -64,12 +66,14 @@ ${COMMON_HELP}`,
 
 Kernel-side lint of kmod/: checkpatch.pl --strict (from the kernel source that
 make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
-  test: `usage: mmapkit test [options]
+  test: `usage: mmapkit test [--profile FILE]... [options]
 
-Boots the guest, loads the module and runs the conformance suite
-(test/conformance) against the reference driver's devices (/dev/mmapkit,
-/dev/mmapkit-remap, -fault, -ro), then prints a pass/fail summary with
-the boot time and the accelerator used.
+Boots the guest and runs the conformance suite (test/conformance) against
+each profile's device, loading its module first, then prints a pass/fail
+summary with the boot time and the accelerator used. Without --profile: the
+reference driver's profiles (test/profiles/*.json) and the driver's own cases.
+A case a profile rules out is skipped with the reason.
+  --profile FILE      a device profile (JSON; see the README); repeatable
 ${COMMON_HELP}`,
 };
 
@@ -205,12 +209,16 @@ async function vmShell(args: string[]): Promise<number> {
 }
 
 async function testCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, VM_OPTIONS);
+  const { values } = parse(args, { ...VM_OPTIONS, profile: { type: 'string', multiple: true } });
   if (values.help) return help('test');
   const kernel = kernelOf(values);
   const options = guestOptions(values, kernel);
+  const files = values.profile ?? [];
+  // Bad profiles are found before anything is built or booted.
+  const profiles = files.length > 0 ? files.map((file) => loadProfile(path.resolve(file), kernel.version)) : referenceProfiles(kernel.version);
   await ensureBuilt(kernel);
-  return runConformance(options);
+  for (const profile of profiles) checkModule(profile, kernel.version);
+  return runConformance(options, { profiles, explicit: files.length > 0 });
 }
 
 async function lintCommand(args: string[]): Promise<number> {

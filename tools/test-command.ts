@@ -9,54 +9,49 @@ import os from 'node:os';
 import path from 'node:path';
 import { ExitCode } from './exit-codes.js';
 import { REPO_ROOT } from './paths.js';
-import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
+import { PROFILES_ENV, type Profile } from './profile.js';
 import { describeFindings, printConsoleTail, reportEnd, say } from './report.js';
 import { type GuestRunOptions, startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
 import { startRelay } from './vm/relay.js';
+import { type CaseCounts, countCases, describeCounts } from './vitest-summary.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
 
-export interface CaseCounts {
-  passed: number;
-  failed: number;
-  skipped: number;
-}
+/** Explicit profiles run the profile cases only; the reference driver's own promises run with the default set. */
+const PROFILE_CASES = 'test/conformance/cases.test.ts';
 
-async function runVitest(socket: string): Promise<CaseCounts> {
+async function runVitest(socket: string, profiles: Profile[], onlyProfileCases: boolean): Promise<CaseCounts> {
   const { startVitest } = await import('vitest/node');
   process.env[GUEST_SOCKET_ENV] = socket;
-  const vitest = await startVitest('test', [], {
+  process.env[PROFILES_ENV] = JSON.stringify(profiles);
+  const vitest = await startVitest('test', onlyProfileCases ? [PROFILE_CASES] : [], {
     run: true,
     watch: false,
     project: ['conformance'],
     root: REPO_ROOT,
     reporters: ['verbose'],
   });
-  const counts: CaseCounts = { passed: 0, failed: 0, skipped: 0 };
-  for (const module of vitest.state.getTestModules()) {
-    for (const test of module.children.allTests()) {
-      const state = test.result().state;
-      if (state === 'passed') counts.passed++;
-      else if (state === 'failed') counts.failed++;
-      else counts.skipped++;
-    }
-    if (module.state() === 'failed' && [...module.children.allTests()].length === 0) counts.failed++;
-  }
-  if (vitest.state.getUnhandledErrors().length > 0) counts.failed++;
+  const counts = countCases(vitest.state.getTestModules(), vitest.state.getUnhandledErrors().length);
   await vitest.close();
   process.exitCode = undefined; // ours to decide, from the counts and the VM's end
   return counts;
 }
 
-export async function runConformance(options: GuestRunOptions): Promise<number> {
-  const session = await startGuest(options);
+export interface ConformanceTarget {
+  profiles: Profile[];
+  /** True when the user named the profiles: run only the profile cases, and load only their modules. */
+  explicit: boolean;
+}
+
+export async function runConformance(options: GuestRunOptions, target: ConformanceTarget): Promise<number> {
+  const session = await startGuest({ ...options, loadModule: !target.explicit });
   const relayPath = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}.sock`);
   const relay = await startRelay(relayPath, session.guest, session.ready!);
   let counts: CaseCounts;
   try {
-    counts = await runVitest(relayPath);
+    counts = await runVitest(relayPath, target.profiles, target.explicit);
   } finally {
     relay.close();
     rmSync(relayPath, { force: true });
@@ -64,10 +59,10 @@ export async function runConformance(options: GuestRunOptions): Promise<number> 
   const end = await session.stop();
   const nonFatal = session.findings();
   const boot = ((session.bootMs ?? 0) / 1000).toFixed(1);
+  const devices = target.profiles.map((profile) => profile.device).join(' ');
   process.stdout.write(
-    `\nconformance: ${counts.passed} passed, ${counts.failed} failed` +
-      (counts.skipped > 0 ? `, ${counts.skipped} skipped` : '') +
-      `\nmmapkit: devices ${Object.values(REFERENCE_DEVICE_PATHS).join(' ')}, kernel ${session.ready?.kernel ?? '?'}, accelerator ${session.accel}, ` +
+    `\nconformance: ${describeCounts(counts)}` +
+      `\nmmapkit: devices ${devices}, kernel ${session.ready?.kernel ?? '?'}, accelerator ${session.accel}, ` +
       `boot to guest agent ${boot} s, whole run ${process.uptime().toFixed(1)} s, ` +
       `kernel findings: ${describeFindings(nonFatal)}\n`,
   );

@@ -1,5 +1,6 @@
 /**
- * Gives the conformance files one booted guest with the module loaded.
+ * Gives the conformance files one booted guest with the reference module
+ * loaded, and the profiles to test.
  * `mmapkit test` boots the guest itself and passes its relay socket in
  * MMAPKIT_GUEST_SOCKET; a plain `vitest run` boots one here. Either way the
  * test workers reach it through the socket provided as `guestSocket`.
@@ -10,26 +11,24 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { describeFindings } from '../../tools/report.js';
 import { discoverKernel } from '../../tools/kernel.js';
+import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
 import { GUEST_SOCKET_ENV } from '../../tools/test-command.js';
 import { crashExcerpt, tail } from '../../tools/vm/console.js';
 import { startGuest } from '../../tools/vm/guest-run.js';
 import { startRelay } from '../../tools/vm/relay.js';
 import type { AccelChoice } from '../../tools/vm/session.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    guestSocket: string;
-  }
-}
-
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  const kernel = discoverKernel({ kernel: process.env.MMAPKIT_KERNEL });
+  const given = process.env[PROFILES_ENV];
+  project.provide('profiles', given !== undefined ? (JSON.parse(given) as Profile[]) : referenceProfiles(kernel.version));
   const external = process.env[GUEST_SOCKET_ENV];
   if (external !== undefined) {
     project.provide('guestSocket', external);
     return undefined;
   }
   const session = await startGuest({
-    kernel: discoverKernel({ kernel: process.env.MMAPKIT_KERNEL }),
+    kernel,
     accel: (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice,
     log: (line) => process.stderr.write(`mmapkit: ${line}\n`),
   });

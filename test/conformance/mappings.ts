@@ -40,7 +40,7 @@ export class Mappings {
     const length = options.length ?? this.dut.size;
     const fd = await this.open(path, options.openFlags ?? c.O_RDWR);
     const prot = options.prot ?? c.PROT_READ | c.PROT_WRITE;
-    const addr = await native.mmap(0n, length, prot, options.flags ?? c.MAP_SHARED, fd, options.offset ?? 0n);
+    const addr = await native.mmap(0n, length, prot, options.flags ?? c.MAP_SHARED, fd, options.offset ?? this.dut.offset);
     this.later(() => native.munmap(addr, length).catch(() => undefined));
     return { fd, addr, length };
   }
@@ -51,7 +51,7 @@ export class Mappings {
   }
 }
 
-/** Writes zeroes over the whole buffer through `writer`. */
+/** Writes zeroes over the device's whole region through `writer`. */
 export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<void> {
   const mappings = new Mappings(dut);
   try {

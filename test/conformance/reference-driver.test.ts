@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { moduleObject } from '../../tools/paths.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
-import { type DeviceUnderTest, openDeviceUnderTest } from './device.js';
+import { type DeviceUnderTest, openReferenceDriver } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 let dut: DeviceUnderTest;
@@ -16,9 +16,9 @@ let mappings: Mappings;
 let modulePath: string;
 
 beforeAll(async () => {
-  dut = await openDeviceUnderTest();
+  dut = await openReferenceDriver();
   mappings = new Mappings(dut);
-  modulePath = moduleObject((await dut.guest.ready).kernel);
+  modulePath = moduleObject(dut.kernel);
 });
 afterEach(() => mappings.release());
 afterAll(() => dut.close());

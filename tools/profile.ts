@@ -1,0 +1,153 @@
+/**
+ * A profile describes a device to test: where it is, how to load its
+ * driver, and the choices its driver makes where the mmap semantics
+ * catalogue lets a driver choose. The suite runs every case a profile
+ * allows and never fails a driver for a choice its profile declares.
+ *
+ * Profiles are JSON files; every key is checked, and a bad profile is a
+ * usage error (exit 2) whose one line names the key or file at fault.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from './exit-codes.js';
+import { REPO_ROOT, kernelBuildDir } from './paths.js';
+
+export interface Profile {
+  name: string;
+  /** The device node in the guest. */
+  device: string;
+  /** Absolute path of the .ko to insmod first, if any. */
+  module?: string;
+  moduleParams: string;
+  /** Bytes mappable from `offset` on, a page multiple. */
+  size: number;
+  /** The mmap offset where the region starts. */
+  offset: number;
+  /** Shared writable mappings of an O_RDWR fd are allowed. */
+  writable: boolean;
+  /** Content right after load: all zero, or anything the device defines. */
+  initial: 'zero' | 'any';
+  /** PTEs all built at mmap time, one per first touch, or either. */
+  population: 'prefault' | 'on-demand' | 'any';
+  /** MAP_PRIVATE with PROT_READ|PROT_WRITE on an O_RDWR fd: copy-on-write, refused, or either. */
+  private: 'cow' | 'rejected' | 'any';
+  /** read() and write() at an offset mirror the mapping. */
+  readWrite: boolean;
+  /**
+   * Another device over the same memory that can be mapped writable, so that
+   * cases can put a pattern in place for a device that cannot be written.
+   */
+  writer?: string;
+  /** The file it came from. */
+  file: string;
+}
+
+type Check = (value: unknown) => boolean;
+
+const isString: Check = (value) => typeof value === 'string' && value !== '';
+const isBoolean: Check = (value) => typeof value === 'boolean';
+const isCount: Check = (value) => Number.isSafeInteger(value) && (value as number) >= 0;
+const oneOf = (...allowed: string[]): Check => (value) => typeof value === 'string' && allowed.includes(value);
+
+/** Every key a profile may have: its check, what the check means, and its default when optional. */
+const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown }> = {
+  name: { check: isString, expected: 'a non-empty string' },
+  device: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path' },
+  module: { check: isString, expected: 'a path to a .ko', fallback: undefined },
+  moduleParams: { check: (value) => typeof value === 'string', expected: 'a string', fallback: '' },
+  size: { check: (value) => isCount(value) && (value as number) > 0, expected: 'a positive number of bytes' },
+  offset: { check: isCount, expected: 'a number of bytes', fallback: 0 },
+  writable: { check: isBoolean, expected: 'true or false', fallback: false },
+  initial: { check: oneOf('zero', 'any'), expected: '"zero" or "any"', fallback: 'any' },
+  population: { check: oneOf('prefault', 'on-demand', 'any'), expected: '"prefault", "on-demand" or "any"', fallback: 'any' },
+  private: { check: oneOf('cow', 'rejected', 'any'), expected: '"cow", "rejected" or "any"', fallback: 'any' },
+  readWrite: { check: isBoolean, expected: 'true or false', fallback: false },
+  writer: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path', fallback: undefined },
+};
+
+const PAGE_SIZE = 4096;
+
+/**
+ * Where a profile's "module" points. "@build/..." is relative to the guest
+ * kernel's build directory (build/kernels/<release>/), so one profile serves
+ * every kernel the tree is built for; anything else is relative to the
+ * profile file.
+ */
+export function resolveModule(module: string, profileFile: string, kernelVersion: string): string {
+  if (module.startsWith('@build/')) return path.join(kernelBuildDir(kernelVersion), module.slice('@build/'.length));
+  return path.resolve(path.dirname(profileFile), module);
+}
+
+/** The kernel release a .ko was built for, from its vermagic. */
+export function moduleRelease(ko: string): string | undefined {
+  const result = spawnSync('modinfo', ['-F', 'vermagic', ko], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim().split(/\s+/)[0] : undefined;
+}
+
+/** Validates parsed JSON as a profile; `file` names it in errors. */
+export function parseProfile(json: unknown, file: string, kernelVersion: string): Profile {
+  const where = path.basename(file);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UserError(`${where}: a profile is a JSON object`);
+  }
+  const record = json as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!(key in KEYS)) throw new UserError(`${where}: unknown key "${key}" (known: ${Object.keys(KEYS).join(', ')})`);
+  }
+  const values: Record<string, unknown> = {};
+  for (const [key, rule] of Object.entries(KEYS)) {
+    const value = record[key];
+    if (value === undefined) {
+      if (!('fallback' in rule)) throw new UserError(`${where}: missing required key "${key}"`);
+      values[key] = rule.fallback;
+    } else if (!rule.check(value)) {
+      throw new UserError(`${where}: "${key}" must be ${rule.expected}, not ${JSON.stringify(value)}`);
+    } else {
+      values[key] = value;
+    }
+  }
+  for (const key of ['size', 'offset'] as const) {
+    if ((values[key] as number) % PAGE_SIZE !== 0) throw new UserError(`${where}: "${key}" must be a multiple of ${PAGE_SIZE}`);
+  }
+  const profile = { ...values, file } as Profile;
+  if (profile.module !== undefined) profile.module = resolveModule(profile.module, file, kernelVersion);
+  return profile;
+}
+
+/** Reads and validates a profile file, and checks that its module exists and was built for this kernel. */
+export function loadProfile(file: string, kernelVersion: string): Profile {
+  if (!existsSync(file)) throw new UserError(`profile ${file} does not exist`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UserError(`${path.basename(file)}: not valid JSON (${(error as Error).message})`);
+  }
+  return parseProfile(json, file, kernelVersion);
+}
+
+/** A module must exist and carry this kernel's vermagic, or insmod fails with a less helpful message. */
+export function checkModule(profile: Profile, kernelVersion: string): void {
+  const ko = profile.module;
+  if (ko === undefined) return;
+  const where = path.basename(profile.file);
+  if (!existsSync(ko)) throw new UserError(`${where}: "module" ${ko} does not exist (not built?)`);
+  const release = moduleRelease(ko);
+  if (release !== kernelVersion) {
+    throw new UserError(`${where}: "module" ${ko} was built for ${release ?? 'an unknown kernel'}, not ${kernelVersion}`);
+  }
+}
+
+/** The reference driver's profiles, which `make run` and a plain `mmapkit test` use. */
+export const REFERENCE_PROFILES_DIR = path.join(REPO_ROOT, 'test', 'profiles');
+
+export function referenceProfiles(kernelVersion: string): Profile[] {
+  return readdirSync(REFERENCE_PROFILES_DIR)
+    .filter((name) => name.endsWith('.json'))
+    .sort()
+    .map((name) => loadProfile(path.join(REFERENCE_PROFILES_DIR, name), kernelVersion));
+}
+
+/** How `mmapkit test` hands its validated profiles to the suite's global setup. */
+export const PROFILES_ENV = 'MMAPKIT_PROFILES';
