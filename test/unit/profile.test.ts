@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ExitCode, UserError } from '../../tools/exit-codes.js';
+import { kernelBuildDir } from '../../tools/paths.js';
+import { checkModule, loadProfile, parseProfile, referenceProfiles, resolveModule } from '../../tools/profile.js';
+
+const KERNEL = '6.1.0-56-amd64';
+const dir = mkdtempSync(path.join(os.tmpdir(), 'profile-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const minimal = { name: 'x', device: '/dev/x', size: 8192 };
+
+/** A usage error (exit 2) on one line whose text matches `pattern`. */
+function expectBadProfile(json: unknown, pattern: RegExp): void {
+  let caught: unknown;
+  try {
+    parseProfile(json, '/p/my.json', KERNEL);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(UserError);
+  expect((caught as UserError).exitCode).toBe(ExitCode.USAGE);
+  expect((caught as UserError).message).toMatch(/^my\.json: /);
+  expect((caught as UserError).message).toMatch(pattern);
+  expect((caught as UserError).message).not.toContain('\n');
+}
+
+describe('parseProfile', () => {
+  it('fills the optional keys with the cautious defaults', () => {
+    const profile = parseProfile(minimal, '/p/my.json', KERNEL);
+    expect(profile).toMatchObject({
+      ...minimal, offset: 0, moduleParams: '', writable: false, initial: 'any', population: 'any', private: 'any', readWrite: false,
+    });
+    expect(profile.module).toBeUndefined();
+  });
+
+  it('keeps every key it is given', () => {
+    const full = { ...minimal, module: 'm.ko', moduleParams: 'a=1', offset: 4096, writable: true, initial: 'zero', population: 'on-demand', private: 'cow', readWrite: true, writer: '/dev/w' };
+    expect(parseProfile(full, '/p/my.json', KERNEL)).toMatchObject({ ...full, module: '/p/m.ko' });
+  });
+
+  it.each([
+    [{ ...minimal, frob: 1 }, /unknown key "frob"/],
+    [{ device: '/dev/x', size: 4096 }, /missing required key "name"/],
+    [{ name: 'x', size: 4096 }, /missing required key "device"/],
+    [{ name: 'x', device: '/dev/x' }, /missing required key "size"/],
+    [{ ...minimal, device: 'dev/x' }, /"device" must be an absolute path/],
+    [{ ...minimal, size: 0 }, /"size" must be a positive number/],
+    [{ ...minimal, size: 100 }, /"size" must be a multiple of 4096/],
+    [{ ...minimal, offset: 10 }, /"offset" must be a multiple of 4096/],
+    [{ ...minimal, size: '4096' }, /"size" must be a positive number of bytes, not "4096"/],
+    [{ ...minimal, writable: 'yes' }, /"writable" must be true or false/],
+    [{ ...minimal, private: 'maybe' }, /"private" must be "cow", "rejected" or "any"/],
+    [{ ...minimal, population: 'lazy' }, /"population" must be/],
+    [[minimal], /a profile is a JSON object/],
+  ])('refuses %j', (json, pattern) => expectBadProfile(json, pattern));
+});
+
+describe('modules', () => {
+  it('resolves @build/ against the kernel build directory and other paths against the profile', () => {
+    expect(resolveModule('@build/kmod/mmapkit.ko', '/p/my.json', KERNEL)).toBe(path.join(kernelBuildDir(KERNEL), 'kmod/mmapkit.ko'));
+    expect(resolveModule('../m.ko', '/p/q/my.json', KERNEL)).toBe('/p/m.ko');
+    expect(resolveModule('/abs/m.ko', '/p/my.json', KERNEL)).toBe('/abs/m.ko');
+  });
+
+  it('refuses a module that does not exist, or one that is not a module of this kernel', () => {
+    const missing = parseProfile({ ...minimal, module: 'missing.ko' }, path.join(dir, 'a.json'), KERNEL);
+    expect(() => checkModule(missing, KERNEL)).toThrow(/"module" .*missing\.ko does not exist/);
+    writeFileSync(path.join(dir, 'fake.ko'), 'not an ELF module');
+    const fake = parseProfile({ ...minimal, module: 'fake.ko' }, path.join(dir, 'b.json'), KERNEL);
+    expect(() => checkModule(fake, KERNEL)).toThrow(/was built for an unknown kernel, not 6\.1\.0-56-amd64/);
+  });
+});
+
+describe('files', () => {
+  it('names the file when it is missing or not JSON', () => {
+    expect(() => loadProfile(path.join(dir, 'none.json'), KERNEL)).toThrow(/does not exist/);
+    writeFileSync(path.join(dir, 'broken.json'), '{ "name": ');
+    expect(() => loadProfile(path.join(dir, 'broken.json'), KERNEL)).toThrow(/^broken\.json: not valid JSON/);
+  });
+
+  it('the reference profiles load and cover the three devices', () => {
+    const devices = referenceProfiles(KERNEL).map((profile) => profile.device);
+    expect(devices).toEqual(expect.arrayContaining(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro']));
+  });
+});
