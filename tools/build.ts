@@ -10,7 +10,7 @@ import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from './exit-codes.js';
 import type { GuestKernel } from './kernel.js';
-import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, kernelBuildDir, moduleObject } from './paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from './paths.js';
 
 export interface BuildOptions {
   kernel: GuestKernel;
@@ -18,7 +18,7 @@ export interface BuildOptions {
   log: (line: string) => void;
 }
 
-interface Step {
+export interface Step {
   name: string;
   /** Files whose content decides the output. */
   inputs: () => string[];
@@ -33,7 +33,7 @@ const isBuildOutput = (name: string): boolean =>
   /\.(o|ko|mod|mod\.c|cmd|order|symvers|d)$/.test(name) || name.startsWith('.');
 
 /** Every file below `dir` (relative names ignored for build output), sorted. */
-function filesUnder(dir: string, keep: (file: string) => boolean = () => true): string[] {
+export function filesUnder(dir: string, keep: (file: string) => boolean = () => true): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && !isBuildOutput(entry.name))
@@ -46,7 +46,7 @@ function filesUnder(dir: string, keep: (file: string) => boolean = () => true): 
 const rootFiles = (...names: string[]): string[] =>
   names.map((name) => path.join(REPO_ROOT, name)).filter((file) => existsSync(file));
 
-function fingerprint(step: Step): string {
+export function fingerprint(step: Step): string {
   const hash = createHash('sha256').update(step.salt ?? '');
   for (const file of step.inputs()) {
     const stat = statSync(file);
@@ -55,9 +55,9 @@ function fingerprint(step: Step): string {
   return hash.digest('hex');
 }
 
-const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
+export const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
 
-function upToDate(step: Step, print: string): boolean {
+export function upToDate(step: Step, print: string): boolean {
   const stamp = stampFile(step);
   return (
     existsSync(stamp) && readFileSync(stamp, 'utf8') === print && step.outputs.every((output) => existsSync(output))
@@ -65,7 +65,7 @@ function upToDate(step: Step, print: string): boolean {
 }
 
 /** Runs a command quietly; its output is shown when it fails, or always with --verbose. */
-async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string, verbose: boolean): Promise<string> {
+export async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string, verbose: boolean): Promise<string> {
   try {
     const output = await command;
     if (verbose) process.stderr.write(output.stdout + output.stderr);
@@ -78,8 +78,7 @@ async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string
 }
 
 /** Kbuild writes objects next to the sources; a per-kernel directory of links keeps kmod/ clean. */
-export function prepareModuleTree(kernel: GuestKernel, name = 'kmod'): string {
-  const source = path.join(REPO_ROOT, 'kmod');
+export function prepareModuleTree(kernel: GuestKernel, name = 'kmod', source = path.join(REPO_ROOT, 'kmod')): string {
   const tree = path.join(kernelBuildDir(kernel.version), name);
   mkdirSync(tree, { recursive: true });
   // Links to sources that were renamed or deleted would still be compiled.
@@ -147,13 +146,15 @@ function steps(options: BuildOptions): Step[] {
         ...filesUnder(path.join(REPO_ROOT, 'vm'), (file) => file.endsWith('.ts')),
         ...rootFiles('native/index.ts'),
       ],
-      outputs: [AGENT_BUNDLE],
+      outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE],
       run: async () => {
         const { build } = await import('esbuild');
-        // One file: every module the guest loads over 9p costs a round trip under emulation.
+        // One file per program: every module the guest loads over 9p costs a round trip under emulation.
+        // The agent, and the scenario program that `mmapkit trace` runs as a process of its own.
         await build({
-          entryPoints: [path.join(REPO_ROOT, 'vm', 'agent.ts')],
-          outfile: AGENT_BUNDLE,
+          entryPoints: [path.join(REPO_ROOT, 'vm', 'agent.ts'), path.join(REPO_ROOT, 'vm', 'scenario.ts')],
+          outdir: path.dirname(AGENT_BUNDLE),
+          outExtension: { '.js': '.mjs' },
           bundle: true,
           platform: 'node',
           format: 'esm',

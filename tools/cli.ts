@@ -13,6 +13,7 @@ import { ExitCode, UserError } from './exit-codes.js';
 import { type GuestKernel, discoverKernel } from './kernel.js';
 import { reportEnd, say } from './report.js';
 import { runConformance } from './test-command.js';
+import { EXPLAIN_HELP, TRACE_HELP, explainCommand, traceCommand } from './trace/command.js';
 import { GuestGoneError } from './vm/guest-client.js';
 import { startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
@@ -41,6 +42,8 @@ Commands:
   vm shell         an interactive shell in the guest with the module loaded
   test             run the conformance suite against device profiles (default: the reference driver's)
   lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
+  trace            record the kernel's mmap and page-fault path for a scenario with ftrace
+  explain          walk the mmap path with live evidence; writes an HTML report
 
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
 120 guest kernel crashed, 121 boot failed, 124 timed out.
@@ -229,7 +232,8 @@ async function lintCommand(args: string[]): Promise<number> {
 }
 
 function help(topic: string): number {
-  process.stdout.write(`${HELP[topic] ?? HELP.main}\n`);
+  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP };
+  process.stdout.write(`${text[topic] ?? HELP.main}\n`);
   return ExitCode.PASSED;
 }
 
@@ -242,6 +246,10 @@ async function main(argv: string[]): Promise<number> {
       return testCommand(rest);
     case 'lint':
       return lintCommand(rest);
+    case 'trace':
+      return traceCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
     case 'vm': {
       const [sub, ...vmArgs] = rest;
       if (sub === 'run') return vmRun(vmArgs);

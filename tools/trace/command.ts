@@ -1,0 +1,243 @@
+/**
+ * `mmapkit trace` and `mmapkit explain`: boot the guest, record scenarios
+ * with ftrace (tools/trace/record.ts), print the trimmed call trees, and for
+ * explain measure and write the step-by-step report with its claims table.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { build } from '../build.js';
+import { ExitCode, UserError } from '../exit-codes.js';
+import { discoverKernel } from '../kernel.js';
+import { BUILD_DIR } from '../paths.js';
+import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
+import { reportEnd, say } from '../report.js';
+import { startGuest } from '../vm/guest-run.js';
+import { EXIT_CODE_OF } from '../vm/outcome.js';
+import type { AccelChoice, VmSession } from '../vm/session.js';
+import { SCENARIOS, type ScenarioName } from '../../vm/scenario-types.js';
+import { renderHtml } from './html.js';
+import { measureTargets, prepareTracing, recordScenario } from './record.js';
+import { type ExplainEvidence, buildReport, renderText } from './report.js';
+import { describeRecording } from './trace-text.js';
+
+const VM_HELP = `
+Kernel and VM options:
+  --kernel REL|PATH   guest kernel release or image path (default: newest in /boot)
+  --kdir DIR          kernel headers to build against
+  --accel MODE        tcg (default), kvm, or auto
+  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
+  --timeout S         deadline for the whole run, boot included (default 900)
+  --console           echo the guest console to stderr while it runs
+  --out DIR           where to save the raw traces and the report (default build/trace/<time>/)
+  -h, --help          this help`;
+
+export const TRACE_HELP = `usage: mmapkit trace [--device remap|fault|ro|PATH] [--scenario ${SCENARIOS.join('|')}] [--pages N] [options]
+
+Boots the guest, runs the scenario in a process of its own and records it
+with ftrace (function_graph limited to that process, graphs rooted at the
+scenario's system call and at handle_mm_fault). Prints the kernel call tree
+trimmed to the functions of the mmap path, with durations, and which page
+faults hit the mapping; saves the raw trace next to it.
+  --device D          remap (default), fault, ro, or a path in the guest (a file under /tmp is created)
+  --scenario S        map (default): mmap only; touch: mmap, then read every page;
+                      fork, mremap, munmap: that call on a touched mapping;
+                      private-write: MAP_PRIVATE, then write one page (copy-on-write)
+  --pages N           mapping length in pages (default 4)
+${VM_HELP}`;
+
+export const EXPLAIN_HELP = `usage: mmapkit explain [--device remap|fault|ro] [options]
+
+Walks the mmap path step by step (find a free range, create the VMA, link it,
+call the driver's mmap, build page tables, fault on access, write back) with
+live evidence from one guest run: traced kernel functions, the maps line and
+decoded smaps VmFlags, a picture of the address space, driver PFNs against
+pagemap, and minor-fault counts for the remap device, the fault device and a
+tmpfs file. Then checks the articles' claims against those measurements.
+Prints the report and writes it as one self-contained HTML file.
+  --device D          the device under study: remap (default), fault or ro
+  --pages N           pages touched per target (default 8)
+${VM_HELP}`;
+
+const OPTIONS = {
+  device: { type: 'string', default: 'remap' },
+  scenario: { type: 'string', default: 'map' },
+  pages: { type: 'string' },
+  kernel: { type: 'string' },
+  kdir: { type: 'string' },
+  accel: { type: 'string', default: 'tcg' },
+  'boot-timeout': { type: 'string' },
+  timeout: { type: 'string' },
+  console: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parse>;
+
+function parse(args: string[], allowed: (keyof typeof OPTIONS)[]) {
+  const options = Object.fromEntries(allowed.map((name) => [name, OPTIONS[name]])) as Partial<typeof OPTIONS>;
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as {
+      [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
+    };
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
+}
+
+function positiveSeconds(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new UserError(`${flag} takes a positive number of seconds, not '${value}'`);
+  return parsed;
+}
+
+function pagesOf(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 256) throw new UserError(`--pages takes a whole number from 1 to 256, not '${value}'`);
+  return parsed;
+}
+
+/** remap|fault|ro to the device node; any other value must be an absolute guest path. */
+export function devicePath(value: string): string {
+  if (value === 'remap' || value === 'fault' || value === 'ro') return REFERENCE_DEVICE_PATHS[value];
+  if (value.startsWith('/')) return value;
+  throw new UserError(`--device takes remap, fault, ro or an absolute path, not '${value}'`);
+}
+
+function accelOf(value: string | undefined): AccelChoice {
+  if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
+  throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
+}
+
+function outDir(values: Values, name: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const dir = values.out ?? path.join(BUILD_DIR, 'trace', `${stamp}-${process.pid}-${name}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const relative = (file: string): string => {
+  const rel = path.relative(process.cwd(), file);
+  return rel.startsWith('..') ? file : rel;
+};
+
+/** Builds what is stale, boots, runs `work`, stops; the guest's end state decides the exit code before the work does. */
+async function withGuest(values: Values, work: (session: VmSession) => Promise<number>): Promise<number> {
+  const kernel = discoverKernel({ kernel: values.kernel, kdir: values.kdir });
+  const accel = accelOf(values.accel);
+  const bootTimeoutS = positiveSeconds(values['boot-timeout'], '--boot-timeout');
+  const runTimeoutS = positiveSeconds(values.timeout, '--timeout');
+  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+  const session = await startGuest({
+    kernel,
+    accel,
+    showConsole: values.console === true,
+    ...(bootTimeoutS !== undefined && { bootTimeoutS }),
+    ...(runTimeoutS !== undefined && { runTimeoutS }),
+    log: say,
+  });
+  let code: number | undefined;
+  let failure: unknown;
+  try {
+    code = await work(session);
+  } catch (error) {
+    failure = error;
+  }
+  const end = await session.stop();
+  if (end.state !== 'completed') {
+    reportEnd(end, session);
+    return EXIT_CODE_OF[end.state];
+  }
+  if (failure !== undefined) throw failure;
+  const findings = session.findings();
+  if (findings.length > 0) {
+    say(`the guest kernel logged: ${findings.map((finding) => finding.line).join('; ')}`);
+    return ExitCode.TESTS_FAILED;
+  }
+  return code ?? ExitCode.PASSED;
+}
+
+export async function traceCommand(args: string[]): Promise<number> {
+  const values = parse(args, ['device', 'scenario', 'pages', 'kernel', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
+  if (values.help === true) {
+    process.stdout.write(`${TRACE_HELP}\n`);
+    return ExitCode.PASSED;
+  }
+  const target = devicePath(values.device ?? 'remap');
+  const scenario = values.scenario as ScenarioName;
+  if (!SCENARIOS.includes(scenario)) throw new UserError(`--scenario takes ${SCENARIOS.join(', ')}, not '${String(values.scenario)}'`);
+  const pages = pagesOf(values.pages, 4);
+  const dir = outDir(values, `${scenario}-${path.basename(target)}`);
+  return withGuest(values, async (session) => {
+    await prepareTracing(session.guest);
+    const create = !target.startsWith('/dev/') && target.startsWith('/tmp/');
+    const recording = await recordScenario(session.guest, scenario, target, pages, create);
+    const base = path.join(dir, `${scenario}-${path.basename(target)}`);
+    writeFileSync(`${base}.trace`, recording.raw);
+    writeFileSync(`${base}.json`, `${JSON.stringify(recording.result, null, 2)}\n`);
+    const { lines } = describeRecording(recording.raw, recording.result, { rawPath: relative(`${base}.trace`) });
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return ExitCode.PASSED;
+  });
+}
+
+/** The regular file explain maps: on the guest's tmpfs /tmp. */
+export const EXPLAIN_FILE = '/tmp/mmapkit-explain.dat';
+
+export async function explainCommand(args: string[]): Promise<number> {
+  const values = parse(args, ['device', 'pages', 'kernel', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
+  if (values.help === true) {
+    process.stdout.write(`${EXPLAIN_HELP}\n`);
+    return ExitCode.PASSED;
+  }
+  const kind = values.device ?? 'remap';
+  if (kind !== 'remap' && kind !== 'fault' && kind !== 'ro') throw new UserError(`--device takes remap, fault or ro, not '${kind}'`);
+  const device = devicePath(kind);
+  const pages = pagesOf(values.pages, 8);
+  const dir = outDir(values, `explain-${kind}`);
+  return withGuest(values, async (session) => {
+    const { text, html } = await runExplain(session, device, pages, dir);
+    process.stdout.write(text);
+    process.stdout.write(`\nreport: ${relative(html)}\n`);
+    return ExitCode.PASSED;
+  });
+}
+
+/**
+ * One explain run in a booted guest: traces the touch scenario on the device
+ * and on a tmpfs file, measures every target, and writes evidence.json, the
+ * raw traces and report.html into `dir`. Returns the terminal text and the
+ * HTML file's path.
+ */
+export async function runExplain(session: VmSession, device: string, pages: number, dir: string): Promise<{ text: string; html: string; evidence: ExplainEvidence }> {
+  mkdirSync(dir, { recursive: true });
+  await prepareTracing(session.guest);
+  const deviceTrace = await recordScenario(session.guest, 'touch', device, 4);
+  const fileTrace = await recordScenario(session.guest, 'touch', EXPLAIN_FILE, 4, true);
+  const targets = [...new Set<string>([REFERENCE_DEVICE_PATHS.remap, REFERENCE_DEVICE_PATHS.fault, device]), EXPLAIN_FILE];
+  const measure = await measureTargets(session.guest, targets, pages);
+  const savePaths = {
+    device: path.join(dir, `touch-${path.basename(device)}.trace`),
+    file: path.join(dir, 'touch-tmpfs-file.trace'),
+  };
+  writeFileSync(savePaths.device, deviceTrace.raw);
+  writeFileSync(savePaths.file, fileTrace.raw);
+  const evidence: ExplainEvidence = {
+    device,
+    file: EXPLAIN_FILE,
+    kernel: session.ready?.kernel ?? '?',
+    deviceTrace: { raw: deviceTrace.raw, result: deviceTrace.result, path: relative(savePaths.device) },
+    fileTrace: { raw: fileTrace.raw, result: fileTrace.result, path: relative(savePaths.file) },
+    measure,
+    when: new Date().toISOString(),
+  };
+  writeFileSync(path.join(dir, 'evidence.json'), `${JSON.stringify(evidence, null, 2)}\n`);
+  const model = buildReport(evidence);
+  const html = path.join(dir, 'report.html');
+  writeFileSync(html, renderHtml(model));
+  const text = `${renderText(model)}\nraw traces: ${relative(savePaths.device)}, ${relative(savePaths.file)}\n`;
+  return { text, html, evidence };
+}

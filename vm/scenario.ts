@@ -1,0 +1,533 @@
+/**
+ * The scenario program: runs in the guest as a process of its own, so that
+ * ftrace can be limited to it (set_ftrace_pid), and prints one JSON line
+ * (vm/scenario-types.ts) with what it saw. Bundled by `mmapkit build` to
+ * build/guest/scenario.mjs and started by tools/trace/ through the agent.
+ *
+ *   scenario.mjs trace --scenario map|touch|fork|mremap|munmap|private-write --target PATH [--pages N] [--tracefs DIR]
+ *   scenario.mjs measure --target PATH [--target PATH...] [--pages N]
+ *
+ * `trace` switches tracing on (tracing_on) only around the operation under
+ * study, after writing its own pid into set_ftrace_pid and set_event_pid;
+ * the host has set the tracer up beforehand (tools/trace/ftrace.ts). Marker
+ * lines ("mmapkit: ...") go into the trace through trace_marker, so the host
+ * can tell which faults hit the mapping.
+ */
+import { appendFileSync, closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
+import {
+  MARKER_PREFIX,
+  type MappingEvidence,
+  type MeasureResult,
+  type PageEvidence,
+  SCENARIOS,
+  type ScenarioName,
+  type TargetMeasurement,
+  type TraceScenarioResult,
+} from './scenario-types.js';
+
+const root = process.env.MMAPKIT_ROOT ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const native: NativeAddon = loadNative(path.join(root, 'native/build/Release/mmapkit_native.node'));
+const C = native.constants;
+const PAGE = native.pageSize();
+const hex = (value: bigint): string => `0x${value.toString(16)}`;
+
+function errorCode(error: unknown): string {
+  if (isNativeError(error)) return error.code;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function attempt<T>(fn: () => T): { ok: true; value: T } | { ok: false; error: string } {
+  try {
+    return { ok: true, value: fn() };
+  } catch (error) {
+    return { ok: false, error: errorCode(error) };
+  }
+}
+
+/** 'remap' | 'fault' | 'ro' for a mmapkit device, 'file' for anything else. */
+function kindOf(fd: number): string {
+  const info = attempt(() => native.deviceInfo(fd));
+  return info.ok ? info.value.kind : 'file';
+}
+
+// ---------------------------------------------------------------- ftrace
+
+class Tracer {
+  constructor(private readonly dir: string | undefined) {}
+
+  private write(file: string, value: string, append = false): void {
+    if (this.dir === undefined) return;
+    const target = path.join(this.dir, file);
+    if (append) appendFileSync(target, value);
+    else writeFileSync(target, value);
+  }
+
+  /** Limits tracing to this process, then switches the ring buffer on. */
+  start(label: string): void {
+    this.write('set_ftrace_pid', String(process.pid));
+    this.write('set_event_pid', String(process.pid));
+    this.write('tracing_on', '1');
+    this.on = true;
+    this.mark(`begin ${label}`);
+  }
+
+  /** trace_marker only accepts writes while tracing is on (EBADF otherwise). */
+  mark(text: string): void {
+    this.write('trace_marker', `${MARKER_PREFIX} ${text}`, true);
+  }
+
+  private on = false;
+
+  stop(): void {
+    if (!this.on) return;
+    this.mark('end');
+    this.write('tracing_on', '0');
+    this.on = false;
+  }
+}
+
+// ---------------------------------------------------------------- evidence
+
+function mapsLineOf(address: bigint, maps: string): string | undefined {
+  return maps.split('\n').find((line) => {
+    const [range] = line.split(' ');
+    const [start] = (range ?? '').split('-');
+    return start !== undefined && start !== '' && BigInt(`0x${start}`) === address;
+  });
+}
+
+function smapsOf(address: bigint): { vmFlags?: string; rssKb?: number } {
+  const smaps = readFileSync('/proc/self/smaps', 'utf8').split('\n');
+  const start = smaps.findIndex((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line) && BigInt(`0x${line.split('-')[0]}`) === address);
+  if (start < 0) return {};
+  const result: { vmFlags?: string; rssKb?: number } = {};
+  for (let i = start + 1; i < smaps.length; i++) {
+    const line = smaps[i]!;
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) break;
+    if (line.startsWith('VmFlags:')) result.vmFlags = line.slice('VmFlags:'.length).trim();
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) result.rssKb = Number(rss[1]);
+  }
+  return result;
+}
+
+function pageEvidence(fd: number, kind: string, address: bigint, pages: number, pgoff = 0): PageEvidence[] {
+  const result: PageEvidence[] = [];
+  for (let index = 0; index < pages; index++) {
+    const page: PageEvidence = { index };
+    if (kind !== 'file') {
+      const pfn = attempt(() => native.pagePfn(fd, BigInt(pgoff + index)));
+      if (pfn.ok) page.driverPfn = hex(pfn.value);
+    }
+    const raw = attempt(() => native.pagemap(address + BigInt(index * PAGE)));
+    if (raw.ok) {
+      const entry = decodePagemap(raw.value);
+      page.pagemap = hex(raw.value);
+      page.present = entry.present;
+      page.file = entry.file;
+      page.pagemapPfn = hex(entry.pfn);
+    }
+    result.push(page);
+  }
+  return result;
+}
+
+function mappingEvidence(fd: number, kind: string, address: bigint, length: number): MappingEvidence {
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  return {
+    address: hex(address),
+    length,
+    mapsLine: mapsLineOf(address, maps),
+    ...smapsOf(address),
+    pages: pageEvidence(fd, kind, address, Math.ceil(length / PAGE)),
+  };
+}
+
+function touchAll(address: bigint, pages: number, access: 'read' | 'write' = 'read'): number {
+  const before = native.minorFaults();
+  for (let i = 0; i < pages; i++) native.probe(address + BigInt(i * PAGE), access);
+  return Number(native.minorFaults() - before);
+}
+
+function driverFaults(fd: number, kind: string): number | undefined {
+  if (kind === 'file') return undefined;
+  return Number(native.deviceStats(fd).faultsServed);
+}
+
+// ---------------------------------------------------------------- trace
+
+function runTrace(scenario: ScenarioName, target: string, pages: number, tracefs: string | undefined): TraceScenarioResult {
+  const tracer = new Tracer(tracefs);
+  const readOnly = target.endsWith('-ro');
+  const fd = native.open(target, readOnly ? C.O_RDONLY : C.O_RDWR);
+  const kind = kindOf(fd);
+  const length = pages * PAGE;
+  const prot = kind === 'ro' ? C.PROT_READ : C.PROT_READ | C.PROT_WRITE;
+  const result: TraceScenarioResult = {
+    kind: 'trace',
+    pid: process.pid,
+    scenario,
+    target,
+    targetKind: kind,
+    pageSize: PAGE,
+    pages,
+    ok: true,
+    maps: '',
+    notes: [],
+  };
+  const faultsBefore = driverFaults(fd, kind);
+  const map = (flags = C.MAP_SHARED): bigint => native.mmap(0n, BigInt(length), prot, flags, fd, 0n);
+  const markMapped = (address: bigint): void => tracer.mark(`mapped ${hex(address)} ${length}`);
+  let address: bigint | undefined;
+  try {
+    switch (scenario) {
+      case 'map':
+        tracer.start(scenario);
+        address = map();
+        markMapped(address);
+        tracer.stop();
+        break;
+      case 'touch': {
+        tracer.start(scenario);
+        address = map();
+        markMapped(address);
+        tracer.mark('touch');
+        result.touchFaults = touchAll(address, pages);
+        tracer.stop();
+        break;
+      }
+      case 'fork':
+        address = map();
+        touchAll(address, pages);
+        tracer.start(scenario);
+        markMapped(address);
+        native.forkAndExit();
+        tracer.stop();
+        break;
+      case 'mremap': {
+        address = map();
+        touchAll(address, pages);
+        // A free place to move to: reserve it, then move onto it.
+        const spot = native.mmap(0n, BigInt(length), C.PROT_NONE, C.MAP_PRIVATE | C.MAP_ANONYMOUS, -1, 0n);
+        tracer.start(scenario);
+        markMapped(address);
+        const moved = native.mremap(address, BigInt(length), BigInt(length), C.MREMAP_MAYMOVE | C.MREMAP_FIXED, spot);
+        tracer.mark(`moved ${hex(moved)} ${length}`);
+        tracer.stop();
+        result.notes.push(`mremap moved the mapping from ${hex(address)} to ${hex(moved)}`);
+        address = moved;
+        break;
+      }
+      case 'munmap': {
+        address = map();
+        touchAll(address, pages);
+        result.mapping = mappingEvidence(fd, kind, address, length);
+        result.maps = readFileSync('/proc/self/maps', 'utf8');
+        tracer.start(scenario);
+        markMapped(address);
+        native.munmap(address, BigInt(length));
+        tracer.stop();
+        address = undefined;
+        break;
+      }
+      case 'private-write': {
+        tracer.start(scenario);
+        try {
+          address = map(C.MAP_PRIVATE);
+          markMapped(address);
+          tracer.mark('touch');
+          result.touchFaults = touchAll(address, 1, 'write');
+        } finally {
+          tracer.stop();
+        }
+        break;
+      }
+    }
+  } catch (error) {
+    tracer.stop();
+    result.ok = false;
+    result.error = errorCode(error);
+  }
+  if (address !== undefined) {
+    result.mapping = mappingEvidence(fd, kind, address, length);
+    result.maps = readFileSync('/proc/self/maps', 'utf8');
+  }
+  const faultsAfter = driverFaults(fd, kind);
+  if (faultsBefore !== undefined && faultsAfter !== undefined) result.driverFaults = faultsAfter - faultsBefore;
+  return result;
+}
+
+// ---------------------------------------------------------------- measure
+
+function rchar(): number {
+  const match = /^rchar:\s+(\d+)/m.exec(readFileSync('/proc/self/io', 'utf8'));
+  return match ? Number(match[1]) : NaN;
+}
+
+function residentPages(address: bigint, length: number): number {
+  const vector = attempt(() => native.mincore(address, BigInt(length)));
+  return vector.ok ? [...vector.value].filter((byte) => (byte & 1) === 1).length : -1;
+}
+
+function presentPages(address: bigint, pages: number): number {
+  let present = 0;
+  for (let i = 0; i < pages; i++) {
+    const raw = attempt(() => native.pagemap(address + BigInt(i * PAGE)));
+    if (raw.ok && decodePagemap(raw.value).present) present++;
+  }
+  return present;
+}
+
+const pattern = (seed: number, length: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => (seed + i * 7) & 0xff));
+
+function measureTarget(target: string, pages: number): TargetMeasurement {
+  const notes: string[] = [];
+  const length = pages * PAGE;
+  const fd = native.open(target, C.O_RDWR);
+  const kind = kindOf(fd);
+  const writable = kind !== 'ro';
+  const prot = writable ? C.PROT_READ | C.PROT_WRITE : C.PROT_READ;
+  const map = (len: number, flags = C.MAP_SHARED, file = fd): bigint => native.mmap(0n, BigInt(len), prot, flags, file, 0n);
+
+  // Demand paging: what is resident and present before and after the first touch.
+  const faultsBefore = driverFaults(fd, kind);
+  const address = map(length);
+  const residentBefore = residentPages(address, length);
+  const presentBefore = presentPages(address, pages);
+  const firstTouchFaults = touchAll(address, pages);
+  const secondTouchFaults = touchAll(address, pages);
+  const faultsAfter = driverFaults(fd, kind);
+  const residentAfter = residentPages(address, length);
+  const presentAfter = presentPages(address, pages);
+  const mapping = mappingEvidence(fd, kind, address, length);
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  const heap = maps.split('\n').find((line) => line.endsWith('[heap]'));
+  const stack = maps.split('\n').find((line) => line.endsWith('[stack]'));
+  const layout = {
+    ...(heap !== undefined && { heapEnd: `0x${heap.split(' ')[0]!.split('-')[1]!}` }),
+    ...(stack !== undefined && { stackStart: `0x${stack.split('-')[0]!}` }),
+    mapping: hex(address),
+  };
+
+  // Length: not a page multiple, and zero.
+  const unalignedLength = PAGE + 1;
+  const unaligned: TargetMeasurement['unaligned'] = { length: unalignedLength, ok: false };
+  const odd = attempt(() => map(unalignedLength));
+  if (odd.ok) {
+    unaligned.ok = true;
+    const line = mapsLineOf(odd.value, readFileSync('/proc/self/maps', 'utf8'));
+    const [start, end] = (line?.split(' ')[0] ?? '').split('-');
+    if (start !== undefined && end !== undefined) unaligned.vmaLength = Number(BigInt(`0x${end}`) - BigInt(`0x${start}`));
+    native.munmap(odd.value, BigInt(unalignedLength));
+  } else unaligned.error = odd.error;
+  const zero = attempt(() => map(0));
+  const zeroLength = zero.ok ? { ok: true } : { ok: false, error: zero.error };
+
+  // The same object in a second process: write here, read there at once.
+  const wrote = pattern(0x31, 32);
+  const sharedChild: TargetMeasurement['sharedChild'] = { ok: false, wrote: wrote.toString('hex') };
+  if (writable) {
+    native.writeBytes(address, wrote);
+    const child = attempt(() => native.readInChild(target, 0n, wrote.length));
+    if (child.ok) {
+      sharedChild.childRead = child.value.toString('hex');
+      sharedChild.ok = child.value.equals(wrote);
+    } else sharedChild.error = child.error;
+  } else {
+    const mine = native.readBytes(address, 32);
+    sharedChild.wrote = mine.toString('hex');
+    const child = attempt(() => native.readInChild(target, 0n, 32));
+    if (child.ok) {
+      sharedChild.childRead = child.value.toString('hex');
+      sharedChild.ok = child.value.equals(mine);
+    } else sharedChild.error = child.error;
+    notes.push('read-only device: the child compared what both processes read');
+  }
+
+  // Two mappings of the same object in this process: the same page frame?
+  const second = attempt(() => map(PAGE));
+  let samePfnTwoMappings: TargetMeasurement['samePfnTwoMappings'];
+  if (second.ok) {
+    native.probe(second.value, 'read');
+    const a = decodePagemap(native.pagemap(address));
+    const b = decodePagemap(native.pagemap(second.value));
+    if (a.present && b.present) samePfnTwoMappings = { first: hex(a.pfn), second: hex(b.pfn), source: 'pagemap' };
+    else if (kind !== 'file') {
+      const pfn = hex(native.pagePfn(fd, 0n));
+      samePfnTwoMappings = { first: pfn, second: pfn, source: 'driver ioctl (pagemap hides VM_PFNMAP pages, H3)' };
+    }
+    native.munmap(second.value, BigInt(PAGE));
+  }
+
+  // Write-back: a write through the mapping, then read() through the fd.
+  const writeBack = { readSeesBeforeMsync: false, msyncSync: 'n/a', msyncAsync: 'n/a' };
+  if (writable) {
+    const marker = pattern(0x77, 16);
+    native.writeBytes(address + BigInt(PAGE), marker);
+    const viaRead = Buffer.alloc(16);
+    const posixFd = openSync(target, 'r');
+    readSync(posixFd, viaRead, 0, 16, PAGE);
+    closeSync(posixFd);
+    writeBack.readSeesBeforeMsync = viaRead.equals(marker);
+    const sync = attempt(() => native.msync(address, BigInt(length), C.MS_SYNC));
+    writeBack.msyncSync = sync.ok ? 'ok' : sync.error;
+    const async = attempt(() => native.msync(address, BigInt(length), C.MS_ASYNC));
+    writeBack.msyncAsync = async.ok ? 'ok' : async.error;
+  }
+
+  // Copies: read() of the whole object vs access through the mapping.
+  const base0 = rchar();
+  const rcharBaseline = rchar() - base0;
+  const buffer = Buffer.alloc(length);
+  const readFd = openSync(target, 'r');
+  const r0 = rchar();
+  let t0 = process.hrtime.bigint();
+  for (let done = 0; done < length; ) done += readSync(readFd, buffer, done, length - done, done);
+  const readNs = Number(process.hrtime.bigint() - t0);
+  const readRcharDelta = rchar() - r0 - rcharBaseline;
+  closeSync(readFd);
+  const m0 = rchar();
+  t0 = process.hrtime.bigint();
+  const viaMap = native.readBytes(address, length);
+  const mmapNs = Number(process.hrtime.bigint() - t0);
+  const mmapRcharDelta = rchar() - m0 - rcharBaseline;
+  if (!viaMap.equals(buffer)) notes.push('read() and the mapping returned different bytes');
+  const copy = { bytes: length, readRcharDelta, readNs, mmapRcharDelta, mmapNs, rcharBaseline };
+
+  // write() through the fd shows in the existing mapping without a fault.
+  const writeVisible = { ok: false, faults: 0 };
+  if (writable) {
+    const fresh = pattern(0x5c, 16);
+    const posixFd = openSync(target, 'r+');
+    writeSync(posixFd, fresh, 0, fresh.length, 2 * PAGE);
+    closeSync(posixFd);
+    const f0 = native.minorFaults();
+    const seen = native.readBytes(address + BigInt(2 * PAGE), 16);
+    writeVisible.faults = Number(native.minorFaults() - f0);
+    writeVisible.ok = seen.equals(fresh);
+  }
+
+  // The mapping outlives the fd.
+  const closeFd = native.open(target, writable ? C.O_RDWR : C.O_RDONLY);
+  const late = map(PAGE, C.MAP_SHARED, closeFd);
+  native.close(closeFd);
+  const afterCloseTry = attempt(() => {
+    native.readBytes(late, 16);
+    if (writable) native.writeBytes(late + 64n, Buffer.from('after-close'));
+  });
+  const afterClose = afterCloseTry.ok ? { ok: true } : { ok: false, error: afterCloseTry.error };
+  native.munmap(late, BigInt(PAGE));
+
+  // Growth: only a file can grow.
+  let growth: TargetMeasurement['growth'];
+  if (kind === 'file') {
+    const small = `${target}.grow`;
+    writeFileSync(small, pattern(0x11, PAGE));
+    const growFd = native.open(small, C.O_RDWR);
+    const grown = native.mmap(0n, BigInt(3 * PAGE), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, growFd, 0n);
+    const beforeGrow = native.probe(grown + BigInt(PAGE), 'read');
+    appendFileSync(small, Buffer.alloc(PAGE, 0x5a));
+    const afterGrowInside = native.probe(grown + BigInt(PAGE), 'read');
+    const data = attempt(() => native.readBytes(grown + BigInt(PAGE), 16));
+    const pastEof = native.probe(grown + BigInt(2 * PAGE), 'read');
+    growth = {
+      initialPages: 1,
+      mappedPages: 3,
+      beforeGrow,
+      afterGrowInside,
+      afterGrowData: data.ok && data.value.every((byte) => byte === 0x5a),
+      pastEof,
+    };
+    native.munmap(grown, BigInt(3 * PAGE));
+    native.close(growFd);
+  }
+
+  native.munmap(address, BigInt(length));
+  native.close(fd);
+  return {
+    target,
+    targetKind: kind,
+    pages,
+    mapping,
+    firstTouchFaults,
+    secondTouchFaults,
+    ...(faultsBefore !== undefined && faultsAfter !== undefined && { driverFaults: faultsAfter - faultsBefore }),
+    residentBefore,
+    residentAfter,
+    presentBefore,
+    presentAfter,
+    unaligned,
+    zeroLength,
+    afterClose,
+    sharedChild,
+    ...(samePfnTwoMappings !== undefined && { samePfnTwoMappings }),
+    writeBack,
+    copy,
+    writeVisible,
+    ...(growth !== undefined && { growth }),
+    layout,
+    maps,
+    notes,
+  };
+}
+
+/** A regular file of `pages` pages (on the guest's tmpfs when under /tmp). */
+function createFile(target: string, pages: number): void {
+  const fd = openSync(target, 'w');
+  ftruncateSync(fd, 0);
+  writeSync(fd, pattern(0x41, pages * PAGE));
+  closeSync(fd);
+}
+
+function measure(targets: string[], pages: number): MeasureResult {
+  const measured: TargetMeasurement[] = [];
+  for (const target of targets) {
+    if (!target.startsWith('/dev/')) createFile(target, pages);
+    measured.push(measureTarget(target, pages));
+  }
+  return { kind: 'measure', pid: process.pid, pageSize: PAGE, targets: measured };
+}
+
+// ---------------------------------------------------------------- main
+
+function main(): void {
+  const [command, ...rest] = process.argv.slice(2);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      scenario: { type: 'string' },
+      target: { type: 'string', multiple: true },
+      pages: { type: 'string', default: '4' },
+      tracefs: { type: 'string' },
+      /** Create the target (a regular file) with `pages` pages of data first. */
+      create: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const pages = Number(values.pages);
+  const targets = values.target ?? [];
+  if (!Number.isInteger(pages) || pages < 1) throw new Error(`--pages takes a positive integer, not ${String(values.pages)}`);
+  if (values.create) for (const target of targets) createFile(target, pages);
+  let output: unknown;
+  if (command === 'trace') {
+    const scenario = values.scenario as ScenarioName;
+    if (!SCENARIOS.includes(scenario)) throw new Error(`--scenario takes ${SCENARIOS.join('|')}`);
+    if (targets.length !== 1) throw new Error('trace takes one --target');
+    output = runTrace(scenario, targets[0]!, pages, values.tracefs);
+  } else if (command === 'measure') {
+    output = measure(targets, pages);
+  } else {
+    throw new Error('usage: scenario.mjs trace|measure ...');
+  }
+  process.stdout.write(`${JSON.stringify(output)}\n`);
+}
+
+try {
+  main();
+} catch (error) {
+  process.stderr.write(`scenario: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
