@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { build } from './build.js';
+import { buildFixtures, fixturesBuildDir } from './fixtures.js';
 import { lintModule } from './lint.js';
 import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
@@ -220,6 +221,8 @@ async function testCommand(args: string[]): Promise<number> {
   // Bad profiles are found before anything is built or booted.
   const profiles = files.length > 0 ? files.map((file) => loadProfile(path.resolve(file), kernel.version)) : referenceProfiles(kernel.version);
   await ensureBuilt(kernel);
+  const fixtures = fixturesBuildDir(kernel.version) + path.sep;
+  if (profiles.some((profile) => profile.module?.startsWith(fixtures) === true)) await buildFixtures(kernel, say);
   for (const profile of profiles) checkModule(profile, kernel.version);
   return runConformance(options, { profiles, explicit: files.length > 0 });
 }

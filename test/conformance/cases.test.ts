@@ -9,7 +9,7 @@
  */
 import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
-import { type DeviceUnderTest, openProfileTarget, pagePattern } from './device.js';
+import { type DeviceUnderTest, moduleName, openProfileTarget, pagePattern } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 /** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES). */
@@ -37,10 +37,11 @@ describe.each(inject('profiles').map((profile) => [profile.name, profile] as con
 
   describe('content and offsets', () => {
     // A2, bug #5 (stale data): nothing left over from earlier users of the memory may show.
+    // Read in a forked child with a watchdog (catalogue section 5, note 2): a fault handler
+    // that never installs a PTE (J2, bug #11) must fail this case, not hang the agent.
     it('a whole-device map reads zero right after load', async (ctx) => {
       ctx.skip(profile.initial !== 'zero', 'the profile says the initial content is device-defined');
-      const { addr } = await mappings.map(profile.device, { prot: dut.c.PROT_READ, openFlags: dut.c.O_RDONLY });
-      const bytes = await dut.native.readBytes(addr, Number(dut.size));
+      const bytes = await dut.native.readInChild(profile.device, dut.offset, Number(dut.size));
       expect(bytes.length).toBe(Number(dut.size));
       expect(bytes.findIndex((byte) => byte !== 0)).toBe(-1);
     });
@@ -265,6 +266,19 @@ describe.each(inject('profiles').map((profile) => [profile.name, profile] as con
       const written = await mappings.map(writer, { length: dut.page });
       await dut.native.writeBytes(written.addr, Buffer.from('still mapped'));
       expect(await dut.native.readBytes(addr, 12)).toEqual(Buffer.from('still mapped'));
+    });
+
+    // D2: the open file pins the module (fops.owner: fs/char_dev.c:408) until the last VMA drops
+    // it (fs/file_table.c:325), so delete_module(O_NONBLOCK) says EWOULDBLOCK
+    // (kernel/module/main.c:664-671). Without .owner the module, and the memory under the
+    // mapping, can go while the mapping lives (bugs #8, #9).
+    it('the module cannot be unloaded while a mapping outlives its fd', async (ctx) => {
+      ctx.skip(profile.module === undefined, 'the profile names no module to unload');
+      const { fd, addr } = await mappings.map(profile.device, { prot: dut.c.PROT_READ, length: dut.page, openFlags: dut.c.O_RDONLY });
+      await dut.native.close(fd);
+      const name = moduleName(profile.module!);
+      await expect(dut.native.deleteModule(name, dut.c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
+      expect(await dut.native.probe(addr, 'read')).toBe('ok');
     });
 
     // E2: fork copies PFNMAP/MIXEDMAP PTEs (vma_needs_copy, mm/memory.c:1262-1263) or re-faults

@@ -1,0 +1,80 @@
+/**
+ * The buggy-driver fixtures (test/fixtures/kmod/): small modules, each with
+ * one classic mmap bug, plus a correct one, that prove the conformance
+ * suite catches what it claims to. Each fixture is a directory with its
+ * .c, Kbuild and profile.json; common/ holds the header they share.
+ *
+ * They are built like kmod/ (tools/build.ts): against the guest kernel's
+ * headers, in a per-kernel tree of links (build/kernels/<release>/fixtures/
+ * <name>/, with common/ next to it), so test/fixtures stays free of build
+ * output, and each is skipped when its sources and the headers did not
+ * change.
+ */
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { filesUnder, fingerprint, prepareModuleTree, run, stampFile, upToDate, type Step } from './build.js';
+import type { GuestKernel } from './kernel.js';
+import { REPO_ROOT, kernelBuildDir } from './paths.js';
+
+export const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'kmod');
+/** The header every fixture includes; not a fixture itself. */
+const COMMON = 'common';
+
+/** Every fixture: a directory of test/fixtures/kmod with a profile.json, sorted. */
+export function fixtureNames(): string[] {
+  if (!existsSync(FIXTURES_DIR)) return [];
+  return readdirSync(FIXTURES_DIR, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name !== COMMON)
+    .filter((entry) => existsSync(path.join(FIXTURES_DIR, entry.name, 'profile.json')))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+export const fixtureProfile = (name: string): string => path.join(FIXTURES_DIR, name, 'profile.json');
+
+/** Where the fixtures are built for a kernel: build/kernels/<release>/fixtures/. */
+export const fixturesBuildDir = (version: string): string => path.join(kernelBuildDir(version), 'fixtures');
+
+/** Where a fixture's module is built: build/kernels/<release>/fixtures/<name>/<name>.ko. */
+export const fixtureObject = (version: string, name: string): string =>
+  path.join(fixturesBuildDir(version), name, `${name}.ko`);
+
+/**
+ * Builds every fixture for `kernel` (W=1, like kmod/; warnings are
+ * allowed, the bugs are deliberate) and returns name -> absolute .ko path.
+ * A build error throws the UserError of tools/build.ts (exit 3), with
+ * Kbuild's output on stderr.
+ */
+export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
+  const objects = new Map<string, string>();
+  const quiet = $({ quiet: true, cwd: REPO_ROOT });
+  const common = path.join(FIXTURES_DIR, COMMON);
+  let commonLinked = false;
+  for (const name of fixtureNames()) {
+    const source = path.join(FIXTURES_DIR, name);
+    const object = fixtureObject(kernel.version, name);
+    const step: Step = {
+      name: `fixture-${kernel.version}-${name}`,
+      inputs: () => [...filesUnder(source), ...filesUnder(common)],
+      salt: `${kernel.version}\0${kernel.headers}`,
+      outputs: [object],
+      run: async () => {
+        if (!commonLinked && existsSync(common)) prepareModuleTree(kernel, path.join('fixtures', COMMON), common);
+        commonLinked = true;
+        const tree = prepareModuleTree(kernel, path.join('fixtures', name), source);
+        await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, `the build of fixture ${name}`, false);
+      },
+    };
+    objects.set(name, object);
+    const print = fingerprint(step);
+    if (upToDate(step, print)) continue;
+    const started = Date.now();
+    log(`build: ${step.name} ...`);
+    await step.run();
+    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
+    writeFileSync(stampFile(step), print);
+    log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return objects;
+}
