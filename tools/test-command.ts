@@ -20,7 +20,7 @@ import { type CaseCounts, countCases, describeCounts } from './vitest-summary.js
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
 
 /** Explicit profiles run the profile cases only; the reference driver's own promises run with the default set. */
-const PROFILE_CASES = 'test/conformance/cases.test.ts';
+const PROFILE_CASES = 'test/conformance/cases/';
 
 async function runVitest(socket: string, profiles: Profile[], onlyProfileCases: boolean): Promise<CaseCounts> {
   const { startVitest } = await import('vitest/node');

@@ -4,7 +4,7 @@
  * panic, a hang) can be replayed in unit tests.
  */
 
-export type FindingKind = 'panic' | 'oops' | 'bug' | 'warning' | 'bad-page';
+export type FindingKind = 'panic' | 'oops' | 'bug' | 'warning' | 'bad-page' | 'pat';
 
 export interface Finding {
   kind: FindingKind;
@@ -21,6 +21,8 @@ const SIGNATURES: { kind: FindingKind; pattern: RegExp }[] = [
   { kind: 'bug', pattern: /kernel BUG at |\bBUG: |Unable to handle kernel/ },
   { kind: 'bad-page', pattern: /BUG: Bad page|Bad page (map|state)|Bad rss-counter/ },
   { kind: 'warning', pattern: /WARNING: CPU: \d+ PID: |\bWARNING: at / },
+  // Memory-type conflicts from remap_pfn_range's PAT tracking (arch/x86/mm/pat/memtype.c).
+  { kind: 'pat', pattern: /x86\/PAT: .*(conflicting memory types|freeing invalid memtype|map pfn expected mapping type|Invalid)/ },
 ];
 
 /** These end the guest (oops=panic makes every oops a panic). */

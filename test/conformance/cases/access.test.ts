@@ -1,0 +1,102 @@
+/**
+ * Access modes and protections (catalogue B1-B8, C1-C4, A9).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ */
+import { expect, it } from 'vitest';
+import { zeroBuffer } from '../mappings.js';
+import { describeProfiles, REFUSALS } from '../profile-suite.js';
+
+describeProfiles('access modes and protections', (t) => {
+  // B1: read access is always required, mm/mmap.c:1391-1392.
+  it('any mapping of an O_WRONLY fd is refused with EACCES (kernel)', async () => {
+    const fd = await t.mappings.open(t.profile.device, t.dut.c.O_WRONLY);
+    await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
+  });
+
+  // B2: mm/mmap.c:1370-1372.
+  it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', async () => {
+    const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
+    const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
+    await expect(t.dut.native.mmap(0n, t.dut.page, prot, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
+  });
+
+  // B3: the kernel clears VM_SHARED and VM_MAYWRITE (mm/mmap.c:1385-1386); a driver that tests
+  // VM_SHARED instead of is_cow_mapping() wrongly refuses this (catalogue section 6, "Pitfall").
+  it('a shared read-only mapping of an O_RDONLY fd works, and mprotect cannot add PROT_WRITE', async () => {
+    const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
+    await expect(t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE)).rejects.toMatchObject({ code: 'EACCES' });
+  });
+
+  // B7: PTEs follow vma->vm_page_prot; a driver hard-coding PAGE_SHARED makes this write succeed (bug #6).
+  it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', async () => {
+    const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
+    const before = await t.dut.native.readBytes(addr, 1);
+    expect(await t.dut.native.probe(addr, 'write')).toBe('SIGSEGV');
+    expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(before);
+  });
+
+  // B8: PROT_NONE: any access faults with SIGSEGV.
+  it('any access to a PROT_NONE mapping raises SIGSEGV', async () => {
+    const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_NONE, length: t.dut.page });
+    expect(await t.dut.native.probe(addr, 'read')).toBe('SIGSEGV');
+    expect(await t.dut.native.probe(addr, 'write')).toBe('SIGSEGV');
+  });
+
+  if (t.profile.writable) {
+    // B4: O_RDWR + MAP_SHARED + PROT_READ, then mprotect(+W): change_protection makes the PTEs writable.
+    it('mprotect adds PROT_WRITE to a shared mapping of an O_RDWR fd', async () => {
+      t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
+      const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
+      await t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE);
+      await t.dut.native.writeBytes(addr, Buffer.from([0x5a]));
+      expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(Buffer.from([0x5a]));
+    });
+  } else {
+    // B4, driver override: a device that is not writable refuses VM_WRITE and clears VM_MAYWRITE.
+    it('a shared writable mapping of an O_RDWR fd is refused', async () => {
+      const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDWR);
+      const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
+      const attempt = t.dut.native.mmap(0n, t.dut.page, prot, t.dut.c.MAP_SHARED, fd, t.dut.offset);
+      await expect(attempt).rejects.toMatchObject({ code: expect.stringMatching(/^(EACCES|EPERM)$/) });
+    });
+
+    it('mprotect cannot add PROT_WRITE to a shared mapping of an O_RDWR fd', async () => {
+      const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
+      await expect(t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE)).rejects.toMatchObject({
+        code: 'EACCES',
+      });
+    });
+  }
+
+  // C1-C4: MAP_PRIVATE with PROT_WRITE is copy-on-write (the device keeps its bytes) or refused.
+  it(`MAP_PRIVATE with PROT_WRITE is ${t.profile.private === 'any' ? 'COW or refused' : t.profile.private === 'cow' ? 'copy-on-write' : 'refused'}`, async () => {
+    const { native, c } = t.dut;
+    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
+    const length = t.dut.size >= 2n * t.dut.page ? 2n * t.dut.page : t.dut.page;
+    let addr: bigint;
+    try {
+      addr = await native.mmap(0n, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
+    } catch (error) {
+      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+      expect(REFUSALS).toContain((error as { code?: string }).code);
+      return;
+    }
+    t.mappings.later(() => native.munmap(addr, length));
+    expect(t.profile.private, 'the profile promises that MAP_PRIVATE is refused').not.toBe('rejected');
+    const at = length - t.dut.page;
+    const before = await native.readInChild(t.profile.device, t.dut.offset + at, 7);
+    await native.writeBytes(addr + at, Buffer.from('private'));
+    expect(await native.readBytes(addr + at, 7)).toEqual(Buffer.from('private'));
+    expect(await native.readInChild(t.profile.device, t.dut.offset + at, 7)).toEqual(before);
+  });
+
+  // A9: MAP_FIXED_NOREPLACE over an existing mapping, mm/mmap.c:1321-1323.
+  it('MAP_FIXED_NOREPLACE over an existing mapping is refused with EEXIST (kernel)', async () => {
+    const { native, c } = t.dut;
+    const { addr, fd } = await t.mappings.map(t.profile.device, { prot: c.PROT_READ, length: t.dut.page });
+    const attempt = native.mmap(addr, t.dut.page, c.PROT_READ, c.MAP_SHARED | c.MAP_FIXED_NOREPLACE, fd, t.dut.offset);
+    await expect(attempt).rejects.toMatchObject({ code: 'EEXIST' });
+  });
+});

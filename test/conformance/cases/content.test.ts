@@ -1,0 +1,75 @@
+/**
+ * Content and offsets: what the device shows where (catalogue A2, A6, A7, E1, F).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ */
+import { expect, it } from 'vitest';
+import { pagePattern } from '../device.js';
+import { zeroBuffer } from '../mappings.js';
+import { describeProfiles } from '../profile-suite.js';
+
+describeProfiles('content and offsets', (t) => {
+  // A2, bug #5 (stale data): nothing left over from earlier users of the memory may show.
+  // Read in a forked child with a watchdog (catalogue section 5, note 2): a fault handler
+  // that never installs a PTE (J2, bug #11) must fail this case, not hang the agent.
+  it('a whole-device map reads zero right after load', async (ctx) => {
+    ctx.skip(t.profile.initial !== 'zero', 'the profile says the initial content is device-defined');
+    const bytes = await t.dut.native.readInChild(t.profile.device, t.dut.offset, Number(t.dut.size));
+    expect(bytes.length).toBe(Number(t.dut.size));
+    expect(bytes.findIndex((byte) => byte !== 0)).toBe(-1);
+  });
+
+  // E1: two MAP_SHARED mappings of one offset are the same memory, in one process or two.
+  it('a write through one mapping is seen through a second mapping and by a second process', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    const first = await t.mappings.map(source);
+    const second = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const message = Buffer.from(`written through ${source}`);
+    const at = t.dut.size > t.dut.page ? t.dut.page + 123n : 123n;
+    await t.dut.native.writeBytes(first.addr + at, message);
+    expect(await t.dut.native.readBytes(second.addr + at, message.length)).toEqual(message);
+    // readInChild forks a child that opens and maps the device on its own (from a page boundary).
+    const within = at % t.dut.page;
+    const seen = await t.dut.native.readInChild(t.profile.device, t.dut.offset + at - within, Number(within) + message.length);
+    expect(seen.subarray(Number(within))).toEqual(message);
+  });
+
+  // A6/A7: vm_pgoff selects the page. A driver that ignores or truncates it shows page 0.
+  it('a map at page offset k shows page k', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    const pages = t.dut.size / t.dut.page;
+    const whole = await t.mappings.map(source);
+    for (let index = 0n; index < pages; index++) {
+      await t.dut.native.writeBytes(whole.addr + index * t.dut.page, pagePattern(index, t.dut.page));
+    }
+    for (const k of new Set([0n, 1n % pages, pages / 2n, pages - 1n])) {
+      const offset = t.dut.offset + k * t.dut.page;
+      const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page, offset, prot: t.dut.c.PROT_READ });
+      expect(await t.dut.native.readBytes(addr, Number(t.dut.page))).toEqual(pagePattern(k, t.dut.page));
+    }
+  });
+
+  // F: unmapping one page splits the VMA; the pages left keep their place and content.
+  it('after a partial munmap the remaining pages keep their content', async (ctx) => {
+    ctx.skip(t.dut.size < 3n * t.dut.page, 'the device has fewer than 3 pages');
+    const source = t.needsWriter(ctx);
+    const whole = await t.mappings.map(source, { length: 3n * t.dut.page });
+    for (const index of [0n, 1n, 2n]) await t.dut.native.writeBytes(whole.addr + index * t.dut.page, pagePattern(index, t.dut.page));
+    const view = await t.mappings.map(t.profile.device, { length: 3n * t.dut.page, prot: t.dut.c.PROT_READ });
+    await t.dut.native.munmap(view.addr + t.dut.page, t.dut.page);
+    expect(await t.dut.native.readBytes(view.addr, Number(t.dut.page))).toEqual(pagePattern(0n, t.dut.page));
+    expect(await t.dut.native.readBytes(view.addr + 2n * t.dut.page, Number(t.dut.page))).toEqual(pagePattern(2n, t.dut.page));
+    expect(await t.dut.native.probe(view.addr + t.dut.page, 'read')).toBe('SIGSEGV');
+  });
+
+  it('read() and write() at an offset mirror the mapping', async (ctx) => {
+    ctx.skip(!t.profile.readWrite, 'the profile says read()/write() do not mirror the mapping');
+    t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
+    const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page });
+    const sh = (script: string): Promise<string> => t.dut.guest.run(['sh', '-c', script]);
+    await sh(`printf 'through write()' | dd of=${t.profile.device} bs=1 seek=${t.dut.offset + 7n} conv=notrunc status=none`);
+    expect((await t.dut.native.readBytes(addr + 7n, 15)).toString()).toBe('through write()');
+    await t.dut.native.writeBytes(addr + 100n, Buffer.from('through the mapping'));
+    expect(await sh(`dd if=${t.profile.device} bs=1 skip=${t.dut.offset + 100n} count=19 status=none`)).toBe('through the mapping');
+  });
+});

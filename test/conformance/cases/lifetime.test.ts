@@ -1,0 +1,50 @@
+/**
+ * Lifetime and sharing (catalogue D1, D2, E2).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ */
+import { expect, it } from 'vitest';
+import { moduleName } from '../device.js';
+import { zeroBuffer } from '../mappings.js';
+import { describeProfiles } from '../profile-suite.js';
+
+describeProfiles('lifetime and sharing', (t) => {
+  // D1: the VMA holds its own reference to the file (get_file, mm/mmap.c:2779); ->release
+  // only runs at the last munmap (fput in remove_vma, mm/mmap.c:137-142).
+  it('the mapping stays valid after close(fd)', async () => {
+    const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const before = await t.dut.native.readBytes(addr, Number(t.dut.page));
+    await t.dut.native.close(fd);
+    expect(await t.dut.native.readBytes(addr, Number(t.dut.page))).toEqual(before);
+    // With a way to write, also check the mapping still sees new content.
+    const writer = t.writer;
+    if (writer === undefined) return;
+    t.mappings.later(() => zeroBuffer(t.dut, writer));
+    const written = await t.mappings.map(writer, { length: t.dut.page });
+    await t.dut.native.writeBytes(written.addr, Buffer.from('still mapped'));
+    expect(await t.dut.native.readBytes(addr, 12)).toEqual(Buffer.from('still mapped'));
+  });
+
+  // D2: the open file pins the module (fops.owner: fs/char_dev.c:408) until the last VMA drops
+  // it (fs/file_table.c:325), so delete_module(O_NONBLOCK) says EWOULDBLOCK
+  // (kernel/module/main.c:664-671). Without .owner the module, and the memory under the
+  // mapping, can go while the mapping lives (bugs #8, #9).
+  it('the module cannot be unloaded while a mapping outlives its fd', async (ctx) => {
+    ctx.skip(t.profile.module === undefined, 'the profile names no module to unload');
+    const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page, openFlags: t.dut.c.O_RDONLY });
+    await t.dut.native.close(fd);
+    const name = moduleName(t.profile.module!);
+    await expect(t.dut.native.deleteModule(name, t.dut.c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
+    expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
+  });
+
+  // E2: fork copies PFNMAP/MIXEDMAP PTEs (vma_needs_copy, mm/memory.c:1262-1263) or re-faults
+  // them; either way the child sees the same memory.
+  it('a forked child sees the parent\'s shared mapping', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
+    const written = await t.mappings.map(source, { length: t.dut.page });
+    await t.dut.native.writeBytes(written.addr + 9n, Buffer.from('before fork'));
+    expect(await t.dut.native.readInForkedChild(addr + 9n, 11)).toEqual(Buffer.from('before fork'));
+  });
+});

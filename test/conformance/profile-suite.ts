@@ -1,0 +1,83 @@
+/**
+ * The frame every conformance case runs in: one describe block per profile
+ * of the run, a connection to the guest with the profile's module loaded,
+ * mappings undone after each case, and the kernel log gate — a case during
+ * which the guest kernel logged a BUG, WARNING, Oops, bad page or PAT error
+ * fails with those lines, even when its own assertions passed.
+ */
+import { type TestContext, afterAll, afterEach, beforeAll, describe, inject } from 'vitest';
+import type { Profile } from '../../tools/profile.js';
+import { consoleLines, findings } from '../../tools/vm/console.js';
+import { type DeviceUnderTest, openProfileTarget } from './device.js';
+import { Mappings, zeroBuffer } from './mappings.js';
+
+/** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */
+export const REFUSALS = ['EINVAL', 'EAGAIN', 'EPERM', 'EACCES', 'ENXIO'];
+
+export interface ProfileCase {
+  profile: Profile;
+  /** The device under test (open from the first case on). */
+  readonly dut: DeviceUnderTest;
+  /** Mappings made by the current case, undone after it. */
+  readonly mappings: Mappings;
+  /** A path that can be mapped writable over the same memory: the device itself, or the profile's writer. */
+  writer: string | undefined;
+  /** For cases that must write content: skips when the profile offers no way, and restores zeroes afterwards. */
+  needsWriter(ctx: TestContext): string;
+  /** What `sh -c script` prints in the guest; throws if it fails. */
+  sh(script: string): Promise<string>;
+}
+
+/** The kernel log lines printed since `since` (a line count of dmesg). */
+async function kernelLogSince(dut: DeviceUnderTest, since: number): Promise<string[]> {
+  const text = await dut.guest.run(['sh', '-c', `dmesg | tail -n +${since + 1}`]);
+  return consoleLines(text.replace(/\n$/, ''));
+}
+
+export function describeProfiles(area: string, body: (suite: ProfileCase) => void): void {
+  const profiles = inject('profiles').map((profile) => [profile.name, profile] as const);
+  describe.each(profiles)(`%s: ${area}`, (_name, profile: Profile) => {
+    let dut: DeviceUnderTest | undefined;
+    let mappings: Mappings | undefined;
+    let logLines = 0;
+    const writer = profile.writable ? profile.device : profile.writer;
+    const need = <T>(value: T | undefined): T => {
+      if (value === undefined) throw new Error('the device under test is not open (beforeAll failed)');
+      return value;
+    };
+
+    beforeAll(async () => {
+      dut = await openProfileTarget(profile);
+      mappings = new Mappings(dut);
+      logLines = Number((await dut.guest.run(['sh', '-c', 'dmesg | wc -l'])).trim());
+    });
+    afterEach(async () => {
+      await need(mappings).release();
+      // One read per case: what was logged since the last one, cleanup included.
+      const fresh = await kernelLogSince(need(dut), logLines);
+      logLines += fresh.length;
+      const bad = findings(fresh);
+      if (bad.length > 0) {
+        throw new Error(`the guest kernel logged during this case:\n${bad.map((finding) => `  ${finding.line}`).join('\n')}`);
+      }
+    });
+    afterAll(() => dut?.close());
+
+    body({
+      profile,
+      get dut() {
+        return need(dut);
+      },
+      get mappings() {
+        return need(mappings);
+      },
+      writer,
+      needsWriter(ctx) {
+        ctx.skip(writer === undefined, 'the profile allows no writable mapping (writable: false, no writer)');
+        need(mappings).later(() => zeroBuffer(need(dut), writer!));
+        return writer!;
+      },
+      sh: (script) => need(dut).guest.run(['sh', '-c', script]),
+    });
+  });
+}
