@@ -31,7 +31,7 @@ export interface ProfileCase {
 /** The kernel log lines printed since `since` (a line count of dmesg). */
 async function kernelLogSince(dut: DeviceUnderTest, since: number): Promise<string[]> {
   const text = await dut.guest.run(['sh', '-c', `dmesg | tail -n +${since + 1}`]);
-  return consoleLines(text.replace(/\n$/, ''));
+  return text === '' ? [] : consoleLines(text.replace(/\n$/, ''));
 }
 
 export function describeProfiles(area: string, body: (suite: ProfileCase) => void): void {
