@@ -6,7 +6,8 @@
  * devices, each with its own counters (mmapkit-stats.c):
  *
  *  /dev/mmapkit-remap  ->mmap maps every page with remap_pfn_range()
- *  /dev/mmapkit-fault  ->fault maps one page per fault with vmf_insert_pfn()
+ *  /dev/mmapkit-fault  ->fault maps fault_around pages (default 1) per fault
+ *                      with vmf_insert_pfn()
  *  /dev/mmapkit-ro     like remap, but never writable
  *  /dev/mmapkit        the skeleton's name: an alias of mmapkit-remap
  *
@@ -71,6 +72,9 @@
 
 #define MMAPKIT_MAX_SIZE	SZ_256M
 
+/* One page table's worth of PTEs (2 MiB with 4 KiB pages). */
+#define MMAPKIT_FAULT_AROUND_MAX	512
+
 /* The largest physically contiguous buffer: one block of the top order. */
 #define MMAPKIT_CONTIG_MAX	(PAGE_SIZE << (MAX_ORDER - 1))
 
@@ -101,6 +105,48 @@ static const struct kernel_param_ops mmapkit_size_ops = {
 module_param_cb(size, &mmapkit_size_ops, &mmapkit_size, 0444);
 MODULE_PARM_DESC(size,
 		 "Buffer size in bytes (K/M/G suffixes accepted), 1 byte..256 MiB, rounded up to pages (default 1 MiB); physically contiguous up to 4 MiB, else vmalloc");
+
+/*
+ * Fault-around of the fault device: pages each ->fault maps, the faulting
+ * one and the next ones (see mmapkit_vma_fault()). Writable at run time
+ * through /sys/module/mmapkit/parameters/fault_around, so a benchmark can
+ * compare values without unloading the module (which needs every mapping
+ * gone): the setter range-checks before it stores, with WRITE_ONCE, and
+ * each fault reads the value once with READ_ONCE, so a fault sees the old
+ * or the new value, never a torn or unchecked one. A change applies to the
+ * faults that follow it; pages already mapped stay mapped.
+ */
+static unsigned int mmapkit_fault_around = 1;
+
+static int mmapkit_fault_around_set(const char *val,
+				    const struct kernel_param *kp)
+{
+	unsigned int pages;
+	int ret;
+
+	ret = kstrtouint(val, 0, &pages);
+	if (ret)
+		return ret;
+	if (pages < 1 || pages > MMAPKIT_FAULT_AROUND_MAX)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned int *)kp->arg, pages);
+	return 0;
+}
+
+static const struct kernel_param_ops mmapkit_fault_around_ops = {
+	.set	= mmapkit_fault_around_set,
+	.get	= param_get_uint,
+};
+
+module_param_cb(fault_around, &mmapkit_fault_around_ops,
+		&mmapkit_fault_around, 0644);
+MODULE_PARM_DESC(fault_around,
+		 "Pages the fault device maps per fault: the faulting page and up to N-1 after it, clipped to the VMA and the buffer, 1..512 (default 1; DRM TTM uses 16); writable at run time");
+
+unsigned int mmapkit_fault_around_pages(void)
+{
+	return READ_ONCE(mmapkit_fault_around);
+}
 
 static struct mmapkit_buf mmapkit_buf;
 

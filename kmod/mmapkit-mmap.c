@@ -7,8 +7,9 @@
  *         shape. ->mmap builds every PTE with remap_pfn_range(); there is
  *         no ->fault, so touching the mapping never enters the driver.
  *  fault  /dev/mmapkit-fault: the "Fault (pfn)" shape (DRM GEM/TTM). ->mmap
- *         only sets VM_PFNMAP and vm_ops; ->fault inserts one page per
- *         fault with vmf_insert_pfn().
+ *         only sets VM_PFNMAP and vm_ops; ->fault inserts the faulting
+ *         page with vmf_insert_pfn(), and with fault_around > 1 the pages
+ *         after it (mmapkit_fault_around()).
  *  ro     /dev/mmapkit-ro: remap, but refuses every VM_WRITE mapping and
  *         clears VM_MAYWRITE (usbmon, mon_bin.c:1279-1283).
  *
@@ -185,14 +186,17 @@ static void mmapkit_vma_close(struct vm_area_struct *vma)
 
 /*
  * Insert the PTE for buffer page @index at user address @addr, with
- * vma->vm_page_prot. The only place the fault device maps a page: a later
- * fault-around (TTM maps up to TTM_BO_VM_NUM_PREFAULT = 16 pages per fault,
- * include/drm/ttm/ttm_bo_api.h:450) calls this in a loop.
+ * vma->vm_page_prot. The only place the fault device maps a page, for the
+ * faulting page and for its fault-around alike.
  *
  * A special PTE (memory.c:2181): no struct page is referenced or counted,
  * so vm_normal_page() returns NULL for it and nothing ever frees the page
  * through the mapping; the buffer outlives the vma (.owner, see
  * mmapkit-main.c).
+ *
+ * A PTE that already exists is left as it is: insert_pfn() checks
+ * pte_none() under the page-table lock and returns VM_FAULT_NOPAGE without
+ * touching it (memory.c:2150-2153, 2174, 2193).
  */
 static vm_fault_t mmapkit_insert_page(struct vm_area_struct *vma,
 				      unsigned long addr, unsigned long index)
@@ -200,6 +204,45 @@ static vm_fault_t mmapkit_insert_page(struct vm_area_struct *vma,
 	const struct mmapkit_dev *dev = vma->vm_private_data;
 
 	return vmf_insert_pfn(vma, addr, mmapkit_buf_pfn(dev->buf, index));
+}
+
+/*
+ * Fault-around: after the faulting page, map up to fault_around - 1 pages
+ * that follow it, as TTM prefaults TTM_BO_VM_NUM_PREFAULT = 16 pages
+ * forward from the faulting one (ttm_bo_vm.c:243-277,
+ * include/drm/ttm/ttm_bo_api.h:450), so a sequential first touch takes
+ * one fault per fault_around pages.
+ *
+ * The window is clipped twice: to the vma, or vmf_insert_pfn() would
+ * return VM_FAULT_SIGBUS for the first address past vm_end
+ * (memory.c:2232) and a neighbouring vma must never get our pages;
+ * and to the buffer, never trusting that the mmap-time range check still
+ * covers the vma. Pages already mapped are left alone by insert_pfn()
+ * (see mmapkit_insert_page()), so the window can overlap earlier faults.
+ * Like TTM, an error on one of these pages only ends the fault-around (a
+ * later touch of that page faults and reports it); they are not counted
+ * as faults: faults_served counts ->fault calls, one per call.
+ *
+ * fault_around is read once per fault (mmapkit_fault_around_pages(),
+ * READ_ONCE) and is 1..512, so the loop is bounded whatever a concurrent
+ * write to the parameter does.
+ */
+static void mmapkit_fault_around(struct vm_fault *vmf,
+				 const struct mmapkit_buf *buf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	unsigned long pages = mmapkit_fault_around_pages();
+	unsigned long i;
+
+	/* vmf->address < vm_end and vmf->pgoff < buf->pages: both >= 1. */
+	pages = min(pages, (vma->vm_end - vmf->address) >> PAGE_SHIFT);
+	pages = min(pages, buf->pages - vmf->pgoff);
+
+	for (i = 1; i < pages; i++) {
+		if (mmapkit_insert_page(vma, vmf->address + (i << PAGE_SHIFT),
+					vmf->pgoff + i) != VM_FAULT_NOPAGE)
+			break;
+	}
 }
 
 static vm_fault_t mmapkit_vma_fault(struct vm_fault *vmf)
@@ -222,12 +265,17 @@ static vm_fault_t mmapkit_vma_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 	}
 
-	/* vmf->address is page aligned (memory.c:5085). */
+	/*
+	 * vmf->address is page aligned (memory.c:5085). The faulting page
+	 * first: its result alone is the fault's result and its count.
+	 */
 	ret = mmapkit_insert_page(vma, vmf->address, vmf->pgoff);
-	if (ret == VM_FAULT_NOPAGE)
+	if (ret == VM_FAULT_NOPAGE) {
 		atomic64_inc(&dev->stats.faults_served);
-	else if (ret & VM_FAULT_SIGBUS)
+		mmapkit_fault_around(vmf, dev->buf);
+	} else if (ret & VM_FAULT_SIGBUS) {
 		atomic64_inc(&dev->stats.faults_refused);
+	}
 	/* VM_FAULT_OOM (no page table) is counted as neither. */
 	return ret;
 }
@@ -383,7 +431,7 @@ int mmapkit_mmap_remap(struct file *file, struct vm_area_struct *vma)
 	return mmapkit_remap_vma(dev, vma);
 }
 
-/* ->mmap of mmapkit-fault: no PTE now, one per first touch in ->fault. */
+/* ->mmap of mmapkit-fault: no PTE now; ->fault maps them on first touch. */
 int mmapkit_mmap_fault(struct file *file, struct vm_area_struct *vma)
 {
 	struct mmapkit_dev *dev = mmapkit_from_file(file);

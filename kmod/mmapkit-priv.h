@@ -3,7 +3,7 @@
  * mmapkit - the driver's private declarations, shared by its three files:
  *
  *  mmapkit-main.c   the buffer, the four misc devices, read/write/llseek,
- *                   module parameters, init and exit;
+ *                   module parameters (size, fault_around), init and exit;
  *  mmapkit-mmap.c   the three ->mmap shapes and their vm_operations;
  *  mmapkit-stats.c  the per-device counters, the ioctls and debugfs.
  *
@@ -78,6 +78,7 @@ static inline struct mmapkit_dev *mmapkit_from_file(struct file *file)
 /* mmapkit-main.c */
 unsigned long mmapkit_buf_pfn(const struct mmapkit_buf *buf,
 			      unsigned long index);
+unsigned int mmapkit_fault_around_pages(void);
 
 /* mmapkit-mmap.c: the ->mmap of each device kind. */
 int mmapkit_mmap_remap(struct file *file, struct vm_area_struct *vma);

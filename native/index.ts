@@ -86,6 +86,32 @@ export interface PagemapEntry {
 }
 
 /**
+ * What a timed benchmark loop measured (the bench* functions). `ns` is
+ * CLOCK_MONOTONIC time inside the loop only; the fault counts are
+ * getrusage(RUSAGE_THREAD) deltas over the same span; `checksum` is the
+ * wrapping sum of every 8-byte word loaded, equal for any two ways of
+ * reading the same bytes.
+ */
+export interface BenchTiming {
+  ns: number;
+  minorFaults: number;
+  majorFaults: number;
+  checksum: bigint;
+}
+
+/** benchMapTouch: the mapping is left in place at `addr`; munmap it. */
+export interface BenchMapping {
+  addr: bigint;
+  /** The mmap() call alone. */
+  mmapNs: number;
+  /** The first touch of every page (one 8-byte access per page). */
+  touchNs: number;
+  /** Faults over mmap and touch, getrusage(RUSAGE_THREAD). */
+  minorFaults: number;
+  majorFaults: number;
+}
+
+/**
  * What the addon throws. A failing syscall gives Node's fs error shape
  * (`code` 'EINVAL', `errno` -22, `syscall` 'mmap', plus `path` for calls
  * that take one); a fault during a guarded access gives `code` 'SIGBUS' or
@@ -170,6 +196,29 @@ export interface NativeAddon {
    * test sees the kernel's errno rather than rmmod's message.
    */
   deleteModule(name: string, flags: number): void;
+  /**
+   * Benchmark (`mmapkit bench`): mmap()s `length` bytes of `target`, then
+   * touches every page once, both timed: 'read' loads the page's first
+   * 8-byte word, 'write' stores 0 there (a store with no load before it, so
+   * the first fault is a write fault; the word's content is lost). `target` is 'anon' (MAP_PRIVATE anonymous memory, madvised
+   * MADV_NOHUGEPAGE so that it has 4 KiB pages as PFN mappings do) or a
+   * path, opened O_RDWR and mapped MAP_SHARED at offset 0. A fault while
+   * touching unmaps and throws code 'SIGBUS'/'SIGSEGV'.
+   */
+  benchMapTouch(target: string, length: number, access: Access): BenchMapping;
+  /** Writes the benchmark pattern (word i depends on seed and i) over `length` bytes at `addr`. */
+  benchFill(addr: bigint, length: number, seed: number): void;
+  /** Sums every 8-byte word of `length` bytes at `addr` (8-byte loads), `passes` times. */
+  benchSequentialRead(addr: bigint, length: number, passes: number): BenchTiming;
+  /** `count` 8-byte loads at random aligned offsets below `length` (xorshift64* from `seed`). */
+  benchRandomRead(addr: bigint, length: number, count: number, seed: number): BenchTiming;
+  /**
+   * lseek(fd, 0) then read() of `length` bytes in `bufferSize` chunks, summing each
+   * chunk's words as it arrives, `passes` times. Both sizes are multiples of 8.
+   */
+  benchReadSyscall(fd: number, length: number, bufferSize: number, passes: number): BenchTiming;
+  /** The offsets of benchRandomRead, each read with its own 8-byte pread(). */
+  benchPread(fd: number, length: number, count: number, seed: number): BenchTiming;
   constants: Readonly<Record<ConstantName, number>>;
 }
 
@@ -203,6 +252,12 @@ const FUNCTIONS: Readonly<Record<FunctionName, true>> = {
   resetStats: true,
   pagePfn: true,
   deleteModule: true,
+  benchMapTouch: true,
+  benchFill: true,
+  benchSequentialRead: true,
+  benchRandomRead: true,
+  benchReadSyscall: true,
+  benchPread: true,
 };
 
 const ADDON_URL = new URL('./build/Release/mmapkit_native.node', import.meta.url);

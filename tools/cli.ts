@@ -6,6 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build.js';
 import { buildFixtures, fixturesBuildDir } from './fixtures.js';
 import { lintModule } from './lint.js';
@@ -45,6 +46,7 @@ Commands:
   lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
   trace            record the kernel's mmap and page-fault path for a scenario with ftrace
   explain          walk the mmap path with live evidence; writes an HTML report
+  bench            measure what a device mapping costs against anonymous memory and read()
 
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
 120 guest kernel crashed, 121 boot failed, 124 timed out.
@@ -235,7 +237,7 @@ async function lintCommand(args: string[]): Promise<number> {
 }
 
 function help(topic: string): number {
-  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP };
+  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP };
   process.stdout.write(`${text[topic] ?? HELP.main}\n`);
   return ExitCode.PASSED;
 }
@@ -253,6 +255,8 @@ async function main(argv: string[]): Promise<number> {
       return traceCommand(rest);
     case 'explain':
       return explainCommand(rest);
+    case 'bench':
+      return benchCommand(rest);
     case 'vm': {
       const [sub, ...vmArgs] = rest;
       if (sub === 'run') return vmRun(vmArgs);

@@ -86,6 +86,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "resetStats", ResetStats);
   Export(env, exports, "pagePfn", PagePfn);
   Export(env, exports, "deleteModule", DeleteModule);
+  Export(env, exports, "benchMapTouch", BenchMapTouch);
+  Export(env, exports, "benchFill", BenchFill);
+  Export(env, exports, "benchSequentialRead", BenchSequentialRead);
+  Export(env, exports, "benchRandomRead", BenchRandomRead);
+  Export(env, exports, "benchReadSyscall", BenchReadSyscall);
+  Export(env, exports, "benchPread", BenchPread);
   exports.Set("constants", Constants(env));
   return exports;
 }

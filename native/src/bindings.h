@@ -45,4 +45,12 @@ Napi::Value ReadInForkedChild(const Napi::CallbackInfo& info);
 // fork_exit.cc: a child that is forked and exits at once.
 Napi::Value ForkAndExit(const Napi::CallbackInfo& info);
 
+// bench_map.cc, bench_read.cc: the timed loops of `mmapkit bench`.
+Napi::Value BenchMapTouch(const Napi::CallbackInfo& info);
+Napi::Value BenchFill(const Napi::CallbackInfo& info);
+Napi::Value BenchSequentialRead(const Napi::CallbackInfo& info);
+Napi::Value BenchRandomRead(const Napi::CallbackInfo& info);
+Napi::Value BenchReadSyscall(const Napi::CallbackInfo& info);
+Napi::Value BenchPread(const Napi::CallbackInfo& info);
+
 }  // namespace mmapkit

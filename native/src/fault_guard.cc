@@ -173,4 +173,8 @@ bool GuardedProbe(uintptr_t address, bool write, Fault* fault) {
   return RunGuarded([=] { Touch(address, write); }, fault);
 }
 
+bool GuardedCall(void (*fn)(void*), void* context, Fault* fault) {
+  return RunGuarded([=] { fn(context); }, fault);
+}
+
 }  // namespace mmapkit

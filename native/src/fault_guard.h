@@ -23,4 +23,9 @@ bool GuardedWrite(uintptr_t mapping, const uint8_t* in, size_t length,
                   Fault* fault);
 bool GuardedProbe(uintptr_t address, bool write, Fault* fault);
 
+// Runs fn(context) with the trap armed once, for loops that touch a mapping
+// many times (the benchmarks, bench_*.cc): no per-access cost. fn must not
+// allocate or throw; after a fault, whatever it left in *context is partial.
+bool GuardedCall(void (*fn)(void*), void* context, Fault* fault);
+
 }  // namespace mmapkit

@@ -16,12 +16,16 @@ export interface GuestRunOptions {
   showConsole?: boolean;
   bootTimeoutS?: number;
   runTimeoutS?: number;
+  /** Guest RAM (default: BootOptions' 1024 MiB). */
+  memoryMiB?: number;
+  /** TCG instruction counting (BootOptions.icount). */
+  icount?: number;
   log: (line: string) => void;
 }
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'memoryMiB', 'icount'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(

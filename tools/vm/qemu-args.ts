@@ -31,6 +31,14 @@ export interface QemuConfig {
   interactive: boolean;
   /** mmapkit.* parameters for vm/init.sh. */
   guestParams: Record<string, string>;
+  /**
+   * TCG only: count instructions, each taking 2^icount ns of virtual time,
+   * instead of letting the guest clock follow the host's (`-icount
+   * shift=N,sleep=off`: an idle guest skips to its next timer rather than
+   * sleeping in real time). Guest timings then count instructions, and
+   * repeat from run to run.
+   */
+  icount?: number;
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -67,6 +75,7 @@ export function qemuArgs(config: QemuConfig): string[] {
     '-virtfs', `local,path=${optionValue(config.hostRoot)},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
     '-virtfs', `local,path=${optionValue(config.outputDir)},mount_tag=out,security_model=none,multidevs=remap`,
   ];
+  if (config.icount !== undefined) args.push('-icount', `shift=${config.icount},sleep=off`);
   if (config.channelSocket !== undefined) {
     // A virtio-serial port of its own, so the agent's messages never mix with
     // kernel messages on the console. QEMU connects to the host's socket.

@@ -9,7 +9,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, o
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SetupError } from '../exit-codes.js';
+import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { AGENT_BUNDLE, INIT_SCRIPT, REPO_ROOT, RUNS_DIR, kernelBuildDir } from '../paths.js';
 import type { ReadyMessage } from '../../vm/protocol.js';
@@ -40,6 +40,8 @@ export interface BootOptions {
   insmod?: string;
   /** Progress lines for the user. */
   log?: (line: string) => void;
+  /** TCG instruction counting with this shift (QemuConfig.icount); refused with KVM. */
+  icount?: number;
 }
 
 const DEFAULTS = { cpus: 2, memoryMiB: 1024, bootTimeoutS: 60, requestTimeoutS: 60, runTimeoutS: 900 };
@@ -127,6 +129,7 @@ export class VmSession {
       initramfs: cachedInitramfs(readInitramfsInputs(kernel.version, INIT_SCRIPT), cacheDir).path,
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
+      ...(options.icount !== undefined && { icount: options.icount }),
       hostRoot: '/',
       outputDir: this.outputDir,
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
@@ -170,6 +173,14 @@ export class VmSession {
   /** Boots a guest and resolves once its agent is ready (agent mode) or QEMU runs (shell mode). */
   static async boot(options: BootOptions): Promise<VmSession> {
     const settings = { ...DEFAULTS, ...options };
+    if (settings.icount !== undefined) {
+      // QEMU refuses -icount with a hardware accelerator; 'auto' means TCG here.
+      if (settings.accel === 'kvm') throw new UserError('instruction counting (icount) needs --accel tcg');
+      settings.accel = 'tcg';
+      // One vCPU: QEMU 7.2 with -icount and -smp 2 hangs before the guest's
+      // first console line here, and one CPU is what makes counts repeat.
+      settings.cpus = 1;
+    }
     if (settings.accel === 'auto') {
       if (kvmUsable()) {
         try {

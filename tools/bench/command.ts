@@ -1,0 +1,263 @@
+/**
+ * `mmapkit bench`: boots a guest, loads the reference module with a buffer
+ * as large as the largest size, runs the plan (tools/bench/plan.ts) in the
+ * guest's native addon, and prints a table, then writes results.json and
+ * SVG plots (default build/bench/<time>/).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { build } from '../build.js';
+import { ExitCode, UserError } from '../exit-codes.js';
+import { discoverKernel } from '../kernel.js';
+import { BUILD_DIR, moduleObject } from '../paths.js';
+import { describeFindings, reportEnd, say } from '../report.js';
+import { startGuest } from '../vm/guest-run.js';
+import { EXIT_CODE_OF } from '../vm/outcome.js';
+import type { AccelChoice, VmSession } from '../vm/session.js';
+import { DEFAULT_REPEATS, DEFAULT_SIZES, MiB, formatSize, makePlan, parseSizes } from './plan.js';
+import { type BenchResults, type CaseResult, type Environment, figure, judgeTargets } from './results.js';
+import { writeReport } from './report.js';
+import { TMPFS_FILE, runBench, timerFloor } from './run.js';
+import { formatNs, formatRate, formatSpread, renderReport } from './table.js';
+
+/** -icount shift: 2^0 = 1 ns of guest time per instruction. */
+export const ICOUNT_SHIFT = 0;
+export const ICOUNT_MEANING =
+  'QEMU counts guest instructions (-icount shift=0): every time is the number of instructions the guest ran, ' +
+  'at 1 ns each, kernel and user alike. It does not model caches, TLBs or memory bandwidth, and says nothing ' +
+  'of the host. Figures repeat from run to run to within about 1 % (more for the smallest sizes, where one mmap() ' +
+  'call dominates): interrupts and host I/O still land at different instructions.';
+
+export const BENCH_HELP = `usage: mmapkit bench [options]
+
+Measures, in the guest, what mapping the reference driver's buffer costs and
+how fast it reads, against anonymous memory, a tmpfs file and read()/pread():
+  - mapping cost: mmap + first write of every page (remap device, fault device
+    with fault_around 1 and 16, anonymous memory, tmpfs), per page and in total;
+  - sequential read of the whole buffer: 8-byte loads through a mapping vs
+    read() with 4 KiB, 64 KiB and 1 MiB buffers, vs anonymous memory (the limit);
+  - random 8-byte reads: mapping vs pread();
+  - page faults (getrusage) for each.
+Each figure is repeated (after one discarded warm-up); the median and the
+spread (interquartile range) are reported. Prints a table, and writes results.json and SVG plots.
+
+Options:
+  --sizes LIST        buffer sizes, e.g. 4K,64K,1M (default ${DEFAULT_SIZES.map(formatSize).join(',')}); at most 256M
+  --repeat N          samples per figure (default ${DEFAULT_REPEATS})
+  --out DIR           where results.json and the plots go (default build/bench/<time>/)
+  --icount            run QEMU with instruction counting (TCG only): times become
+                      instruction counts and repeat from run to run
+  --kernel REL|PATH   guest kernel release or image path (default: newest in /boot)
+  --kdir DIR          kernel headers to build against
+  --accel MODE        tcg (default), kvm, or auto
+  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
+  --timeout S         deadline for the whole run, boot included (default 900)
+  --console           echo the guest console to stderr
+  --keep              keep the run's temp directory
+  -h, --help          this help
+
+Exit codes: 0 measured (missed targets are reported, not failed), 1 the reads
+disagreed on the bytes or the kernel logged a warning, 2 bad usage, 3 build or
+setup failure, 120 guest crashed, 121 boot failed, 124 timed out.`;
+
+const OPTIONS = {
+  sizes: { type: 'string' },
+  repeat: { type: 'string' },
+  out: { type: 'string' },
+  icount: { type: 'boolean', default: false },
+  kernel: { type: 'string' },
+  kdir: { type: 'string' },
+  accel: { type: 'string', default: 'tcg' },
+  'boot-timeout': { type: 'string' },
+  timeout: { type: 'string' },
+  console: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export interface BenchFlags {
+  sizes: number[];
+  repeats: number;
+  out: string | undefined;
+  icount: boolean;
+  kernel: string | undefined;
+  kdir: string | undefined;
+  accel: AccelChoice;
+  bootTimeoutS: number | undefined;
+  runTimeoutS: number | undefined;
+  console: boolean;
+  keep: boolean;
+  help: boolean;
+}
+
+function positive(value: string | undefined, flag: string, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0 || (integer && !Number.isInteger(parsed))) {
+    throw new UserError(`${flag} takes a positive ${integer ? 'integer' : 'number'}, not '${value}'`);
+  }
+  return parsed;
+}
+
+export function parseBenchArgs(args: string[]): BenchFlags {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }));
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
+  const accel = values.accel;
+  if (accel !== 'tcg' && accel !== 'kvm' && accel !== 'auto') throw new UserError(`--accel takes auto, tcg or kvm, not '${accel}'`);
+  if (values.icount && accel === 'kvm') throw new UserError('--icount needs TCG: it cannot be combined with --accel kvm');
+  return {
+    sizes: values.sizes !== undefined ? parseSizes(values.sizes) : [...DEFAULT_SIZES],
+    repeats: positive(values.repeat, '--repeat', true) ?? DEFAULT_REPEATS,
+    out: values.out,
+    icount: values.icount,
+    kernel: values.kernel,
+    kdir: values.kdir,
+    accel,
+    bootTimeoutS: positive(values['boot-timeout'], '--boot-timeout'),
+    runTimeoutS: positive(values.timeout, '--timeout'),
+    console: values.console,
+    keep: values.keep,
+    help: values.help,
+  };
+}
+
+/** build/bench/20261122-203015 */
+export function defaultOutDir(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return path.join(BUILD_DIR, 'bench', stamp);
+}
+
+/** Guest RAM: the default 1 GiB, or more when the anonymous and tmpfs copies of a large buffer need it. */
+export const guestMemoryMiB = (largest: number): number => Math.max(1024, 512 + Math.ceil((3 * largest) / MiB));
+
+function progressLine(result: CaseResult, index: number, total: number): string {
+  const value =
+    result.group === 'map'
+      ? `${formatNs(result.time.median)} (${formatNs(figure(result))}/page)`
+      : result.group === 'seq'
+        ? formatRate(figure(result))
+        : `${formatNs(figure(result))}/access`;
+  const faults = `${result.faults} fault${result.faults === 1 ? '' : 's'}`;
+  const driver = result.driverFaults !== undefined ? `, ${result.driverFaults} ->fault` : '';
+  return `bench [${index}/${total}] ${result.group} ${result.strategy} ${formatSize(result.size)}: ${value} ${formatSpread(result.time.spread)}, ${faults}${driver}`;
+}
+
+function hostFacts(): { qemu: string; hostCpu: string } {
+  let qemu = 'unknown';
+  try {
+    qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0] ?? qemu;
+  } catch {
+    // reported as unknown
+  }
+  const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  return { qemu, hostCpu: `${model} (${os.cpus().length} host CPUs)` };
+}
+
+async function guestEnvironment(session: VmSession, memoryMiB: number, icount: boolean): Promise<Environment> {
+  const guest = session.guest;
+  const facts = (
+    await guest.run([
+      'sh',
+      '-c',
+      'uname -r; nproc; cat /sys/devices/system/clocksource/clocksource0/current_clocksource; ' +
+        'cat /sys/kernel/mm/transparent_hugepage/enabled',
+    ])
+  ).split('\n');
+  const fd = await guest.native.open('/dev/mmapkit-remap', 0);
+  const info = await guest.native.deviceInfo(fd).finally(() => guest.native.close(fd));
+  return {
+    accelerator: session.accel,
+    kernel: facts[0] ?? '?',
+    cpus: Number(facts[1]),
+    icount: icount ? { shift: ICOUNT_SHIFT, meaning: ICOUNT_MEANING } : null,
+    ...hostFacts(),
+    clocksource: facts[2] ?? '?',
+    transparentHugepages: facts[3] ?? '?',
+    pageSize: info.pageSize,
+    moduleBufferBytes: Number(info.bufferSize),
+    bufferContiguous: info.contiguous,
+    timerFloorNs: await timerFloor(guest),
+    guestMemoryMiB: memoryMiB,
+    bootS: (session.bootMs ?? 0) / 1000,
+  };
+}
+
+export async function benchCommand(args: string[]): Promise<number> {
+  const started = Date.now();
+  const flags = parseBenchArgs(args);
+  if (flags.help) {
+    process.stdout.write(`${BENCH_HELP}\n`);
+    return ExitCode.PASSED;
+  }
+  const plan = makePlan({ sizes: flags.sizes, repeats: flags.repeats });
+  const largest = Math.max(...plan.sizes);
+  const outDir = path.resolve(flags.out ?? defaultOutDir());
+  const kernel = discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
+  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+
+  const memoryMiB = guestMemoryMiB(largest);
+  const session = await startGuest({
+    kernel,
+    accel: flags.accel,
+    loadModule: false,
+    keep: flags.keep,
+    showConsole: flags.console,
+    bootTimeoutS: flags.bootTimeoutS,
+    runTimeoutS: flags.runTimeoutS,
+    memoryMiB,
+    icount: flags.icount ? ICOUNT_SHIFT : undefined,
+    log: say,
+  });
+  let measured: { environment: Environment; results: CaseResult[]; problems: string[] } | undefined;
+  let failure: unknown;
+  try {
+    const guest = session.guest;
+    await guest.run(['insmod', moduleObject(kernel.version), `size=${largest}`, 'fault_around=1']);
+    // The tmpfs file's pages are made once, here: the mapping cost measures mapping pages already in memory.
+    await guest.run(['dd', 'if=/dev/zero', `of=${TMPFS_FILE}`, 'bs=4K', `count=${largest / 4096}`, 'status=none']);
+    const environment = await guestEnvironment(session, memoryMiB, flags.icount);
+    if (flags.icount) say(`icount: ${ICOUNT_MEANING}`);
+    say(`bench: ${plan.cases.length} cases x ${plan.repeats} repeats (+1 warm-up), sizes ${plan.sizes.map(formatSize).join(' ')}`);
+    const { results, problems } = await runBench(guest, plan, {
+      caseDone: (result, index, total) => say(progressLine(result, index, total)),
+      note: (line) => say(`bench: ${line}`),
+    });
+    measured = { environment, results, problems };
+  } catch (error) {
+    failure = error;
+  }
+  // A crashed or hung guest is the real reason whatever failed; else the failure itself.
+  const end = await session.stop();
+  if (end.state !== 'completed') {
+    reportEnd(end, session);
+    return EXIT_CODE_OF[end.state];
+  }
+  if (measured === undefined) throw failure;
+
+  const durationS = (Date.now() - started) / 1000;
+  const findings = session.findings();
+  const problems = [...measured.problems, ...(findings.length > 0 ? [`kernel findings: ${describeFindings(findings)}`] : [])];
+  const bench: BenchResults = {
+    tool: 'mmapkit bench',
+    version: 1,
+    startedAt: new Date(started).toISOString(),
+    durationS,
+    environment: measured.environment,
+    settings: { sizes: plan.sizes, repeats: plan.repeats, minReadBytes: plan.minReadBytes, randomCount: plan.randomCount },
+    results: measured.results,
+    targets: judgeTargets(measured.results, plan.sizes, durationS),
+    problems,
+  };
+  const table = renderReport(bench);
+  process.stdout.write(table);
+  const written = writeReport(outDir, bench, table);
+  say(`bench: wrote ${written.map((file) => path.basename(file)).join(', ')} in ${outDir}`);
+  return problems.length > 0 ? ExitCode.TESTS_FAILED : ExitCode.PASSED;
+}
