@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
+import PathOrderSequencer from './tools/vitest-order.js';
 
 export default defineConfig({
   test: {
     reporters: ['default', './tools/vitest-summary.ts'],
+    sequence: { sequencer: PathOrderSequencer },
     // Files run one after another: a VM under TCG needs both cores, and the
     // conformance suite shares one guest between its files.
     fileParallelism: false,

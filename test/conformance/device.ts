@@ -37,6 +37,13 @@ export interface DeviceUnderTest extends Guest {
   offset: bigint;
 }
 
+/** What the region held when the run first opened its profile, before any case could write to it. */
+export type InitialContent = { nonZero: number; firstNonZero: number } | { error: string };
+
+export interface ProfileTarget extends DeviceUnderTest {
+  initial: InitialContent;
+}
+
 export async function connectGuest(): Promise<Guest> {
   const socket = connect(inject('guestSocket'));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
@@ -58,10 +65,35 @@ export async function ensureModule(guest: GuestClient, ko: string, params = ''):
   await guest.run(['sh', '-c', `test -d /sys/module/${name} || insmod ${ko} ${params}`]);
 }
 
-export async function openProfileTarget(profile: Profile): Promise<DeviceUnderTest> {
+export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
   const base = await connectGuest();
   if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
-  return { ...base, path: profile.device, size: BigInt(profile.size), offset: BigInt(profile.offset) };
+  const target = { ...base, path: profile.device, size: BigInt(profile.size), offset: BigInt(profile.offset) };
+  return { ...target, initial: await initialContent(target) };
+}
+
+/**
+ * The region's content as the first opener of the run saw it, kept in the
+ * guest's /tmp so that every file of the suite, whatever its order, judges
+ * the content right after load rather than after other cases wrote to it.
+ * Read in a forked child with a watchdog, so a fault handler that never
+ * installs a PTE gives an error here instead of hanging the agent.
+ */
+async function initialContent(dut: DeviceUnderTest): Promise<InitialContent> {
+  const record = `/tmp/mmapkit-initial/${dut.path.replace(/\//g, '_')}.json`;
+  const saved = await dut.guest.run(['sh', '-c', `cat ${record} 2>/dev/null || true`]);
+  if (saved !== '') return JSON.parse(saved) as InitialContent;
+  let initial: InitialContent;
+  try {
+    const bytes = await dut.native.readInChild(dut.path, dut.offset, Number(dut.size));
+    const first = bytes.findIndex((byte) => byte !== 0);
+    initial = { nonZero: bytes.reduce((count, byte) => count + (byte !== 0 ? 1 : 0), 0), firstNonZero: first };
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    initial = { error: code ?? message };
+  }
+  await dut.guest.run(['sh', '-c', `mkdir -p /tmp/mmapkit-initial && printf '%s' '${JSON.stringify(initial)}' > ${record}`]);
+  return initial;
 }
 
 /** The reference driver's remap device, its module (kmod/, built for the guest's kernel) loaded if it is not. */

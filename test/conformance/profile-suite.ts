@@ -8,7 +8,7 @@
 import { type TestContext, afterAll, afterEach, beforeAll, describe, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
 import { consoleLines, findings } from '../../tools/vm/console.js';
-import { type DeviceUnderTest, openProfileTarget } from './device.js';
+import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 /** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */
@@ -17,7 +17,7 @@ export const REFUSALS = ['EINVAL', 'EAGAIN', 'EPERM', 'EACCES', 'ENXIO'];
 export interface ProfileCase {
   profile: Profile;
   /** The device under test (open from the first case on). */
-  readonly dut: DeviceUnderTest;
+  readonly dut: ProfileTarget;
   /** Mappings made by the current case, undone after it. */
   readonly mappings: Mappings;
   /** A path that can be mapped writable over the same memory: the device itself, or the profile's writer. */
@@ -37,7 +37,7 @@ async function kernelLogSince(dut: DeviceUnderTest, since: number): Promise<stri
 export function describeProfiles(area: string, body: (suite: ProfileCase) => void): void {
   const profiles = inject('profiles').map((profile) => [profile.name, profile] as const);
   describe.each(profiles)(`%s: ${area}`, (_name, profile: Profile) => {
-    let dut: DeviceUnderTest | undefined;
+    let dut: ProfileTarget | undefined;
     let mappings: Mappings | undefined;
     let logLines = 0;
     const writer = profile.writable ? profile.device : profile.writer;

@@ -43,10 +43,13 @@ export function verdictOf(device: boolean | null, file: boolean | null): Verdict
 const name = (m: TargetMeasurement): string => (m.targetKind === 'file' ? `tmpfs file ${m.target}` : `${m.targetKind} device`);
 const us = (ns: number): string => `${(ns / 1000).toFixed(0)} us`;
 
-/** The first-touch faults a target took: the driver's own count when it has one, else getrusage's, less the second pass's noise. */
+/** The pages a target's first touch faulted in: the driver's own count when it has one, else the PTEs that appeared. */
 export function demandFaults(m: TargetMeasurement): number {
   if (m.driverFaults !== undefined) return m.driverFaults;
-  return Math.max(0, m.firstTouchFaults - m.secondTouchFaults);
+  // For a file: PTEs (pagemap) that appeared during the first touch, each put there by a
+  // fault (the kernel's fault-around may map several per fault). getrusage counts of the
+  // same process also see the runtime's own faults, and a noisy second pass hid real ones.
+  return Math.max(0, m.presentAfter - m.presentBefore);
 }
 
 /** Did the file's ->mmap (the driver's, or shmem_mmap) call remap_pfn_range during mmap()? */
