@@ -5,33 +5,19 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build.js';
 import { buildFixtures, fixturesBuildDir } from './fixtures.js';
 import { lintModule } from './lint.js';
 import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
-import { type GuestKernel, discoverKernel } from './kernel.js';
 import { reportEnd, say } from './report.js';
 import { runConformance } from './test-command.js';
 import { EXPLAIN_HELP, TRACE_HELP, explainCommand, traceCommand } from './trace/command.js';
-import { GuestGoneError } from './vm/guest-client.js';
-import { startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
-import { type AccelChoice, SessionEndedError, VmSession } from './vm/session.js';
+import { SessionEndedError, VmSession } from './vm/session.js';
+import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, withGuest } from './vm-command.js';
 import { moduleObject } from './paths.js';
-
-const COMMON_HELP = `
-Kernel and VM options:
-  --kernel REL|PATH   guest kernel release (as in /boot/vmlinuz-REL) or image path (default: newest in /boot)
-  --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
-  --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
-  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
-  --timeout S         deadline for the whole run, boot included (default 900)
-  --console           echo the guest console to stderr while it runs
-  --keep              keep the run's temp directory (agent socket) for inspection
-  -h, --help          this help`;
 
 const HELP: Record<string, string> = {
   main: `usage: mmapkit <command> [options]
@@ -62,12 +48,12 @@ are skipped.
 Boots the guest, loads the module, runs CMD (in the host's root, mounted
 read-only, with a tmpfs /tmp), streams its output and exits with its status.
   --no-module         do not load the module first
-${COMMON_HELP}`,
+${VM_HELP}`,
   'vm shell': `usage: mmapkit vm shell [options]
 
 An interactive shell in the guest, with the module loaded. 'exit' powers the guest off.
   --no-module         do not load the module first
-${COMMON_HELP}`,
+${VM_HELP}`,
   lint: `usage: mmapkit lint [--kernel REL|PATH] [--kdir DIR]
 
 Kernel-side lint of kmod/: checkpatch.pl --strict (from the kernel source that
@@ -80,73 +66,11 @@ summary with the boot time and the accelerator used. Without --profile: the
 reference driver's profiles (test/profiles/*.json) and the driver's own cases.
 A case a profile rules out is skipped with the reason.
   --profile FILE      a device profile (JSON; see the README); repeatable
-${COMMON_HELP}`,
+${VM_HELP}`,
 };
 
-const VM_OPTIONS = {
-  kernel: { type: 'string' },
-  kdir: { type: 'string' },
-  accel: { type: 'string', default: 'tcg' },
-  'boot-timeout': { type: 'string' },
-  timeout: { type: 'string' },
-  console: { type: 'boolean', default: false },
-  keep: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies ParseArgsConfig['options'];
-
-interface VmFlags {
-  kernel?: string;
-  kdir?: string;
-  accel?: string;
-  'boot-timeout'?: string;
-  timeout?: string;
-  console?: boolean;
-  keep?: boolean;
-}
-
-function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, positionals = false) {
-  try {
-    return parseArgs({ args, options, allowPositionals: positionals, strict: true });
-  } catch (error) {
-    throw new UserError((error as Error).message);
-  }
-}
-
-function seconds(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new UserError(`${flag} takes a positive number of seconds, not '${value}'`);
-  return parsed;
-}
-
-function accelOf(value: string | undefined): AccelChoice {
-  if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
-  throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
-}
-
-function kernelOf(flags: VmFlags): GuestKernel {
-  return discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
-}
-
-function guestOptions(flags: VmFlags, kernel: GuestKernel) {
-  return {
-    kernel,
-    accel: accelOf(flags.accel),
-    keep: flags.keep,
-    showConsole: flags.console,
-    bootTimeoutS: seconds(flags['boot-timeout'], '--boot-timeout'),
-    runTimeoutS: seconds(flags.timeout, '--timeout'),
-    log: say,
-  };
-}
-
-/** Builds what is stale; says nothing when nothing was. */
-async function ensureBuilt(kernel: GuestKernel): Promise<void> {
-  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
-}
-
 async function buildCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, {
+  const { values } = parseOptions(args, {
     kernel: VM_OPTIONS.kernel,
     kdir: VM_OPTIONS.kdir,
     verbose: { type: 'boolean', default: false },
@@ -166,34 +90,24 @@ function signalExitCode(signal: string | null): number {
 }
 
 async function vmRun(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } }, true);
+  const { values, positionals } = parseOptions(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } }, true);
   if (values.help) return help('vm run');
   if (positionals.length === 0) throw new UserError('vm run needs a command: mmapkit vm run -- CMD [ARG...]');
   const kernel = kernelOf(values);
   const options = guestOptions(values, kernel);
   await ensureBuilt(kernel);
-  const session = await startGuest({ ...options, loadModule: !values['no-module'] });
-  let status: number | undefined;
-  try {
+  const outcome = await withGuest({ ...options, loadModule: !values['no-module'] }, async (session) => {
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
       onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),
     });
-    status = result.code ?? signalExitCode(result.signal);
-  } catch (error) {
-    // The guest went away mid-command; the session's end state says why.
-    if (!(error instanceof GuestGoneError)) throw error;
-  }
-  const end = await session.stop();
-  if (end.state !== 'completed' || status === undefined) {
-    reportEnd(end, session);
-    return end.state === 'completed' ? ExitCode.GUEST_CRASHED : EXIT_CODE_OF[end.state];
-  }
-  return status;
+    return result.code ?? signalExitCode(result.signal);
+  });
+  return outcome.ok ? outcome.value : outcome.exitCode;
 }
 
 async function vmShell(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } });
+  const { values } = parseOptions(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } });
   if (values.help) return help('vm shell');
   const kernel = kernelOf(values);
   const options = guestOptions(values, kernel);
@@ -203,7 +117,7 @@ async function vmShell(args: string[]): Promise<number> {
     ...options,
     mode: 'shell',
     // An interactive shell has no run deadline unless one is asked for.
-    runTimeoutS: seconds(values.timeout, '--timeout') ?? 24 * 3600,
+    runTimeoutS: options.runTimeoutS ?? 24 * 3600,
     ...(!values['no-module'] && { insmod: moduleObject(kernel.version) }),
   });
   const end = await session.ended;
@@ -215,7 +129,7 @@ async function vmShell(args: string[]): Promise<number> {
 }
 
 async function testCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...VM_OPTIONS, profile: { type: 'string', multiple: true } });
+  const { values } = parseOptions(args, { ...VM_OPTIONS, profile: { type: 'string', multiple: true } });
   if (values.help) return help('test');
   const kernel = kernelOf(values);
   const options = guestOptions(values, kernel);
@@ -230,7 +144,7 @@ async function testCommand(args: string[]): Promise<number> {
 }
 
 async function lintCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { kernel: VM_OPTIONS.kernel, kdir: VM_OPTIONS.kdir, help: VM_OPTIONS.help });
+  const { values } = parseOptions(args, { kernel: VM_OPTIONS.kernel, kdir: VM_OPTIONS.kdir, help: VM_OPTIONS.help });
   if (values.help) return help('lint');
   const problems = await lintModule(kernelOf(values), say);
   return problems === 0 ? ExitCode.PASSED : ExitCode.TESTS_FAILED;

@@ -4,12 +4,10 @@
  * the bug. Each run is `mmapkit test --profile <fixture>/profile.json`, as a
  * driver author would run it.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { fixtureProfile } from '../../tools/fixtures.js';
-import { REPO_ROOT } from '../../tools/paths.js';
+import { runCli } from './run-cli.js';
 
 interface Expectation {
   fixture: string;
@@ -40,19 +38,10 @@ const BUGGY: Expectation[] = [
   },
 ];
 
-function runProfile(profile: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'mmapkit.js'), 'test', '--profile', profile], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    // eslint-disable-next-line no-control-regex
-    child.on('close', (code) => resolve({ code, output: output.replace(/\x1b\[[0-9;]*m/g, '') }));
-  });
+async function runProfile(profile: string): Promise<{ code: number | null; output: string }> {
+  const { code, stdout, stderr } = await runCli('test', '--profile', profile);
+  // eslint-disable-next-line no-control-regex
+  return { code, output: (stdout + stderr).replace(/\x1b\[[0-9;]*m/g, '') };
 }
 
 /** The titles of the cases that failed, from the verbose reporter's "×" lines. */

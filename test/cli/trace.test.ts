@@ -3,40 +3,16 @@
  * them: each case boots its own VM, and checks the saved raw trace with the
  * parser, not only the text.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../tools/paths.js';
+import { type CliResult as Run, runCli as command } from './run-cli.js';
 import { demandFaults } from '../../tools/trace/claims.js';
 import { namesIn, parseFunctionGraph } from '../../tools/trace/graph.js';
 import type { ExplainEvidence } from '../../tools/trace/report.js';
 import { analyseTrace, callPath } from '../../tools/trace/tree.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-/** Runs `mmapkit <name> ARGS` as a user would. */
-function command(name: 'trace' | 'explain', ...args: string[]): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'mmapkit.js'), name, ...args], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
-  });
-}
 
 const rawTraceOf = (run: Run): string => {
   const file = /raw trace: (\S+)/.exec(run.stdout)?.[1];

@@ -8,15 +8,22 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { build } from '../build.js';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { discoverKernel } from '../kernel.js';
 import { BUILD_DIR, moduleObject } from '../paths.js';
-import { describeFindings, reportEnd, say } from '../report.js';
-import { startGuest } from '../vm/guest-run.js';
-import { EXIT_CODE_OF } from '../vm/outcome.js';
+import { describeFindings, say } from '../report.js';
 import type { AccelChoice, VmSession } from '../vm/session.js';
+import {
+  VM_HELP,
+  VM_OPTIONS,
+  type VmFlags,
+  accelOf,
+  ensureBuilt,
+  guestOptions,
+  kernelOf,
+  parseOptions,
+  positiveNumber,
+  withGuest,
+} from '../vm-command.js';
 import { DEFAULT_REPEATS, DEFAULT_SIZES, MiB, formatSize, makePlan, parseSizes } from './plan.js';
 import { type BenchResults, type CaseResult, type Environment, figure, judgeTargets } from './results.js';
 import { writeReport } from './report.js';
@@ -50,14 +57,7 @@ Options:
   --out DIR           where results.json and the plots go (default build/bench/<time>/)
   --icount            run QEMU with instruction counting (TCG only): times become
                       instruction counts and repeat from run to run
-  --kernel REL|PATH   guest kernel release or image path (default: newest in /boot)
-  --kdir DIR          kernel headers to build against
-  --accel MODE        tcg (default), kvm, or auto
-  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
-  --timeout S         deadline for the whole run, boot included (default 900)
-  --console           echo the guest console to stderr
-  --keep              keep the run's temp directory
-  -h, --help          this help
+${VM_HELP}
 
 Exit codes: 0 measured (missed targets are reported, not failed), 1 the reads
 disagreed on the bytes or the kernel logged a warning, 2 bad usage, 3 build or
@@ -68,14 +68,7 @@ const OPTIONS = {
   repeat: { type: 'string' },
   out: { type: 'string' },
   icount: { type: 'boolean', default: false },
-  kernel: { type: 'string' },
-  kdir: { type: 'string' },
-  accel: { type: 'string', default: 'tcg' },
-  'boot-timeout': { type: 'string' },
-  timeout: { type: 'string' },
-  console: { type: 'boolean', default: false },
-  keep: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
+  ...VM_OPTIONS,
 } as const;
 
 export interface BenchFlags {
@@ -83,47 +76,23 @@ export interface BenchFlags {
   repeats: number;
   out: string | undefined;
   icount: boolean;
-  kernel: string | undefined;
-  kdir: string | undefined;
   accel: AccelChoice;
-  bootTimeoutS: number | undefined;
-  runTimeoutS: number | undefined;
-  console: boolean;
-  keep: boolean;
+  /** The kernel and VM options, as every VM command has them. */
+  vm: VmFlags;
   help: boolean;
 }
 
-function positive(value: string | undefined, flag: string, integer = false): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0 || (integer && !Number.isInteger(parsed))) {
-    throw new UserError(`${flag} takes a positive ${integer ? 'integer' : 'number'}, not '${value}'`);
-  }
-  return parsed;
-}
-
 export function parseBenchArgs(args: string[]): BenchFlags {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }));
-  } catch (error) {
-    throw new UserError((error as Error).message);
-  }
-  const accel = values.accel;
-  if (accel !== 'tcg' && accel !== 'kvm' && accel !== 'auto') throw new UserError(`--accel takes auto, tcg or kvm, not '${accel}'`);
+  const { values } = parseOptions(args, OPTIONS);
+  const accel = accelOf(values.accel);
   if (values.icount && accel === 'kvm') throw new UserError('--icount needs TCG: it cannot be combined with --accel kvm');
   return {
     sizes: values.sizes !== undefined ? parseSizes(values.sizes) : [...DEFAULT_SIZES],
-    repeats: positive(values.repeat, '--repeat', true) ?? DEFAULT_REPEATS,
+    repeats: positiveNumber(values.repeat, '--repeat', 'whole number') ?? DEFAULT_REPEATS,
     out: values.out,
     icount: values.icount,
-    kernel: values.kernel,
-    kdir: values.kdir,
     accel,
-    bootTimeoutS: positive(values['boot-timeout'], '--boot-timeout'),
-    runTimeoutS: positive(values.timeout, '--timeout'),
-    console: values.console,
-    keep: values.keep,
+    vm: values,
     help: values.help,
   };
 }
@@ -199,47 +168,30 @@ export async function benchCommand(args: string[]): Promise<number> {
   const plan = makePlan({ sizes: flags.sizes, repeats: flags.repeats });
   const largest = Math.max(...plan.sizes);
   const outDir = path.resolve(flags.out ?? defaultOutDir());
-  const kernel = discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
-  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+  const kernel = kernelOf(flags.vm);
+  const options = guestOptions(flags.vm, kernel);
+  await ensureBuilt(kernel);
 
   const memoryMiB = guestMemoryMiB(largest);
-  const session = await startGuest({
-    kernel,
-    accel: flags.accel,
-    loadModule: false,
-    keep: flags.keep,
-    showConsole: flags.console,
-    bootTimeoutS: flags.bootTimeoutS,
-    runTimeoutS: flags.runTimeoutS,
-    memoryMiB,
-    icount: flags.icount ? ICOUNT_SHIFT : undefined,
-    log: say,
-  });
-  let measured: { environment: Environment; results: CaseResult[]; problems: string[] } | undefined;
-  let failure: unknown;
-  try {
-    const guest = session.guest;
-    await guest.run(['insmod', moduleObject(kernel.version), `size=${largest}`, 'fault_around=1']);
-    // The tmpfs file's pages are made once, here: the mapping cost measures mapping pages already in memory.
-    await guest.run(['dd', 'if=/dev/zero', `of=${TMPFS_FILE}`, 'bs=4K', `count=${largest / 4096}`, 'status=none']);
-    const environment = await guestEnvironment(session, memoryMiB, flags.icount);
-    if (flags.icount) say(`icount: ${ICOUNT_MEANING}`);
-    say(`bench: ${plan.cases.length} cases x ${plan.repeats} repeats (+1 warm-up), sizes ${plan.sizes.map(formatSize).join(' ')}`);
-    const { results, problems } = await runBench(guest, plan, {
-      caseDone: (result, index, total) => say(progressLine(result, index, total)),
-      note: (line) => say(`bench: ${line}`),
-    });
-    measured = { environment, results, problems };
-  } catch (error) {
-    failure = error;
-  }
-  // A crashed or hung guest is the real reason whatever failed; else the failure itself.
-  const end = await session.stop();
-  if (end.state !== 'completed') {
-    reportEnd(end, session);
-    return EXIT_CODE_OF[end.state];
-  }
-  if (measured === undefined) throw failure;
+  const outcome = await withGuest(
+    { ...options, loadModule: false, memoryMiB, icount: flags.icount ? ICOUNT_SHIFT : undefined },
+    async (session) => {
+      const guest = session.guest;
+      await guest.run(['insmod', moduleObject(kernel.version), `size=${largest}`, 'fault_around=1']);
+      // The tmpfs file's pages are made once, here: the mapping cost measures mapping pages already in memory.
+      await guest.run(['dd', 'if=/dev/zero', `of=${TMPFS_FILE}`, 'bs=4K', `count=${largest / 4096}`, 'status=none']);
+      const environment = await guestEnvironment(session, memoryMiB, flags.icount);
+      if (flags.icount) say(`icount: ${ICOUNT_MEANING}`);
+      say(`bench: ${plan.cases.length} cases x ${plan.repeats} repeats (+1 warm-up), sizes ${plan.sizes.map(formatSize).join(' ')}`);
+      const { results, problems } = await runBench(guest, plan, {
+        caseDone: (result, index, total) => say(progressLine(result, index, total)),
+        note: (line) => say(`bench: ${line}`),
+      });
+      return { environment, results, problems };
+    },
+  );
+  if (!outcome.ok) return outcome.exitCode;
+  const { value: measured, session } = outcome;
 
   const durationS = (Date.now() - started) / 1000;
   const findings = session.findings();

@@ -5,32 +5,21 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { build } from '../build.js';
+import type { ParseArgsConfig } from 'node:util';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { discoverKernel } from '../kernel.js';
 import { BUILD_DIR } from '../paths.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
-import { reportEnd, say } from '../report.js';
-import { startGuest } from '../vm/guest-run.js';
-import { EXIT_CODE_OF } from '../vm/outcome.js';
-import type { AccelChoice, VmSession } from '../vm/session.js';
+import { say } from '../report.js';
+import type { VmSession } from '../vm/session.js';
+import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, withGuest } from '../vm-command.js';
 import { SCENARIOS, type ScenarioName } from '../../vm/scenario-types.js';
 import { renderHtml } from './html.js';
 import { measureTargets, prepareTracing, recordScenario } from './record.js';
 import { type ExplainEvidence, buildReport, renderText } from './report.js';
 import { describeRecording } from './trace-text.js';
 
-const VM_HELP = `
-Kernel and VM options:
-  --kernel REL|PATH   guest kernel release or image path (default: newest in /boot)
-  --kdir DIR          kernel headers to build against
-  --accel MODE        tcg (default), kvm, or auto
-  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
-  --timeout S         deadline for the whole run, boot included (default 900)
-  --console           echo the guest console to stderr while it runs
-  --out DIR           where to save the raw traces and the report (default build/trace/<time>/)
-  -h, --help          this help`;
+const OUT_HELP = `
+  --out DIR           where to save the raw traces and the report (default build/trace/<time>/)`;
 
 export const TRACE_HELP = `usage: mmapkit trace [--device remap|fault|ro|PATH] [--scenario ${SCENARIOS.join('|')}] [--pages N] [options]
 
@@ -44,7 +33,7 @@ faults hit the mapping; saves the raw trace next to it.
                       fork, mremap, munmap: that call on a touched mapping;
                       private-write: MAP_PRIVATE, then write one page (copy-on-write)
   --pages N           mapping length in pages (default 4)
-${VM_HELP}`;
+${OUT_HELP}${VM_HELP}`;
 
 export const EXPLAIN_HELP = `usage: mmapkit explain [--device remap|fault|ro] [options]
 
@@ -57,40 +46,23 @@ tmpfs file. Then checks the articles' claims against those measurements.
 Prints the report and writes it as one self-contained HTML file.
   --device D          the device under study: remap (default), fault or ro
   --pages N           pages touched per target (default 8)
-${VM_HELP}`;
+${OUT_HELP}${VM_HELP}`;
 
 const OPTIONS = {
   device: { type: 'string', default: 'remap' },
   scenario: { type: 'string', default: 'map' },
   pages: { type: 'string' },
-  kernel: { type: 'string' },
-  kdir: { type: 'string' },
-  accel: { type: 'string', default: 'tcg' },
-  'boot-timeout': { type: 'string' },
-  timeout: { type: 'string' },
-  console: { type: 'boolean', default: false },
   out: { type: 'string' },
-  help: { type: 'boolean', short: 'h', default: false },
+  ...VM_OPTIONS,
 } as const satisfies ParseArgsConfig['options'];
 
 type Values = ReturnType<typeof parse>;
 
 function parse(args: string[], allowed: (keyof typeof OPTIONS)[]) {
   const options = Object.fromEntries(allowed.map((name) => [name, OPTIONS[name]])) as Partial<typeof OPTIONS>;
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as {
-      [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
-    };
-  } catch (error) {
-    throw new UserError((error as Error).message);
-  }
-}
-
-function positiveSeconds(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new UserError(`${flag} takes a positive number of seconds, not '${value}'`);
-  return parsed;
+  return parseOptions(args, options).values as {
+    [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
+  };
 }
 
 function pagesOf(value: string | undefined, fallback: number): number {
@@ -107,11 +79,6 @@ export function devicePath(value: string): string {
   throw new UserError(`--device takes remap, fault, ro or an absolute path, not '${value}'`);
 }
 
-function accelOf(value: string | undefined): AccelChoice {
-  if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
-  throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
-}
-
 function outDir(values: Values, name: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const dir = values.out ?? path.join(BUILD_DIR, 'trace', `${stamp}-${process.pid}-${name}`);
@@ -124,40 +91,19 @@ const relative = (file: string): string => {
   return rel.startsWith('..') ? file : rel;
 };
 
-/** Builds what is stale, boots, runs `work`, stops; the guest's end state decides the exit code before the work does. */
-async function withGuest(values: Values, work: (session: VmSession) => Promise<number>): Promise<number> {
-  const kernel = discoverKernel({ kernel: values.kernel, kdir: values.kdir });
-  const accel = accelOf(values.accel);
-  const bootTimeoutS = positiveSeconds(values['boot-timeout'], '--boot-timeout');
-  const runTimeoutS = positiveSeconds(values.timeout, '--timeout');
-  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
-  const session = await startGuest({
-    kernel,
-    accel,
-    showConsole: values.console === true,
-    ...(bootTimeoutS !== undefined && { bootTimeoutS }),
-    ...(runTimeoutS !== undefined && { runTimeoutS }),
-    log: say,
-  });
-  let code: number | undefined;
-  let failure: unknown;
-  try {
-    code = await work(session);
-  } catch (error) {
-    failure = error;
-  }
-  const end = await session.stop();
-  if (end.state !== 'completed') {
-    reportEnd(end, session);
-    return EXIT_CODE_OF[end.state];
-  }
-  if (failure !== undefined) throw failure;
-  const findings = session.findings();
+/** Builds what is stale and runs `work` in a guest; a kernel warning during it fails the command. */
+async function inGuest(values: Values, work: (session: VmSession) => Promise<number>): Promise<number> {
+  const kernel = kernelOf(values);
+  const options = guestOptions(values, kernel);
+  await ensureBuilt(kernel);
+  const outcome = await withGuest(options, work);
+  if (!outcome.ok) return outcome.exitCode;
+  const findings = outcome.session.findings();
   if (findings.length > 0) {
     say(`the guest kernel logged: ${findings.map((finding) => finding.line).join('; ')}`);
     return ExitCode.TESTS_FAILED;
   }
-  return code ?? ExitCode.PASSED;
+  return outcome.value;
 }
 
 export async function traceCommand(args: string[]): Promise<number> {
@@ -171,7 +117,7 @@ export async function traceCommand(args: string[]): Promise<number> {
   if (!SCENARIOS.includes(scenario)) throw new UserError(`--scenario takes ${SCENARIOS.join(', ')}, not '${String(values.scenario)}'`);
   const pages = pagesOf(values.pages, 4);
   const dir = outDir(values, `${scenario}-${path.basename(target)}`);
-  return withGuest(values, async (session) => {
+  return inGuest(values, async (session) => {
     await prepareTracing(session.guest);
     const create = !target.startsWith('/dev/') && target.startsWith('/tmp/');
     const recording = await recordScenario(session.guest, scenario, target, pages, create);
@@ -198,7 +144,7 @@ export async function explainCommand(args: string[]): Promise<number> {
   const device = devicePath(kind);
   const pages = pagesOf(values.pages, 8);
   const dir = outDir(values, `explain-${kind}`);
-  return withGuest(values, async (session) => {
+  return inGuest(values, async (session) => {
     const { text, html } = await runExplain(session, device, pages, dir);
     process.stdout.write(text);
     process.stdout.write(`\nreport: ${relative(html)}\n`);

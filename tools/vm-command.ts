@@ -1,0 +1,119 @@
+/**
+ * What every command that boots a guest shares: the kernel and VM options,
+ * their parsing into one-line usage errors, and the run of some work in a
+ * booted guest, where a crashed, hung or unbootable guest decides the exit
+ * code before the work's own result or failure does.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { build } from './build.js';
+import { UserError } from './exit-codes.js';
+import { type GuestKernel, discoverKernel } from './kernel.js';
+import { reportEnd, say } from './report.js';
+import { type GuestRunOptions, startGuest } from './vm/guest-run.js';
+import { EXIT_CODE_OF } from './vm/outcome.js';
+import type { AccelChoice, VmSession } from './vm/session.js';
+
+export const VM_OPTIONS = {
+  kernel: { type: 'string' },
+  kdir: { type: 'string' },
+  accel: { type: 'string', default: 'tcg' },
+  'boot-timeout': { type: 'string' },
+  timeout: { type: 'string' },
+  console: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+export const VM_HELP = `
+Kernel and VM options:
+  --kernel REL|PATH   guest kernel release (as in /boot/vmlinuz-REL) or image path (default: newest in /boot)
+  --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
+  --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
+  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
+  --timeout S         deadline for the whole run, boot included (default 900)
+  --console           echo the guest console to stderr while it runs
+  --keep              keep the run's temp directory (agent socket) for inspection
+  -h, --help          this help`;
+
+export interface VmFlags {
+  kernel?: string;
+  kdir?: string;
+  accel?: string;
+  'boot-timeout'?: string;
+  timeout?: string;
+  console?: boolean;
+  keep?: boolean;
+}
+
+/** node:util parseArgs, strict, with its errors as usage errors. */
+export function parseOptions<T extends ParseArgsConfig['options']>(args: string[], options: T, positionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals: positionals, strict: true });
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
+}
+
+export function positiveNumber(value: string | undefined, flag: string, what = 'number of seconds'): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  const integer = what.includes('whole');
+  if (!Number.isFinite(parsed) || parsed <= 0 || (integer && !Number.isInteger(parsed))) {
+    throw new UserError(`${flag} takes a positive ${what}, not '${value}'`);
+  }
+  return parsed;
+}
+
+export function accelOf(value: string | undefined): AccelChoice {
+  if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
+  throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
+}
+
+export function kernelOf(flags: VmFlags): GuestKernel {
+  return discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
+}
+
+/** Everything a guest needs from the flags; invalid values fail here, before anything is built or booted. */
+export function guestOptions(flags: VmFlags, kernel: GuestKernel): GuestRunOptions {
+  const bootTimeoutS = positiveNumber(flags['boot-timeout'], '--boot-timeout');
+  const runTimeoutS = positiveNumber(flags.timeout, '--timeout');
+  return {
+    kernel,
+    accel: accelOf(flags.accel),
+    keep: flags.keep === true,
+    showConsole: flags.console === true,
+    ...(bootTimeoutS !== undefined && { bootTimeoutS }),
+    ...(runTimeoutS !== undefined && { runTimeoutS }),
+    log: say,
+  };
+}
+
+/** Builds what is stale; says nothing when nothing was. */
+export async function ensureBuilt(kernel: GuestKernel): Promise<void> {
+  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+}
+
+export type GuestOutcome<T> = { ok: true; value: T; session: VmSession } | { ok: false; exitCode: number };
+
+/**
+ * Boots a guest, runs `work` in it and stops it. If the guest did not end
+ * cleanly its end state is reported and becomes the exit code, whatever the
+ * work returned or threw; otherwise the work's value (or its error) stands.
+ */
+export async function withGuest<T>(options: GuestRunOptions, work: (session: VmSession) => Promise<T>): Promise<GuestOutcome<T>> {
+  const session = await startGuest(options);
+  let done: { value: T } | undefined;
+  let failure: unknown;
+  try {
+    done = { value: await work(session) };
+  } catch (error) {
+    failure = error;
+  }
+  const end = await session.stop();
+  if (end.state !== 'completed') {
+    reportEnd(end, session);
+    return { ok: false, exitCode: EXIT_CODE_OF[end.state] };
+  }
+  if (done === undefined) throw failure;
+  return { ok: true, value: done.value, session };
+}
