@@ -9,7 +9,7 @@ import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build.js';
 import { buildFixtures, fixturesBuildDir } from './fixtures.js';
 import { lintModule } from './lint.js';
-import { checkModule, loadProfile, referenceProfiles } from './profile.js';
+import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { reportEnd, say } from './report.js';
 import { runConformance } from './test-command.js';
@@ -48,6 +48,8 @@ are skipped.
 Boots the guest, loads the module, runs CMD (in the host's root, mounted
 read-only, with a tmpfs /tmp), streams its output and exits with its status.
   --no-module         do not load the module first
+  --profile FILE      boot the VM a device profile needs (its qemuDevices) and
+                      load the profile's module instead of the reference one
 ${VM_HELP}`,
   'vm shell': `usage: mmapkit vm shell [options]
 
@@ -90,13 +92,26 @@ function signalExitCode(signal: string | null): number {
 }
 
 async function vmRun(args: string[]): Promise<number> {
-  const { values, positionals } = parseOptions(args, { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false } }, true);
+  const { values, positionals } = parseOptions(
+    args,
+    { ...VM_OPTIONS, 'no-module': { type: 'boolean', default: false }, profile: { type: 'string' } },
+    true,
+  );
   if (values.help) return help('vm run');
   if (positionals.length === 0) throw new UserError('vm run needs a command: mmapkit vm run -- CMD [ARG...]');
   const kernel = kernelOf(values);
   const options = guestOptions(values, kernel);
+  const profile = values.profile !== undefined ? loadProfile(path.resolve(values.profile), kernel.version) : undefined;
   await ensureBuilt(kernel);
-  const outcome = await withGuest({ ...options, loadModule: !values['no-module'] }, async (session) => {
+  if (profile !== undefined) checkModule(profile, kernel.version);
+  const devices = profile !== undefined && profile.qemuDevices.length > 0 ? { qemuDevices: profile.qemuDevices } : {};
+  const loadModule = !values['no-module'] && profile === undefined;
+  const outcome = await withGuest({ ...options, ...devices, loadModule }, async (session) => {
+    const ko = profile?.module;
+    if (ko !== undefined && !values['no-module']) {
+      const load = isModuleName(ko) ? 'modprobe' : 'insmod';
+      await session.guest.run(['sh', '-c', `${load} ${ko} ${profile!.moduleParams}`]);
+    }
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
       onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),

@@ -46,7 +46,9 @@ export interface ConformanceTarget {
 }
 
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget): Promise<number> {
-  const session = await startGuest({ ...options, loadModule: !target.explicit });
+  // The devices the profiles need (profile key qemuDevices); the default VM has none.
+  const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
+  const session = await startGuest({ ...options, loadModule: !target.explicit, ...(qemuDevices.length > 0 && { qemuDevices }) });
   const relayPath = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}.sock`);
   const relay = await startRelay(relayPath, session.guest, session.ready!);
   let counts: CaseCounts;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import type { ConstantName } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
-import type { Profile } from '../../tools/profile.js';
+import { type Profile, isModuleName } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { GuestClient, type RemoteNative } from '../../tools/vm/guest-client.js';
 
@@ -59,10 +59,15 @@ export async function connectGuest(): Promise<Guest> {
 /** The name the kernel gives a module file: its base name, '-' read as '_'. */
 export const moduleName = (ko: string): string => path.basename(ko, '.ko').replace(/-/g, '_');
 
-/** Loads a module unless it is loaded already (a case before may have unloaded it). */
+/**
+ * Loads a module unless it is loaded already (a case before may have unloaded
+ * it): a .ko with insmod, a bare name (one of the guest kernel's own modules,
+ * profile.ts isModuleName) with modprobe, which loads its dependencies too.
+ */
 export async function ensureModule(guest: GuestClient, ko: string, params = ''): Promise<void> {
   const name = moduleName(ko);
-  await guest.run(['sh', '-c', `test -d /sys/module/${name} || insmod ${ko} ${params}`]);
+  const load = isModuleName(ko) ? 'modprobe' : 'insmod';
+  await guest.run(['sh', '-c', `test -d /sys/module/${name} || ${load} ${ko} ${params}`]);
 }
 
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {

@@ -7,7 +7,7 @@
  */
 import { type TestContext, afterAll, afterEach, beforeAll, describe, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
-import { consoleLines, findings } from '../../tools/vm/console.js';
+import { type Finding, consoleLines, findings } from '../../tools/vm/console.js';
 import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
@@ -56,7 +56,15 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       // One read per case: what was logged since the last one, cleanup included.
       const fresh = await kernelLogSince(need(dut), logLines);
       logLines += fresh.length;
-      const bad = findings(fresh);
+      const found = findings(fresh);
+      // Catalogue F7: on x86 6.1, unmapping part of a whole-VMA PFN map of MMIO makes PAT's
+      // untrack_pfn free a sub-range of a memtype reserved whole (arch/x86/mm/pat/memtype.c:1132-1150,
+      // logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
+      const kernelsOwn = (finding: Finding): boolean => profile.mmio && finding.kind === 'pat' && /freeing invalid memtype/.test(finding.line);
+      for (const finding of found.filter(kernelsOwn)) {
+        console.log(`kernel (catalogue F7, PAT on a split MMIO mapping; reported, not failed): ${finding.line}`);
+      }
+      const bad = found.filter((finding) => !kernelsOwn(finding));
       if (bad.length > 0) {
         throw new Error(`the guest kernel logged during this case:\n${bad.map((finding) => `  ${finding.line}`).join('\n')}`);
       }

@@ -5,6 +5,7 @@
  */
 import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
+import type { QemuDeviceName } from './qemu-args.js';
 import { type AccelChoice, type BootOptions, VmSession } from './session.js';
 
 export interface GuestRunOptions {
@@ -20,18 +21,21 @@ export interface GuestRunOptions {
   memoryMiB?: number;
   /** TCG instruction counting (BootOptions.icount). */
   icount?: number;
+  /** Extra devices the profiles under test need (BootOptions.qemuDevices). */
+  qemuDevices?: QemuDeviceName[];
   log: (line: string) => void;
 }
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'memoryMiB', 'icount'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'memoryMiB', 'icount', 'qemuDevices'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(
     `booted ${session.ready?.kernel ?? options.kernel.version} (${session.accel}, clocksource ${session.ready?.clocksource ?? '?'}) ` +
       `in ${seconds} s; guest agent ready at ${session.ready?.uptime.toFixed(1) ?? '?'} s guest uptime`,
   );
+  if (session.ivshmemFile !== undefined) options.log(`ivshmem memory file: ${session.ivshmemFile}`);
   if (options.loadModule !== false) {
     try {
       await session.guest.run(['insmod', moduleObject(options.kernel.version)]);

@@ -15,6 +15,33 @@
 
 export type Accelerator = 'tcg' | 'kvm';
 
+/**
+ * Devices a profile may ask for on top of the default VM (profile key
+ * `qemuDevices`); the default VM has none of them, so its boot time does
+ * not change. Each sits at a fixed PCI slot, so that a profile can name its
+ * device by a fixed sysfs path.
+ */
+export const QEMU_DEVICES = ['ivshmem', 'bochs'] as const;
+export type QemuDeviceName = (typeof QEMU_DEVICES)[number];
+
+/** The PCI slot (bus 0) of each extra device: 0000:00:SLOT.0 in the guest. */
+export const QEMU_DEVICE_SLOTS: Readonly<Record<QemuDeviceName, number>> = { ivshmem: 0x10, bochs: 0x11 };
+
+/** ivshmem-plain's shared memory (BAR 2, resource2): a power of two, as QEMU requires. */
+export const IVSHMEM_SIZE = 1024 * 1024;
+
+/**
+ * bochs-display's mode: EDID advertises it as preferred, so DRM fbdev
+ * emulation sizes /dev/fb0 at 640x480x32 (1228800 bytes, 300 pages).
+ */
+export const BOCHS_RESOLUTION = { xres: 640, yres: 480 };
+
+export type QemuDevice =
+  /** QEMU's ivshmem-plain backed by `memFile`, a host file the guest writes through BAR 2; nothing else of the host becomes writable. */
+  | { name: 'ivshmem'; memFile: string }
+  /** bochs-display, driven by the guest's bochs DRM driver, whose fbdev emulation gives /dev/fb0. */
+  | { name: 'bochs' };
+
 export interface QemuConfig {
   accel: Accelerator;
   vmlinux: string;
@@ -39,6 +66,8 @@ export interface QemuConfig {
    * repeat from run to run.
    */
   icount?: number;
+  /** Extra devices (profile key `qemuDevices`); none in the default VM. */
+  devices?: QemuDevice[];
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -51,9 +80,14 @@ export function kernelCommandLine(config: QemuConfig): string {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
   }
   const params = Object.entries(config.guestParams).map(([key, value]) => `mmapkit.${key}=${value}`);
+  // With a framebuffer, fbcon would take fb0 over as soon as it registers and
+  // blink its cursor into the memory under test; map:1 points every console at
+  // a framebuffer that does not exist (fbcon.c, fb_console_setup), so fbcon
+  // leaves fb0 alone. The console stays on ttyS0 either way.
+  const fbcon = (config.devices ?? []).some((device) => device.name === 'bochs') ? ['fbcon=map:1'] : [];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
-  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...params].join(' ');
+  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...fbcon, ...params].join(' ');
 }
 
 export function qemuArgs(config: QemuConfig): string[] {
@@ -85,7 +119,28 @@ export function qemuArgs(config: QemuConfig): string[] {
       '-device', 'virtserialport,bus=vser.0,chardev=agent,name=mmapkit.agent',
     );
   }
+  for (const device of config.devices ?? []) args.push(...deviceArgs(device));
   return args;
+}
+
+/** The arguments for one extra device, at its fixed PCI slot. */
+export function deviceArgs(device: QemuDevice): string[] {
+  const addr = `addr=0x${QEMU_DEVICE_SLOTS[device.name].toString(16)}`;
+  switch (device.name) {
+    case 'ivshmem':
+      // share=on: guest writes go to the file (MAP_SHARED), which the host can read afterwards.
+      return [
+        '-object', `memory-backend-file,id=ivshmem-mem,mem-path=${optionValue(device.memFile)},size=${IVSHMEM_SIZE},share=on`,
+        '-device', `ivshmem-plain,memdev=ivshmem-mem,${addr}`,
+      ];
+    case 'bochs':
+      return ['-device', `bochs-display,xres=${BOCHS_RESOLUTION.xres},yres=${BOCHS_RESOLUTION.yres},${addr}`];
+  }
+}
+
+/** The sysfs directory of an extra device in the guest. */
+export function guestPciDevice(name: QemuDeviceName): string {
+  return `/sys/bus/pci/devices/0000:00:${QEMU_DEVICE_SLOTS[name].toString(16).padStart(2, '0')}.0`;
 }
 
 /** A command line a user can paste into a shell to boot the same VM. */

@@ -5,7 +5,7 @@
  * group is killed and the temp directory removed (unless `keep`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import { type Finding, FATAL_KINDS, consoleLines, findings } from './console.js'
 import { GuestClient, GuestGoneError } from './guest-client.js';
 import { cachedInitramfs, readInitramfsInputs } from './initramfs.js';
 import { type SessionEnd, type SessionFacts, classifyEnd } from './outcome.js';
-import { type Accelerator, QEMU_BINARY, type QemuConfig, qemuArgs, shellQuote } from './qemu-args.js';
+import { type Accelerator, IVSHMEM_SIZE, QEMU_BINARY, type QemuConfig, type QemuDevice, type QemuDeviceName, qemuArgs, shellQuote } from './qemu-args.js';
 import { cachedVmlinux } from './vmlinux.js';
 
 export type AccelChoice = Accelerator | 'auto';
@@ -42,6 +42,8 @@ export interface BootOptions {
   log?: (line: string) => void;
   /** TCG instruction counting with this shift (QemuConfig.icount); refused with KVM. */
   icount?: number;
+  /** Extra devices for the profiles under test (profile key `qemuDevices`); none by default. */
+  qemuDevices?: QemuDeviceName[];
 }
 
 const DEFAULTS = { cpus: 2, memoryMiB: 1024, bootTimeoutS: 60, requestTimeoutS: 60, runTimeoutS: 900 };
@@ -100,6 +102,12 @@ export class VmSession {
   bootMs?: number;
   /** The QEMU command line, also saved as qemu-command.sh in the run directory. */
   readonly command: string[];
+  /**
+   * With the ivshmem device: the host file behind its shared memory, created
+   * empty (all zero) in the run directory for this run and kept with the run,
+   * so that the host can check afterwards what the guest wrote.
+   */
+  readonly ivshmemFile?: string;
 
   private readonly tempDir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-'));
   private readonly consoleFd = openSync(this.consoleLog, 'a');
@@ -123,6 +131,15 @@ export class VmSession {
   ) {
     const { kernel } = options;
     const cacheDir = kernelBuildDir(kernel.version);
+    const names = [...new Set(options.qemuDevices ?? [])];
+    if (names.includes('ivshmem')) {
+      // A new sparse file of the BAR's size in the run directory: the guest sees zeroes, and
+      // this file is the only host file the device makes guest-writable.
+      this.ivshmemFile = path.join(this.runDir, 'ivshmem.mem');
+      closeSync(openSync(this.ivshmemFile, 'wx', 0o600));
+      truncateSync(this.ivshmemFile, IVSHMEM_SIZE);
+    }
+    const devices = names.map((name): QemuDevice => (name === 'ivshmem' ? { name, memFile: this.ivshmemFile! } : { name }));
     const config: QemuConfig = {
       accel,
       vmlinux: cachedVmlinux(kernel.image, cacheDir),
@@ -130,6 +147,7 @@ export class VmSession {
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
       ...(options.icount !== undefined && { icount: options.icount }),
+      ...(devices.length > 0 && { devices }),
       hostRoot: '/',
       outputDir: this.outputDir,
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
@@ -172,7 +190,9 @@ export class VmSession {
 
   /** Boots a guest and resolves once its agent is ready (agent mode) or QEMU runs (shell mode). */
   static async boot(options: BootOptions): Promise<VmSession> {
-    const settings = { ...DEFAULTS, ...options };
+    // An option left undefined keeps its default rather than overriding it.
+    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as BootOptions;
+    const settings = { ...DEFAULTS, ...given };
     if (settings.icount !== undefined) {
       // QEMU refuses -icount with a hardware accelerator; 'auto' means TCG here.
       if (settings.accel === 'kvm') throw new UserError('instruction counting (icount) needs --accel tcg');

@@ -36,7 +36,14 @@ describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t
   it('offset 2^31 pages (2^43 bytes)', () => expectOutOfRange(t.dut.page, (1n << 31n) * t.dut.page + t.dut.offset));
   it('offset 2^44 (pgoff 2^32, page 0 when truncated to 32 bits)', () => expectOutOfRange(t.dut.page, (1n << 44n) + t.dut.offset));
   // A5: the core rejects pgoff past ULONG_MAX - len (mm/mmap.c:1234-1264, EOVERFLOW); 2^64-2 pages reaches the driver.
-  it('offset 2^64 - 2 pages (the driver sees it; it must refuse)', () => expectOutOfRange(t.dut.page, (1n << 64n) - 2n * t.dut.page));
+  // Of a regular file (sysfs PCI resourceN) the limit is MAX_LFS_FILESIZE (mm/mmap.c:1237), so there the
+  // core itself refuses it with EOVERFLOW (mm/mmap.c:1351-1352) and the driver never sees it.
+  it('offset 2^64 - 2 pages (the driver sees it; it must refuse)', async () => {
+    const offset = (1n << 64n) - 2n * t.dut.page;
+    if ((await t.sh(`stat -L -c %F ${t.profile.device}`)).trim() !== 'regular file') return expectOutOfRange(t.dut.page, offset);
+    const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
+    await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, offset)).rejects.toMatchObject({ code: 'EOVERFLOW' });
+  });
   // A1: mm/mmap.c:1281-1282 refuses a zero length before any driver code runs.
   it('a zero length is refused with EINVAL (kernel, mm/mmap.c:1281)', async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);

@@ -1,0 +1,63 @@
+/**
+ * Real in-kernel mmap implementations nobody here wrote (test/profiles/real):
+ * the suite passes on a PCI BAR through sysfs resource2 (QEMU ivshmem-plain)
+ * and on /dev/fb0 from DRM fbdev emulation (bochs), each run as a user would
+ * run it; and a write the guest makes through the BAR mapping is in the host
+ * file behind the ivshmem memory once the guest is gone.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ExitCode } from '../../tools/exit-codes.js';
+import { REPO_ROOT } from '../../tools/paths.js';
+import { IVSHMEM_SIZE } from '../../tools/vm/qemu-args.js';
+import { runCli } from './run-cli.js';
+
+const REAL = path.join(REPO_ROOT, 'test', 'profiles', 'real');
+const IVSHMEM = path.join(REAL, 'ivshmem.json');
+const BAR = '/sys/bus/pci/devices/0000:00:10.0/resource2';
+const ADDON = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
+/** A whole profile run boots its own guest; under TCG on a busy 2-core host that takes minutes. */
+const RUN_TIMEOUT_MS = 900_000;
+
+describe('the suite on real drivers', () => {
+  it.each(['ivshmem.json', 'fb0-bochs.json'])(
+    '%s: every case the profile allows passes, kernel log gate included',
+    async (file) => {
+      const result = await runCli('test', '--profile', path.join(REAL, file));
+      expect(result.code, `${result.stdout.slice(-4000)}\n${result.stderr.slice(-2000)}`).toBe(ExitCode.PASSED);
+      expect(result.stdout).toMatch(/conformance: [1-9]\d* passed, 0 failed/);
+      expect(result.stdout).toMatch(/kernel findings: none/);
+    },
+    RUN_TIMEOUT_MS,
+  );
+});
+
+describe('ivshmem: the host sees what the guest wrote through the BAR mapping', () => {
+  it('a token written at an offset of a MAP_SHARED mapping of resource2 is at that offset of the memory file', async () => {
+    const token = `mmapkit ivshmem ${process.pid} ${Date.now()}`;
+    const at = 5 * 4096 + 321;
+    // In the guest: the native addon maps two pages of the BAR (offset 4 pages) and writes the token.
+    // O_RDWR = 2, PROT_READ|PROT_WRITE = 3, MAP_SHARED = 1 on x86-64.
+    const script = [
+      `const n = require(${JSON.stringify(ADDON)});`,
+      `const fd = n.open(${JSON.stringify(BAR)}, 2);`,
+      'const addr = n.mmap(0n, 8192n, 3, 1, fd, 16384n);',
+      `n.writeBytes(addr + ${at - 4 * 4096}n, Buffer.from(${JSON.stringify(token)}));`,
+      'n.munmap(addr, 8192n); n.close(fd); console.log("written");',
+    ].join(' ');
+    const result = await runCli('vm', 'run', '--profile', IVSHMEM, '--', 'node', '-e', script);
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(ExitCode.PASSED);
+    expect(result.stdout).toContain('written');
+    const file = /ivshmem memory file: (\S+)/.exec(result.stderr)?.[1];
+    expect(file, result.stderr).toBeDefined();
+    // The file lives in the run's directory (build/runs/...), outside the guest-writable out/.
+    expect(path.relative(path.join(REPO_ROOT, 'build', 'runs'), file!)).toMatch(/^[^/]+\/ivshmem\.mem$/);
+    expect(statSync(file!).size).toBe(IVSHMEM_SIZE);
+    const memory = readFileSync(file!);
+    expect(memory.subarray(at, at + token.length).toString()).toBe(token);
+    // Nothing else was written: the rest of the file is still the zeroes it was created with.
+    expect(memory.subarray(0, at).every((byte) => byte === 0)).toBe(true);
+    expect(memory.subarray(at + token.length).every((byte) => byte === 0)).toBe(true);
+  }, RUN_TIMEOUT_MS);
+});

@@ -1,0 +1,131 @@
+/**
+ * Introspection: /proc/PID/maps, smaps and pagemap of a device mapping
+ * (catalogue H1-H3, B3).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * The agent holds the mappings; it is the parent of the shell `t.sh` runs,
+ * so its files are /proc/$PPID/*.
+ */
+import { expect, it } from 'vitest';
+import { decodePagemap } from '../../../native/index.js';
+import { describeProfiles, REFUSALS } from '../profile-suite.js';
+import { isPfnmap, vmaAt } from './vma.js';
+
+describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
+  const page = (): bigint => t.dut.page;
+  const flagsOf = (flags: Set<string>): string => [...flags].join(' ');
+
+  // H2: perms are r/w/x from vm_flags and 's' from VM_MAYSHARE (fs/proc/task_mmu.c:266-300).
+  it('a shared writable mapping shows rw-s', async (ctx) => {
+    ctx.skip(!t.profile.writable, 'the profile allows no writable mapping of the device');
+    const { addr, length } = await t.mappings.map(t.profile.device, { length: page() });
+    const vma = await vmaAt(t, addr);
+    expect(vma.perms, vma.line).toBe('rw-s');
+    expect(vma.end - vma.start).toBe(length);
+  });
+
+  // H2: for MAP_SHARED the offset column is vm_pgoff << PAGE_SHIFT, the requested offset;
+  // dev and inode are those of the device node (fs/proc/task_mmu.c:288-290: i_sb->s_dev, i_ino). A
+  // character device keeps vm_pgoff; only a regular file (sysfs PCI resourceN) may show another offset.
+  it('the maps line shows the requested offset, the device node and its path', async (ctx) => {
+    const k = t.dut.size / page() / 2n;
+    const offset = t.dut.offset + k * page();
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), offset, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, addr);
+    const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${t.profile.device}`)).trim().split(' ');
+    if (vma.offset !== offset && type.join(' ') === 'regular file') {
+      // H2, bug #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff (drivers/pci/mmap.c:42-43).
+      await ctx.annotate(`informational: the maps offset is 0x${vma.offset.toString(16)}, not the requested 0x${offset.toString(16)} (catalogue H2, bug #18)`);
+    } else {
+      expect(vma.offset, vma.line).toBe(offset);
+    }
+    const st = Number(dev);
+    const major = (st >> 8) & 0xfff;
+    const minor = (st & 0xff) | ((st >>> 12) & 0xfff00);
+    expect(vma.dev, vma.line).toBe(`${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`);
+    expect(vma.inode, vma.line).toBe(inode);
+    expect(vma.line.endsWith(` ${t.profile.device}`) || vma.line.includes(' /'), vma.line).toBe(true);
+  });
+
+  // H1: VmFlags print vm_flags in bit order (task_mmu.c:654-704). A MAP_SHARED mapping of an
+  // O_RDWR fd keeps VM_SHARED and VM_MAYSHARE; PROT_READ gives no "wr"; a writable device keeps
+  // VM_MAYWRITE ("mw"). Device vmas are never locked ("lo") nor accountable ("ac").
+  it('smaps VmFlags match the protection and the profile', async () => {
+    const { c } = t.dut;
+    const ro = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ });
+    const vma = await vmaAt(t, ro.addr);
+    for (const flag of ['rd', 'sh', 'mr', 'ms']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(true);
+    for (const flag of ['wr', 'lo', 'ac']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);
+    if (t.profile.writable) {
+      expect(vma.flags.has('mw'), `mw in ${flagsOf(vma.flags)}`).toBe(true);
+      const rw = await t.mappings.map(t.profile.device, { length: page() });
+      const writable = await vmaAt(t, rw.addr);
+      for (const flag of ['rd', 'wr', 'sh', 'mr', 'mw', 'ms']) expect(writable.flags.has(flag), `${flag} in ${flagsOf(writable.flags)}`).toBe(true);
+    }
+  });
+
+  // B3: an O_RDONLY fd loses VM_SHARED and VM_MAYWRITE (mm/mmap.c:1385-1386) but keeps
+  // VM_MAYSHARE, so maps shows r--s (task_mmu.c:266) and VmFlags have no sh/mw.
+  it('a read-only MAP_SHARED of an O_RDONLY fd shows r--s and no sh/mw in VmFlags', async () => {
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, addr);
+    expect(vma.perms, vma.line).toBe('r--s');
+    for (const flag of ['rd', 'mr', 'ms']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(true);
+    for (const flag of ['wr', 'sh', 'mw']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);
+  });
+
+  // H2 / C1: a MAP_PRIVATE mapping shows 'p' and has neither VM_SHARED nor VM_MAYSHARE. Its
+  // offset column is not checked: a COW remap rewrites vm_pgoff to the pfn (mm/memory.c:2515).
+  it('a MAP_PRIVATE mapping shows r--p and no sh/ms in VmFlags', async (ctx) => {
+    ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
+    const { native, c } = t.dut;
+    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
+    let addr: bigint;
+    try {
+      addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_PRIVATE, fd, t.dut.offset);
+    } catch (error) {
+      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+      expect(REFUSALS).toContain((error as { code?: string }).code);
+      return;
+    }
+    t.mappings.later(() => native.munmap(addr, page()));
+    const vma = await vmaAt(t, addr);
+    expect(vma.perms, vma.line).toBe('r--p');
+    for (const flag of ['sh', 'ms']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);
+  });
+
+  // H1: smaps skips VM_PFNMAP vmas in its walk (mm/pagewalk.c:353-358): Rss 0 kB even when
+  // every PTE is there. Page-backed vmas count faulted pages, never more than the mapping.
+  it('smaps Rss: 0 kB over VM_PFNMAP, otherwise no more than the mapping; Locked 0 kB', async () => {
+    const length = t.dut.size < 4n * page() ? t.dut.size : 4n * page();
+    const { addr } = await t.mappings.map(t.profile.device, { length, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    await t.dut.native.readBytes(addr, Number(length));
+    const vma = await vmaAt(t, addr);
+    if (isPfnmap(vma)) expect(vma.rss, vma.line).toBe(0);
+    else expect(vma.rss).toBeLessThanOrEqual(Number(length / 1024n));
+    expect(vma.locked).toBe(0);
+  });
+
+  // H3: pagemap reports every VM_PFNMAP page as not present with PFN 0 (pagemap_pte_hole,
+  // fs/proc/task_mmu.c:1367-1402). A page-backed vma shows a touched page present; two
+  // mappings of the same offset never show different PFNs.
+  it('pagemap: VM_PFNMAP pages are not exposed; otherwise a touched page is present, one PFN per offset', async () => {
+    const { c } = t.dut;
+    const first = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
+    const second = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
+    await t.dut.native.readBytes(first.addr, 8);
+    await t.dut.native.readBytes(second.addr, 8);
+    const vma = await vmaAt(t, first.addr);
+    const a = decodePagemap(await t.dut.native.pagemap(first.addr));
+    const b = decodePagemap(await t.dut.native.pagemap(second.addr));
+    if (isPfnmap(vma)) {
+      for (const entry of [a, b]) {
+        expect(entry.present).toBe(false);
+        expect(entry.pfn).toBe(0n);
+      }
+      return;
+    }
+    expect(a.present && b.present).toBe(true);
+    if (a.pfn !== 0n && b.pfn !== 0n) expect(a.pfn).toBe(b.pfn);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * Indirect access: the mapping as a syscall buffer, GUP, /proc/PID/mem and
+ * ptrace (catalogue I1-I4).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * The addon offers none of these calls, so each case runs a small python3
+ * program in the guest (vma.ts, python()): it maps the device itself, or
+ * works on the agent's mapping through the agent's pid.
+ */
+import { expect, it } from 'vitest';
+import { describeProfiles } from '../profile-suite.js';
+import { gupRefuses, python, vmaAt } from './vma.js';
+
+describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t) => {
+  const page = (): bigint => t.dut.page;
+
+  /** Puts `text` at byte `at` of the region when the profile offers a writer; returns the bytes there. */
+  const content = async (at: bigint, text: string): Promise<Buffer> => {
+    const writer = t.writer;
+    if (writer !== undefined) {
+      const { addr } = await t.mappings.map(writer, { length: page() });
+      // Cleared after the case, as needsWriter would; the writer maps the whole region here.
+      t.mappings.later(() => t.dut.native.writeBytes(addr + at, Buffer.alloc(text.length)));
+      await t.dut.native.writeBytes(addr + at, Buffer.from(text));
+    }
+    return t.dut.native.readInChild(t.profile.device, t.dut.offset, Number(at) + text.length).then((bytes) => bytes.subarray(Number(at)));
+  };
+
+  // I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
+  // VM_IO|VM_PFNMAP (catalogue section 6: 16 bytes written).
+  it('write() from the mapping into a pipe passes the mapped bytes', async () => {
+    const expected = await content(40n, 'written to a pipe');
+    const out = await python<{ n: number; data: string }>(
+      t,
+      `
+addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
+r, w = os.pipe()
+n = os.write(w, (ctypes.c_char * 17).from_address(addr + 40))
+done({'n': n, 'data': os.read(r, 17).hex()})
+`,
+    );
+    expect(out.n).toBe(17);
+    expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+  });
+
+  // I4: copy_to_user into the mapping: read(pipe, mapping, n) lands in the device.
+  it('read() from a pipe into a writable mapping reaches the device', async (ctx) => {
+    const writer = t.needsWriter(ctx);
+    const out = await python<{ n: number }>(
+      t,
+      `
+addr = devmap(${JSON.stringify(writer)}, ${t.dut.offset}, ${page()}, prot=3, oflags=os.O_RDWR)
+r, w = os.pipe()
+os.write(w, b'read into the map')
+done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
+`,
+    );
+    expect(out.n).toBe(17);
+    const seen = await t.dut.native.readInChild(t.profile.device, t.dut.offset, 217);
+    expect(seen.subarray(200).toString()).toBe('read into the map');
+  });
+
+  // I1: process_vm_readv pins the remote pages with GUP, which refuses VM_IO|VM_PFNMAP
+  // (mm/gup.c:1069-1070) -> EFAULT (mm/process_vm_access.c:105-111; catalogue section 6).
+  // Page-backed vmas (I3) give the bytes.
+  it('process_vm_readv from the mapping: EFAULT on VM_IO/VM_PFNMAP, otherwise the mapped bytes', async () => {
+    const expected = await content(8n, 'remote read');
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, addr);
+    const out = await python<{ n: number; err: string | null; data: string }>(
+      t,
+      `
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+libc.process_vm_readv.restype = ctypes.c_ssize_t
+buf = ctypes.create_string_buffer(11)
+local = iovec(ctypes.cast(buf, ctypes.c_void_p), 11)
+remote = iovec(${addr + 8n}, 11)
+n = libc.process_vm_readv(AGENT, ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
+done({'n': n, 'err': errname(ctypes.get_errno()) if n < 0 else None, 'data': buf.raw.hex()})
+`,
+    );
+    if (gupRefuses(vma)) {
+      expect(out.err, `${vma.line}`).toBe('EFAULT');
+    } else {
+      expect(out.n).toBe(11);
+      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+    }
+  });
+
+  // I2: /proc/PID/mem uses GUP, then vm_ops->access (mm/memory.c:5723-5742); without ->access
+  // it is EIO (fs/proc/base.c:908-911). A missing ->access is a quality warning (bug #17),
+  // not a failure; bytes that do come back must be the mapped bytes.
+  it('/proc/PID/mem read at the mapping: the mapped bytes, or EIO without vm_ops->access (warning)', async (ctx) => {
+    const expected = await content(24n, 'through proc mem');
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, addr);
+    const out = await python<{ err: string | null; data: string }>(
+      t,
+      `
+fd = os.open('/proc/%d/mem' % AGENT, os.O_RDONLY)
+try:
+    done({'err': None, 'data': os.pread(fd, 16, ${addr + 24n}).hex()})
+except OSError as e:
+    done({'err': errname(e.errno), 'data': ''})
+`,
+    );
+    if (out.err === null) {
+      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+      return;
+    }
+    expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so /proc/PID/mem must read it`).toBe(true);
+    expect(out.err).toBe('EIO');
+    await ctx.annotate('quality warning: no vm_ops->access, /proc/PID/mem gives EIO (catalogue I2, bug #17)');
+  });
+
+  // I2: PTRACE_PEEKDATA goes the same way (access_process_vm), EIO without ->access
+  // (kernel/ptrace.c:1322-1324). The tracee is a forked child of the python process,
+  // which inherits its MAP_SHARED mapping (E2).
+  it('ptrace PEEKDATA at the mapping: the mapped word, or EIO without vm_ops->access (warning)', async (ctx) => {
+    const expected = await content(48n, 'peekdat!');
+    const probe = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, probe.addr);
+    const out = await python<{ err: string | null; data: string }>(
+      t,
+      `
+addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
+pid = os.fork()
+if pid == 0:
+    libc.ptrace(0, 0, None, None)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(0)
+os.waitpid(pid, os.WUNTRACED)
+ctypes.set_errno(0)
+word = libc.ptrace(2, pid, ctypes.c_void_p(addr + 48), None)
+err = ctypes.get_errno()
+os.kill(pid, signal.SIGKILL)
+os.waitpid(pid, 0)
+if err != 0:
+    done({'err': errname(err), 'data': ''})
+else:
+    done({'err': None, 'data': (word & 0xffffffffffffffff).to_bytes(8, 'little').hex()})
+`,
+    );
+    if (out.err === null) {
+      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+      return;
+    }
+    expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so PEEKDATA must read it`).toBe(true);
+    expect(out.err).toBe('EIO');
+    await ctx.annotate('quality warning: no vm_ops->access, PTRACE_PEEKDATA gives EIO (catalogue I2, bug #17)');
+  });
+
+  // I1: a shared FUTEX_WAIT resolves its key with GUP (kernel/futex/core.c:259-270): EFAULT on
+  // VM_IO|VM_PFNMAP. Elsewhere the key may resolve (then EAGAIN: the value does not match) or
+  // not (EFAULT: a driver page has no page->mapping); it never blocks.
+  it('a shared FUTEX_WAIT on the mapping: EFAULT on VM_IO/VM_PFNMAP, never a wait', async () => {
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const vma = await vmaAt(t, addr);
+    const out = await python<{ err: string }>(
+      t,
+      `
+addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
+value = ctypes.c_uint32.from_address(addr).value
+class timespec(ctypes.Structure):
+    _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
+timeout = timespec(0, 200000000)
+r = libc.syscall(ctypes.c_long(202), ctypes.c_void_p(addr), ctypes.c_int(0), ctypes.c_uint32(value ^ 1), ctypes.byref(timeout), None, ctypes.c_int(0))
+done({'err': errname(ctypes.get_errno()) if r < 0 else 'ok'})
+`,
+    );
+    if (gupRefuses(vma)) expect(out.err, vma.line).toBe('EFAULT');
+    else expect(['EFAULT', 'EAGAIN']).toContain(out.err);
+  });
+});

@@ -1,0 +1,213 @@
+/**
+ * The fault path and its signals, fork and sharing, and a driver's error path
+ * under repetition (catalogue J1-J3, E1-E3, B8, bug #15).
+ * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
+ * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ */
+import { expect, it } from 'vitest';
+import { moduleName, pagePattern } from '../device.js';
+import { describeProfiles, REFUSALS } from '../profile-suite.js';
+import { python, vmaCount } from './vma.js';
+
+describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
+  const page = (): bigint => t.dut.page;
+  const pages = (): bigint => t.dut.size / t.dut.page;
+  /** Page 0, 1, the middle and the last: where off-by-one and pgoff bugs show. */
+  const sampled = (): bigint[] => [...new Set([0n, 1n % pages(), pages() / 2n, pages() - 1n])];
+
+  const fillPatterns = async (writer: string, indices: bigint[]): Promise<void> => {
+    const { addr } = await t.mappings.map(writer);
+    for (const index of indices) await t.dut.native.writeBytes(addr + index * page(), pagePattern(index, page()));
+  };
+
+  // Signals (catalogue header): an address with no vma is SIGSEGV/SEGV_MAPERR, never SIGBUS,
+  // right before and right after a device mapping.
+  it('touching the unmapped pages around a mapping raises SIGSEGV', async () => {
+    const { native, c } = t.dut;
+    // Three pages of placeholder; the device goes in the middle, the outer pages are given back.
+    const hole = await native.mmap(0n, 3n * page(), c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS, -1, 0n);
+    let live: [bigint, bigint][] = [[hole, 3n * page()]];
+    t.mappings.later(async () => {
+      for (const [start, length] of live) await native.munmap(start, length).catch(() => undefined);
+    });
+    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
+    const addr = await native.mmap(hole + page(), page(), c.PROT_READ, c.MAP_SHARED | c.MAP_FIXED, fd, t.dut.offset);
+    expect(addr).toBe(hole + page());
+    await native.munmap(hole, page());
+    await native.munmap(hole + 2n * page(), page());
+    live = [[addr, page()]];
+    expect(await native.probe(addr, 'read')).toBe('ok');
+    expect(await native.probe(addr - 1n, 'read')).toBe('SIGSEGV');
+    expect(await native.probe(addr + page(), 'read')).toBe('SIGSEGV');
+  });
+
+  // E2 / J: a forked child re-reaches every page through the copied PTEs (PFNMAP/MIXEDMAP,
+  // vma_needs_copy, mm/memory.c:1262-1263) or through ->fault; the child reads under a
+  // watchdog, so a fault handler that never installs a PTE shows as ETIMEDOUT, not a hang.
+  it('a forked child reads every sampled page as the parent does', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    await fillPatterns(source, sampled());
+    const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    for (const index of sampled()) {
+      const child = await t.dut.native.readInForkedChild(addr + index * page(), Number(page()));
+      expect(child, `page ${index} in the child`).toEqual(pagePattern(index, page()));
+      expect(await t.dut.native.readBytes(addr + index * page(), Number(page())), `page ${index} in the parent`).toEqual(pagePattern(index, page()));
+    }
+  });
+
+  // E1: a pattern written by this process is what a second process, mapping the device on
+  // its own at each page's offset, reads.
+  it('a second process mapping each sampled page on its own sees the pattern written by the first', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    await fillPatterns(source, sampled());
+    for (const index of sampled()) {
+      const seen = await t.dut.native.readInChild(t.profile.device, t.dut.offset + index * page(), Number(page()));
+      expect(seen, `page ${index}`).toEqual(pagePattern(index, page()));
+    }
+  });
+
+  // E1, the other way: another process (python3 in the guest) writes through its own
+  // mapping; this process's existing mapping shows it without being remapped.
+  it('a write by another process shows in this process\'s existing mapping', async (ctx) => {
+    const source = t.needsWriter(ctx);
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    await t.dut.native.readBytes(addr, 8);
+    await python<{ ok: boolean }>(
+      t,
+      `
+addr = devmap(${JSON.stringify(source)}, ${t.dut.offset}, ${page()}, prot=3, oflags=os.O_RDWR)
+ctypes.memmove(addr + 300, b'from another process', 20)
+done({'ok': True})
+`,
+    );
+    expect((await t.dut.native.readBytes(addr + 300n, 20)).toString()).toBe('from another process');
+  });
+
+  // E3 / C2 and catalogue section 6: fork after the FIRST page of a MAP_PRIVATE PFN mapping was
+  // written fails with ENOMEM on 6.1 (x86 PAT track_pfn_copy finds the anonymous COW page at
+  // vm_start; fixed upstream in 6.9, "x86/mm/pat: fix VM_PAT handling in COW mappings").
+  // A kernel finding, not a driver bug: success or ENOMEM both pass, ENOMEM is annotated.
+  it('fork after writing the first page of a MAP_PRIVATE mapping (ENOMEM is a kernel finding)', async (ctx) => {
+    ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
+    const { native, c } = t.dut;
+    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
+    const length = pages() >= 2n ? 2n * page() : page();
+    let addr: bigint;
+    try {
+      addr = await native.mmap(0n, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
+    } catch (error) {
+      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+      expect(REFUSALS).toContain((error as { code?: string }).code);
+      return;
+    }
+    t.mappings.later(() => native.munmap(addr, length));
+    // The device is watched through a second, shared mapping in this process: while the
+    // failing case's mapping exists, every fork of this process fails, readInChild's included.
+    const shared = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
+    const before = await native.readBytes(shared.addr, 7);
+    await native.writeBytes(addr, Buffer.from('private'));
+    try {
+      expect(await native.forkAndExit()).toBe(0);
+      expect(await native.readInForkedChild(addr, 7)).toEqual(Buffer.from('private'));
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ENOMEM') throw error;
+      await ctx.annotate('kernel finding: fork fails with ENOMEM after a write to the first page of a MAP_PRIVATE PFN mapping (x86 PAT track_pfn_copy, fixed upstream in 6.9; catalogue section 6)');
+    }
+    // Either way the private copy and the device are as they were.
+    expect(await native.readBytes(addr, 7)).toEqual(Buffer.from('private'));
+    expect(await native.readBytes(shared.addr, 7)).toEqual(before);
+  });
+
+  // E3: with only a later page written, fork works (catalogue section 6); the child shares the
+  // COW copy of that page and still sees the device in the pages not written.
+  it('fork after writing a later page of a MAP_PRIVATE mapping: the child sees the private copy and the device', async (ctx) => {
+    ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
+    ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
+    const { native, c } = t.dut;
+    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
+    let addr: bigint;
+    try {
+      addr = await native.mmap(0n, 2n * page(), c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
+    } catch (error) {
+      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+      expect(REFUSALS).toContain((error as { code?: string }).code);
+      return;
+    }
+    t.mappings.later(() => native.munmap(addr, 2n * page()));
+    const device = await native.readInChild(t.profile.device, t.dut.offset, 16);
+    await native.writeBytes(addr + page(), Buffer.from('private'));
+    expect(await native.forkAndExit()).toBe(0);
+    expect(await native.readInForkedChild(addr + page(), 7)).toEqual(Buffer.from('private'));
+    expect(await native.readInForkedChild(addr, 16)).toEqual(device);
+  });
+
+  // B8 / mprotect: PROT_NONE makes every access SIGSEGV (SEGV_ACCERR); restoring PROT_READ
+  // rewrites the PTEs (change_protection, mm/mprotect.c:633-641) or re-faults: same content.
+  it('mprotect to PROT_NONE and back keeps the content', async () => {
+    const length = pages() >= 2n ? 2n * page() : page();
+    const { addr } = await t.mappings.map(t.profile.device, { length, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    const before = await t.dut.native.readBytes(addr, Number(length));
+    await t.dut.native.mprotect(addr, page(), t.dut.c.PROT_NONE);
+    expect(await t.dut.native.probe(addr, 'read')).toBe('SIGSEGV');
+    await t.dut.native.mprotect(addr, page(), t.dut.c.PROT_READ);
+    expect(await t.dut.native.readBytes(addr, Number(length))).toEqual(before);
+  });
+
+  /** /sys/module/<name>/refcnt, or undefined without a module. */
+  const refcnt = async (): Promise<string | undefined> =>
+    t.profile.module === undefined ? undefined : (await t.sh(`cat /sys/module/${moduleName(t.profile.module)}/refcnt`)).trim();
+
+  // Bug #15: a driver's ->mmap error path must not leak or leave state behind. 200 out-of-range
+  // mmaps (A6) are each refused (or SIGBUS past the end); the module refcount, the agent's
+  // vmas of the device and the device's content stay as they were.
+  it('200 refused out-of-range mmaps leave the device working', async () => {
+    const { native, c } = t.dut;
+    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
+    const baseline = await native.readInChild(t.profile.device, t.dut.offset, 64);
+    const refsBefore = await refcnt();
+    const vmasBefore = await vmaCount(t, t.profile.device);
+    const past = t.dut.offset + t.dut.size;
+    for (let i = 0; i < 200; i++) {
+      let addr: bigint;
+      try {
+        addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED, fd, past + BigInt(i % 4) * page());
+      } catch (error) {
+        expect(REFUSALS).toContain((error as { code?: string }).code);
+        continue;
+      }
+      expect(await native.probe(addr, 'read')).toBe('SIGBUS');
+      await native.munmap(addr, page());
+    }
+    expect(await refcnt()).toBe(refsBefore);
+    expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
+    expect(await native.readBytes(addr, 64)).toEqual(baseline);
+  });
+
+  // Bug #15 with the kernel's and the driver's own refusals: O_RDONLY + PROT_WRITE (B2,
+  // kernel) and, where the profile refuses them, MAP_PRIVATE (C1) or writable (B4) mappings,
+  // 200 times each kind; nothing may be left behind.
+  it('200 refused mmaps of each other kind leave the device working', async () => {
+    const { native, c } = t.dut;
+    const ro = await t.mappings.open(t.profile.device, c.O_RDONLY);
+    const rw = await t.mappings.open(t.profile.device, c.O_RDWR);
+    const baseline = await native.readInChild(t.profile.device, t.dut.offset, 64);
+    const refsBefore = await refcnt();
+    const vmasBefore = await vmaCount(t, t.profile.device);
+    const attempts: { fd: number; prot: number; flags: number; codes: string[] }[] = [
+      { fd: ro, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: ['EACCES'] },
+    ];
+    if (t.profile.private === 'rejected') attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_PRIVATE, codes: REFUSALS });
+    if (!t.profile.writable) attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: ['EACCES', 'EPERM'] });
+    for (const { fd, prot, flags, codes } of attempts) {
+      for (let i = 0; i < 200; i++) {
+        const attempt = native.mmap(0n, page(), prot, flags, fd, t.dut.offset);
+        await expect(attempt).rejects.toMatchObject({ code: expect.stringMatching(new RegExp(`^(${codes.join('|')})$`)) });
+      }
+    }
+    expect(await refcnt()).toBe(refsBefore);
+    expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
+    expect(await native.readBytes(addr, 64)).toEqual(baseline);
+  });
+});

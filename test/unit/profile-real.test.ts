@@ -1,0 +1,66 @@
+// Profile keys for real in-kernel drivers: qemuDevices, mmio, and a module
+// named by its bare name (modprobe from the guest kernel's own tree).
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../tools/exit-codes.js';
+import { REPO_ROOT } from '../../tools/paths.js';
+import { checkModule, isModuleName, loadProfile, parseProfile, resolveModule } from '../../tools/profile.js';
+import { IVSHMEM_SIZE, guestPciDevice } from '../../tools/vm/qemu-args.js';
+
+const KERNEL = '6.1.0-56-amd64';
+const minimal = { name: 'x', device: '/dev/x', size: 8192 };
+const parse = (json: unknown) => parseProfile(json, '/p/my.json', KERNEL);
+
+describe('qemuDevices and mmio', () => {
+  it('default to none and false', () => {
+    expect(parse(minimal)).toMatchObject({ qemuDevices: [], mmio: false });
+  });
+
+  it('accept known device names and a boolean', () => {
+    expect(parse({ ...minimal, qemuDevices: ['ivshmem', 'bochs'], mmio: true })).toMatchObject({ qemuDevices: ['ivshmem', 'bochs'], mmio: true });
+  });
+
+  it.each([
+    [{ qemuDevices: 'ivshmem' }, /"qemuDevices" must be a list of distinct names out of "ivshmem", "bochs"/],
+    [{ qemuDevices: ['virtio-gpu'] }, /"qemuDevices" must be a list/],
+    [{ qemuDevices: ['bochs', 'bochs'] }, /"qemuDevices" must be a list of distinct/],
+    [{ mmio: 'yes' }, /"mmio" must be true or false/],
+  ])('refuses %j', (extra, pattern) => {
+    expect(() => parse({ ...minimal, ...extra })).toThrow(UserError);
+    expect(() => parse({ ...minimal, ...extra })).toThrow(pattern);
+  });
+});
+
+describe('a module by name', () => {
+  it('a bare name stays a name; anything with a slash or .ko is a file', () => {
+    expect(isModuleName('bochs')).toBe(true);
+    expect(isModuleName('drm_kms_helper')).toBe(true);
+    expect(isModuleName('bochs.ko')).toBe(false);
+    expect(isModuleName('./bochs')).toBe(false);
+    expect(resolveModule('bochs', '/p/my.json', KERNEL)).toBe('bochs');
+    expect(parse({ ...minimal, module: 'bochs' }).module).toBe('bochs');
+  });
+
+  it("is checked against the guest kernel's own modules", () => {
+    expect(() => checkModule(parse({ ...minimal, module: 'bochs' }), KERNEL)).not.toThrow();
+    expect(() => checkModule(parse({ ...minimal, module: 'no_such_module_here' }), KERNEL)).toThrow(
+      /"module" no_such_module_here is not a module of the guest kernel 6\.1\.0-56-amd64/,
+    );
+  });
+});
+
+describe('the shipped real-driver profiles', () => {
+  const real = (name: string) => loadProfile(path.join(REPO_ROOT, 'test', 'profiles', 'real', name), KERNEL);
+
+  it('ivshmem: BAR 2 of the device at its fixed slot, the whole shared memory, MMIO', () => {
+    const profile = real('ivshmem.json');
+    expect(profile.device).toBe(`${guestPciDevice('ivshmem')}/resource2`);
+    expect(profile).toMatchObject({ size: IVSHMEM_SIZE, qemuDevices: ['ivshmem'], mmio: true, module: undefined });
+  });
+
+  it('fb0-bochs: /dev/fb0, the bochs module, the bochs device', () => {
+    const profile = real('fb0-bochs.json');
+    expect(profile).toMatchObject({ device: '/dev/fb0', module: 'bochs', qemuDevices: ['bochs'], mmio: false });
+    expect(() => checkModule(profile, KERNEL)).not.toThrow();
+  });
+});
