@@ -38,7 +38,7 @@ describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t
   // A5: the core rejects pgoff past ULONG_MAX - len (mm/mmap.c:1234-1264, EOVERFLOW); 2^64-2 pages reaches the driver.
   // Of a regular file (sysfs PCI resourceN) the limit is MAX_LFS_FILESIZE (mm/mmap.c:1237), so there the
   // core itself refuses it with EOVERFLOW (mm/mmap.c:1351-1352) and the driver never sees it.
-  it('offset 2^64 - 2 pages (the driver sees it; it must refuse)', async () => {
+  it('offset 2^64 - 2 pages (a char device driver must refuse it; for a file the core does)', async () => {
     const offset = (1n << 64n) - 2n * t.dut.page;
     if ((await t.sh(`stat -L -c %F ${t.profile.device}`)).trim() !== 'regular file') return expectOutOfRange(t.dut.page, offset);
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
