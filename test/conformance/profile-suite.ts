@@ -5,7 +5,7 @@
  * which the guest kernel logged a BUG, WARNING, Oops, bad page or PAT error
  * fails with those lines, even when its own assertions passed.
  */
-import { type TestContext, afterAll, afterEach, beforeAll, describe, inject } from 'vitest';
+import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
 import { type Finding, consoleLines, findings } from '../../tools/vm/console.js';
 import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
@@ -26,6 +26,12 @@ export interface ProfileCase {
   needsWriter(ctx: TestContext): string;
   /** What `sh -c script` prints in the guest; throws if it fails. */
   sh(script: string): Promise<string>;
+  /**
+   * Maps `length` bytes of the region MAP_PRIVATE (undone after the case). A refusal is
+   * checked against the profile (wrong if it promises copy-on-write; only with an errno a
+   * driver may refuse with, catalogue C1) and gives undefined.
+   */
+  mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<bigint | undefined>;
 }
 
 /** The kernel log lines printed since `since` (a line count of dmesg). */
@@ -86,6 +92,20 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
         return writer!;
       },
       sh: (script) => need(dut).guest.run(['sh', '-c', script]),
+      async mapPrivate(prot, length, openFlags) {
+        const { native, c, offset } = need(dut);
+        const fd = await need(mappings).open(profile.device, openFlags ?? c.O_RDWR);
+        let addr: bigint;
+        try {
+          addr = await native.mmap(0n, length, prot, c.MAP_PRIVATE, fd, offset);
+        } catch (error) {
+          expect(profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+          expect(REFUSALS).toContain((error as { code?: string }).code);
+          return undefined;
+        }
+        need(mappings).later(() => native.munmap(addr, length));
+        return addr;
+      },
     });
   });
 }

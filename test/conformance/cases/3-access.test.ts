@@ -5,7 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { zeroBuffer } from '../mappings.js';
-import { describeProfiles, REFUSALS } from '../profile-suite.js';
+import { describeProfiles } from '../profile-suite.js';
 
 describeProfiles('access modes and protections', (t) => {
   // B1: read access is always required, mm/mmap.c:1391-1392.
@@ -73,17 +73,9 @@ describeProfiles('access modes and protections', (t) => {
   // C1-C4: MAP_PRIVATE with PROT_WRITE is copy-on-write (the device keeps its bytes) or refused.
   it(`MAP_PRIVATE with PROT_WRITE is ${t.profile.private === 'any' ? 'COW or refused' : t.profile.private === 'cow' ? 'copy-on-write' : 'refused'}`, async () => {
     const { native, c } = t.dut;
-    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
     const length = t.dut.size >= 2n * t.dut.page ? 2n * t.dut.page : t.dut.page;
-    let addr: bigint;
-    try {
-      addr = await native.mmap(0n, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
-    } catch (error) {
-      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-      expect(REFUSALS).toContain((error as { code?: string }).code);
-      return;
-    }
-    t.mappings.later(() => native.munmap(addr, length));
+    const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, length, c.O_RDWR);
+    if (addr === undefined) return;
     expect(t.profile.private, 'the profile promises that MAP_PRIVATE is refused').not.toBe('rejected');
     const at = length - t.dut.page;
     const before = await native.readInChild(t.profile.device, t.dut.offset + at, 7);

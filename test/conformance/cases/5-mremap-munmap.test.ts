@@ -120,16 +120,8 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   it('mremap with old_size 0 of a MAP_PRIVATE mapping is refused with EINVAL (kernel)', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
-    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    let addr: bigint;
-    try {
-      addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_PRIVATE, fd, t.dut.offset);
-    } catch (error) {
-      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-      expect(REFUSALS).toContain((error as { code?: string }).code);
-      return;
-    }
-    t.mappings.later(() => native.munmap(addr, page()));
+    const addr = await t.mapPrivate(c.PROT_READ, page(), c.O_RDONLY);
+    if (addr === undefined) return;
     expect(await outcome(native.mremap(addr, 0n, page(), c.MREMAP_MAYMOVE))).toBe('EINVAL');
   });
 

@@ -8,7 +8,7 @@
  */
 import { expect, it } from 'vitest';
 import { decodePagemap } from '../../../native/index.js';
-import { describeProfiles, REFUSALS } from '../profile-suite.js';
+import { describeProfiles } from '../profile-suite.js';
 import { isPfnmap, vmaAt } from './vma.js';
 
 describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
@@ -78,17 +78,9 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   // offset column is not checked: a COW remap rewrites vm_pgoff to the pfn (mm/memory.c:2515).
   it('a MAP_PRIVATE mapping shows r--p and no sh/ms in VmFlags', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
-    const { native, c } = t.dut;
-    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    let addr: bigint;
-    try {
-      addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_PRIVATE, fd, t.dut.offset);
-    } catch (error) {
-      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-      expect(REFUSALS).toContain((error as { code?: string }).code);
-      return;
-    }
-    t.mappings.later(() => native.munmap(addr, page()));
+    const { c } = t.dut;
+    const addr = await t.mapPrivate(c.PROT_READ, page(), c.O_RDONLY);
+    if (addr === undefined) return;
     const vma = await vmaAt(t, addr);
     expect(vma.perms, vma.line).toBe('r--p');
     for (const flag of ['sh', 'ms']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);

@@ -90,17 +90,9 @@ done({'ok': True})
   it('fork after writing the first page of a MAP_PRIVATE mapping (ENOMEM is a kernel finding)', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
-    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
     const length = pages() >= 2n ? 2n * page() : page();
-    let addr: bigint;
-    try {
-      addr = await native.mmap(0n, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
-    } catch (error) {
-      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-      expect(REFUSALS).toContain((error as { code?: string }).code);
-      return;
-    }
-    t.mappings.later(() => native.munmap(addr, length));
+    const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, length, c.O_RDWR);
+    if (addr === undefined) return;
     // The device is watched through a second, shared mapping in this process: while the
     // failing case's mapping exists, every fork of this process fails, readInChild's included.
     const shared = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
@@ -124,16 +116,8 @@ done({'ok': True})
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
     const { native, c } = t.dut;
-    const fd = await t.mappings.open(t.profile.device, c.O_RDWR);
-    let addr: bigint;
-    try {
-      addr = await native.mmap(0n, 2n * page(), c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE, fd, t.dut.offset);
-    } catch (error) {
-      expect(t.profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-      expect(REFUSALS).toContain((error as { code?: string }).code);
-      return;
-    }
-    t.mappings.later(() => native.munmap(addr, 2n * page()));
+    const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, 2n * page(), c.O_RDWR);
+    if (addr === undefined) return;
     const device = await native.readInChild(t.profile.device, t.dut.offset, 16);
     await native.writeBytes(addr + page(), Buffer.from('private'));
     expect(await native.forkAndExit()).toBe(0);
