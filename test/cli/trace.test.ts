@@ -3,10 +3,10 @@
  * them: each case boots its own VM, and checks the saved raw trace with the
  * parser, not only the text.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { type CliResult as Run, runCli as command } from './run-cli.js';
 import { demandFaults } from '../../tools/trace/claims.js';
@@ -20,7 +20,16 @@ const rawTraceOf = (run: Run): string => {
   return readFileSync(path.resolve(REPO_ROOT, file), 'utf8');
 };
 
-const out = (): string => mkdtempSync(path.join(os.tmpdir(), 'mmapkit-trace-test-'));
+const outDirs: string[] = [];
+/** A fresh output directory for one command, removed after the file's cases. */
+const out = (): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-trace-test-'));
+  outDirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of outDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('mmapkit trace', () => {
   it('remap map: the driver\'s mmap calls remap_pfn_range, in under 60 s', async () => {
