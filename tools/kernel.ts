@@ -11,6 +11,8 @@ import { SetupError } from './exit-codes.js';
 export interface GuestKernel {
   /** The kernel release, as `uname -r` prints it inside the guest. */
   version: string;
+  /** The release's series, its first two numbers: "6.1", "6.12". */
+  series: string;
   /** The bzImage (vmlinuz). */
   image: string;
   /** The headers tree Kbuild builds external modules against. */
@@ -20,7 +22,11 @@ export interface GuestKernel {
 }
 
 export interface KernelQuery {
-  /** A kernel release ("6.1.0-56-amd64") or a path to a vmlinuz. */
+  /**
+   * A series ("6.12": the newest installed release of it), a kernel release
+   * ("6.1.0-56-amd64") or a path to a vmlinuz. Default: the newest installed
+   * release of DEFAULT_SERIES.
+   */
   kernel?: string;
   /** A headers tree to use instead of /usr/src/linux-headers-<version>. */
   kdir?: string;
@@ -29,6 +35,26 @@ export interface KernelQuery {
 }
 
 const IMAGE_PREFIX = 'vmlinuz-';
+
+/**
+ * The series used when no --kernel is given: bookworm's own kernel, which
+ * linux-image-amd64 keeps current. Other series (6.12 from bookworm-security
+ * or -backports, see tools/setup.sh) are used only when asked for, so that
+ * installing one does not silently change what `make run` tests.
+ */
+export const DEFAULT_SERIES = '6.1';
+
+const SERIES = /^\d+\.\d+$/;
+
+/** Whether a --kernel value names a series ("6.12") rather than a release or a path. */
+export const isSeries = (value: string): boolean => SERIES.test(value);
+
+/** A release's series: "6.12" for 6.12.117+deb12-amd64, "6.1" for 6.1.0-56-amd64. */
+export function seriesOf(release: string): string {
+  const match = /^(\d+)\.(\d+)/.exec(release);
+  if (match === null) throw new SetupError(`cannot tell the series of kernel release '${release}'`);
+  return `${match[1]}.${match[2]}`;
+}
 
 /** Orders kernel releases by their numeric parts: 6.12.1 > 6.1.0-56 > 6.1.0-9. */
 export function compareReleases(a: string, b: string): number {
@@ -49,6 +75,27 @@ export function installedReleases(root = '/'): string[] {
     .filter((name) => name.startsWith(IMAGE_PREFIX))
     .map((name) => name.slice(IMAGE_PREFIX.length))
     .sort(compareReleases);
+}
+
+/** The series that have an image in /boot, oldest first: ["6.1", "6.12"]. */
+export function installedSeries(root = '/'): string[] {
+  const series = installedReleases(root)
+    .filter((release) => /^\d+\.\d+/.test(release))
+    .map(seriesOf);
+  return [...new Set(series)].sort(compareReleases);
+}
+
+/** The newest installed release of a series, or a SetupError that says how to get one. */
+export function newestOfSeries(series: string, root = '/'): string {
+  const newest = installedReleases(root)
+    .filter((release) => /^\d+\.\d+/.test(release) && seriesOf(release) === series)
+    .at(-1);
+  if (newest === undefined) {
+    const known = installedSeries(root);
+    const installed = known.length > 0 ? ` (installed: ${known.join(', ')})` : '';
+    throw new SetupError(`no ${series} kernel installed: run \`make setup\`${installed}`);
+  }
+  return newest;
 }
 
 /**
@@ -74,25 +121,22 @@ function resolveImage(query: KernelQuery, root: string): { version: string; imag
     }
     return { version: base.slice(IMAGE_PREFIX.length), image: wanted };
   }
+  if (wanted === undefined || isSeries(wanted)) {
+    const version = newestOfSeries(wanted ?? DEFAULT_SERIES, root);
+    return { version, image: path.join(root, 'boot', IMAGE_PREFIX + version) };
+  }
   const releases = installedReleases(root);
-  if (wanted !== undefined) {
-    if (!releases.includes(wanted)) {
-      const known = releases.length > 0 ? releases.join(', ') : 'none';
-      throw new SetupError(`no kernel image /boot/vmlinuz-${wanted} (installed: ${known})`);
-    }
-    return { version: wanted, image: path.join(root, 'boot', IMAGE_PREFIX + wanted) };
+  if (!releases.includes(wanted)) {
+    const known = releases.length > 0 ? releases.join(', ') : 'none';
+    throw new SetupError(`no kernel image /boot/vmlinuz-${wanted} (installed: ${known})`);
   }
-  const newest = releases.at(-1);
-  if (newest === undefined) {
-    throw new SetupError('no guest kernel in /boot: run `make setup` (installs linux-image-amd64)');
-  }
-  return { version: newest, image: path.join(root, 'boot', IMAGE_PREFIX + newest) };
+  return { version: wanted, image: path.join(root, 'boot', IMAGE_PREFIX + wanted) };
 }
 
 function resolveHeaders(version: string, query: KernelQuery, root: string): string {
   const kdir = query.kdir ?? path.join(root, 'usr', 'src', `linux-headers-${version}`);
   if (!existsSync(path.join(kdir, 'Makefile'))) {
-    const hint = query.kdir === undefined ? ': run `make setup` (installs linux-headers-amd64)' : '';
+    const hint = query.kdir === undefined ? `: run \`make setup\` (installs linux-headers-${version})` : '';
     throw new SetupError(`no kernel headers for ${version} at ${kdir}${hint}`);
   }
   const release = headersRelease(kdir);
@@ -110,5 +154,24 @@ export function discoverKernel(query: KernelQuery = {}): GuestKernel {
   if (!existsSync(modules)) {
     throw new SetupError(`no modules for ${version} at ${modules}: the guest needs its virtio and 9p modules`);
   }
-  return { version, image, headers, modules };
+  return { version, series: seriesOf(version), image, headers, modules };
+}
+
+/**
+ * Several guest kernels at once (`--kernels`): 'all' is the newest release of
+ * every installed series, oldest series first; a list names series, releases
+ * or images, each resolved as `--kernel` is. A named series that is not
+ * installed is a SetupError ("no 6.12 kernel installed: run `make setup`").
+ */
+export function discoverKernels(which: 'all' | readonly string[], query: Omit<KernelQuery, 'kernel' | 'kdir'> = {}): GuestKernel[] {
+  const root = query.root ?? '/';
+  const wanted = which === 'all' ? installedSeries(root) : [...which];
+  if (wanted.length === 0) {
+    throw new SetupError(
+      which === 'all' ? 'no guest kernel in /boot: run `make setup`' : 'no kernel named: give a series, a release or `all`',
+    );
+  }
+  const kernels = wanted.map((kernel) => discoverKernel({ ...query, kernel }));
+  // "6.1,6.1.0-56-amd64" is one kernel, run once.
+  return kernels.filter((kernel, index) => kernels.findIndex((other) => other.image === kernel.image) === index);
 }

@@ -5,11 +5,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitCode, SetupError } from '../../tools/exit-codes.js';
-import { compareReleases, discoverKernel, headersRelease, installedReleases } from '../../tools/kernel.js';
+import {
+  DEFAULT_SERIES,
+  compareReleases,
+  discoverKernel,
+  discoverKernels,
+  headersRelease,
+  installedReleases,
+  installedSeries,
+  seriesOf,
+} from '../../tools/kernel.js';
 
 const OLD = '6.1.0-9-amd64';
 const NEW = '6.1.0-56-amd64';
 const TRIXIE = '6.12.48+deb13-amd64';
+/** bookworm's 6.12 (bookworm-security and -backports). */
+const BPO_OLD = '6.12.95+deb12-amd64';
+const BPO = '6.12.117+deb12-amd64';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-kernel-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -127,15 +139,54 @@ describe('discoverKernel', () => {
     const root = fakeRoot(complete(OLD, NEW));
     expect(discoverKernel({ root })).toEqual({
       version: NEW,
+      series: '6.1',
       image: path.join(root, 'boot', `vmlinuz-${NEW}`),
       headers: path.join(root, 'usr/src', `linux-headers-${NEW}`),
       modules: path.join(root, 'lib/modules', NEW),
     });
   });
 
-  it('prefers 6.12.x over 6.1.x', () => {
-    const root = fakeRoot(complete(NEW, TRIXIE));
-    expect(discoverKernel({ root }).version).toBe(TRIXIE);
+  it('defaults to the newest release of the 6.1 series, not the newest overall', () => {
+    expect(DEFAULT_SERIES).toBe('6.1');
+    const root = fakeRoot(complete(OLD, NEW, BPO_OLD, BPO, TRIXIE));
+    const kernel = discoverKernel({ root });
+    expect(kernel.version).toBe(NEW);
+    expect(kernel.series).toBe('6.1');
+  });
+
+  it('without a 6.1 kernel, says so instead of taking another series', () => {
+    const root = fakeRoot(complete(BPO));
+    const message = setupErrorOf(() => discoverKernel({ root }));
+    expect(message).toContain('no 6.1 kernel installed: run `make setup`');
+    expect(message).toContain('installed: 6.12');
+  });
+
+  it('takes `kernel` as a series: the newest installed release of it', () => {
+    const root = fakeRoot(complete(OLD, NEW, BPO, BPO_OLD));
+    expect(discoverKernel({ root, kernel: '6.12' })).toEqual({
+      version: BPO,
+      series: '6.12',
+      image: path.join(root, 'boot', `vmlinuz-${BPO}`),
+      headers: path.join(root, 'usr/src', `linux-headers-${BPO}`),
+      modules: path.join(root, 'lib/modules', BPO),
+    });
+    expect(discoverKernel({ root, kernel: '6.1' }).version).toBe(NEW);
+  });
+
+  it('does not take 6.1 to mean 6.12 (or 6.10), nor the reverse', () => {
+    const root = fakeRoot(complete(BPO, '6.10.3-amd64'));
+    expect(setupErrorOf(() => discoverKernel({ root, kernel: '6.1' }))).toContain('no 6.1 kernel installed');
+    const only61 = fakeRoot(complete(NEW));
+    expect(setupErrorOf(() => discoverKernel({ root: only61, kernel: '6.12' }))).toBe(
+      'no 6.12 kernel installed: run `make setup` (installed: 6.1)',
+    );
+  });
+
+  it('takes a full 6.12 release as well', () => {
+    const root = fakeRoot(complete(NEW, BPO_OLD, BPO));
+    const kernel = discoverKernel({ root, kernel: BPO_OLD });
+    expect(kernel.version).toBe(BPO_OLD);
+    expect(kernel.series).toBe('6.12');
   });
 
   it('takes `kernel` as a release', () => {
@@ -225,5 +276,65 @@ describe('discoverKernel', () => {
     const root = fakeRoot({ images: [NEW], headers: { [NEW]: NEW } });
     const message = setupErrorOf(() => discoverKernel({ root }));
     expect(message).toContain(path.join(root, 'lib/modules', NEW));
+  });
+});
+
+describe('seriesOf and installedSeries', () => {
+  it('takes the first two numbers of a release', () => {
+    expect(seriesOf(NEW)).toBe('6.1');
+    expect(seriesOf(BPO)).toBe('6.12');
+    expect(seriesOf(TRIXIE)).toBe('6.12');
+    expect(seriesOf('6.10.3-amd64')).toBe('6.10');
+  });
+
+  it('rejects a release without a series', () => {
+    expect(setupErrorOf(() => seriesOf('custom'))).toContain('custom');
+  });
+
+  it('lists each installed series once, oldest first', () => {
+    const root = fakeRoot({ images: [BPO, NEW, OLD, BPO_OLD] });
+    expect(installedSeries(root)).toEqual(['6.1', '6.12']);
+    expect(installedSeries(fakeRoot({}))).toEqual([]);
+  });
+});
+
+describe('discoverKernels', () => {
+  it("'all' is the newest release of every installed series, oldest series first", () => {
+    const root = fakeRoot(complete(BPO, OLD, NEW, BPO_OLD));
+    const kernels = discoverKernels('all', { root });
+    expect(kernels.map((kernel) => [kernel.series, kernel.version])).toEqual([
+      ['6.1', NEW],
+      ['6.12', BPO],
+    ]);
+    expect(kernels[1]?.headers).toBe(path.join(root, 'usr/src', `linux-headers-${BPO}`));
+  });
+
+  it("'all' with one series installed is that one kernel", () => {
+    const root = fakeRoot(complete(NEW));
+    expect(discoverKernels('all', { root }).map((kernel) => kernel.version)).toEqual([NEW]);
+  });
+
+  it('takes a list of series and releases, in the order given, each kernel once', () => {
+    const root = fakeRoot(complete(OLD, NEW, BPO));
+    expect(discoverKernels(['6.12', '6.1', NEW, OLD], { root }).map((kernel) => kernel.version)).toEqual([BPO, NEW, OLD]);
+  });
+
+  it('names a missing series and says how to install it', () => {
+    const root = fakeRoot(complete(NEW));
+    expect(setupErrorOf(() => discoverKernels(['6.1', '6.12'], { root }))).toContain(
+      'no 6.12 kernel installed: run `make setup`',
+    );
+  });
+
+  it('fails with `make setup` when nothing is installed, or nothing is named', () => {
+    expect(setupErrorOf(() => discoverKernels('all', { root: fakeRoot({}) }))).toContain('make setup');
+    expect(setupErrorOf(() => discoverKernels([], { root: fakeRoot(complete(NEW)) }))).toContain('all');
+  });
+
+  it('fails when an installed series lacks its headers', () => {
+    const root = fakeRoot({ ...complete(NEW), images: [NEW, BPO], modules: [NEW, BPO] });
+    const message = setupErrorOf(() => discoverKernels('all', { root }));
+    expect(message).toContain(`linux-headers-${BPO}`);
+    expect(message).toContain('make setup');
   });
 });
