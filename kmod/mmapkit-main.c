@@ -23,7 +23,7 @@
  *    mm/page_alloc.c:5925-5935 (alloc_pages_exact) allocates that order
  *    and frees the pages past size (make_alloc_exact, :5890-5908).
  *    (Later kernels redefine MAX_ORDER as the largest order itself and
- *    then rename it; a compat header will hide that.)
+ *    then rename it MAX_PAGE_ORDER: mmapkit-compat.h hides that.)
  *  - mm/vmalloc.c:3452-3458 (vmalloc_user): zeroed, VM_USERMAP memory meant
  *    to be mapped to userspace.
  *  - mm/mmap.c:2779 (get_file) and fs/file_table.c:325 (fops_put in
@@ -76,7 +76,7 @@
 #define MMAPKIT_FAULT_AROUND_MAX	512
 
 /* The largest physically contiguous buffer: one block of the top order. */
-#define MMAPKIT_CONTIG_MAX	(PAGE_SIZE << (MAX_ORDER - 1))
+#define MMAPKIT_CONTIG_MAX	MMAPKIT_MAX_ORDER_BYTES
 
 /*
  * Buffer size in bytes, K/M/G suffixes accepted (memparse). Rounded up to

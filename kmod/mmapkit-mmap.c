@@ -96,16 +96,6 @@
 #include "mmapkit-priv.h"
 
 /*
- * The only place that writes vm_flags. On 6.1 they are written directly;
- * 6.3+ needs vm_flags_mod(vma, set, clear) here instead.
- */
-static void mmapkit_vma_mod_flags(struct vm_area_struct *vma,
-				  vm_flags_t set, vm_flags_t clear)
-{
-	vma->vm_flags = (vma->vm_flags | set) & ~clear;
-}
-
-/*
  * Check that [vm_pgoff << PAGE_SHIFT, + len) lies inside the buffer.
  * All arithmetic is unsigned long (vm_pgoff's own type), never int.
  */

@@ -22,6 +22,8 @@
 
 #include <mmapkit.h>
 
+#include "mmapkit-compat.h"	/* what differs between kernel versions */
+
 struct dentry;
 
 /*

@@ -10,7 +10,7 @@
  * output, and each is skipped when its sources and the headers did not
  * change.
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { filesUnder, fingerprint, prepareModuleTree, run, stampFile, upToDate, type Step } from './build.js';
@@ -20,6 +20,24 @@ import { REPO_ROOT, kernelBuildDir } from './paths.js';
 export const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'kmod');
 /** The header every fixture includes; not a fixture itself. */
 const COMMON = 'common';
+
+/**
+ * What the fixtures take from kmod/, linked into common/ in the build tree:
+ * the compat header fixture.h includes, and the Kbuild fragment and probes
+ * each fixture's Kbuild includes to decide its MMAPKIT_HAVE_* defines.
+ */
+const KMOD_COMPAT = ['mmapkit-compat.h', 'mmapkit-compat.mk', 'probes'].map((name) => path.join(REPO_ROOT, 'kmod', name));
+
+const compatInputs = (): string[] =>
+  KMOD_COMPAT.filter((file) => existsSync(file)).flatMap((file) => (statSync(file).isDirectory() ? filesUnder(file) : [file]));
+
+/** build/kernels/<release>/fixtures/common: links to common/'s files and to kmod/'s compat pieces. */
+function prepareCommonTree(kernel: GuestKernel, common: string): void {
+  const tree = prepareModuleTree(kernel, path.join('fixtures', COMMON), common);
+  for (const file of KMOD_COMPAT) {
+    if (existsSync(file)) symlinkSync(file, path.join(tree, path.basename(file)));
+  }
+}
 
 /** Every fixture: a directory of test/fixtures/kmod with a profile.json, sorted. */
 export function fixtureNames(): string[] {
@@ -56,11 +74,11 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
     const object = fixtureObject(kernel.version, name);
     const step: Step = {
       name: `fixture-${kernel.version}-${name}`,
-      inputs: () => [...filesUnder(source), ...filesUnder(common)],
+      inputs: () => [...filesUnder(source), ...filesUnder(common), ...compatInputs()],
       salt: `${kernel.version}\0${kernel.headers}`,
       outputs: [object],
       run: async () => {
-        if (!commonLinked && existsSync(common)) prepareModuleTree(kernel, path.join('fixtures', COMMON), common);
+        if (!commonLinked && existsSync(common)) prepareCommonTree(kernel, common);
         commonLinked = true;
         const tree = prepareModuleTree(kernel, path.join('fixtures', name), source);
         await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, `the build of fixture ${name}`, false);

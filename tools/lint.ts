@@ -56,6 +56,28 @@ export async function lintModule(kernel: GuestKernel, log: (line: string) => voi
   const which = await $({ nothrow: true, quiet: true })`which sparse`;
   if (which.exitCode !== 0) throw new SetupError('sparse is not installed: run `make setup`');
   const problems = (await checkpatch(log)) + (await compilerAndSparse(kernel, log));
-  log(problems === 0 ? `lint: kmod/ is clean (checkpatch --strict, W=1, sparse; ${sources().length} files)` : `lint: ${problems} problem(s)`);
+  log(
+    problems === 0
+      ? `lint: kmod/ is clean on ${kernel.version} (checkpatch --strict, W=1, sparse; ${sources().length} files)`
+      : `lint: ${problems} problem(s) on ${kernel.version}`,
+  );
+  return problems;
+}
+
+/**
+ * The lint on several kernels (`--kernels all`): the W=1 build and sparse
+ * see each kernel's headers, and so each side of every mmapkit-compat.h
+ * probe. checkpatch does not depend on the kernel and runs once.
+ */
+export async function lintKernels(kernels: GuestKernel[], log: (line: string) => void): Promise<number> {
+  const which = await $({ nothrow: true, quiet: true })`which sparse`;
+  if (which.exitCode !== 0) throw new SetupError('sparse is not installed: run `make setup`');
+  let problems = await checkpatch(log);
+  for (const kernel of kernels) {
+    const found = await compilerAndSparse(kernel, log);
+    log(found === 0 ? `lint: W=1 and sparse clean on ${kernel.version}` : `lint: ${found} problem(s) on ${kernel.version}`);
+    problems += found;
+  }
+  log(problems === 0 ? `lint: kmod/ is clean (${sources().length} files; ${kernels.map((k) => k.series).join(', ')})` : `lint: ${problems} problem(s)`);
   return problems;
 }

@@ -15,7 +15,9 @@ import {
   type InitramfsInputs,
   initramfsManifest,
   isStaticElf,
+  moduleName,
   parseModuleOrder,
+  readModule,
 } from '../../tools/vm/initramfs.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-initramfs-test-'));
@@ -97,6 +99,42 @@ describe('isStaticElf', () => {
     expect(isStaticElf(Buffer.from('#!/bin/sh\necho this is a script, not an ELF binary at all\n'.repeat(4)))).toBe(false);
     expect(isStaticElf(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))).toBe(false);
     expect(isStaticElf(Buffer.alloc(0))).toBe(false);
+  });
+});
+
+describe('moduleName and readModule', () => {
+  // A stand-in for a module object: only the ELF magic is checked.
+  const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.from('module body '.repeat(50))]);
+  const write = (name: string, data: Buffer): string => {
+    const file = path.join(scratch, name);
+    writeFileSync(file, data);
+    return file;
+  };
+  const compressed = (command: string, ...args: string[]): Buffer => {
+    const result = spawnSync(command, args, { input: elf });
+    expect(result.status).toBe(0);
+    return result.stdout;
+  };
+
+  it('drops the compression suffix, and only that', () => {
+    expect(moduleName('/lib/modules/6.12.117+deb12-amd64/kernel/fs/9p/9p.ko.xz')).toBe('9p.ko');
+    expect(moduleName('netfs.ko.zst')).toBe('netfs.ko');
+    expect(moduleName('virtio.ko.gz')).toBe('virtio.ko');
+    expect(moduleName('/lib/modules/6.1.0-56-amd64/kernel/fs/9p/9p.ko')).toBe('9p.ko');
+  });
+
+  it('reads a plain .ko as it is', () => {
+    expect(readModule(write('plain.ko', elf))).toEqual({ name: 'plain.ko', data: elf });
+  });
+
+  it('decompresses .ko.xz (Debian 6.12), .ko.zst and .ko.gz', () => {
+    expect(readModule(write('a.ko.xz', compressed('xz', '-c')))).toEqual({ name: 'a.ko', data: elf });
+    expect(readModule(write('b.ko.zst', compressed('zstd', '-cq')))).toEqual({ name: 'b.ko', data: elf });
+    expect(readModule(write('c.ko.gz', compressed('gzip', '-c')))).toEqual({ name: 'c.ko', data: elf });
+  });
+
+  it('fails with a setup error for a damaged compressed module', () => {
+    expect(() => readModule(write('broken.ko.xz', Buffer.from('not xz')))).toThrow(/cannot decompress .*broken\.ko\.xz/);
   });
 });
 

@@ -41,6 +41,41 @@ export function moduleOrder(version: string): string[] {
   return parseModuleOrder(result.stdout);
 }
 
+/**
+ * The compressions modules come in (Debian 6.1: plain .ko; 6.12: .ko.xz)
+ * and the decompressor for each. Busybox insmod passes the file to
+ * init_module() as it is, and a kernel without CONFIG_MODULE_DECOMPRESS
+ * cannot take a compressed one, so the initramfs holds plain .ko files.
+ */
+const MODULE_COMPRESSIONS: { suffix: string; command: [string, ...string[]]; package: string }[] = [
+  { suffix: '.xz', command: ['xz', '-dc'], package: 'xz-utils' },
+  { suffix: '.zst', command: ['zstd', '-dcq'], package: 'zstd' },
+  { suffix: '.gz', command: ['gzip', '-dc'], package: 'gzip' },
+];
+
+/** The name a module has in the initramfs: its file name without a compression suffix ("9p.ko.xz" -> "9p.ko"). */
+export function moduleName(file: string): string {
+  const base = path.basename(file);
+  const compression = MODULE_COMPRESSIONS.find((candidate) => base.endsWith(`.ko${candidate.suffix}`));
+  return compression === undefined ? base : base.slice(0, -compression.suffix.length);
+}
+
+/** A module's ELF object: the file itself, or what its decompressor makes of it. */
+export function readModule(file: string): { name: string; data: Buffer } {
+  const data = readFileSync(file);
+  const compression = MODULE_COMPRESSIONS.find((candidate) => path.basename(file).endsWith(`.ko${candidate.suffix}`));
+  if (compression === undefined) return { name: moduleName(file), data };
+  const [command, ...args] = compression.command;
+  const result = spawnSync(command, args, { input: data, maxBuffer: 1 << 28 });
+  if (result.error !== undefined) {
+    throw new SetupError(`${command} not found, needed for ${file}: run \`make setup\` (installs ${compression.package})`);
+  }
+  if (result.status !== 0 || !result.stdout.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
+    throw new SetupError(`cannot decompress ${file}: ${result.stderr.toString().trim() || 'not an ELF object inside'}`);
+  }
+  return { name: moduleName(file), data: result.stdout };
+}
+
 /** A static binary has no PT_INTERP program header; the initramfs has no libc to load. */
 export function isStaticElf(binary: Buffer): boolean {
   const PT_INTERP = 3;
@@ -89,7 +124,7 @@ export function readInitramfsInputs(version: string, initScript: string): Initra
   if (!isStaticElf(busybox)) {
     throw new SetupError(`${BUSYBOX} is dynamically linked: run \`make setup\` (installs busybox-static)`);
   }
-  const modules = moduleOrder(version).map((file) => ({ name: path.basename(file), data: readFileSync(file) }));
+  const modules = moduleOrder(version).map(readModule);
   return { busybox, init: readFileSync(initScript), modules };
 }
 
