@@ -8,18 +8,25 @@
  * every request is answered, successfully or with an error.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { type NativeAddon, loadNative } from '../native/index.js';
 import {
   type ErrorInfo,
   type ExecArgs,
+  type KmsgCursor,
+  type KmsgRead,
+  type KmsgRecord,
   type NativeArgs,
   type ReadyMessage,
   type Request,
+  type WritePatternArgs,
   LineDecoder,
   decodeMessage,
   encodeMessage,
+  kmsgLines,
+  parseKmsgRecord,
+  patternBytes,
 } from './protocol.js';
 
 function required(name: string): string {
@@ -73,6 +80,85 @@ function callNative({ fn, args }: NativeArgs): unknown {
   throw new Error(`the native addon has no ${fn}`);
 }
 
+/** This boot's identity: a kmsg cursor from any other boot is from before a reboot. */
+const BOOT_ID = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+
+/**
+ * The kernel log since a cursor, read from /dev/kmsg in this process: no
+ * `dmesg` to spawn per request (about 80 ms each under TCG). One fd stays
+ * open between requests, so a reader that keeps up reads only the new
+ * records; /dev/kmsg cannot seek to a sequence number (only to the start,
+ * the end or the last clear), so a cursor behind the fd reopens it and skips
+ * forward.
+ *
+ * Across a reboot (the host may boot a new guest under the same connection
+ * after a crash): a cursor whose boot_id is not this boot's is answered from
+ * the first record this boot's ring still holds, `rebooted` set. Nothing of
+ * the old boot can be re-reported (its records died with it; the host's
+ * console log has them), and nothing this boot logged is skipped, boot
+ * messages included. Its `lost` counts only records lost after that start.
+ */
+class KmsgReader {
+  private fd: number | undefined;
+  /** The sequence number the fd's next record will have, -1 before the fd has given one. */
+  private next = -1;
+  // A record is at most CONSOLE_EXT_LOG_MAX (8 KiB) once escaped; a smaller read is EINVAL.
+  private readonly buffer = Buffer.alloc(16384);
+
+  read(since: KmsgCursor | undefined): KmsgRead {
+    const rebooted = since !== undefined && since.bootId !== BOOT_ID;
+    const from = since === undefined || rebooted ? undefined : since.seq;
+    if (this.fd === undefined || rebooted || (from !== undefined && this.next > from)) this.reopen();
+    const lines: string[] = [];
+    let expected = from;
+    let lost = 0;
+    for (const record of this.drain()) {
+      if (since === undefined) continue; // only the end is wanted
+      if (expected !== undefined && record.seq < expected) continue;
+      // Sequence numbers are consecutive; a gap is records overwritten before anyone read them.
+      if (expected !== undefined) lost += record.seq - expected;
+      expected = record.seq + 1;
+      lines.push(...kmsgLines(record));
+    }
+    const end = Math.max(this.next, expected ?? 0);
+    return { cursor: { bootId: BOOT_ID, seq: end }, lines, lost, rebooted };
+  }
+
+  private reopen(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    // A fresh fd starts at the oldest record the ring buffer holds.
+    this.fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
+    this.next = -1;
+  }
+
+  /** Every record up to the end of the log (EAGAIN). */
+  private *drain(): Generator<KmsgRecord> {
+    for (;;) {
+      let length: number;
+      try {
+        length = readSync(this.fd!, this.buffer, 0, this.buffer.length, null);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'EAGAIN') return;
+        // EPIPE: the records at the fd's position were overwritten; the kernel moved it on to the oldest one left.
+        if (code === 'EPIPE') continue;
+        throw error;
+      }
+      if (length === 0) return;
+      const record = parseKmsgRecord(this.buffer.toString('latin1', 0, length));
+      if (record === undefined) continue;
+      this.next = record.seq + 1;
+      yield record;
+    }
+  }
+}
+
+const kmsg = new KmsgReader();
+
+function writePattern({ addr, pattern }: WritePatternArgs): void {
+  native.writeBytes(addr, patternBytes(pattern));
+}
+
 async function handle(request: Request): Promise<void> {
   try {
     let value: unknown;
@@ -85,6 +171,15 @@ async function handle(request: Request): Promise<void> {
         break;
       case 'ping':
         value = 'pong';
+        break;
+      case 'kmsg':
+        value = kmsg.read(request.args.since);
+        break;
+      case 'writePattern':
+        writePattern(request.args);
+        break;
+      case 'readFile':
+        value = readFileSync(request.args.path, 'utf8');
         break;
       default:
         throw new Error(`unknown op ${(request as { op: unknown }).op as string}`);

@@ -86,7 +86,10 @@ export async function openProfileTarget(profile: Profile): Promise<ProfileTarget
  */
 async function initialContent(dut: DeviceUnderTest): Promise<InitialContent> {
   const record = `/tmp/mmapkit-initial/${dut.path.replace(/\//g, '_')}.json`;
-  const saved = await dut.guest.run(['sh', '-c', `cat ${record} 2>/dev/null || true`]);
+  const saved = await dut.guest.readFile(record).catch((error: { code?: string }) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
   if (saved !== '') return JSON.parse(saved) as InitialContent;
   let initial: InitialContent;
   try {
@@ -107,6 +110,15 @@ export async function openReferenceDriver(): Promise<DeviceUnderTest> {
   await ensureModule(base.guest, moduleObject(base.kernel));
   const size = BigInt((await base.guest.run(['cat', `/sys/module/${MODULE_NAME}/parameters/size`])).trim());
   return { ...base, path: REFERENCE_DEVICE_PATHS.remap, size, offset: 0n };
+}
+
+/**
+ * Writes pagePattern(first), pagePattern(first + 1), ... over `count` pages from `addr` with one
+ * writeBytes through that mapping, the bytes made in the guest (vm/protocol.ts patternBytes, unit
+ * tested against pagePattern) instead of sent page by page.
+ */
+export async function writePagePatterns(dut: Guest, addr: bigint, first: bigint, count: bigint): Promise<void> {
+  await dut.guest.writePattern(addr, { kind: 'pageIndex', pageSize: Number(dut.page), first, count: Number(count) });
 }
 
 /** One page whose every 8-byte word holds the page's index: a misplaced page shows at once. */

@@ -20,7 +20,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { moduleObject } from '../../tools/paths.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
-import { type DeviceUnderTest, openReferenceDriver, pagePattern } from './device.js';
+import { type DeviceUnderTest, openReferenceDriver, pagePattern, writePagePatterns } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 const FAULT = REFERENCE_DEVICE_PATHS.fault;
@@ -103,9 +103,7 @@ describe('fault_around = 16', () => {
     await setFaultAround(16);
     mappings.later(() => zeroBuffer(dut, REFERENCE_DEVICE_PATHS.remap));
     const writer = await mappings.map(REFERENCE_DEVICE_PATHS.remap);
-    for (let index = pages - 20n; index < pages; index++) {
-      await dut.native.writeBytes(writer.addr + index * dut.page, pagePattern(index, dut.page));
-    }
+    await writePagePatterns(dut, writer.addr + (pages - 20n) * dut.page, pages - 20n, 20n);
     const served = await countedFaultDevice();
     // The last 4 pages of the buffer: a 16-page window would run 12 pages past its end.
     const { addr } = await mappings.map(FAULT, { length: 4n * dut.page, offset: dut.size - 4n * dut.page });

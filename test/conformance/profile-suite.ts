@@ -7,7 +7,8 @@
  */
 import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
-import { type Finding, consoleLines, findings } from '../../tools/vm/console.js';
+import { type Finding, findings } from '../../tools/vm/console.js';
+import type { KmsgCursor } from '../../vm/protocol.js';
 import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
@@ -34,10 +35,18 @@ export interface ProfileCase {
   mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<bigint | undefined>;
 }
 
-/** The kernel log lines printed since `since` (a line count of dmesg). */
-async function kernelLogSince(dut: DeviceUnderTest, since: number): Promise<string[]> {
-  const text = await dut.guest.run(['sh', '-c', `dmesg | tail -n +${since + 1}`]);
-  return text === '' ? [] : consoleLines(text.replace(/\n$/, ''));
+/**
+ * The kernel log lines printed since `cursor`, read by the agent from /dev/kmsg (no process
+ * spawned per case), and the cursor to read on from. Records the ring buffer overwrote before
+ * they were read could have held a finding, so losing any fails the case rather than passing it
+ * unseen. A cursor from before a guest reboot reads the new boot from its first record.
+ */
+async function kernelLogSince(dut: DeviceUnderTest, cursor: KmsgCursor): Promise<{ lines: string[]; cursor: KmsgCursor }> {
+  const read = await dut.guest.kernelLog(cursor);
+  if (read.lost > 0) {
+    throw new Error(`${read.lost} kernel log records were overwritten before the log gate could read them: it cannot vouch for this case`);
+  }
+  return { lines: read.lines, cursor: read.cursor };
 }
 
 export function describeProfiles(area: string, body: (suite: ProfileCase) => void): void {
@@ -45,7 +54,7 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
   describe.each(profiles)(`%s: ${area}`, (_name, profile: Profile) => {
     let dut: ProfileTarget | undefined;
     let mappings: Mappings | undefined;
-    let logLines = 0;
+    let logCursor: KmsgCursor | undefined;
     const writer = profile.writable ? profile.device : profile.writer;
     const need = <T>(value: T | undefined): T => {
       if (value === undefined) throw new Error('the device under test is not open (beforeAll failed)');
@@ -55,14 +64,14 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
     beforeAll(async () => {
       dut = await openProfileTarget(profile);
       mappings = new Mappings(dut);
-      logLines = Number((await dut.guest.run(['sh', '-c', 'dmesg | wc -l'])).trim());
+      logCursor = (await dut.guest.kernelLog()).cursor;
     });
     afterEach(async () => {
       await need(mappings).release();
       // One read per case: what was logged since the last one, cleanup included.
-      const fresh = await kernelLogSince(need(dut), logLines);
-      logLines += fresh.length;
-      const found = findings(fresh);
+      const read = await kernelLogSince(need(dut), need(logCursor));
+      logCursor = read.cursor;
+      const found = findings(read.lines);
       // Catalogue F7: on x86 6.1, unmapping part of a whole-VMA PFN map of MMIO makes PAT's
       // untrack_pfn free a sub-range of a memtype reserved whole (arch/x86/mm/pat/memtype.c:1132-1150,
       // logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.

@@ -9,6 +9,9 @@ import type { NativeAddon } from '../../native/index.js';
 import {
   type ErrorInfo,
   type ExecResult,
+  type GuestPattern,
+  type KmsgCursor,
+  type KmsgRead,
   type OutputEvent,
   type ReadyMessage,
   type RequestBody,
@@ -135,7 +138,7 @@ export class GuestClient {
   }
 
   /** Runs a command and returns its output; rejects when it does not exit 0. */
-  async run(argv: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+  async run(argv: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
     const chunks: Uint8Array[] = [];
     const result = await this.exec(argv, { ...options, onOutput: (event) => chunks.push(event.data) });
     const output = Buffer.concat(chunks).toString();
@@ -144,6 +147,26 @@ export class GuestClient {
       throw new GuestError({ message: `${argv.join(' ')} failed (${status}): ${output.trim()}` });
     }
     return output;
+  }
+
+  /**
+   * The guest kernel's log since `since`, read by the agent from /dev/kmsg
+   * without spawning anything; without `since`, no lines and a cursor at the
+   * log's current end. A cursor from an earlier boot reads the current boot
+   * from its first record (vm/agent.ts, KmsgReader).
+   */
+  kernelLog(since?: KmsgCursor): Promise<KmsgRead> {
+    return this.request({ op: 'kmsg', args: since === undefined ? {} : { since } });
+  }
+
+  /** Writes `pattern`, built in the guest, at `addr` with the addon's writeBytes: no bulk bytes on the channel. */
+  async writePattern(addr: bigint, pattern: GuestPattern): Promise<void> {
+    await this.request({ op: 'writePattern', args: { addr, pattern } });
+  }
+
+  /** A guest file's content as text, read by the agent itself (no `cat` to spawn); /proc/self is the agent. */
+  readFile(path: string): Promise<string> {
+    return this.request({ op: 'readFile', args: { path } });
   }
 
   /** Rejects every pending and future request. */

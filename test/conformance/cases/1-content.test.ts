@@ -4,7 +4,7 @@
  * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
  */
 import { expect, it } from 'vitest';
-import { pagePattern } from '../device.js';
+import { pagePattern, writePagePatterns } from '../device.js';
 import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 
@@ -39,9 +39,7 @@ describeProfiles('content and offsets', (t) => {
     const source = t.needsWriter(ctx);
     const pages = t.dut.size / t.dut.page;
     const whole = await t.mappings.map(source);
-    for (let index = 0n; index < pages; index++) {
-      await t.dut.native.writeBytes(whole.addr + index * t.dut.page, pagePattern(index, t.dut.page));
-    }
+    await writePagePatterns(t.dut, whole.addr, 0n, pages);
     for (const k of new Set([0n, 1n % pages, pages / 2n, pages - 1n])) {
       const offset = t.dut.offset + k * t.dut.page;
       const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page, offset, prot: t.dut.c.PROT_READ });
@@ -54,7 +52,7 @@ describeProfiles('content and offsets', (t) => {
     ctx.skip(t.dut.size < 3n * t.dut.page, 'the device has fewer than 3 pages');
     const source = t.needsWriter(ctx);
     const whole = await t.mappings.map(source, { length: 3n * t.dut.page });
-    for (const index of [0n, 1n, 2n]) await t.dut.native.writeBytes(whole.addr + index * t.dut.page, pagePattern(index, t.dut.page));
+    await writePagePatterns(t.dut, whole.addr, 0n, 3n);
     const view = await t.mappings.map(t.profile.device, { length: 3n * t.dut.page, prot: t.dut.c.PROT_READ });
     await t.dut.native.munmap(view.addr + t.dut.page, t.dut.page);
     expect(await t.dut.native.readBytes(view.addr, Number(t.dut.page))).toEqual(pagePattern(0n, t.dut.page));

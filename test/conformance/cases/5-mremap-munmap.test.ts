@@ -8,7 +8,7 @@
  * may have mapped something else there since.
  */
 import { expect, it } from 'vitest';
-import { pagePattern } from '../device.js';
+import { pagePattern, writePagePatterns } from '../device.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { outcome, vmaAt } from './vma.js';
 
@@ -19,9 +19,8 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   /** Writes pagePattern(i) over page i of the region for each i of `indices` (default 0..count-1), through the writer. */
   const fillPatterns = async (writer: string, count: bigint, indices?: bigint[]): Promise<void> => {
     const { addr } = await t.mappings.map(writer, { length: count * page() });
-    for (const index of indices ?? [...Array(Number(count)).keys()].map(BigInt)) {
-      await t.dut.native.writeBytes(addr + index * page(), pagePattern(index, page()));
-    }
+    if (indices === undefined) return writePagePatterns(t.dut, addr, 0n, count);
+    for (const index of indices) await writePagePatterns(t.dut, addr + index * page(), index, 1n);
   };
 
   /** A read-only shared mapping of `count` pages at region page `first`, unmapped at the end only over `live()`. */

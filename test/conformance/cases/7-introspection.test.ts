@@ -3,8 +3,7 @@
  * (catalogue H1-H3, B3).
  * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
  * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
- * The agent holds the mappings; it is the parent of the shell `t.sh` runs,
- * so its files are /proc/$PPID/*.
+ * The agent holds the mappings and reads its own /proc/PID files (vma.ts).
  */
 import { expect, it } from 'vitest';
 import { decodePagemap } from '../../../native/index.js';

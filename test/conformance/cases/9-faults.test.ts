@@ -5,7 +5,7 @@
  * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
  */
 import { expect, it } from 'vitest';
-import { moduleName, pagePattern } from '../device.js';
+import { moduleName, pagePattern, writePagePatterns } from '../device.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
 
@@ -17,7 +17,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
 
   const fillPatterns = async (writer: string, indices: bigint[]): Promise<void> => {
     const { addr } = await t.mappings.map(writer);
-    for (const index of indices) await t.dut.native.writeBytes(addr + index * page(), pagePattern(index, page()));
+    for (const index of indices) await writePagePatterns(t.dut, addr + index * page(), index, 1n);
   };
 
   // Signals (catalogue header): an address with no vma is SIGSEGV/SEGV_MAPERR, never SIGBUS,
@@ -139,7 +139,7 @@ done({'ok': True})
 
   /** /sys/module/<name>/refcnt, or undefined without a module. */
   const refcnt = async (): Promise<string | undefined> =>
-    t.profile.module === undefined ? undefined : (await t.sh(`cat /sys/module/${moduleName(t.profile.module)}/refcnt`)).trim();
+    t.profile.module === undefined ? undefined : (await t.dut.guest.readFile(`/sys/module/${moduleName(t.profile.module)}/refcnt`)).trim();
 
   // Bug #15: a driver's ->mmap error path must not leak or leave state behind. 200 out-of-range
   // mmaps (A6) are each refused (or SIGBUS past the end); the module refcount, the agent's

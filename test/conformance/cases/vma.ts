@@ -1,7 +1,7 @@
 /**
  * Helpers for the cases of files 5-9: what the kernel says about one of the
- * agent's mappings (/proc/PID/maps and smaps; the agent is the parent of the
- * shell that `t.sh` runs, so its pid is that shell's $PPID), error codes, and
+ * agent's mappings (/proc/PID/maps and smaps, read by the agent itself as
+ * /proc/self/*: no `cat` to spawn), error codes, and
  * a python3 program run in the guest for the calls the addon does not offer
  * (pipes, process_vm_readv, ptrace, futex).
  */
@@ -26,7 +26,7 @@ export interface VmaInfo {
 
 /** The vma of the agent that starts at `addr`; throws if there is none. */
 export async function vmaAt(t: ProfileCase, addr: bigint): Promise<VmaInfo> {
-  const text = await t.sh('cat /proc/$PPID/smaps');
+  const text = await t.dut.guest.readFile('/proc/self/smaps');
   const lines = text.split('\n');
   const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) (\S+) (\d+)/;
   for (let i = 0; i < lines.length; i++) {
@@ -53,12 +53,12 @@ export async function vmaAt(t: ProfileCase, addr: bigint): Promise<VmaInfo> {
     }
     return info;
   }
-  throw new Error(`no vma starts at 0x${addr.toString(16)} in /proc/$PPID/smaps`);
+  throw new Error(`no vma starts at 0x${addr.toString(16)} in the agent's /proc/PID/smaps`);
 }
 
 /** How many vmas of the agent map `path` (its maps lines ending in the path). */
 export async function vmaCount(t: ProfileCase, path: string): Promise<number> {
-  const text = await t.sh('cat /proc/$PPID/maps');
+  const text = await t.dut.guest.readFile('/proc/self/maps');
   return text.split('\n').filter((line) => line.endsWith(` ${path}`)).length;
 }
 
@@ -90,7 +90,9 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
  */
 export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   const program = `${PRELUDE}\n${body}\n`;
-  const out = await t.sh(`AGENT=$PPID python3 - <<'MMAPKIT_PY'\n${program}MMAPKIT_PY`);
+  // Started by the agent itself (no shell in between), so the agent's pid is its parent's.
+  const agent = (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
+  const out = await t.dut.guest.run(['python3', '-c', program], { env: { AGENT: agent } });
   const last = out.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as T;
 }
