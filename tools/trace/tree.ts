@@ -69,6 +69,14 @@ export interface FaultGraph {
   mode?: 'user' | 'kernel';
   inMapping: boolean;
   node: GraphNode;
+  /**
+   * The attempt under the per-VMA lock that gave up (VM_FAULT_RETRY), when
+   * `node` is its retry under mmap_lock. Since 6.4-ish x86 first handles a
+   * fault under the VMA lock, and do_read_fault() retries under mmap_lock
+   * when the vma has ->fault but no ->map_pages (vmf_can_call_fault(), 6.12
+   * mm/memory.c): one page_fault_user event, two handle_mm_fault graphs.
+   */
+  vmaLockAttempt?: GraphNode;
 }
 
 export interface TraceAnalysis {
@@ -89,8 +97,11 @@ export function analyseTrace(parsed: ParsedTrace): TraceAnalysis {
   const analysis: TraceAnalysis = { ranges: [], syscalls: [], faults: [], markers: [], tasks: parsed.tasks };
   const lastFault = new Map<string, { address: bigint; mode: 'user' | 'kernel' }>();
   const pending: FaultGraph[] = [];
+  // The task's last top-level fault graph, while nothing else of the task followed it.
+  const lastGraph = new Map<string, FaultGraph>();
   for (const item of parsed.items) {
     if (item.type === 'comment') {
+      lastGraph.delete(item.task);
       const marker = MARKER.exec(item.text);
       if (marker) {
         analysis.markers.push(marker[1]!);
@@ -102,6 +113,14 @@ export function analyseTrace(parsed: ParsedTrace): TraceAnalysis {
       continue;
     }
     const { node, task } = item;
+    const previous = lastGraph.get(task);
+    lastGraph.delete(task);
+    if (node.name === 'handle_mm_fault' && !lastFault.has(task) && previous !== undefined && previous.vmaLockAttempt === undefined) {
+      // A retry of the previous fault: no event of its own, nothing in between.
+      previous.vmaLockAttempt = previous.node;
+      previous.node = node;
+      continue;
+    }
     if (node.name.startsWith('__x64_sys_')) analysis.syscalls.push({ task, node });
     // A fault inside a syscall is nested in its graph; the top-level ones come from user accesses.
     for (const { node: each } of walk(node)) {
@@ -114,6 +133,7 @@ export function analyseTrace(parsed: ParsedTrace): TraceAnalysis {
         graph.mode = event.mode;
       }
       pending.push(graph);
+      if (each === node && event !== undefined) lastGraph.set(task, graph);
     }
   }
   // Markers can come after the graphs they describe (mapped is written after mmap returns): classify last.
