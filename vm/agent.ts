@@ -8,10 +8,12 @@
  * every request is answered, successfully or with an error.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { type NativeAddon, loadNative } from '../native/index.js';
 import {
+  type BatchArgs,
+  type BatchOutcome,
   type ErrorInfo,
   type ExecArgs,
   type KmsgCursor,
@@ -155,6 +157,21 @@ class KmsgReader {
 
 const kmsg = new KmsgReader();
 
+function batch({ calls, until }: BatchArgs): BatchOutcome[] {
+  const outcomes: BatchOutcome[] = [];
+  for (const call of calls) {
+    let outcome: BatchOutcome;
+    try {
+      outcome = { ok: true, value: callNative(call) };
+    } catch (error) {
+      outcome = { ok: false, error: errorInfo(error) };
+    }
+    outcomes.push(outcome);
+    if (until !== undefined && outcome.ok === (until === 'ok')) break;
+  }
+  return outcomes;
+}
+
 function writePattern({ addr, pattern }: WritePatternArgs): void {
   native.writeBytes(addr, patternBytes(pattern));
 }
@@ -169,6 +186,9 @@ async function handle(request: Request): Promise<void> {
       case 'native':
         value = callNative(request.args);
         break;
+      case 'batch':
+        value = batch(request.args);
+        break;
       case 'ping':
         value = 'pong';
         break;
@@ -180,6 +200,9 @@ async function handle(request: Request): Promise<void> {
         break;
       case 'readFile':
         value = readFileSync(request.args.path, 'utf8');
+        break;
+      case 'writeFile':
+        writeFileSync(request.args.path, request.args.data);
         break;
       default:
         throw new Error(`unknown op ${(request as { op: unknown }).op as string}`);

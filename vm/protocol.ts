@@ -71,15 +71,33 @@ export interface WritePatternArgs {
   pattern: GuestPattern;
 }
 
+/**
+ * Several native calls in one request, run in order in the guest exactly as one request each
+ * would run them: only the round trips are saved. With `until`, the batch stops after the first
+ * call whose outcome is that ('ok': it succeeded; 'error': it threw), so a caller can react
+ * before anything after it runs.
+ */
+export interface BatchArgs {
+  calls: NativeArgs[];
+  until?: 'ok' | 'error';
+}
+
+/** One call's outcome in a batch: its value, or what it threw (as a failed request reports it). */
+export type BatchOutcome = { ok: true; value: unknown } | { ok: false; error: ErrorInfo };
+
 export type RequestBody =
   | { op: 'exec'; args: ExecArgs }
   | { op: 'native'; args: NativeArgs }
+  /** BatchOutcome[], one per call run. */
+  | { op: 'batch'; args: BatchArgs }
   | { op: 'ping'; args: Record<string, never> }
   /** Kernel log records after `since` (KmsgRead); without it, none, and a cursor at the log's current end. */
   | { op: 'kmsg'; args: { since?: KmsgCursor } }
   | { op: 'writePattern'; args: WritePatternArgs }
   /** A file's whole content as text, read by the agent itself (e.g. /proc/self/smaps: the agent's own mappings). */
-  | { op: 'readFile'; args: { path: string } };
+  | { op: 'readFile'; args: { path: string } }
+  /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
+  | { op: 'writeFile'; args: { path: string; data: string } };
 
 export type Request = RequestBody & { id: number };
 

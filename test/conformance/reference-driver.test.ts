@@ -117,7 +117,7 @@ describe('the PFN ioctl', () => {
       return;
     }
     const { addr } = await privateMap;
-    const line = (await sh('cat /proc/$PPID/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
+    const line = (await dut.guest.readFile('/proc/self/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
     const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
     expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
   });
@@ -136,13 +136,13 @@ describe('counters in debugfs', () => {
     await dut.native.resetStats(fd);
     const { addr } = await mappings.map('/dev/mmapkit-fault', { length: 2n * dut.page });
     await dut.native.probe(addr, 'read');
-    const text = parse(await sh(`cat ${statsFile}`));
+    const text = parse(await dut.guest.readFile(statsFile));
     const ioctl = await dut.native.deviceStats(fd);
     expect(text.get('faults_served')).toBe(ioctl.faultsServed);
     expect(text.get('live_vmas')).toBe(1n);
     expect(text.get('mmap_ok')).toBe(1n);
-    await sh(`echo 0 > ${statsFile}`);
-    const reset = parse(await sh(`cat ${statsFile}`));
+    await dut.guest.writeFile(statsFile, '0\n');
+    const reset = parse(await dut.guest.readFile(statsFile));
     expect(reset.get('faults_served')).toBe(0n);
     expect(reset.get('mmap_ok')).toBe(0n);
     // live_vmas is a state, not an event count: resetting leaves it.
@@ -169,9 +169,9 @@ describe('read() and write() over the same buffer', () => {
 });
 
 describe('VmFlags in /proc/PID/smaps', () => {
-  /** The VmFlags of the agent's VMA mapping `path` (the agent is the parent of the shell). */
+  /** The VmFlags of the agent's VMA mapping `path` (the agent reads its own smaps). */
   const vmFlags = async (path: string): Promise<string[]> => {
-    const smaps = await sh('cat /proc/$PPID/smaps');
+    const smaps = await dut.guest.readFile('/proc/self/smaps');
     const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
     return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
   };

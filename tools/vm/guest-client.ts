@@ -7,6 +7,7 @@
 import type { Duplex } from 'node:stream';
 import type { NativeAddon } from '../../native/index.js';
 import {
+  type BatchOutcome,
   type ErrorInfo,
   type ExecResult,
   type GuestPattern,
@@ -54,6 +55,11 @@ export type RemoteNative = {
     : never;
 };
 
+/** One addon call by name, its arguments typed as the addon's (for nativeBatch). */
+export type NativeCall = {
+  [K in keyof RemoteNative]: { fn: K; args: Parameters<RemoteNative[K]> };
+}[keyof RemoteNative];
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
@@ -80,12 +86,22 @@ export class GuestClient {
     private readonly stream: Duplex,
     private readonly options: ClientOptions,
   ) {
-    this.ready = new Promise((resolve) => (this.announceReady = resolve));
+    let refuse!: (error: Error) => void;
+    this.ready = new Promise((resolve, reject) => {
+      this.announceReady = resolve;
+      refuse = reject;
+    });
+    // A channel that closes before the agent said ready (a relay with no guest left) must not leave callers waiting.
+    this.ready.catch(() => undefined);
     const decoder = new LineDecoder();
     stream.on('data', (chunk: Buffer) => {
       for (const line of decoder.push(chunk)) this.dispatch(decodeMessage(line));
     });
-    stream.on('close', () => this.fail(new GuestGoneError('the guest channel closed')));
+    stream.on('close', () => {
+      const gone = new GuestGoneError('the guest channel closed');
+      refuse(gone);
+      this.fail(gone);
+    });
     stream.on('error', () => undefined); // 'close' follows and reports it
     this.native = new Proxy({} as RemoteNative, {
       get: (_target, fn) =>
@@ -150,6 +166,14 @@ export class GuestClient {
   }
 
   /**
+   * Runs native calls one after another in the guest in one request (vm/protocol.ts BatchArgs):
+   * the same calls in the same order as one request each, without a round trip per call.
+   */
+  nativeBatch(calls: NativeCall[], until?: 'ok' | 'error'): Promise<BatchOutcome[]> {
+    return this.request({ op: 'batch', args: { calls, ...(until !== undefined && { until }) } });
+  }
+
+  /**
    * The guest kernel's log since `since`, read by the agent from /dev/kmsg
    * without spawning anything; without `since`, no lines and a cursor at the
    * log's current end. A cursor from an earlier boot reads the current boot
@@ -167,6 +191,11 @@ export class GuestClient {
   /** A guest file's content as text, read by the agent itself (no `cat` to spawn); /proc/self is the agent. */
   readFile(path: string): Promise<string> {
     return this.request({ op: 'readFile', args: { path } });
+  }
+
+  /** Writes `data` to a guest file from the agent (no shell to spawn): open O_WRONLY|O_CREAT|O_TRUNC, one write, as `>` does. */
+  async writeFile(path: string, data: string): Promise<void> {
+    await this.request({ op: 'writeFile', args: { path, data } });
   }
 
   /** Rejects every pending and future request. */

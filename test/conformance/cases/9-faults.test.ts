@@ -6,6 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { moduleName, pagePattern, writePagePatterns } from '../device.js';
+import type { NativeCall } from '../../../tools/vm/guest-client.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
 
@@ -151,16 +152,21 @@ done({'ok': True})
     const refsBefore = await refcnt();
     const vmasBefore = await vmaCount(t, t.profile.device);
     const past = t.dut.offset + t.dut.size;
-    for (let i = 0; i < 200; i++) {
-      let addr: bigint;
-      try {
-        addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED, fd, past + BigInt(i % 4) * page());
-      } catch (error) {
-        expect(REFUSALS).toContain((error as { code?: string }).code);
-        continue;
+    // The mmaps go in batches (one request, the same calls in the same order) that stop at the
+    // first one accepted, so that each accepted mapping is probed and unmapped before the next mmap.
+    for (let i = 0; i < 200; ) {
+      const attempts: NativeCall[] = [];
+      for (let j = i; j < 200; j++) attempts.push({ fn: 'mmap', args: [0n, page(), c.PROT_READ, c.MAP_SHARED, fd, past + BigInt(j % 4) * page()] });
+      for (const attempt of await t.dut.guest.nativeBatch(attempts, 'ok')) {
+        i++;
+        if (!attempt.ok) {
+          expect(REFUSALS).toContain(attempt.error.code);
+          continue;
+        }
+        const addr = attempt.value as bigint;
+        expect(await native.probe(addr, 'read')).toBe('SIGBUS');
+        await native.munmap(addr, page());
       }
-      expect(await native.probe(addr, 'read')).toBe('SIGBUS');
-      await native.munmap(addr, page());
     }
     expect(await refcnt()).toBe(refsBefore);
     expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);
@@ -184,10 +190,13 @@ done({'ok': True})
     if (t.profile.private === 'rejected') attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_PRIVATE, codes: REFUSALS });
     if (!t.profile.writable) attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: ['EACCES', 'EPERM'] });
     for (const { fd, prot, flags, codes } of attempts) {
-      for (let i = 0; i < 200; i++) {
-        const attempt = native.mmap(0n, page(), prot, flags, fd, t.dut.offset);
-        await expect(attempt).rejects.toMatchObject({ code: expect.stringMatching(new RegExp(`^(${codes.join('|')})$`)) });
+      // 200 mmaps in one request (the same calls in the same order), stopping at one accepted.
+      const calls: NativeCall[] = Array.from({ length: 200 }, () => ({ fn: 'mmap', args: [0n, page(), prot, flags, fd, t.dut.offset] }));
+      const outcomes = await t.dut.guest.nativeBatch(calls, 'ok');
+      for (const outcome of outcomes) {
+        expect(outcome).toMatchObject({ ok: false, error: { code: expect.stringMatching(new RegExp(`^(${codes.join('|')})$`)) } });
       }
+      expect(outcomes).toHaveLength(200);
     }
     expect(await refcnt()).toBe(refsBefore);
     expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);

@@ -90,9 +90,11 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
  */
 export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   const program = `${PRELUDE}\n${body}\n`;
-  // Started by the agent itself (no shell in between), so the agent's pid is its parent's.
+  // Started by the agent itself (no shell in between). -I -S: no site module, user site or
+  // PYTHON* variables, which the program (standard library only) does not need and which cost
+  // file lookups over the guest's 9p root at every start.
   const agent = (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
-  const out = await t.dut.guest.run(['python3', '-c', program], { env: { AGENT: agent } });
+  const out = await t.dut.guest.run(['python3', '-I', '-S', '-c', program], { env: { AGENT: agent } });
   const last = out.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as T;
 }
