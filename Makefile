@@ -13,9 +13,10 @@ setup:
 build: setup
 	@$(MMAPKIT) build
 
-# Build, boot, load the reference driver, run the conformance suite, print a summary.
+# Build, boot, load the reference driver, run the conformance suite's core cases on
+# its profiles, print a summary: the edit-build-run loop. FULL=1 runs every case.
 run: setup
-	@$(MMAPKIT) test
+	@$(MMAPKIT) test $(if $(FULL),,--quick)
 
 # Every test: host unit tests, the VM-backed conformance suite and CLI checks, and the lint.
 test: setup

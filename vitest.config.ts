@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     reporters: ['default', './tools/vitest-summary.ts'],
     sequence: { sequencer: PathOrderSequencer },
+    // `mmapkit test --quick` (and `make run`) runs the cases tagged core: one or two per catalogue area.
+    tags: [{ name: 'core', description: 'the quick conformance run: one or two cases per catalogue area' }],
     // Files run one after another: a VM under TCG needs both cores, and the
     // conformance suite shares one guest between its files.
     fileParallelism: false,

@@ -8,15 +8,16 @@ import path from 'node:path';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build.js';
 import { buildFixtures, fixturesBuildDir } from './fixtures.js';
-import { lintModule } from './lint.js';
+import type { GuestKernel } from './kernel.js';
+import { lintKernels } from './lint.js';
 import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { reportEnd, say } from './report.js';
-import { runConformance } from './test-command.js';
+import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test-command.js';
 import { EXPLAIN_HELP, TRACE_HELP, explainCommand, traceCommand } from './trace/command.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
 import { SessionEndedError, VmSession } from './vm/session.js';
-import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, withGuest } from './vm-command.js';
+import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './vm-command.js';
 import { moduleObject } from './paths.js';
 
 const HELP: Record<string, string> = {
@@ -37,7 +38,7 @@ Commands:
 Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
 120 guest kernel crashed, 121 boot failed, 124 timed out.
 Run 'mmapkit <command> --help' for a command's options.`,
-  build: `usage: mmapkit build [--kernel REL|PATH] [--kdir DIR] [--verbose]
+  build: `usage: mmapkit build [--kernel K | --kernels all|LIST] [--kdir DIR] [--verbose]
 
 Builds kmod/ against the guest kernel's headers, the native addon, the guest
 agent bundle, and type-checks the TypeScript. Steps whose inputs did not change
@@ -56,7 +57,7 @@ ${VM_HELP}`,
 An interactive shell in the guest, with the module loaded. 'exit' powers the guest off.
   --no-module         do not load the module first
 ${VM_HELP}`,
-  lint: `usage: mmapkit lint [--kernel REL|PATH] [--kdir DIR]
+  lint: `usage: mmapkit lint [--kernel K | --kernels all|LIST] [--kdir DIR]
 
 Kernel-side lint of kmod/: checkpatch.pl --strict (from the kernel source that
 make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
@@ -66,22 +67,32 @@ Boots the guest and runs the conformance suite (test/conformance) against
 each profile's device, loading its module first, then prints a pass/fail
 summary with the boot time and the accelerator used. Without --profile: the
 reference driver's profiles (test/profiles/*.json) and the driver's own cases.
-A case a profile rules out is skipped with the reason.
+A case a profile rules out is skipped with the reason. If the guest kernel
+crashes or hangs under a case, that case is reported CRASHED with the console
+lines, a new guest is booted, the module reloaded, and the run goes on (exit 120
+for a crash, 124 for a hang, even if every other case passed).
+The last line is "N passed, N failed, N skipped, N crashed".
   --profile FILE      a device profile (JSON; see the README); repeatable
+  --reporter NAME     vitest reporter: ${REPORTERS.join(', ')} (default verbose); repeatable
+  --output-file FILE  where file-writing reporters (junit, json) write instead of stdout
+  --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory)
+  --quick             only the core cases, one or two per catalogue area (what make run runs)
 ${VM_HELP}`,
 };
 
 async function buildCommand(args: string[]): Promise<number> {
   const { values } = parseOptions(args, {
     kernel: VM_OPTIONS.kernel,
+    kernels: VM_OPTIONS.kernels,
     kdir: VM_OPTIONS.kdir,
     verbose: { type: 'boolean', default: false },
     help: VM_OPTIONS.help,
   });
   if (values.help) return help('build');
-  const kernel = kernelOf(values);
-  say(`guest kernel ${kernel.version} (headers ${kernel.headers})`);
-  await build({ kernel, verbose: values.verbose, log: say });
+  for (const kernel of kernelsOf(values)) {
+    say(`guest kernel ${kernel.version} (headers ${kernel.headers})`);
+    await build({ kernel, verbose: values.verbose, log: say });
+  }
   return ExitCode.PASSED;
 }
 
@@ -144,9 +155,35 @@ async function vmShell(args: string[]): Promise<number> {
 }
 
 async function testCommand(args: string[]): Promise<number> {
-  const { values } = parseOptions(args, { ...VM_OPTIONS, profile: { type: 'string', multiple: true } });
+  const { values } = parseOptions(args, {
+    ...VM_OPTIONS,
+    profile: { type: 'string', multiple: true },
+    reporter: { type: 'string', multiple: true },
+    'output-file': { type: 'string' },
+    results: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  });
   if (values.help) return help('test');
-  const kernel = kernelOf(values);
+  const reporters = (values.reporter ?? []).map(reporterOf);
+  const kernels = kernelsOf(values);
+  return forEachKernel(kernels, (kernel) =>
+    testOnKernel(kernel, values, {
+      ...(reporters.length > 0 && { reporters }),
+      ...(values['output-file'] !== undefined && { outputFile: perKernel(values['output-file'], kernel, kernels) }),
+      ...(values.results !== undefined && { resultsFile: perKernel(values.results, kernel, kernels) }),
+      quick: values.quick,
+    }),
+  );
+}
+
+/** With several kernels, each writes its own file: results.json becomes results-<release>.json. */
+function perKernel(file: string, kernel: GuestKernel, kernels: GuestKernel[]): string {
+  if (kernels.length === 1) return file;
+  const { dir, name, ext } = path.parse(file);
+  return path.join(dir, `${name}-${kernel.version}${ext}`);
+}
+
+async function testOnKernel(kernel: GuestKernel, values: VmFlags & { profile?: string[] }, report: ReportOptions): Promise<number> {
   const options = guestOptions(values, kernel);
   const files = values.profile ?? [];
   // Bad profiles are found before anything is built or booted.
@@ -155,13 +192,19 @@ async function testCommand(args: string[]): Promise<number> {
   const fixtures = fixturesBuildDir(kernel.version) + path.sep;
   if (profiles.some((profile) => profile.module?.startsWith(fixtures) === true)) await buildFixtures(kernel, say);
   for (const profile of profiles) checkModule(profile, kernel.version);
-  return runConformance(options, { profiles, explicit: files.length > 0 });
+  return runConformance(options, { profiles, explicit: files.length > 0 }, report);
+}
+
+function reporterOf(name: string): ReporterName {
+  const known: readonly string[] = REPORTERS;
+  if (known.includes(name)) return name as ReporterName;
+  throw new UserError(`--reporter takes one of ${REPORTERS.join(', ')}, not '${name}'`);
 }
 
 async function lintCommand(args: string[]): Promise<number> {
-  const { values } = parseOptions(args, { kernel: VM_OPTIONS.kernel, kdir: VM_OPTIONS.kdir, help: VM_OPTIONS.help });
+  const { values } = parseOptions(args, { kernel: VM_OPTIONS.kernel, kernels: VM_OPTIONS.kernels, kdir: VM_OPTIONS.kdir, help: VM_OPTIONS.help });
   if (values.help) return help('lint');
-  const problems = await lintModule(kernelOf(values), say);
+  const problems = await lintKernels(kernelsOf(values), say);
   return problems === 0 ? ExitCode.PASSED : ExitCode.TESTS_FAILED;
 }
 

@@ -7,7 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { build } from './build.js';
 import { UserError } from './exit-codes.js';
-import { type GuestKernel, discoverKernel } from './kernel.js';
+import { type GuestKernel, discoverKernel, discoverKernels } from './kernel.js';
 import { reportEnd, say } from './report.js';
 import { type GuestRunOptions, startGuest } from './vm/guest-run.js';
 import { EXIT_CODE_OF } from './vm/outcome.js';
@@ -15,6 +15,7 @@ import type { AccelChoice, VmSession } from './vm/session.js';
 
 export const VM_OPTIONS = {
   kernel: { type: 'string' },
+  kernels: { type: 'string' },
   kdir: { type: 'string' },
   accel: { type: 'string', default: 'tcg' },
   'boot-timeout': { type: 'string' },
@@ -28,6 +29,8 @@ export const VM_HELP = `
 Kernel and VM options:
   --kernel K          guest kernel: a series (6.1, 6.12: its newest release in /boot), a release
                       (as in /boot/vmlinuz-REL) or an image path (default: newest 6.1)
+  --kernels LIST      run once per kernel: all (every installed series) or a comma list, e.g. 6.1,6.12;
+                      one summary per kernel, then a combined verdict
   --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
   --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
   --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
@@ -38,6 +41,7 @@ Kernel and VM options:
 
 export interface VmFlags {
   kernel?: string;
+  kernels?: string;
   kdir?: string;
   accel?: string;
   'boot-timeout'?: string;
@@ -71,7 +75,40 @@ export function accelOf(value: string | undefined): AccelChoice {
 }
 
 export function kernelOf(flags: VmFlags): GuestKernel {
+  if (flags.kernels !== undefined) throw new UserError('this command runs on one kernel: use --kernel (--kernels is for build, lint, test, trace and explain)');
   return discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
+}
+
+/**
+ * The kernels a command runs on: `--kernels all` (every installed series) or
+ * a comma list, else the one `--kernel` names (default: the 6.1 series).
+ */
+export function kernelsOf(flags: VmFlags): GuestKernel[] {
+  if (flags.kernels === undefined) return [kernelOf(flags)];
+  if (flags.kernel !== undefined || flags.kdir !== undefined) throw new UserError('--kernels cannot be combined with --kernel or --kdir');
+  const names = flags.kernels.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '')) throw new UserError(`--kernels takes all or a comma list of series or releases, not '${flags.kernels}'`);
+  return discoverKernels(flags.kernels === 'all' ? 'all' : names);
+}
+
+/**
+ * Runs a command once per kernel, one after another, and gives the combined
+ * verdict: a line per kernel, and the worst exit code (a crash, boot failure
+ * or timeout outranks failed cases, which outrank a pass).
+ */
+export async function forEachKernel(kernels: GuestKernel[], run: (kernel: GuestKernel) => Promise<number>): Promise<number> {
+  if (kernels.length === 1) return run(kernels[0]!);
+  const verdicts: { kernel: GuestKernel; code: number }[] = [];
+  for (const kernel of kernels) {
+    process.stdout.write(`\n=== kernel ${kernel.version} (series ${kernel.series}) ===\n`);
+    verdicts.push({ kernel, code: await run(kernel) });
+  }
+  const worst = Math.max(...verdicts.map(({ code }) => code));
+  process.stdout.write(
+    `\n${verdicts.map(({ kernel, code }) => `kernel ${kernel.version}: ${code === 0 ? 'passed' : `failed (exit ${code})`}`).join('\n')}\n` +
+      `all kernels: ${worst === 0 ? 'passed' : 'failed'}\n`,
+  );
+  return worst;
 }
 
 /** Everything a guest needs from the flags; invalid values fail here, before anything is built or booted. */

@@ -4,6 +4,9 @@
  * the bug. Each run is `mmapkit test --profile <fixture>/profile.json`, as a
  * driver author would run it.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { fixtureProfile } from '../../tools/fixtures.js';
@@ -13,7 +16,7 @@ interface Expectation {
   fixture: string;
   /** The case that must fail (its title, as the verbose reporter prints it). */
   caughtBy: RegExp;
-  /** 1: cases failed; a bug that then kills the guest may end the run as a crash or a timeout. */
+  /** 1: cases failed; 120: the bug also crashed the guest (reported, and the run went on); 124: it hung it. */
   exitCodes: number[];
 }
 
@@ -24,13 +27,13 @@ const BUGGY: Expectation[] = [
   { fixture: 'fixture-bug-stale', caughtBy: /a whole-device map reads zero right after load/, exitCodes: [ExitCode.TESTS_FAILED] },
   { fixture: 'fixture-bug-dontexpand', caughtBy: /mremap cannot grow a mapping past the region/, exitCodes: [ExitCode.TESTS_FAILED] },
   { fixture: 'fixture-bug-cow', caughtBy: /MAP_PRIVATE with PROT_WRITE is refused/, exitCodes: [ExitCode.TESTS_FAILED, ExitCode.GUEST_CRASHED] },
-  // Unloaded while mapped: the case fails, then the unmap touches freed module memory.
+  // Unloaded while mapped: the case fails, then the unmap touches freed module memory and the guest dies.
   {
     fixture: 'fixture-bug-noowner',
     caughtBy: /the module cannot be unloaded while a mapping outlives its fd/,
     exitCodes: [ExitCode.TESTS_FAILED, ExitCode.GUEST_CRASHED],
   },
-  // The watchdog in the reading child catches it; later in-process touches hang until the request deadline.
+  // The watchdog in the reading child catches it; a later in-process touch hangs the agent until the request deadline.
   {
     fixture: 'fixture-bug-livelock',
     caughtBy: /a whole-device map reads zero right after load/,
@@ -38,27 +41,51 @@ const BUGGY: Expectation[] = [
   },
 ];
 
-async function runProfile(profile: string): Promise<{ code: number | null; output: string }> {
-  const { code, stdout, stderr } = await runCli('test', '--profile', profile);
-  // eslint-disable-next-line no-control-regex
-  return { code, output: (stdout + stderr).replace(/\x1b\[[0-9;]*m/g, '') };
+interface Results {
+  counts: { passed: number; failed: number; skipped: number; crashed: number };
+  exitCode: number;
+  crashes: { state: string; reason: string }[];
+  cases: { name: string; outcome: string }[];
 }
 
-/** The titles of the cases that failed, from the verbose reporter's "×" lines. */
-const failedCases = (output: string): string[] =>
-  output.split('\n').filter((line) => /^\s*×/.test(line)).map((line) => line.split(' > ').at(-1) ?? line);
+async function runProfile(profile: string): Promise<{ code: number | null; output: string; results: Results }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-fixture-'));
+  try {
+    const file = path.join(dir, 'results.json');
+    const { code, stdout, stderr } = await runCli('test', '--profile', profile, '--results', file);
+    // eslint-disable-next-line no-control-regex
+    const output = (stdout + stderr).replace(/\x1b\[[0-9;]*m/g, '');
+    return { code, output, results: JSON.parse(readFileSync(file, 'utf8')) as Results };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const title = (name: string): string => name.split(' > ').at(-1) ?? name;
 
 describe('the conformance suite against fixture drivers', () => {
+  let casesInARun = 0;
+
   it('passes the correct fixture', async () => {
-    const { code, output } = await runProfile(fixtureProfile('fixture-correct'));
-    expect(failedCases(output)).toEqual([]);
-    expect(output).toMatch(/^conformance: \d+ passed, 0 failed/m);
+    const { code, output, results } = await runProfile(fixtureProfile('fixture-correct'));
+    expect(results.cases.filter((result) => result.outcome === 'failed' || result.outcome === 'crashed')).toEqual([]);
+    expect(output).toMatch(/^\d+ passed, 0 failed, \d+ skipped, 0 crashed$/m);
     expect(code).toBe(ExitCode.PASSED);
+    casesInARun = results.cases.length;
   });
 
   it.each(BUGGY)('fails $fixture, naming the case that caught it', async ({ fixture, caughtBy, exitCodes }) => {
-    const { code, output } = await runProfile(fixtureProfile(fixture));
+    const { code, output, results } = await runProfile(fixtureProfile(fixture));
     expect(exitCodes).toContain(code);
-    expect(failedCases(output).some((title) => caughtBy.test(title))).toBe(true);
+    expect(results.exitCode).toBe(code);
+    const caught = results.cases.filter((result) => (result.outcome === 'failed' || result.outcome === 'crashed') && caughtBy.test(title(result.name)));
+    expect(caught, `failed: ${results.cases.filter((r) => r.outcome !== 'passed' && r.outcome !== 'skipped').map((r) => r.name).join('; ')}`).not.toEqual([]);
+    // A crash or hang is reported as such, and the run went on to the end: every case has a result.
+    if (code === ExitCode.GUEST_CRASHED || code === ExitCode.TIMED_OUT) {
+      expect(results.crashes.length).toBeGreaterThan(0);
+      expect(results.counts.crashed).toBeGreaterThan(0);
+      expect(output).toMatch(/CRASHED: /);
+    }
+    if (casesInARun > 0) expect(results.cases.length).toBe(casesInARun);
   });
 });

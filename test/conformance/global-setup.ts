@@ -5,17 +5,13 @@
  * MMAPKIT_GUEST_SOCKET; a plain `vitest run` boots one here. Either way the
  * test workers reach it through the socket provided as `guestSocket`.
  */
-import { rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { describeFindings } from '../../tools/report.js';
 import { discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
-import { GUEST_SOCKET_ENV } from '../../tools/test-command.js';
+import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test-command.js';
 import { crashExcerpt, tail } from '../../tools/vm/console.js';
-import { startGuest } from '../../tools/vm/guest-run.js';
-import { startRelay } from '../../tools/vm/relay.js';
+import { shareGuest } from '../../tools/vm/guest-run.js';
 import type { AccelChoice } from '../../tools/vm/session.js';
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
@@ -27,26 +23,27 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     project.provide('guestSocket', external);
     return undefined;
   }
-  const session = await startGuest({
+  const shared = await shareGuest({
     kernel,
     accel: (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice,
+    requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
     log: (line) => process.stderr.write(`mmapkit: ${line}\n`),
   });
-  const socket = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}.sock`);
-  const relay = await startRelay(socket, session.guest, session.ready!);
-  project.provide('guestSocket', socket);
+  project.provide('guestSocket', shared.socket);
   return async () => {
-    relay.close();
-    rmSync(socket, { force: true });
-    const end = await session.stop();
-    const lines = session.lines();
-    if (end.state !== 'completed') {
-      const excerpt = crashExcerpt(lines, session.findings());
-      throw new Error(`${end.reason}\n${(excerpt.length > 0 ? excerpt : tail(lines)).join('\n')}`);
+    const end = await shared.close();
+    const { crashes, sessions } = shared.supervisor;
+    // The reference driver must never crash the guest: each crash fails the run, with its console lines.
+    const problems = crashes.map((crash) => `${crash.reason} (console: ${crash.consoleLog})\n${crash.excerpt.join('\n')}`);
+    const last = sessions.at(-1);
+    if (end.state !== 'completed' && last !== undefined) {
+      const lines = last.lines();
+      const excerpt = crashExcerpt(lines, last.findings());
+      problems.push(`${end.reason}\n${(excerpt.length > 0 ? excerpt : tail(lines)).join('\n')}`);
     }
     // Every case passing is not enough: the kernel must not have complained either.
-    if (session.findings().length > 0) {
-      throw new Error(`the guest kernel logged: ${describeFindings(session.findings())} (console: ${session.consoleLog})`);
-    }
+    const findings = sessions.flatMap((session) => session.findings());
+    if (findings.length > 0) problems.push(`the guest kernel logged: ${describeFindings(findings)} (console: ${last?.consoleLog ?? '?'})`);
+    if (problems.length > 0) throw new Error(problems.join('\n'));
   };
 }

@@ -9,7 +9,8 @@ import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inj
 import type { Profile } from '../../tools/profile.js';
 import { type Finding, findings } from '../../tools/vm/console.js';
 import type { KmsgCursor } from '../../vm/protocol.js';
-import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
+import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/vm/relay.js';
+import { type DeviceUnderTest, type ProfileTarget, ensureModule, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 /** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */
@@ -66,10 +67,32 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       mappings = new Mappings(dut);
       logCursor = (await dut.guest.kernelLog()).cursor;
     });
+    /**
+     * The guest died under this case and the relay booted a new one: attach to it, load the
+     * profile's module again, and forget what the dead guest held; then fail the case as CRASHED.
+     */
+    const recoverFromCrash = async (error: unknown): Promise<never> => {
+      const code = (error as { code?: string }).code;
+      if (code !== CRASHED_CODE && code !== REBOOTED_CODE) throw error;
+      // Even if the case caught its own failed request, the crash is what this case is remembered for.
+      const crashed = code === CRASHED_CODE ? error : new Error(`${CRASHED_MARK} ${(error as Error).message}`);
+      const target = need(dut);
+      try {
+        await target.guest.reattach();
+        if (profile.module !== undefined) await ensureModule(target.guest, profile.module, profile.moduleParams);
+        mappings = new Mappings(target);
+        logCursor = (await target.guest.kernelLog()).cursor;
+      } catch (reattachError) {
+        // No guest left (too many crashes): the remaining cases fail as not run; this one still crashed.
+        if ((reattachError as { code?: string }).code !== GONE_CODE) throw reattachError;
+      }
+      throw crashed;
+    };
+
     afterEach(async () => {
-      await need(mappings).release();
+      await need(mappings).release().catch(recoverFromCrash);
       // One read per case: what was logged since the last one, cleanup included.
-      const read = await kernelLogSince(need(dut), need(logCursor));
+      const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
       const found = findings(read.lines);
       // Catalogue F7: on x86 6.1, unmapping part of a whole-VMA PFN map of MMIO makes PAT's

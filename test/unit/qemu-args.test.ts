@@ -127,6 +127,11 @@ describe('qemuArgs: the kernel command line', () => {
     expect(words).toContain('oops=panic');
   });
 
+  it('boots so that uncleared driver memory shows stale bytes, not zeroes (catalogue bug #5)', () => {
+    expect(words).toContain('init_on_alloc=0');
+    expect(words).toContain('page_poison=1');
+  });
+
   it('passes the guest parameters as mmapkit.<key>=<value>', () => {
     expect(words).toContain('mmapkit.mode=agent');
     expect(words).toContain('mmapkit.uid=1000');

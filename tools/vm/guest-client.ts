@@ -166,6 +166,14 @@ export class GuestClient {
   }
 
   /**
+   * Through the relay only: attaches this connection to the guest that replaced
+   * a crashed one (tools/vm/relay.ts); its old fds and mappings are gone.
+   */
+  reattach(): Promise<ReadyMessage> {
+    return this.request({ op: 'reattach', args: {} });
+  }
+
+  /**
    * Runs native calls one after another in the guest in one request (vm/protocol.ts BatchArgs):
    * the same calls in the same order as one request each, without a round trip per call.
    */

@@ -3,9 +3,15 @@
  * under test, and stop everything again. Shared by `vm run`, `test` and the
  * conformance suite's vitest global setup.
  */
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
+import { GuestSupervisor } from './guest-supervisor.js';
+import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
+import { startRelay } from './relay.js';
 import { type AccelChoice, type BootOptions, VmSession } from './session.js';
 
 export interface GuestRunOptions {
@@ -17,6 +23,8 @@ export interface GuestRunOptions {
   showConsole?: boolean;
   bootTimeoutS?: number;
   runTimeoutS?: number;
+  /** Deadline for one request to the guest: past it the guest is presumed hung. */
+  requestTimeoutS?: number;
   /** Guest RAM (default: BootOptions' 1024 MiB). */
   memoryMiB?: number;
   /** TCG instruction counting (BootOptions.icount). */
@@ -28,7 +36,7 @@ export interface GuestRunOptions {
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'memoryMiB', 'icount', 'qemuDevices'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'memoryMiB', 'icount', 'qemuDevices'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(
@@ -45,4 +53,34 @@ export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
     }
   }
   return session;
+}
+
+/** A guest the test workers share through a relay socket, replaced whenever it crashes. */
+export interface SharedGuest {
+  supervisor: GuestSupervisor;
+  /** The relay's unix socket (tools/vm/relay.ts). */
+  socket: string;
+  /** Closes the relay and stops the live guest; the last session's end. */
+  close(): Promise<SessionEnd>;
+}
+
+export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest> {
+  const supervisor = await GuestSupervisor.start(() => startGuest(options), options.log);
+  const socket = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}-${Date.now().toString(36)}.sock`);
+  let relay;
+  try {
+    relay = await startRelay(socket, supervisor);
+  } catch (error) {
+    await supervisor.stop();
+    throw error;
+  }
+  return {
+    supervisor,
+    socket,
+    async close() {
+      relay.close();
+      rmSync(socket, { force: true });
+      return supervisor.stop();
+    },
+  };
 }

@@ -75,6 +75,15 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
 /** QEMU's option syntax splits on commas; a literal comma is written twice. */
 const optionValue = (value: string): string => value.replace(/,/g, ',,');
 
+/**
+ * Debian zeroes every page allocation (INIT_ON_ALLOC_DEFAULT_ON=y), which hides
+ * a driver that maps memory it never cleared (catalogue section 4, bug #5).
+ * page_poison=1 fills freed pages with 0xaa (include/linux/poison.h) and
+ * overrides init_on_alloc (mm/page_alloc.c:919-950); init_on_alloc=0 says so
+ * explicitly, so an uncleared buffer shows stale bytes instead of zeroes.
+ */
+export const LEAK_REVEALING = ['init_on_alloc=0', 'page_poison=1'];
+
 export function kernelCommandLine(config: QemuConfig): string {
   for (const [key, value] of Object.entries(config.guestParams)) {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
@@ -87,7 +96,7 @@ export function kernelCommandLine(config: QemuConfig): string {
   const fbcon = (config.devices ?? []).some((device) => device.name === 'bochs') ? ['fbcon=map:1'] : [];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
-  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...fbcon, ...params].join(' ');
+  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');
 }
 
 export function qemuArgs(config: QemuConfig): string[] {
