@@ -57,20 +57,37 @@ export function mmapCallsRemap(trace: TraceAnalysis): boolean {
   return trace.syscalls.some(({ node }) => node.name === '__x64_sys_mmap' && mmapHookCalls(node, 'remap_pfn_range'));
 }
 
-function mmapHookCalls(root: GraphNode, callee: string): boolean {
+/**
+ * The calls of the file's ->mmap in an mmap() graph. On 6.1 it is the child
+ * of mmap_file (or call_mmap); on 6.12 both are inline (mm/internal.h) and
+ * the hook is a direct child of __mmap_region, next to other kernel calls,
+ * so there it is the module function or the `*_mmap` callee that is not one
+ * of __mmap_region's own notifiers.
+ */
+export function mmapHooks(root: GraphNode): GraphNode[] {
+  const hooks: GraphNode[] = [];
   for (const { node } of walk(root)) {
-    if (node.name !== 'mmap_file' && node.name !== 'call_mmap') continue;
-    for (const { node: inner } of walk(node)) if (inner.name === callee) return true;
+    if (node.name === 'mmap_file' || node.name === 'call_mmap') {
+      if (node.children[0] !== undefined) hooks.push(node.children[0]);
+    } else if (node.name === '__mmap_region') {
+      hooks.push(...node.children.filter((child) => child.module !== undefined || (/_mmap$/.test(child.name) && !REGION_NOTIFIERS.has(child.name))));
+    }
   }
-  return false;
+  return hooks;
+}
+
+/** What 6.12's __mmap_region calls that is named *_mmap but is not the file's ->mmap. */
+const REGION_NOTIFIERS = new Set(['perf_event_mmap', 'uprobe_mmap', 'memfd_check_seals_mmap']);
+
+function mmapHookCalls(root: GraphNode, callee: string): boolean {
+  return mmapHooks(root).some((hook) => [...walk(hook)].some(({ node }) => node.name === callee));
 }
 
 /** The ->mmap hook's own name as the trace shows it (mmapkit_mmap_remap, shmem_mmap, ...). */
 export function mmapHookName(trace: TraceAnalysis): string | undefined {
   for (const { node } of trace.syscalls) {
-    for (const { node: each } of walk(node)) {
-      if ((each.name === 'mmap_file' || each.name === 'call_mmap') && each.children[0] !== undefined) return each.children[0].name;
-    }
+    const hook = mmapHooks(node)[0];
+    if (hook !== undefined) return hook.name;
   }
   return undefined;
 }

@@ -9,13 +9,16 @@ import type { ParseArgsConfig } from 'node:util';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BUILD_DIR } from '../paths.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
+import type { GuestKernel } from '../kernel.js';
 import { say } from '../report.js';
 import type { VmSession } from '../vm/session.js';
-import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, withGuest } from '../vm-command.js';
+import { VM_HELP, VM_OPTIONS, ensureBuilt, forEachKernel, guestOptions, kernelsOf, parseOptions, withGuest } from '../vm-command.js';
 import { SCENARIOS, type ScenarioName } from '../../vm/scenario-types.js';
-import { renderHtml } from './html.js';
+import { type KernelRun, compareKernels, renderComparisonText, sideOf } from './compare.js';
+import { type ForkAfterCow, probeForkAfterCow } from './fork-probe.js';
+import { renderComparisonHtml, renderHtml } from './html.js';
 import { measureTargets, prepareTracing, recordScenario } from './record.js';
-import { type ExplainEvidence, buildReport, renderText } from './report.js';
+import { type ExplainEvidence, type RecordedTrace, buildReport, renderText } from './report.js';
 import { describeRecording } from './trace-text.js';
 
 const OUT_HELP = `
@@ -44,6 +47,11 @@ decoded smaps VmFlags, a picture of the address space, driver PFNs against
 pagemap, and minor-fault counts for the remap device, the fault device and a
 tmpfs file. Then checks the articles' claims against those measurements.
 Prints the report and writes it as one self-contained HTML file.
+With --kernels (all, or a list such as 6.1,6.12), runs once per kernel, each
+report in a directory of its own, then compares the kernels from those runs
+(functions on one kernel's mmap or fault path only, the lock each fault ran
+under, VmFlags, fork after copy-on-write, timings): printed, and written as
+comparison.html next to the per-kernel directories.
   --device D          the device under study: remap (default), fault or ro
   --pages N           pages touched per target (default 8)
 ${OUT_HELP}${VM_HELP}`;
@@ -92,8 +100,7 @@ const relative = (file: string): string => {
 };
 
 /** Builds what is stale and runs `work` in a guest; a kernel warning during it fails the command. */
-async function inGuest(values: Values, work: (session: VmSession) => Promise<number>): Promise<number> {
-  const kernel = kernelOf(values);
+async function inGuest(values: Values, kernel: GuestKernel, work: (session: VmSession) => Promise<number>): Promise<number> {
   const options = guestOptions(values, kernel);
   await ensureBuilt(kernel);
   const outcome = await withGuest(options, work);
@@ -107,7 +114,7 @@ async function inGuest(values: Values, work: (session: VmSession) => Promise<num
 }
 
 export async function traceCommand(args: string[]): Promise<number> {
-  const values = parse(args, ['device', 'scenario', 'pages', 'kernel', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
+  const values = parse(args, ['device', 'scenario', 'pages', 'kernel', 'kernels', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
   if (values.help === true) {
     process.stdout.write(`${TRACE_HELP}\n`);
     return ExitCode.PASSED;
@@ -116,8 +123,21 @@ export async function traceCommand(args: string[]): Promise<number> {
   const scenario = values.scenario as ScenarioName;
   if (!SCENARIOS.includes(scenario)) throw new UserError(`--scenario takes ${SCENARIOS.join(', ')}, not '${String(values.scenario)}'`);
   const pages = pagesOf(values.pages, 4);
-  const dir = outDir(values, `${scenario}-${path.basename(target)}`);
-  return inGuest(values, async (session) => {
+  const kernels = kernelsOf(values);
+  guestOptions(values, kernels[0]!); // bad VM options fail before anything boots
+  const top = outDir(values, `${scenario}-${path.basename(target)}`);
+  // With several kernels each gets a directory of its own, named by its release.
+  const dirOf = (kernel: GuestKernel): string => (kernels.length > 1 ? ensureDir(path.join(top, kernel.version)) : top);
+  return forEachKernel(kernels, (kernel) => traceOn(values, kernel, dirOf(kernel), scenario, target, pages));
+}
+
+const ensureDir = (dir: string): string => {
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
+
+function traceOn(values: Values, kernel: GuestKernel, dir: string, scenario: ScenarioName, target: string, pages: number): Promise<number> {
+  return inGuest(values, kernel, async (session) => {
     await prepareTracing(session.guest);
     const create = !target.startsWith('/dev/') && target.startsWith('/tmp/');
     const recording = await recordScenario(session.guest, scenario, target, pages, create);
@@ -134,7 +154,7 @@ export async function traceCommand(args: string[]): Promise<number> {
 export const EXPLAIN_FILE = '/tmp/mmapkit-explain.dat';
 
 export async function explainCommand(args: string[]): Promise<number> {
-  const values = parse(args, ['device', 'pages', 'kernel', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
+  const values = parse(args, ['device', 'pages', 'kernel', 'kernels', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
   if (values.help === true) {
     process.stdout.write(`${EXPLAIN_HELP}\n`);
     return ExitCode.PASSED;
@@ -143,13 +163,46 @@ export async function explainCommand(args: string[]): Promise<number> {
   if (kind !== 'remap' && kind !== 'fault' && kind !== 'ro') throw new UserError(`--device takes remap, fault or ro, not '${kind}'`);
   const device = devicePath(kind);
   const pages = pagesOf(values.pages, 8);
-  const dir = outDir(values, `explain-${kind}`);
-  return inGuest(values, async (session) => {
-    const { text, html } = await runExplain(session, device, pages, dir);
-    process.stdout.write(text);
-    process.stdout.write(`\nreport: ${relative(html)}\n`);
-    return ExitCode.PASSED;
-  });
+  const kernels = kernelsOf(values);
+  guestOptions(values, kernels[0]!); // bad VM options fail before anything boots
+  const top = outDir(values, `explain-${kind}`);
+  if (kernels.length === 1) {
+    return inGuest(values, kernels[0]!, async (session) => {
+      const { text, html } = await runExplain(session, device, pages, top);
+      process.stdout.write(text);
+      process.stdout.write(`\nreport: ${relative(html)}\n`);
+      return ExitCode.PASSED;
+    });
+  }
+  const runs: KernelRun[] = [];
+  const code = await forEachKernel(kernels, (kernel) =>
+    inGuest(values, kernel, async (session) => {
+      const dir = ensureDir(path.join(top, kernel.version));
+      const { text, html, evidence, faultTrace, forkAfterCow } = await runExplain(session, device, pages, dir, { compare: true });
+      process.stdout.write(text);
+      process.stdout.write(`\nreport: ${relative(html)}\n`);
+      runs.push({
+        kernel: evidence.kernel,
+        evidence,
+        report: html,
+        ...(faultTrace !== undefined && { faultTrace }),
+        ...(forkAfterCow !== undefined && { forkAfterCow }),
+        ...(session.bootMs !== undefined && { bootMs: session.bootMs }),
+      });
+      return ExitCode.PASSED;
+    }),
+  );
+  if (runs.length < 2) {
+    say(`no kernel comparison: only ${runs.length} of ${kernels.length} kernels produced a report`);
+    return code === ExitCode.PASSED ? ExitCode.TESTS_FAILED : code;
+  }
+  const comparison = compareKernels(runs.map(sideOf));
+  const file = path.join(top, 'comparison.html');
+  const reports = runs.flatMap((run) => (run.report === undefined ? [] : [{ kernel: run.kernel, href: path.relative(top, run.report) }]));
+  writeFileSync(file, renderComparisonHtml(comparison, reports));
+  writeFileSync(path.join(top, 'comparison.json'), `${JSON.stringify(comparison, null, 2)}\n`);
+  process.stdout.write(`\n${renderComparisonText(comparison)}\ncomparison: ${relative(file)}\n`);
+  return code;
 }
 
 /**
@@ -158,11 +211,21 @@ export async function explainCommand(args: string[]): Promise<number> {
  * raw traces and report.html into `dir`. Returns the terminal text and the
  * HTML file's path.
  */
-export async function runExplain(session: VmSession, device: string, pages: number, dir: string): Promise<{ text: string; html: string; evidence: ExplainEvidence }> {
+export async function runExplain(
+  session: VmSession,
+  device: string,
+  pages: number,
+  dir: string,
+  options: { compare?: boolean } = {},
+): Promise<{ text: string; html: string; evidence: ExplainEvidence; faultTrace?: RecordedTrace; forkAfterCow?: ForkAfterCow }> {
   mkdirSync(dir, { recursive: true });
   await prepareTracing(session.guest);
   const deviceTrace = await recordScenario(session.guest, 'touch', device, 4);
   const fileTrace = await recordScenario(session.guest, 'touch', EXPLAIN_FILE, 4, true);
+  // For a comparison the driver's ->fault path is needed even when the device under study is the remap one (no faults).
+  const faultDevice = REFERENCE_DEVICE_PATHS.fault;
+  const faultRecording = options.compare === true && device !== faultDevice ? await recordScenario(session.guest, 'touch', faultDevice, 4) : undefined;
+  const forkAfterCow = options.compare === true ? await probeForkAfterCow(session.guest, REFERENCE_DEVICE_PATHS.remap) : undefined;
   const targets = [...new Set<string>([REFERENCE_DEVICE_PATHS.remap, REFERENCE_DEVICE_PATHS.fault, device]), EXPLAIN_FILE];
   const measure = await measureTargets(session.guest, targets, pages);
   const savePaths = {
@@ -171,6 +234,13 @@ export async function runExplain(session: VmSession, device: string, pages: numb
   };
   writeFileSync(savePaths.device, deviceTrace.raw);
   writeFileSync(savePaths.file, fileTrace.raw);
+  let faultTrace: RecordedTrace | undefined;
+  if (faultRecording !== undefined) {
+    const faultPath = path.join(dir, `touch-${path.basename(faultDevice)}.trace`);
+    writeFileSync(faultPath, faultRecording.raw);
+    faultTrace = { raw: faultRecording.raw, result: faultRecording.result, path: relative(faultPath) };
+  }
+  if (forkAfterCow !== undefined) writeFileSync(path.join(dir, 'fork-after-cow.json'), `${JSON.stringify(forkAfterCow, null, 2)}\n`);
   const evidence: ExplainEvidence = {
     device,
     file: EXPLAIN_FILE,
@@ -184,6 +254,7 @@ export async function runExplain(session: VmSession, device: string, pages: numb
   const model = buildReport(evidence);
   const html = path.join(dir, 'report.html');
   writeFileSync(html, renderHtml(model));
-  const text = `${renderText(model)}\nraw traces: ${relative(savePaths.device)}, ${relative(savePaths.file)}\n`;
-  return { text, html, evidence };
+  const raws = [savePaths.device, savePaths.file].map(relative).concat(faultTrace?.path ?? []);
+  const text = `${renderText(model)}\nraw traces: ${raws.join(', ')}\n`;
+  return { text, html, evidence, ...(faultTrace !== undefined && { faultTrace }), ...(forkAfterCow !== undefined && { forkAfterCow }) };
 }

@@ -14,6 +14,11 @@
  * exc_page_fault is noinstr on 6.1 and cannot be a graph root; the fault
  * side starts at handle_mm_fault, and the exceptions:page_fault_user event
  * gives each fault's address, printed as a comment just before its graph.
+ * do_user_addr_fault, which takes the lock a fault runs under, is inlined
+ * (6.1 arch/x86/mm/fault.c:1202 "static inline") and the lock helpers
+ * (mmap_read_trylock, vma_start_read) are inline too, so the lock is seen
+ * through the out-of-line functions that take it, made graph roots of their
+ * own: FAULT_LOCK_ROOTS.
  */
 import type { ScenarioName } from '../../vm/scenario-types.js';
 
@@ -68,6 +73,19 @@ export const GRAPH_ROOTS: Record<ScenarioName, string[]> = {
   'private-write': ['__x64_sys_mmap', 'handle_mm_fault'],
 };
 
+/**
+ * The functions x86's do_user_addr_fault calls to lock before handle_mm_fault:
+ * lock_vma_under_rcu (the per-VMA lock, CONFIG_PER_VMA_LOCK, 6.4 on; absent
+ * on 6.1) and lock_mm_and_find_vma (mmap_lock; 6.1.192 has it as a backport,
+ * mm/memory.c:5378). Traced as extra graph roots alongside handle_mm_fault,
+ * each only where the kernel has it, so that the trace says which lock every
+ * fault ran under.
+ */
+export const FAULT_LOCK_ROOTS = ['lock_vma_under_rcu', 'lock_mm_and_find_vma'];
+
+/** The optional graph roots of a scenario's roots: the fault lock functions when it traces faults. */
+export const optionalRootsFor = (roots: string[]): string[] => (roots.includes('handle_mm_fault') ? FAULT_LOCK_ROOTS : []);
+
 /** Exit codes of the prepare script, each with the user's one-line explanation. */
 export const PREPARE_FAILURES: Record<number, string> = {
   90: `the guest kernel has no tracefs at ${TRACEFS} (needs CONFIG_FTRACE and tracefs mounted)`,
@@ -83,7 +101,7 @@ const quote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
  * the patched functions, turns on the options we rely on and switches the
  * tracer on with the ring buffer off (the scenario switches it on).
  */
-export function prepareScript(roots: string[] = [...new Set(Object.values(GRAPH_ROOTS).flat())]): string {
+export function prepareScript(roots: string[] = [...new Set(Object.values(GRAPH_ROOTS).flat())], optional: string[] = optionalRootsFor(roots)): string {
   const T = TRACEFS;
   return [
     `T=${T}`,
@@ -93,7 +111,7 @@ export function prepareScript(roots: string[] = [...new Set(Object.values(GRAPH_
     'echo nop > "$T/current_tracer"',
     // One pattern per write: a pattern that matches nothing (inlined on this build) fails alone.
     'echo > "$T/set_ftrace_filter" || exit 92',
-    `for p in ${[...FILTER_PATTERNS, ...roots].map(quote).join(' ')}; do echo "$p" >> "$T/set_ftrace_filter" 2>/dev/null; done`,
+    `for p in ${[...FILTER_PATTERNS, ...roots, ...optional].map(quote).join(' ')}; do echo "$p" >> "$T/set_ftrace_filter" 2>/dev/null; done`,
     ...roots.map((root) => `grep -qx ${quote(root)} "$T/set_ftrace_filter" || exit 93`),
     `echo ${quote(roots.join(' '))} > "$T/set_graph_function" || exit 93`,
     // Name and pid on every line: the parser keeps one call stack per task (fork traces two).
@@ -109,12 +127,19 @@ export function prepareScript(roots: string[] = [...new Set(Object.values(GRAPH_
   ].join('\n');
 }
 
-/** Before each scenario: an empty buffer and this scenario's graph roots. */
-export function armScript(roots: string[]): string {
+/**
+ * Before each scenario: an empty buffer and this scenario's graph roots; the
+ * optional ones are added only if the kernel has them (a name it lacks would
+ * fail the whole write).
+ */
+export function armScript(roots: string[], optional: string[] = optionalRootsFor(roots)): string {
   return [
     `T=${TRACEFS}`,
     'echo 0 > "$T/tracing_on"',
     'echo > "$T/trace"',
     `echo ${quote(roots.join(' '))} > "$T/set_graph_function" || exit 93`,
+    ...(optional.length > 0
+      ? [`for r in ${optional.map(quote).join(' ')}; do grep -qx "$r" "$T/set_ftrace_filter" && echo "$r" >> "$T/set_graph_function"; done; true`]
+      : []),
   ].join('\n');
 }

@@ -3,6 +3,7 @@
  * no script, no external resource, so it opens offline in any browser.
  */
 import { svgPicture } from './address-space.js';
+import { COMPARISON_TITLE, type KernelComparison } from './compare.js';
 import type { ReportModel } from './report.js';
 import { formatUs } from './tree.js';
 import { decodeVmFlags, setByFor } from './vmflags.js';
@@ -114,4 +115,56 @@ function faultTable(model: ReportModel): string {
     '<table><tr><th>target</th><th>pages touched</th><th>minor faults, first touch</th><th>second touch</th><th>driver faults_served</th><th>resident before (mincore)</th><th>present in pagemap</th></tr>' +
     `${rows.join('')}</table>`
   );
+}
+
+/**
+ * The combined page of `mmapkit explain --kernels`: the comparison computed
+ * from every kernel's run, with links to each kernel's own report.
+ */
+export function renderComparisonHtml(model: KernelComparison, reports: { kernel: string; href: string }[]): string {
+  const parts: string[] = [];
+  const title = `mmapkit explain: ${COMPARISON_TITLE.toLowerCase()}, ${model.kernels.join(' vs ')}`;
+  parts.push(
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${CSS}</style></head><body>`,
+    `<h1>${escapeHtml(title)}</h1>`,
+    '<p><small>Every line below is computed from the traces and measurements each kernel\'s explain run took in this command; ' +
+      'the lock functions (lock_vma_under_rcu, lock_mm_and_find_vma) are traced as graph roots of their own, just before each handle_mm_fault.</small></p>',
+    `<p>Per-kernel reports: ${reports.map((report) => `<a href="${escapeHtml(report.href)}">${escapeHtml(report.kernel)}</a>`).join(' · ')}</p>`,
+    '<h2 id="comparison">What differs</h2><ul>',
+    ...model.summary.map((line) => `<li>${escapeHtml(line)}</li>`),
+    '</ul>',
+  );
+  const head = `<tr><th></th>${model.kernels.map((kernel) => `<th>${escapeHtml(kernel)}</th>`).join('')}</tr>`;
+  parts.push('<h2 id="locks">Fault locking</h2><table>', head);
+  for (const row of model.locks) {
+    parts.push(
+      `<tr><td>${escapeHtml(row.label)}</td>${row.perKernel
+        .map((entry) => `<td>${entry.faults} fault(s); lock functions <code>${escapeHtml(entry.lockFunctions.join(', ') || 'none')}</code>; retried ${entry.retried}<br>${escapeHtml(entry.summary)}</td>`)
+        .join('')}</tr>`,
+    );
+  }
+  parts.push('</table>', '<h2 id="functions">Functions on one kernel\'s path only</h2><table>', `<tr><th>path</th><th>in common</th>${model.kernels.map((kernel) => `<th>only on ${escapeHtml(kernel)}</th>`).join('')}</tr>`);
+  for (const row of model.functions) {
+    parts.push(
+      `<tr><td>${escapeHtml(row.path)}</td><td>${row.common.length}</td>${row.only
+        .map((entry) => `<td>${entry.names.map((name) => `<span class="fn">${escapeHtml(name)}</span>`).join(' ') || '<em>none</em>'}</td>`)
+        .join('')}</tr>`,
+    );
+  }
+  parts.push('</table>', '<h2 id="vmflags">VmFlags</h2><table>', `<tr><th>mapping</th>${model.kernels.map((kernel) => `<th>${escapeHtml(kernel)}</th>`).join('')}<th>same?</th></tr>`);
+  for (const row of model.flags) {
+    parts.push(`<tr><td>${escapeHtml(row.label)}</td>${row.perKernel.map((entry) => `<td><code>${escapeHtml(entry.flags)}</code></td>`).join('')}<td class="${row.same ? 'v-holds' : 'v-not'}">${row.same ? 'identical' : 'different'}</td></tr>`);
+  }
+  parts.push('</table>');
+  if (model.fork.length > 0) {
+    parts.push('<h2 id="fork">Fork after copy-on-write (MAP_PRIVATE remap mapping)</h2><table><tr><th>kernel</th><th>first page written</th><th>a later page written</th></tr>');
+    for (const entry of model.fork) parts.push(`<tr><td>${escapeHtml(entry.kernel)}</td><td>${escapeHtml(entry.firstPage)}</td><td>${escapeHtml(entry.laterPage)}</td></tr>`);
+    parts.push('</table>');
+  }
+  parts.push('<h2 id="timings">Timings</h2><p><small>One run each, under TCG with function_graph on: indicative only.</small></p><table>', head);
+  for (const row of model.timings) parts.push(`<tr><td>${escapeHtml(row.what)}</td>${row.perKernel.map((entry) => `<td>${entry.us === undefined ? 'n/a' : escapeHtml(formatUs(entry.us))}</td>`).join('')}</tr>`);
+  parts.push('</table>');
+  for (const source of model.sources) if (source.paths.length > 0) parts.push(`<p><small>Raw traces of ${escapeHtml(source.kernel)}: ${source.paths.map((p) => `<code>${escapeHtml(p)}</code>`).join(', ')}</small></p>`);
+  parts.push('</body></html>\n');
+  return parts.join('\n');
 }

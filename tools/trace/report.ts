@@ -7,7 +7,7 @@
  */
 import type { MeasureResult, TargetMeasurement, TraceScenarioResult } from '../../vm/scenario-types.js';
 import { type Region, asciiPicture, parseMaps, placement, regionsOf } from './address-space.js';
-import { type ClaimRow, demandFaults, evaluateClaims } from './claims.js';
+import { type ClaimRow, demandFaults, evaluateClaims, mmapHooks } from './claims.js';
 import { type GraphNode, parseFunctionGraph, walk } from './graph.js';
 import { type TraceAnalysis, analyseTrace, formatUs, renderTree, trimTree } from './tree.js';
 import { decodeVmFlags, setByFor } from './vmflags.js';
@@ -68,8 +68,8 @@ export interface ReportModel {
 const STEP_FUNCTIONS: Record<string, string[]> = {
   free: ['get_unmapped_area', 'shmem_get_unmapped_area', 'arch_get_unmapped_area_topdown', 'vm_unmapped_area'],
   vma: ['do_mmap', 'mmap_region', 'vm_area_alloc'],
-  link: ['vma_mas_store', 'vma_link', 'vma_interval_tree_insert'],
-  hook: ['mmap_file', 'call_mmap', 'shmem_mmap'],
+  link: ['vma_mas_store', 'vma_link', 'vma_link_file', 'vma_interval_tree_insert'],
+  hook: ['mmap_file', 'call_mmap', 'shmem_mmap', '__mmap_region'],
   tables: ['remap_pfn_range', 'track_pfn_remap', 'remap_pfn_range_internal', 'vma_set_page_prot'],
   fault: ['handle_mm_fault', '__handle_mm_fault', 'do_fault', '__do_fault', 'vmf_insert_pfn', 'vmf_insert_pfn_prot', 'insert_pfn', 'filemap_map_pages', 'filemap_fault', 'shmem_fault', 'do_set_pte'],
   writeback: ['vfs_fsync_range'],
@@ -83,9 +83,10 @@ function functionsFor(names: string[], analyses: [string, TraceAnalysis][], modu
       ? analysis.faults.filter((fault) => fault.inMapping).slice(0, 1).map((fault) => fault.node)
       : analysis.syscalls.filter((call) => call.node.name === '__x64_sys_mmap').map((call) => call.node);
     for (const root of roots) {
+      const hooks = faults ? [] : mmapHooks(root);
       for (const { node, path } of walk(root)) {
         const parent = path[path.length - 1];
-        const isHook = moduleHooks && node.module !== undefined && (parent?.name === 'mmap_file' || parent?.name === 'call_mmap' || parent?.module !== undefined);
+        const isHook = moduleHooks && node.module !== undefined && (hooks.includes(node) || parent?.module !== undefined);
         const isFaultHook = faults && node.module !== undefined;
         if (!names.includes(node.name) && !isHook && !isFaultHook) continue;
         if (found.some((f) => f.name === node.name && f.seenIn === seenIn)) continue;
@@ -158,7 +159,7 @@ export function buildReport(evidence: ExplainEvidence): ReportModel {
   const flags = decodeVmFlags(device.mapping.vmFlags ?? '');
   steps.push({
     title: "4. Call the driver's mmap",
-    story: "mmap_file calls the file's ->mmap (file_operations.mmap) with the new VMA; the driver checks the range and sets its flags and vm_ops.",
+    story: "mmap_file calls the file's ->mmap (file_operations.mmap) with the new VMA (on 6.12 mmap_file is inline, so the hook is called from __mmap_region); the driver checks the range and sets its flags and vm_ops.",
     functions: functionsFor(STEP_FUNCTIONS.hook!, analyses, true, false),
     evidence: [
       `smaps VmFlags of the device mapping: ${device.mapping.vmFlags ?? '?'}`,

@@ -1,7 +1,7 @@
 /** The terminal output of `mmapkit trace`: the trimmed call trees of one recorded scenario. */
 import type { TraceScenarioResult } from '../../vm/scenario-types.js';
 import { type GraphNode, parseFunctionGraph } from './graph.js';
-import { type TraceAnalysis, analyseTrace, formatUs, renderTree, trimTree } from './tree.js';
+import { type FaultGraph, type TraceAnalysis, analyseTrace, formatUs, lockStory, renderTree, trimTree } from './tree.js';
 
 const SYSCALL_TITLES: Record<string, string> = {
   __x64_sys_mmap: 'mmap() system call',
@@ -45,6 +45,8 @@ export function describeRecording(raw: string, result: TraceScenarioResult, opti
     );
     const first = trimTree(onMapping[0]!.node);
     if (first !== undefined) lines.push(...indent(renderTree(first)));
+    const locks = lockSummary(onMapping);
+    if (locks !== undefined) lines.push(`locking of the faults on the mapping: ${locks}`);
   } else if (touched && result.ok) {
     lines.push(
       `page faults on the mapping: none: touching all ${result.pages} pages entered no fault handler` +
@@ -73,4 +75,12 @@ function collectModuleCalls(node: GraphNode, found = new Set<string>()): Set<str
   }
   for (const child of node.children) collectModuleCalls(child, found);
   return found;
+}
+
+/** "4 × tried under the per-VMA lock ..., handled under mmap_lock": the faults grouped by how they locked. */
+export function lockSummary(faults: FaultGraph[]): string | undefined {
+  if (faults.every((fault) => fault.locks.length === 0)) return undefined;
+  const counts = new Map<string, number>();
+  for (const fault of faults) counts.set(lockStory(fault), (counts.get(lockStory(fault)) ?? 0) + 1);
+  return [...counts].map(([story, count]) => `${count} × ${story}`).join('; ');
 }

@@ -3,13 +3,14 @@
  * into those that hit the mapping and the process's own, and the call trees
  * trimmed to the functions of the mmap path, rendered as text.
  */
+import { FAULT_LOCK_ROOTS } from './ftrace.js';
 import { type GraphNode, type ParsedTrace, walk } from './graph.js';
 
 /** Functions of the mmap path that a trimmed tree keeps (with every caller on the way to them). */
 export const PATH_FUNCTIONS = new Set([
   'ksys_mmap_pgoff', 'vm_mmap_pgoff', 'do_mmap', 'get_unmapped_area', 'arch_get_unmapped_area_topdown',
   'shmem_get_unmapped_area', 'vm_unmapped_area', 'mmap_region', 'vm_area_alloc', 'mmap_file', 'call_mmap',
-  'vma_mas_store', 'vma_link', 'vma_interval_tree_insert', 'vma_set_page_prot',
+  'vma_mas_store', 'vma_link', 'vma_link_file', 'vma_interval_tree_insert', 'vma_set_page_prot', '__mmap_region',
   'remap_pfn_range', 'remap_pfn_range_notrack', 'remap_pfn_range_internal', 'track_pfn_remap', 'track_pfn_insert',
   'track_pfn_copy', 'untrack_pfn', 'untrack_pfn_clear',
   'handle_mm_fault', '__handle_mm_fault', 'handle_pte_fault', 'do_fault', 'do_read_fault', 'do_shared_fault',
@@ -29,6 +30,10 @@ export const ANNOTATIONS: Record<string, string> = {
   vm_area_alloc: 'allocate the vm_area_struct',
   mmap_file: "call the file's ->mmap",
   call_mmap: "call the file's ->mmap",
+  __mmap_region: "create the VMA and call the file's ->mmap (6.12: mmap_file is inline)",
+  vma_link_file: "link the VMA into the file's i_mmap tree",
+  lock_vma_under_rcu: 'per-VMA lock (CONFIG_PER_VMA_LOCK)',
+  lock_mm_and_find_vma: 'mmap_lock, then find the VMA',
   vma_mas_store: "link the VMA into the process's maple tree",
   vma_link: "link the VMA into the process's tree",
   vma_interval_tree_insert: "link the VMA into the file's i_mmap tree",
@@ -53,6 +58,7 @@ export const ANNOTATIONS: Record<string, string> = {
 export const DRIVER_ROLES: Record<string, string> = {
   mmap_file: "the driver's ->mmap",
   call_mmap: "the driver's ->mmap",
+  __mmap_region: "the driver's ->mmap",
   __do_fault: "the driver's vm_ops->fault",
   vma_close: "the driver's vm_ops->close",
   remove_vma: "the driver's vm_ops->close",
@@ -77,6 +83,34 @@ export interface FaultGraph {
    * mm/memory.c): one page_fault_user event, two handle_mm_fault graphs.
    */
   vmaLockAttempt?: GraphNode;
+  /**
+   * The lock functions traced for this fault, in order (FAULT_LOCK_ROOTS):
+   * ["lock_vma_under_rcu", "lock_mm_and_find_vma"] for an attempt under the
+   * per-VMA lock retried under mmap_lock, ["lock_mm_and_find_vma"] on 6.1.
+   * Empty when the trace has no lock roots (recorded before they were added).
+   */
+  locks: string[];
+  /** The lock function just before `node`: the lock the fault was handled under. */
+  lockedBy?: string;
+}
+
+const isLockRoot = (node: GraphNode): boolean => FAULT_LOCK_ROOTS.includes(node.name);
+
+/** The lock functions among `siblings` before index `end`, back to the previous handle_mm_fault. */
+function locksBefore(siblings: GraphNode[], end: number): string[] {
+  const locks: string[] = [];
+  for (let i = end - 1; i >= 0 && siblings[i]!.name !== 'handle_mm_fault'; i--) if (isLockRoot(siblings[i]!)) locks.unshift(siblings[i]!.name);
+  return locks;
+}
+
+/** What the fault's lock functions say, in words: "per-VMA lock, gave up, retried under mmap_lock". */
+export function lockStory(fault: Pick<FaultGraph, 'locks' | 'lockedBy' | 'vmaLockAttempt'>): string {
+  if (fault.locks.length === 0) return 'no lock function traced';
+  const under = (name: string | undefined): string =>
+    name === 'lock_vma_under_rcu' ? 'the per-VMA lock' : name === 'lock_mm_and_find_vma' ? 'mmap_lock' : (name ?? '?');
+  if (fault.vmaLockAttempt !== undefined) return `tried under ${under(fault.locks[0])} (${fault.locks[0]}), gave up (VM_FAULT_RETRY), handled under ${under(fault.lockedBy)} (${fault.lockedBy ?? '?'})`;
+  if (fault.locks.length > 1) return `${fault.locks.slice(0, -1).join(', ')} found no VMA to lock, handled under ${under(fault.lockedBy)} (${fault.lockedBy ?? '?'})`;
+  return `handled under ${under(fault.lockedBy)} (${fault.lockedBy ?? '?'})`;
 }
 
 export interface TraceAnalysis {
@@ -99,9 +133,12 @@ export function analyseTrace(parsed: ParsedTrace): TraceAnalysis {
   const pending: FaultGraph[] = [];
   // The task's last top-level fault graph, while nothing else of the task followed it.
   const lastGraph = new Map<string, FaultGraph>();
+  // Top-level lock functions (FAULT_LOCK_ROOTS) not yet followed by their handle_mm_fault.
+  const locks = new Map<string, string[]>();
   for (const item of parsed.items) {
     if (item.type === 'comment') {
       lastGraph.delete(item.task);
+      if (FAULT_EVENT.test(item.text)) locks.delete(item.task);
       const marker = MARKER.exec(item.text);
       if (marker) {
         analysis.markers.push(marker[1]!);
@@ -113,21 +150,34 @@ export function analyseTrace(parsed: ParsedTrace): TraceAnalysis {
       continue;
     }
     const { node, task } = item;
+    if (isLockRoot(node)) {
+      // Part of the fault that follows (or of the retry of the one before): it leaves lastGraph alone.
+      locks.set(task, [...(locks.get(task) ?? []), node.name]);
+      continue;
+    }
+    const taken = locks.get(task) ?? [];
+    locks.delete(task);
     const previous = lastGraph.get(task);
     lastGraph.delete(task);
     if (node.name === 'handle_mm_fault' && !lastFault.has(task) && previous !== undefined && previous.vmaLockAttempt === undefined) {
-      // A retry of the previous fault: no event of its own, nothing in between.
+      // A retry of the previous fault: no event of its own, nothing but lock functions in between.
       previous.vmaLockAttempt = previous.node;
       previous.node = node;
+      previous.locks.push(...taken);
+      if (taken.length > 0) previous.lockedBy = taken[taken.length - 1]!;
       continue;
     }
     if (node.name.startsWith('__x64_sys_')) analysis.syscalls.push({ task, node });
     // A fault inside a syscall is nested in its graph; the top-level ones come from user accesses.
-    for (const { node: each } of walk(node)) {
+    for (const { node: each, path } of walk(node)) {
       if (each.name !== 'handle_mm_fault') continue;
       const event = each === node ? lastFault.get(task) : undefined;
       if (each === node) lastFault.delete(task);
-      const graph: FaultGraph = { task, inMapping: false, node: each };
+      // A fault nested in a syscall (a kernel access to user memory): its lock functions are its earlier siblings.
+      const parent = path[path.length - 1];
+      const own = each === node ? taken : parent !== undefined ? locksBefore(parent.children, parent.children.indexOf(each)) : [];
+      const graph: FaultGraph = { task, inMapping: false, node: each, locks: own };
+      if (own.length > 0) graph.lockedBy = own[own.length - 1]!;
       if (event !== undefined) {
         graph.address = event.address;
         graph.mode = event.mode;
