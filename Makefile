@@ -18,10 +18,11 @@ build: setup
 run: setup
 	@$(MMAPKIT) test $(if $(FULL),,--quick)
 
-# Every test: host unit tests, the VM-backed conformance suite and CLI checks, and the lint.
+# Every test, on every installed kernel series (6.1 and 6.12): host unit tests, the VM-backed
+# conformance suite and CLI checks, and the lint.
 test: setup
-	@$(MMAPKIT) build
-	@$(MMAPKIT) lint
+	@$(MMAPKIT) build --kernels all
+	@$(MMAPKIT) lint --kernels all
 	@node_modules/.bin/vitest run
 
 unit: setup

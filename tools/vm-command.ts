@@ -101,7 +101,14 @@ export async function forEachKernel(kernels: GuestKernel[], run: (kernel: GuestK
   const verdicts: { kernel: GuestKernel; code: number }[] = [];
   for (const kernel of kernels) {
     process.stdout.write(`\n=== kernel ${kernel.version} (series ${kernel.series}) ===\n`);
-    verdicts.push({ kernel, code: await run(kernel) });
+    try {
+      verdicts.push({ kernel, code: await run(kernel) });
+    } catch (error) {
+      // One kernel's missing headers or failed build must not hide the other kernels' results.
+      if (!(error instanceof UserError)) throw error;
+      say(error.message);
+      verdicts.push({ kernel, code: error.exitCode });
+    }
   }
   const worst = Math.max(...verdicts.map(({ code }) => code));
   process.stdout.write(

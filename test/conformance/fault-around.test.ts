@@ -74,7 +74,7 @@ async function expectTouches(
 const mapped = (...pages: bigint[]): [bigint, 'mapped'][] => pages.map((page) => [page, 'mapped']);
 
 describe('fault_around = 16', () => {
-  it('one fault maps the faulting page and the 15 after it, and counts one fault', async () => {
+  it('one fault maps the faulting page and the 15 after it, and counts one fault', { tags: ['core'] }, async () => {
     await setFaultAround(16);
     const served = await countedFaultDevice();
     const { addr } = await mappings.map(FAULT, { length: 40n * dut.page });

@@ -29,7 +29,7 @@ const sh = (script: string): Promise<string> => dut.guest.run(['sh', '-c', scrip
 describe('fault accounting', () => {
   // The Fault(pfn) shape inserts one PTE per ->fault (vmf_insert_pfn); later touches of the
   // same page find the PTE and never reach the driver (handle_pte_fault, mm/memory.c).
-  it('the fault device counts exactly one fault per first touch of a page', async () => {
+  it('the fault device counts exactly one fault per first touch of a page', { tags: ['core'] }, async () => {
     const fd = await mappings.open('/dev/mmapkit-fault');
     await dut.native.resetStats(fd);
     const { addr } = await mappings.map('/dev/mmapkit-fault', { length: 4n * dut.page });
@@ -201,7 +201,7 @@ describe('module lifetime', () => {
   // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
   // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
   // EWOULDBLOCK (kernel/module/main.c:664-671).
-  it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', async () => {
+  it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', { tags: ['core'] }, async () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
     const addr = await native.mmap(0n, page, c.PROT_READ, c.MAP_SHARED, fd, 0n);

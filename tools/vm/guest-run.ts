@@ -25,7 +25,7 @@ export interface GuestRunOptions {
   runTimeoutS?: number;
   /** Deadline for one request to the guest: past it the guest is presumed hung. */
   requestTimeoutS?: number;
-  /** Guest RAM (default: BootOptions' 1024 MiB). */
+  /** Guest RAM (default: session.ts DEFAULTS, 512 MiB). */
   memoryMiB?: number;
   /** TCG instruction counting (BootOptions.icount). */
   icount?: number;

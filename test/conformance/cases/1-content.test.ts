@@ -12,7 +12,7 @@ describeProfiles('content and offsets', (t) => {
   // A2, bug #5 (stale data): nothing left over from earlier users of the memory may show.
   // The content was read when the run first opened the profile, before any case wrote to it,
   // in a forked child with a watchdog (device.ts, initialContent).
-  it('a whole-device map reads zero right after load', async (ctx) => {
+  it('a whole-device map reads zero right after load', { tags: ['core'] }, async (ctx) => {
     ctx.skip(t.profile.initial !== 'zero', 'the profile says the initial content is device-defined');
     const initial = t.dut.initial;
     if ('error' in initial) throw new Error(`reading the whole region (in a child, with a watchdog) failed: ${initial.error}`);
@@ -20,7 +20,7 @@ describeProfiles('content and offsets', (t) => {
   });
 
   // E1: two MAP_SHARED mappings of one offset are the same memory, in one process or two.
-  it('a write through one mapping is seen through a second mapping and by a second process', async (ctx) => {
+  it('a write through one mapping is seen through a second mapping and by a second process', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
     const first = await t.mappings.map(source);
     const second = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
@@ -35,7 +35,7 @@ describeProfiles('content and offsets', (t) => {
   });
 
   // A6/A7: vm_pgoff selects the page. A driver that ignores or truncates it shows page 0.
-  it('a map at page offset k shows page k', async (ctx) => {
+  it('a map at page offset k shows page k', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
     const pages = t.dut.size / t.dut.page;
     const whole = await t.mappings.map(source);

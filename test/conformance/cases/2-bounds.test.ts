@@ -26,15 +26,15 @@ describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t
   };
   const end = (): bigint => t.dut.offset + t.dut.size;
 
-  it('a length one page past the region', () => expectOutOfRange(t.dut.size + t.dut.page, t.dut.offset, t.dut.size / t.dut.page));
+  it('a length one page past the region', { tags: ['core'] }, () => expectOutOfRange(t.dut.size + t.dut.page, t.dut.offset, t.dut.size / t.dut.page));
   it('an offset at the end of the region', () => expectOutOfRange(t.dut.page, end()));
   it('an offset 16 pages past the end', () => expectOutOfRange(t.dut.page, end() + 16n * t.dut.page));
   // The straddle: the first page is inside, the second is not.
-  it('two pages at offset end - page', () => expectOutOfRange(2n * t.dut.page, end() - t.dut.page, 1n));
+  it('two pages at offset end - page', { tags: ['core'] }, () => expectOutOfRange(2n * t.dut.page, end() - t.dut.page, 1n));
   // A7, bug #2: offsets that truncate to the region's start in 32 bits must not alias it.
   it('offset 2^32 + region offset (truncates to the region in 32 bits)', () => expectOutOfRange(t.dut.page, (1n << 32n) + t.dut.offset));
   it('offset 2^31 pages (2^43 bytes)', () => expectOutOfRange(t.dut.page, (1n << 31n) * t.dut.page + t.dut.offset));
-  it('offset 2^44 (pgoff 2^32, page 0 when truncated to 32 bits)', () => expectOutOfRange(t.dut.page, (1n << 44n) + t.dut.offset));
+  it('offset 2^44 (pgoff 2^32, page 0 when truncated to 32 bits)', { tags: ['core'] }, () => expectOutOfRange(t.dut.page, (1n << 44n) + t.dut.offset));
   // A5: the core rejects pgoff past ULONG_MAX - len (mm/mmap.c:1234-1264, EOVERFLOW); 2^64-2 pages reaches the driver.
   // Of a regular file (sysfs PCI resourceN) the limit is MAX_LFS_FILESIZE (mm/mmap.c:1237), so there the
   // core itself refuses it with EOVERFLOW (mm/mmap.c:1351-1352) and the driver never sees it.
@@ -56,7 +56,7 @@ describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t
   });
   // F1: growing a mapping must not reach past the region: EFAULT for VM_DONTEXPAND/VM_PFNMAP
   // vmas (mm/mremap.c:826-827), or the new page faults.
-  it('mremap cannot grow a mapping past the region', async () => {
+  it('mremap cannot grow a mapping past the region', { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
     const { addr } = await t.mappings.map(t.profile.device, { prot: c.PROT_READ, openFlags: c.O_RDONLY });
     let grown: bigint;

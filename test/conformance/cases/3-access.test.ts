@@ -15,7 +15,7 @@ describeProfiles('access modes and protections', (t) => {
   });
 
   // B2: mm/mmap.c:1370-1372.
-  it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', async () => {
+  it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', { tags: ['core'] }, async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
     await expect(t.dut.native.mmap(0n, t.dut.page, prot, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
@@ -30,7 +30,7 @@ describeProfiles('access modes and protections', (t) => {
   });
 
   // B7: PTEs follow vma->vm_page_prot; a driver hard-coding PAGE_SHARED makes this write succeed (bug #6).
-  it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', async () => {
+  it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', { tags: ['core'] }, async () => {
     const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
     const before = await t.dut.native.readBytes(addr, 1);
     expect(await t.dut.native.probe(addr, 'write')).toBe('SIGSEGV');
@@ -71,7 +71,7 @@ describeProfiles('access modes and protections', (t) => {
   }
 
   // C1-C4: MAP_PRIVATE with PROT_WRITE is copy-on-write (the device keeps its bytes) or refused.
-  it(`MAP_PRIVATE with PROT_WRITE is ${t.profile.private === 'any' ? 'COW or refused' : t.profile.private === 'cow' ? 'copy-on-write' : 'refused'}`, async () => {
+  it(`MAP_PRIVATE with PROT_WRITE is ${t.profile.private === 'any' ? 'COW or refused' : t.profile.private === 'cow' ? 'copy-on-write' : 'refused'}`, { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
     const length = t.dut.size >= 2n * t.dut.page ? 2n * t.dut.page : t.dut.page;
     const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, length, c.O_RDWR);

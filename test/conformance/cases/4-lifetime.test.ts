@@ -11,7 +11,7 @@ import { describeProfiles } from '../profile-suite.js';
 describeProfiles('lifetime and sharing', (t) => {
   // D1: the VMA holds its own reference to the file (get_file, mm/mmap.c:2779); ->release
   // only runs at the last munmap (fput in remove_vma, mm/mmap.c:137-142).
-  it('the mapping stays valid after close(fd)', async () => {
+  it('the mapping stays valid after close(fd)', { tags: ['core'] }, async () => {
     const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const before = await t.dut.native.readBytes(addr, Number(t.dut.page));
     await t.dut.native.close(fd);
@@ -29,7 +29,7 @@ describeProfiles('lifetime and sharing', (t) => {
   // it (fs/file_table.c:325), so delete_module(O_NONBLOCK) says EWOULDBLOCK
   // (kernel/module/main.c:664-671). Without .owner the module, and the memory under the
   // mapping, can go while the mapping lives (bugs #8, #9).
-  it('the module cannot be unloaded while a mapping outlives its fd', async (ctx) => {
+  it('the module cannot be unloaded while a mapping outlives its fd', { tags: ['core'] }, async (ctx) => {
     ctx.skip(t.profile.module === undefined, 'the profile names no module to unload');
     const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page, openFlags: t.dut.c.O_RDONLY });
     await t.dut.native.close(fd);

@@ -47,7 +47,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
 
   // F3: shrinking is always allowed and unmaps the tail (mm/mremap.c:1037-1058); only a
   // may_split veto can refuse it (EINVAL, mm/mmap.c:2365-2368).
-  it('mremap shrink keeps the first part and unmaps the tail', async (ctx) => {
+  it('mremap shrink keeps the first part and unmaps the tail', { tags: ['core'] }, async (ctx) => {
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
     await fillPatterns(t.needsWriter(ctx), 2n);
     const view = await mapTracked(2n);
@@ -148,7 +148,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
 
   // F7: munmap of the head splits the vma (->open for the new piece, mm/mmap.c:2393-2394);
   // the pages left stay at their offsets.
-  it('munmap of the first page leaves the others at their offsets', async (ctx) => {
+  it('munmap of the first page leaves the others at their offsets', { tags: ['core'] }, async (ctx) => {
     ctx.skip(pages() < 3n, 'the device has fewer than 3 pages');
     await fillPatterns(t.needsWriter(ctx), 3n);
     const view = await mapTracked(3n);

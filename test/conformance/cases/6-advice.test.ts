@@ -108,7 +108,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
 
   // G4: mlock returns 0; on a VM_SPECIAL vma it does nothing (mm/mlock.c:413-417): no "lo", Locked 0 kB.
   // Elsewhere it faults every page in through ->fault; the content stays the same.
-  it('mlock and munlock succeed; a VM_SPECIAL vma is not locked', async () => {
+  it('mlock and munlock succeed; a VM_SPECIAL vma is not locked', { tags: ['core'] }, async () => {
     const { addr, length } = await mapReadOnly(upTo(4n));
     const before = await t.dut.native.readBytes(addr, Number(length));
     await t.dut.native.mlock(addr, length);
@@ -175,7 +175,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
 
   // G5: MAP_POPULATE is skipped for VM_IO|VM_PFNMAP (mm/gup.c:1712-1713) and pre-faults other
   // vmas, ignoring errors; either way the mapping shows the same data as a plain one.
-  it('MAP_POPULATE succeeds and reads the same data as a plain mapping', async () => {
+  it('MAP_POPULATE succeeds and reads the same data as a plain mapping', { tags: ['core'] }, async () => {
     const { c } = t.dut;
     const length = upTo(4n);
     const plain = await mapReadOnly(length);

@@ -26,7 +26,7 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   // H2: for MAP_SHARED the offset column is vm_pgoff << PAGE_SHIFT, the requested offset;
   // dev and inode are those of the device node (fs/proc/task_mmu.c:288-290: i_sb->s_dev, i_ino). A
   // character device keeps vm_pgoff; only a regular file (sysfs PCI resourceN) may show another offset.
-  it('the maps line shows the requested offset, the device node and its path', async (ctx) => {
+  it('the maps line shows the requested offset, the device node and its path', { tags: ['core'] }, async (ctx) => {
     const k = t.dut.size / page() / 2n;
     const offset = t.dut.offset + k * page();
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), offset, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
@@ -49,7 +49,7 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   // H1: VmFlags print vm_flags in bit order (task_mmu.c:654-704). A MAP_SHARED mapping of an
   // O_RDWR fd keeps VM_SHARED and VM_MAYSHARE; PROT_READ gives no "wr"; a writable device keeps
   // VM_MAYWRITE ("mw"). Device vmas are never locked ("lo") nor accountable ("ac").
-  it('smaps VmFlags match the protection and the profile', async () => {
+  it('smaps VmFlags match the protection and the profile', { tags: ['core'] }, async () => {
     const { c } = t.dut;
     const ro = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ });
     const vma = await vmaAt(t, ro.addr);

@@ -28,7 +28,7 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
 
   // I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
   // VM_IO|VM_PFNMAP (catalogue section 6: 16 bytes written).
-  it('write() from the mapping into a pipe passes the mapped bytes', async () => {
+  it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async () => {
     const expected = await content(40n, 'written to a pipe');
     const out = await python<{ n: number; data: string }>(
       t,

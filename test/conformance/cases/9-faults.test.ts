@@ -23,7 +23,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
 
   // Signals (catalogue header): an address with no vma is SIGSEGV/SEGV_MAPERR, never SIGBUS,
   // right before and right after a device mapping.
-  it('touching the unmapped pages around a mapping raises SIGSEGV', async () => {
+  it('touching the unmapped pages around a mapping raises SIGSEGV', { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
     // Three pages of placeholder; the device goes in the middle, the outer pages are given back.
     const hole = await native.mmap(0n, 3n * page(), c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS, -1, 0n);
@@ -45,7 +45,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
   // E2 / J: a forked child re-reaches every page through the copied PTEs (PFNMAP/MIXEDMAP,
   // vma_needs_copy, mm/memory.c:1262-1263) or through ->fault; the child reads under a
   // watchdog, so a fault handler that never installs a PTE shows as ETIMEDOUT, not a hang.
-  it('a forked child reads every sampled page as the parent does', async (ctx) => {
+  it('a forked child reads every sampled page as the parent does', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
     await fillPatterns(source, sampled());
     const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
