@@ -245,13 +245,17 @@ export class VmSession {
       onRequestTimeout: (seconds) => this.abort('request', seconds),
     });
     this.client = client;
-    void client.ready.then((ready) => {
-      this.ready = ready;
-      this.bootMs = Date.now() - this.startedAt;
-      this.facts.agentReady = true;
-      this.disarm('boot');
-      this.announceAgentUp(ready);
-    });
+    client.ready.then(
+      (ready) => {
+        this.ready = ready;
+        this.bootMs = Date.now() - this.startedAt;
+        this.facts.agentReady = true;
+        this.disarm('boot');
+        this.announceAgentUp(ready);
+      },
+      // The channel closed before the agent was ready: QEMU's end says why (boot failure, crash).
+      () => undefined,
+    );
   }
 
   private onConsole(chunk: Buffer): void {
