@@ -29,8 +29,8 @@ export const VM_HELP = `
 Kernel and VM options:
   --kernel K          guest kernel: a series (6.1, 6.12: its newest release in /boot), a release
                       (as in /boot/vmlinuz-REL) or an image path (default: newest 6.1)
-  --kernels LIST      run once per kernel: all (every installed series) or a comma list, e.g. 6.1,6.12;
-                      one summary per kernel, then a combined verdict
+  --kernels LIST      (test, trace, explain) run once per kernel: all (every installed series) or a
+                      comma list, e.g. 6.1,6.12; one summary per kernel, then a combined verdict
   --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
   --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
   --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
