@@ -110,7 +110,10 @@ async function vmRun(args: string[]): Promise<number> {
   );
   if (values.help) return help('vm run');
   if (positionals.length === 0) throw new UserError('vm run needs a command: mmapkit vm run -- CMD [ARG...]');
-  const kernel = kernelOf(values);
+  return forEachKernel(kernelsOf(values), (kernel) => vmRunOn(kernel, values, positionals));
+}
+
+async function vmRunOn(kernel: GuestKernel, values: VmFlags & { profile?: string; 'no-module'?: boolean }, positionals: string[]): Promise<number> {
   const options = guestOptions(values, kernel);
   const profile = values.profile !== undefined ? loadProfile(path.resolve(values.profile), kernel.version) : undefined;
   await ensureBuilt(kernel);

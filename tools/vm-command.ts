@@ -29,7 +29,7 @@ export const VM_HELP = `
 Kernel and VM options:
   --kernel K          guest kernel: a series (6.1, 6.12: its newest release in /boot), a release
                       (as in /boot/vmlinuz-REL) or an image path (default: newest 6.1)
-  --kernels LIST      (test, trace, explain) run once per kernel: all (every installed series) or a
+  --kernels LIST      (vm run, test, trace, explain) run once per kernel: all (every installed series) or a
                       comma list, e.g. 6.1,6.12; one summary per kernel, then a combined verdict
   --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
   --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
@@ -75,7 +75,7 @@ export function accelOf(value: string | undefined): AccelChoice {
 }
 
 export function kernelOf(flags: VmFlags): GuestKernel {
-  if (flags.kernels !== undefined) throw new UserError('this command runs on one kernel: use --kernel (--kernels is for build, lint, test, trace and explain)');
+  if (flags.kernels !== undefined) throw new UserError('this command runs on one kernel: use --kernel (--kernels is for build, lint, vm run, test, trace and explain)');
   return discoverKernel({ kernel: flags.kernel, kdir: flags.kdir });
 }
 

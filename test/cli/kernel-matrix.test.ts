@@ -36,6 +36,20 @@ describe('the kernel matrix', () => {
   );
 
   it(
+    'vm run --kernels all runs the command on each series and exits with the worst status',
+    async () => {
+      const passing = await runCli('vm', 'run', '--kernels', 'all', '--', 'uname', '-r');
+      expect(passing.code, explain(passing)).toBe(0);
+      expect(passing.stdout).toMatch(/^6\.1\.\S+$/m);
+      expect(passing.stdout).toMatch(/^6\.12\.\S+$/m);
+      expect(passing.stdout).toMatch(/^all kernels: passed$/m);
+      const failing = await runCli('vm', 'run', '--kernels', '6.12', '--', 'false');
+      expect(failing.code).toBe(1);
+    },
+    RUN_TIMEOUT_MS,
+  );
+
+  it(
     '--kernels all runs once per series, prints a summary for each and the combined verdict',
     async () => {
       const result = await runCli('test', '--kernels', 'all', '--quick', ...REFERENCE_PROFILES);
