@@ -19,6 +19,7 @@ import { EXIT_CODE_OF } from './vm/outcome.js';
 import { SessionEndedError, VmSession } from './vm/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './vm-command.js';
 import { moduleObject } from './paths.js';
+import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 
 const HELP: Record<string, string> = {
   main: `usage: mmapkit <command> [options]
@@ -190,7 +191,11 @@ async function testOnKernel(kernel: GuestKernel, values: VmFlags & { profile?: s
   const options = guestOptions(values, kernel);
   const files = values.profile ?? [];
   // Bad profiles are found before anything is built or booted.
-  const profiles = files.length > 0 ? files.map((file) => loadProfile(path.resolve(file), kernel.version)) : referenceProfiles(kernel.version);
+  const profiles =
+    files.length > 0
+      ? files.map((file) => loadProfile(path.resolve(file), kernel.version))
+      : // /dev/mmapkit is the remap device under the skeleton's name: a quick run tests that device once.
+        referenceProfiles(kernel.version).filter((profile) => !(report.quick === true && profile.device === REFERENCE_DEVICE_PATHS.remap));
   await ensureBuilt(kernel);
   const fixtures = fixturesBuildDir(kernel.version) + path.sep;
   if (profiles.some((profile) => profile.module?.startsWith(fixtures) === true)) await buildFixtures(kernel, say);
