@@ -36,6 +36,18 @@ describe('the kernel matrix', () => {
   );
 
   it(
+    'the in-kernel drivers (ivshmem BAR, bochs fb0) pass on 6.12 too',
+    async () => {
+      const real = ['ivshmem', 'fb0-bochs'].flatMap((name) => ['--profile', `test/profiles/real/${name}.json`]);
+      const result = await runCli('test', '--kernel', '6.12', ...real);
+      expect(result.code, explain(result)).toBe(ExitCode.PASSED);
+      expect(result.stdout).toMatch(/^[1-9]\d* passed, 0 failed, \d+ skipped, 0 crashed$/m);
+      expect(result.stdout).toMatch(/kernel 6\.12\./);
+    },
+    RUN_TIMEOUT_MS,
+  );
+
+  it(
     'vm run --kernels all runs the command on each series and exits with the worst status',
     async () => {
       const passing = await runCli('vm', 'run', '--kernels', 'all', '--', 'uname', '-r');
