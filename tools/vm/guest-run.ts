@@ -67,6 +67,9 @@ export interface SharedGuest {
 export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest> {
   const supervisor = await GuestSupervisor.start(() => startGuest(options), options.log);
   const socket = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}-${Date.now().toString(36)}.sock`);
+  // An interrupted run (Ctrl-C, SIGTERM: tools/cli.ts exits) leaves no socket behind either.
+  const removeSocket = (): void => rmSync(socket, { force: true });
+  process.once('exit', removeSocket);
   let relay;
   try {
     relay = await startRelay(socket, supervisor);
@@ -79,7 +82,8 @@ export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest>
     socket,
     async close() {
       relay.close();
-      rmSync(socket, { force: true });
+      removeSocket();
+      process.off('exit', removeSocket);
       return supervisor.stop();
     },
   };
