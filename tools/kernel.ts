@@ -44,6 +44,13 @@ const IMAGE_PREFIX = 'vmlinuz-';
  */
 export const DEFAULT_SERIES = '6.1';
 
+/**
+ * The series `make setup` installs and `--kernels all` runs on. Any other
+ * installed series (a newer Debian kernel, the host's own) is used only when
+ * named: a third kernel on the machine must not change what `make test` does.
+ */
+export const SUPPORTED_SERIES: readonly string[] = [DEFAULT_SERIES, '6.12'];
+
 const SERIES = /^\d+\.\d+$/;
 
 /** Whether a --kernel value names a series ("6.12") rather than a release or a path. */
@@ -159,13 +166,13 @@ export function discoverKernel(query: KernelQuery = {}): GuestKernel {
 
 /**
  * Several guest kernels at once (`--kernels`): 'all' is the newest release of
- * every installed series, oldest series first; a list names series, releases
+ * every installed series of SUPPORTED_SERIES, oldest series first; a list names series, releases
  * or images, each resolved as `--kernel` is. A named series that is not
  * installed is a SetupError ("no 6.12 kernel installed: run `make setup`").
  */
 export function discoverKernels(which: 'all' | readonly string[], query: Omit<KernelQuery, 'kernel' | 'kdir'> = {}): GuestKernel[] {
   const root = query.root ?? '/';
-  const wanted = which === 'all' ? installedSeries(root) : [...which];
+  const wanted = which === 'all' ? installedSeries(root).filter((series) => SUPPORTED_SERIES.includes(series)) : [...which];
   if (wanted.length === 0) {
     throw new SetupError(
       which === 'all' ? 'no guest kernel in /boot: run `make setup`' : 'no kernel named: give a series, a release or `all`',
