@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
-import PathOrderSequencer from './tools/vitest-order.js';
+import PathOrderSequencer from './tools/test/vitest-order.js';
 
 export default defineConfig({
   test: {
-    reporters: ['default', './tools/vitest-summary.ts'],
+    reporters: ['default', './tools/test/vitest-summary.ts'],
     sequence: { sequencer: PathOrderSequencer },
     // `mmapkit test --quick` (and `make run`) runs the cases tagged core: one or two per catalogue area.
     tags: [{ name: 'core', description: 'the quick conformance run: one or two cases per catalogue area' }],

@@ -6,18 +6,19 @@
 import os from 'node:os';
 import path from 'node:path';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
-import { build } from './build.js';
-import { buildFixtures, fixturesBuildDir } from './fixtures.js';
+import { build } from './build/build.js';
+import { buildFixtures, fixturesBuildDir } from './build/fixtures.js';
 import type { GuestKernel } from './kernel.js';
-import { lintKernels } from './lint.js';
+import { lintKernels } from './lint/lint.js';
 import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
-import { reportEnd, say } from './report.js';
-import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test-command.js';
-import { EXPLAIN_HELP, TRACE_HELP, explainCommand, traceCommand } from './trace/command.js';
-import { EXIT_CODE_OF } from './vm/outcome.js';
-import { SessionEndedError, VmSession } from './vm/session.js';
-import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './vm-command.js';
+import { reportEnd, say } from './messages.js';
+import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test/command.js';
+import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
+import { TRACE_HELP, traceCommand } from './trace/command.js';
+import { EXIT_CODE_OF } from './qemu/outcome.js';
+import { SessionEndedError, VmSession } from './qemu/session.js';
+import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 import { moduleObject } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 

@@ -8,8 +8,8 @@ export const BUILD_DIR = path.join(REPO_ROOT, 'build');
 export const kernelBuildDir = (version: string): string => path.join(BUILD_DIR, 'kernels', version);
 export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
 export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
-/** The scenario program that `mmapkit trace` and `explain` run in the guest (vm/scenario.ts). */
+/** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
-export const INIT_SCRIPT = path.join(REPO_ROOT, 'vm', 'init.sh');
+export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');
 export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
 export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './exit-codes.js';
 import { REPO_ROOT, kernelBuildDir } from './paths.js';
-import { QEMU_DEVICES, type QemuDeviceName } from './vm/qemu-args.js';
+import { QEMU_DEVICES, type QemuDeviceName } from './qemu/qemu-args.js';
 
 export interface Profile {
   name: string;

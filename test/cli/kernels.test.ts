@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SUPPORTED_SERIES, installedSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
-import type { KernelComparison } from '../../tools/trace/compare.js';
+import type { KernelComparison } from '../../tools/explain/compare.js';
 import { runCli } from './run-cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-kernels-test-'));

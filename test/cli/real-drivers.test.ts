@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { REPO_ROOT } from '../../tools/paths.js';
-import { IVSHMEM_SIZE } from '../../tools/vm/qemu-args.js';
+import { IVSHMEM_SIZE } from '../../tools/qemu/qemu-args.js';
 import { runCli } from './run-cli.js';
 
 const REAL = path.join(REPO_ROOT, 'test', 'profiles', 'real');

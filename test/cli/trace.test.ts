@@ -9,9 +9,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { type CliResult as Run, runCli as command } from './run-cli.js';
-import { demandFaults } from '../../tools/trace/claims.js';
+import { demandFaults } from '../../tools/explain/claims.js';
 import { namesIn, parseFunctionGraph } from '../../tools/trace/graph.js';
-import type { ExplainEvidence } from '../../tools/trace/report.js';
+import type { ExplainEvidence } from '../../tools/explain/report.js';
 import { analyseTrace, callPath } from '../../tools/trace/tree.js';
 
 const rawTraceOf = (run: Run): string => {

@@ -10,7 +10,7 @@ import type { ConstantName } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
 import { type Profile, isModuleName } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
-import { GuestClient, type RemoteNative } from '../../tools/vm/guest-client.js';
+import { GuestClient, type RemoteNative } from '../../tools/qemu/guest-client.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -128,7 +128,7 @@ export async function openReferenceDriver(): Promise<DeviceUnderTest> {
 
 /**
  * Writes pagePattern(first), pagePattern(first + 1), ... over `count` pages from `addr` with one
- * writeBytes through that mapping, the bytes made in the guest (vm/protocol.ts patternBytes, unit
+ * writeBytes through that mapping, the bytes made in the guest (guest/protocol.ts patternBytes, unit
  * tested against pagePattern) instead of sent page by page.
  */
 export async function writePagePatterns(dut: Guest, addr: bigint, first: bigint, count: bigint): Promise<void> {

@@ -6,13 +6,13 @@
  * test workers reach it through the socket provided as `guestSocket`.
  */
 import type { TestProject } from 'vitest/node';
-import { describeFindings } from '../../tools/report.js';
+import { describeFindings } from '../../tools/messages.js';
 import { discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
-import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test-command.js';
-import { crashExcerpt, tail } from '../../tools/vm/console.js';
-import { shareGuest } from '../../tools/vm/guest-run.js';
-import type { AccelChoice } from '../../tools/vm/session.js';
+import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test/command.js';
+import { crashExcerpt, tail } from '../../tools/qemu/console.js';
+import { shareGuest } from '../../tools/qemu/guest-run.js';
+import type { AccelChoice } from '../../tools/qemu/session.js';
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const kernel = discoverKernel({ kernel: process.env.MMAPKIT_KERNEL });

@@ -7,9 +7,9 @@
  */
 import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
-import { type Finding, findings } from '../../tools/vm/console.js';
-import type { KmsgCursor } from '../../vm/protocol.js';
-import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/vm/relay.js';
+import { type Finding, findings } from '../../tools/qemu/console.js';
+import type { KmsgCursor } from '../../guest/protocol.js';
+import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
 import { type DeviceUnderTest, type ProfileTarget, ensureModule, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../../tools/exit-codes.js';
 import { DEFAULT_SIZES, KiB, MiB, formatSize, makePlan, parseSize, parseSizes, passesFor, readBufferSize } from '../../tools/bench/plan.js';
 import { defaultOutDir, guestMemoryMiB, parseBenchArgs } from '../../tools/bench/command.js';
-import { qemuArgs, type QemuConfig } from '../../tools/vm/qemu-args.js';
+import { qemuArgs, type QemuConfig } from '../../tools/qemu/qemu-args.js';
 
 describe('bench plan', () => {
   it('default sizes run from 4 KiB to 64 MiB in powers of 4', () => {

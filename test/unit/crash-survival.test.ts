@@ -9,11 +9,11 @@ import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GuestClient, GuestGoneError } from '../../tools/vm/guest-client.js';
-import { GuestSupervisor } from '../../tools/vm/guest-supervisor.js';
-import type { SessionEnd } from '../../tools/vm/outcome.js';
-import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE, startRelay } from '../../tools/vm/relay.js';
-import type { VmSession } from '../../tools/vm/session.js';
+import { GuestClient, GuestGoneError } from '../../tools/qemu/guest-client.js';
+import { GuestSupervisor } from '../../tools/qemu/guest-supervisor.js';
+import type { SessionEnd } from '../../tools/qemu/outcome.js';
+import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE, startRelay } from '../../tools/qemu/relay.js';
+import type { VmSession } from '../../tools/qemu/session.js';
 
 interface FakeSession {
   session: VmSession;

@@ -1,5 +1,5 @@
-// The guest's initramfs (tools/vm/initramfs.ts) and the newc cpio writer
-// (tools/vm/cpio.ts): module order from modprobe, the static busybox check,
+// The guest's initramfs (tools/qemu/initramfs.ts) and the newc cpio writer
+// (tools/qemu/cpio.ts): module order from modprobe, the static busybox check,
 // the image's contents, its byte format (read back by a parser written here
 // and by GNU cpio) and the content-addressed cache.
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INIT_SCRIPT } from '../../tools/paths.js';
-import { type CpioEntry, writeCpio } from '../../tools/vm/cpio.js';
+import { type CpioEntry, writeCpio } from '../../tools/qemu/cpio.js';
 import {
   BUSYBOX,
   cachedInitramfs,
@@ -18,7 +18,7 @@ import {
   moduleName,
   parseModuleOrder,
   readModule,
-} from '../../tools/vm/initramfs.js';
+} from '../../tools/qemu/initramfs.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-initramfs-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

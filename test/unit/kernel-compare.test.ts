@@ -1,15 +1,15 @@
 /**
- * The kernel comparison of `mmapkit explain --kernels` (tools/trace/compare.ts)
+ * The kernel comparison of `mmapkit explain --kernels` (tools/explain/compare.ts)
  * and the fault-lock attribution it rests on (tools/trace/tree.ts), on trace
  * excerpts recorded by `mmapkit explain --kernels all` (TCG, 2 vCPUs): the
  * mmap() graph and the first two faults on /dev/mmapkit-fault of each kernel,
  * verbatim, with the lock functions traced as graph roots (tools/trace/ftrace.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { type KernelSide, baseName, compareKernels, isNoise, renderComparisonText } from '../../tools/trace/compare.js';
-import type { ForkAfterCow } from '../../tools/trace/fork-probe.js';
+import { type KernelSide, baseName, compareKernels, isNoise, renderComparisonText } from '../../tools/explain/compare.js';
+import type { ForkAfterCow } from '../../tools/explain/fork-probe.js';
 import { parseFunctionGraph } from '../../tools/trace/graph.js';
-import { renderComparisonHtml } from '../../tools/trace/html.js';
+import { renderComparisonHtml } from '../../tools/explain/html.js';
 import { analyseTrace, lockStory } from '../../tools/trace/tree.js';
 
 /** 6.1.0-56-amd64 (6.1.192): mmap(), then two faults on the mapping, each lock_mm_and_find_vma then handle_mm_fault. */

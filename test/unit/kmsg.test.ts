@@ -1,11 +1,11 @@
-// The guest agent's kernel log reader parses /dev/kmsg records (vm/protocol.ts,
+// The guest agent's kernel log reader parses /dev/kmsg records (guest/protocol.ts,
 // parseKmsgRecord) and prints them as dmesg does, for the conformance log gate;
 // and the agent builds write patterns (patternBytes) that must equal the bytes
 // the cases compare against.
 import { describe, expect, it } from 'vitest';
-import { findings } from '../../tools/vm/console.js';
-import { pagePattern } from '../../test/conformance/device.js';
-import { kmsgLines, parseKmsgRecord, patternBytes } from '../../vm/protocol.js';
+import { findings } from '../../tools/qemu/console.js';
+import { pagePattern } from '../conformance/device.js';
+import { kmsgLines, parseKmsgRecord, patternBytes } from '../../guest/protocol.js';
 
 describe('parseKmsgRecord', () => {
   it('reads priority, sequence number, timestamp and text', () => {

@@ -1,5 +1,5 @@
-// How a session ended (tools/vm/outcome.ts), from what the console shows
-// (tools/vm/console.ts). The consoles are recorded guest logs in
+// How a session ended (tools/qemu/outcome.ts), from what the console shows
+// (tools/qemu/console.ts). The consoles are recorded guest logs in
 // test/fixtures/console/, replayed here without a VM.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -12,8 +12,8 @@ import {
   findings,
   initFailure,
   tail,
-} from '../../tools/vm/console.js';
-import { classifyEnd, EXIT_CODE_OF, type SessionFacts } from '../../tools/vm/outcome.js';
+} from '../../tools/qemu/console.js';
+import { classifyEnd, EXIT_CODE_OF, type SessionFacts } from '../../tools/qemu/outcome.js';
 
 type Fixture = 'clean-boot' | 'panic-sysrq' | 'oops-null-deref' | 'hang-early-boot';
 

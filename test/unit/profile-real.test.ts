@@ -6,7 +6,7 @@ import { UserError } from '../../tools/exit-codes.js';
 import { DEFAULT_SERIES, newestOfSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { checkModule, isModuleName, loadProfile, parseProfile, resolveModule } from '../../tools/profile.js';
-import { IVSHMEM_SIZE, guestPciDevice } from '../../tools/vm/qemu-args.js';
+import { IVSHMEM_SIZE, guestPciDevice } from '../../tools/qemu/qemu-args.js';
 
 // Checked against this machine's modules: the release is discovered, never written down.
 const KERNEL = newestOfSeries(DEFAULT_SERIES);

@@ -1,4 +1,4 @@
-// The host–agent channel framing (vm/protocol.ts): NDJSON lines split from
+// The host–agent channel framing (guest/protocol.ts): NDJSON lines split from
 // arbitrary chunks, BigInt and bytes carried as tagged values, and the
 // message discriminators.
 import { describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import {
   type ReadyMessage,
   type Request,
   type Response,
-} from '../../vm/protocol.js';
+} from '../../guest/protocol.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 

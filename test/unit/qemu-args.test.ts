@@ -1,9 +1,9 @@
-// QEMU's command line (tools/vm/qemu-args.ts): the facts the design depends
+// QEMU's command line (tools/qemu/qemu-args.ts): the facts the design depends
 // on, checked option by option rather than as one snapshot.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { kernelCommandLine, qemuArgs, type QemuConfig, shellQuote } from '../../tools/vm/qemu-args.js';
-import { CHANNEL_NAME } from '../../vm/protocol.js';
+import { kernelCommandLine, qemuArgs, type QemuConfig, shellQuote } from '../../tools/qemu/qemu-args.js';
+import { CHANNEL_NAME } from '../../guest/protocol.js';
 
 const base: QemuConfig = {
   accel: 'tcg',

@@ -12,7 +12,7 @@ import {
   guestPciDevice,
   kernelCommandLine,
   qemuArgs,
-} from '../../tools/vm/qemu-args.js';
+} from '../../tools/qemu/qemu-args.js';
 
 const base: QemuConfig = {
   accel: 'tcg',

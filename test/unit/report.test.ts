@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../tools/paths.js';
-import { asciiPicture, parseMaps, placement, regionsOf, svgPicture } from '../../tools/trace/address-space.js';
-import { verdictOf } from '../../tools/trace/claims.js';
-import { renderHtml } from '../../tools/trace/html.js';
-import { type ExplainEvidence, buildReport, renderText } from '../../tools/trace/report.js';
+import { asciiPicture, parseMaps, placement, regionsOf, svgPicture } from '../../tools/explain/address-space.js';
+import { verdictOf } from '../../tools/explain/claims.js';
+import { renderHtml } from '../../tools/explain/html.js';
+import { type ExplainEvidence, buildReport, renderText } from '../../tools/explain/report.js';
 
 const evidence = (kind: 'remap' | 'fault'): ExplainEvidence =>
   JSON.parse(readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'trace', `explain-${kind}.json`), 'utf8')) as ExplainEvidence;

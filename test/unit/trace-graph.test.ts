@@ -10,7 +10,7 @@ import { REPO_ROOT } from '../../tools/paths.js';
 import { findCall, namesIn, parseFunctionGraph } from '../../tools/trace/graph.js';
 import { describeRecording } from '../../tools/trace/trace-text.js';
 import { analyseTrace, callPath, renderTree, trimTree } from '../../tools/trace/tree.js';
-import type { TraceScenarioResult } from '../../vm/scenario-types.js';
+import type { TraceScenarioResult } from '../../guest/scenario-types.js';
 
 const fixture = (name: string): string => readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'trace', name), 'utf8');
 const result = (name: string): TraceScenarioResult => JSON.parse(fixture(`${name}.json`)) as TraceScenarioResult;

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BUILD_DIR, moduleObject } from '../paths.js';
-import { describeFindings, say } from '../report.js';
-import type { AccelChoice, VmSession } from '../vm/session.js';
+import { describeFindings, say } from '../messages.js';
+import type { AccelChoice, VmSession } from '../qemu/session.js';
 import {
   VM_HELP,
   VM_OPTIONS,
@@ -23,7 +23,7 @@ import {
   parseOptions,
   positiveNumber,
   withGuest,
-} from '../vm-command.js';
+} from '../guest-command.js';
 import { DEFAULT_REPEATS, DEFAULT_SIZES, MiB, formatSize, makePlan, parseSizes } from './plan.js';
 import { type BenchResults, type CaseResult, type Environment, figure, judgeTargets } from './results.js';
 import { writeReport } from './report.js';

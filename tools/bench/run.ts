@@ -5,7 +5,7 @@
  */
 import type { BenchTiming } from '../../native/index.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
-import type { GuestClient } from '../vm/guest-client.js';
+import type { GuestClient } from '../qemu/guest-client.js';
 import { type Case, type Plan, PAGE, formatSize, passesFor, readBufferSize } from './plan.js';
 import { type CaseResult, type Sample, caseResult } from './results.js';
 import { median } from './stats.js';

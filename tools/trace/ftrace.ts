@@ -20,7 +20,7 @@
  * through the out-of-line functions that take it, made graph roots of their
  * own: FAULT_LOCK_ROOTS.
  */
-import type { ScenarioName } from '../../vm/scenario-types.js';
+import type { ScenarioName } from '../../guest/scenario-types.js';
 
 export const TRACEFS = '/sys/kernel/tracing';
 

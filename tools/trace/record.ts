@@ -1,13 +1,13 @@
 /**
  * Records scenarios in a booted guest: prepares ftrace once, then for each
- * scenario arms the graph roots, runs vm/scenario.ts as its own process
+ * scenario arms the graph roots, runs guest/scenario.ts as its own process
  * (it limits tracing to its pid and switches the buffer on around the
  * operation) and reads the raw trace back.
  */
 import { SetupError } from '../exit-codes.js';
 import { SCENARIO_BUNDLE } from '../paths.js';
-import type { GuestClient } from '../vm/guest-client.js';
-import type { MeasureResult, ScenarioName, TraceScenarioResult } from '../../vm/scenario-types.js';
+import type { GuestClient } from '../qemu/guest-client.js';
+import type { MeasureResult, ScenarioName, TraceScenarioResult } from '../../guest/scenario-types.js';
 import { GRAPH_ROOTS, PREPARE_FAILURES, TRACEFS, armScript, prepareScript } from './ftrace.js';
 
 export interface Recording {

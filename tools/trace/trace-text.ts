@@ -1,5 +1,5 @@
 /** The terminal output of `mmapkit trace`: the trimmed call trees of one recorded scenario. */
-import type { TraceScenarioResult } from '../../vm/scenario-types.js';
+import type { TraceScenarioResult } from '../../guest/scenario-types.js';
 import { type GraphNode, parseFunctionGraph } from './graph.js';
 import { type FaultGraph, type TraceAnalysis, analyseTrace, formatUs, lockStory, renderTree, trimTree } from './tree.js';
 

@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { moduleName, pagePattern, writePagePatterns } from '../device.js';
-import type { NativeCall } from '../../../tools/vm/guest-client.js';
+import type { NativeCall } from '../../../tools/qemu/guest-client.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
 

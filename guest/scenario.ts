@@ -1,7 +1,7 @@
 /**
  * The scenario program: runs in the guest as a process of its own, so that
  * ftrace can be limited to it (set_ftrace_pid), and prints one JSON line
- * (vm/scenario-types.ts) with what it saw. Bundled by `mmapkit build` to
+ * (guest/scenario-types.ts) with what it saw. Bundled by `mmapkit build` to
  * build/guest/scenario.mjs and started by tools/trace/ through the agent.
  *
  *   scenario.mjs trace --scenario map|touch|fork|mremap|munmap|private-write --target PATH [--pages N] [--tracefs DIR]

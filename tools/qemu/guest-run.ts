@@ -58,7 +58,7 @@ export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
 /** A guest the test workers share through a relay socket, replaced whenever it crashes. */
 export interface SharedGuest {
   supervisor: GuestSupervisor;
-  /** The relay's unix socket (tools/vm/relay.ts). */
+  /** The relay's unix socket (tools/qemu/relay.ts). */
   socket: string;
   /** Closes the relay and stops the live guest; the last session's end. */
   close(): Promise<SessionEnd>;

@@ -5,10 +5,10 @@
  * here is a fixed answer about 6.1 or 6.12: every sentence is derived from
  * the recorded evidence, so a kernel that changes shows up as a change.
  */
-import { type GraphNode, namesIn, parseFunctionGraph } from './graph.js';
+import { type GraphNode, namesIn, parseFunctionGraph } from '../trace/graph.js';
 import { type ForkAfterCow, describeFork } from './fork-probe.js';
 import type { ExplainEvidence, RecordedTrace } from './report.js';
-import { type FaultGraph, type TraceAnalysis, analyseTrace, formatUs, lockStory } from './tree.js';
+import { type FaultGraph, type TraceAnalysis, analyseTrace, formatUs, lockStory } from '../trace/tree.js';
 
 /** One kernel's explain run, as the comparison needs it. */
 export interface KernelRun {

@@ -1,5 +1,5 @@
 /**
- * The guest agent: runs inside the VM (started by vm/init.sh), serves the
+ * The guest agent: runs inside the VM (started by guest/init.sh), serves the
  * host's requests over the virtio-serial port and exits when the host goes
  * away, after which init powers the guest off.
  *
@@ -33,7 +33,7 @@ import {
 
 function required(name: string): string {
   const value = process.env[name];
-  if (value === undefined || value === '') throw new Error(`${name} is not set (the agent is started by vm/init.sh)`);
+  if (value === undefined || value === '') throw new Error(`${name} is not set (the agent is started by guest/init.sh)`);
   return value;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The guest's initramfs: a static busybox, the virtio and 9p modules the
- * guest kernel needs before it can reach the host root, and vm/init.sh as
+ * guest kernel needs before it can reach the host root, and guest/init.sh as
  * /init. Everything else (node, the addon, the module under test) comes from
  * the host root over 9p, so the image stays about 3 MB and is rebuilt only
  * when one of its inputs changes.

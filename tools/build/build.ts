@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
-import { SetupError, UserError } from './exit-codes.js';
-import type { GuestKernel } from './kernel.js';
-import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from './paths.js';
+import { SetupError, UserError } from '../exit-codes.js';
+import type { GuestKernel } from '../kernel.js';
+import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
 
 export interface BuildOptions {
   kernel: GuestKernel;
@@ -130,7 +130,7 @@ function steps(options: BuildOptions): Step[] {
     {
       name: 'types',
       inputs: () => [
-        ...['tools', 'vm', 'native', 'test', 'bin'].flatMap((dir) =>
+        ...['tools', 'guest', 'native', 'test', 'bin'].flatMap((dir) =>
           filesUnder(path.join(REPO_ROOT, dir), (file) => /\.(ts|mts|js|mjs)$/.test(file)),
         ),
         ...rootFiles('tsconfig.json', 'package.json', 'vitest.config.ts'),
@@ -143,7 +143,7 @@ function steps(options: BuildOptions): Step[] {
     {
       name: 'agent',
       inputs: () => [
-        ...filesUnder(path.join(REPO_ROOT, 'vm'), (file) => file.endsWith('.ts')),
+        ...filesUnder(path.join(REPO_ROOT, 'guest'), (file) => file.endsWith('.ts')),
         ...rootFiles('native/index.ts'),
       ],
       outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE],
@@ -152,7 +152,7 @@ function steps(options: BuildOptions): Step[] {
         // One file per program: every module the guest loads over 9p costs a round trip under emulation.
         // The agent, and the scenario program that `mmapkit trace` runs as a process of its own.
         await build({
-          entryPoints: [path.join(REPO_ROOT, 'vm', 'agent.ts'), path.join(REPO_ROOT, 'vm', 'scenario.ts')],
+          entryPoints: [path.join(REPO_ROOT, 'guest', 'agent.ts'), path.join(REPO_ROOT, 'guest', 'scenario.ts')],
           outdir: path.dirname(AGENT_BUNDLE),
           outExtension: { '.js': '.mjs' },
           bundle: true,

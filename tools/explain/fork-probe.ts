@@ -11,8 +11,8 @@
  * the first-page case: while a mapping whose first page was COW-written
  * exists, every fork of that process fails, which would hide the contrast.
  */
-import type { GuestClient } from '../vm/guest-client.js';
-import { lastJson } from './record.js';
+import type { GuestClient } from '../qemu/guest-client.js';
+import { lastJson } from '../trace/record.js';
 
 export interface ForkOutcome {
   /** Did fork() succeed? */

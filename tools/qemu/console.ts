@@ -1,5 +1,5 @@
 /**
- * Reads the guest console: what the kernel and vm/init.sh printed. Pure
+ * Reads the guest console: what the kernel and guest/init.sh printed. Pure
  * functions over text, so that recorded logs (a clean boot, an oops, a
  * panic, a hang) can be replayed in unit tests.
  */

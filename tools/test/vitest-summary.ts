@@ -3,12 +3,12 @@
  * counts by outcome, and a reporter that ends a run with one plain line,
  * "tests: N passed, N failed, N skipped, N crashed", the form CI logs are read for.
  * A case is "crashed" when the guest died under it: its error starts with the
- * relay's CRASHED_MARK (tools/vm/relay.ts).
+ * relay's CRASHED_MARK (tools/qemu/relay.ts).
  */
 import path from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
-import { REPO_ROOT } from './paths.js';
-import { CRASHED_MARK } from './vm/relay.js';
+import { REPO_ROOT } from '../paths.js';
+import { CRASHED_MARK } from '../qemu/relay.js';
 
 export type CaseOutcome = 'passed' | 'failed' | 'skipped' | 'crashed';
 

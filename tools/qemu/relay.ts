@@ -12,7 +12,7 @@
  * old address, close of an old fd) can never hit the new guest's agent.
  */
 import { type Server, type Socket, createServer } from 'node:net';
-import { type OutputEvent, type Request, LineDecoder, decodeMessage, encodeMessage } from '../../vm/protocol.js';
+import { type OutputEvent, type Request, LineDecoder, decodeMessage, encodeMessage } from '../../guest/protocol.js';
 import { GuestError, GuestGoneError } from './guest-client.js';
 import type { CrashRecord, GuestSupervisor } from './guest-supervisor.js';
 import type { VmSession } from './session.js';

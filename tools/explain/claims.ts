@@ -5,10 +5,10 @@
  * Nothing here is a constant answer: change what the driver does and the
  * measurement, and so the verdict, changes.
  */
-import type { TargetMeasurement } from '../../vm/scenario-types.js';
-import type { GraphNode } from './graph.js';
-import { walk } from './graph.js';
-import type { TraceAnalysis } from './tree.js';
+import type { TargetMeasurement } from '../../guest/scenario-types.js';
+import type { GraphNode } from '../trace/graph.js';
+import { walk } from '../trace/graph.js';
+import type { TraceAnalysis } from '../trace/tree.js';
 
 export type Verdict = 'holds' | 'holds only for devices' | 'holds only for files' | 'does not hold';
 

@@ -5,8 +5,8 @@
 import { svgPicture } from './address-space.js';
 import { COMPARISON_TITLE, type KernelComparison } from './compare.js';
 import type { ReportModel } from './report.js';
-import { formatUs } from './tree.js';
-import { decodeVmFlags, setByFor } from './vmflags.js';
+import { formatUs } from '../trace/tree.js';
+import { decodeVmFlags, setByFor } from '../trace/vmflags.js';
 
 export const escapeHtml = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

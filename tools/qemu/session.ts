@@ -12,7 +12,7 @@ import path from 'node:path';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { AGENT_BUNDLE, INIT_SCRIPT, REPO_ROOT, RUNS_DIR, kernelBuildDir } from '../paths.js';
-import type { ReadyMessage } from '../../vm/protocol.js';
+import type { ReadyMessage } from '../../guest/protocol.js';
 import { type Finding, FATAL_KINDS, consoleLines, findings } from './console.js';
 import { GuestClient, GuestGoneError } from './guest-client.js';
 import { cachedInitramfs, readInitramfsInputs } from './initramfs.js';

@@ -98,7 +98,7 @@ export type RequestBody =
   | { op: 'readFile'; args: { path: string } }
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
   | { op: 'writeFile'; args: { path: string; data: string } }
-  /** Answered by the host's relay (tools/vm/relay.ts), never by the agent: attach to the current guest after a reboot. */
+  /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */
   | { op: 'reattach'; args: Record<string, never> };
 
 export type Request = RequestBody & { id: number };

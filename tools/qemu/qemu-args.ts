@@ -56,7 +56,7 @@ export interface QemuConfig {
   channelSocket?: string;
   /** Console on the user's terminal (vm shell) instead of a pipe. */
   interactive: boolean;
-  /** mmapkit.* parameters for vm/init.sh. */
+  /** mmapkit.* parameters for guest/init.sh. */
   guestParams: Record<string, string>;
   /**
    * TCG only: count instructions, each taking 2^icount ns of virtual time,

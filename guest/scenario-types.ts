@@ -1,5 +1,5 @@
 /**
- * What the scenario program (vm/scenario.ts) prints: one JSON object on its
+ * What the scenario program (guest/scenario.ts) prints: one JSON object on its
  * last stdout line. Shared with the host (tools/trace/), which parses it.
  * Addresses and PFNs travel as hex strings ("0x7f..."), counts as numbers.
  */

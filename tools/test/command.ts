@@ -2,19 +2,19 @@
  * `mmapkit test`: boots a guest, loads the module, lets vitest run the
  * conformance suite against it through the relay socket, and prints the
  * summary and a JSON results file. A guest that crashes or hangs under a case
- * is replaced (tools/vm/guest-supervisor.ts): that case is reported CRASHED
+ * is replaced (tools/qemu/guest-supervisor.ts): that case is reported CRASHED
  * and the remaining cases go on. The exit code says the worst that happened:
  * a crash outranks failed cases, which outrank a pass.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ExitCode } from './exit-codes.js';
-import { REPO_ROOT } from './paths.js';
-import { PROFILES_ENV, type Profile } from './profile.js';
-import { describeFindings, printConsoleTail, reportEnd, say } from './report.js';
-import type { CrashRecord } from './vm/guest-supervisor.js';
-import { type GuestRunOptions, shareGuest } from './vm/guest-run.js';
-import { EXIT_CODE_OF, type SessionEnd } from './vm/outcome.js';
+import { ExitCode } from '../exit-codes.js';
+import { REPO_ROOT } from '../paths.js';
+import { PROFILES_ENV, type Profile } from '../profile.js';
+import { describeFindings, printConsoleTail, reportEnd, say } from '../messages.js';
+import type { CrashRecord } from '../qemu/guest-supervisor.js';
+import { type GuestRunOptions, shareGuest } from '../qemu/guest-run.js';
+import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
 import { type CaseCounts, type CaseResult, KERNEL_FINDING, caseResults, countCases, describeCounts } from './vitest-summary.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */

@@ -2,7 +2,7 @@
  * The host's side of the guest protocol: requests with ids and deadlines,
  * answers matched back, exec output streamed to a callback. It talks over any
  * stream, the virtio-serial channel itself or the relay socket that test
- * workers use (tools/vm/relay.ts).
+ * workers use (tools/qemu/relay.ts).
  */
 import type { Duplex } from 'node:stream';
 import type { NativeAddon } from '../../native/index.js';
@@ -22,7 +22,7 @@ import {
   isOutputEvent,
   isReady,
   isResponse,
-} from '../../vm/protocol.js';
+} from '../../guest/protocol.js';
 
 /** An error the guest reported, with the errno fields of Node's fs errors. */
 export class GuestError extends Error {
@@ -167,14 +167,14 @@ export class GuestClient {
 
   /**
    * Through the relay only: attaches this connection to the guest that replaced
-   * a crashed one (tools/vm/relay.ts); its old fds and mappings are gone.
+   * a crashed one (tools/qemu/relay.ts); its old fds and mappings are gone.
    */
   reattach(): Promise<ReadyMessage> {
     return this.request({ op: 'reattach', args: {} });
   }
 
   /**
-   * Runs native calls one after another in the guest in one request (vm/protocol.ts BatchArgs):
+   * Runs native calls one after another in the guest in one request (guest/protocol.ts BatchArgs):
    * the same calls in the same order as one request each, without a round trip per call.
    */
   nativeBatch(calls: NativeCall[], until?: 'ok' | 'error'): Promise<BatchOutcome[]> {
@@ -185,7 +185,7 @@ export class GuestClient {
    * The guest kernel's log since `since`, read by the agent from /dev/kmsg
    * without spawning anything; without `since`, no lines and a cursor at the
    * log's current end. A cursor from an earlier boot reads the current boot
-   * from its first record (vm/agent.ts, KmsgReader).
+   * from its first record (guest/agent.ts, KmsgReader).
    */
   kernelLog(since?: KmsgCursor): Promise<KmsgRead> {
     return this.request({ op: 'kmsg', args: since === undefined ? {} : { since } });

@@ -5,12 +5,12 @@
  * address-space picture and the claims table. Built once as a model, then
  * rendered as terminal text here and as HTML in html.ts.
  */
-import type { MeasureResult, TargetMeasurement, TraceScenarioResult } from '../../vm/scenario-types.js';
+import type { MeasureResult, TargetMeasurement, TraceScenarioResult } from '../../guest/scenario-types.js';
 import { type Region, asciiPicture, parseMaps, placement, regionsOf } from './address-space.js';
 import { type ClaimRow, demandFaults, evaluateClaims, mmapHooks } from './claims.js';
-import { type GraphNode, parseFunctionGraph, walk } from './graph.js';
-import { type TraceAnalysis, analyseTrace, formatUs, renderTree, trimTree } from './tree.js';
-import { decodeVmFlags, setByFor } from './vmflags.js';
+import { type GraphNode, parseFunctionGraph, walk } from '../trace/graph.js';
+import { type TraceAnalysis, analyseTrace, formatUs, renderTree, trimTree } from '../trace/tree.js';
+import { decodeVmFlags, setByFor } from '../trace/vmflags.js';
 
 export interface RecordedTrace {
   raw: string;
