@@ -51,18 +51,14 @@ struct mmapkit_buf {
  * open/close, which run under mmap_lock, and a driver lock there would
  * only add a lock order to get wrong (bug #14).
  */
-struct mmapkit_counters {
-	atomic64_t mmap_ok;
-	atomic64_t mmap_einval_range;
-	atomic64_t mmap_einval_cow;
-	atomic64_t mmap_eacces_write;
-	atomic64_t mmap_other_error;
-	atomic64_t live_vmas;		/* a state: never reset */
-	atomic64_t vma_open;
-	atomic64_t vma_close;
-	atomic64_t faults_served;
-	atomic64_t faults_refused;
-};
+#define MMAPKIT_EVENT(name)	atomic64_t name
+#define MMAPKIT_STATE(name)	atomic64_t name
+struct mmapkit_counters MMAPKIT_STATS;
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
+
+/* struct mmapkit_stats is nothing but its __u64 counters. */
+#define MMAPKIT_NR_STATS	(sizeof(struct mmapkit_stats) / sizeof(__u64))
 
 struct mmapkit_dev {
 	struct miscdevice misc;		/* .name is the /dev and debugfs name */
