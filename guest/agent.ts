@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { type NativeAddon, loadNative } from '../native/index.js';
+import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import {
   type BatchArgs,
   type BatchOutcome,
@@ -75,11 +75,11 @@ function exec(id: number, { argv, env }: ExecArgs): Promise<unknown> {
   });
 }
 
+/** The addon's functions (native/api.ts FUNCTIONS) and its constants, by name; nothing else it may hold. */
 function callNative({ fn, args }: NativeArgs): unknown {
-  const member: unknown = (native as unknown as Record<string, unknown>)[fn];
-  if (typeof member === 'function') return (member as (...values: unknown[]) => unknown).apply(native, args);
-  if (member !== undefined) return member;
-  throw new Error(`the native addon has no ${fn}`);
+  if (fn === 'constants') return native.constants;
+  if (!isFunctionName(fn)) throw new Error(`the native addon has no ${fn}`);
+  return (native[fn] as (...values: unknown[]) => unknown).apply(native, args);
 }
 
 /** This boot's identity: a kmsg cursor from any other boot is from before a reboot. */

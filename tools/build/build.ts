@@ -1,5 +1,6 @@
 /**
- * `mmapkit build`: the kernel module (Kbuild, against the guest kernel's
+ * `mmapkit build`: the names TypeScript reads from C headers
+ * (header-names.ts), the kernel module (Kbuild, against the guest kernel's
  * headers), the native addon (node-gyp), the TypeScript type check and the
  * guest agent bundle. Each step fingerprints its inputs and is skipped when
  * nothing changed, so a second build does no work.
@@ -11,6 +12,7 @@ import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { HEADER_NAMES_MODULE, HEADER_NAMES_SOURCES, writeHeaderNames } from './header-names.js';
 
 export interface BuildOptions {
   kernel: GuestKernel;
@@ -105,6 +107,13 @@ function steps(options: BuildOptions): Step[] {
   const bin = (name: string): string => path.join(REPO_ROOT, 'node_modules', '.bin', name);
   return [
     {
+      // First: the type check and the agent bundle import what it writes.
+      name: 'header-names',
+      inputs: () => HEADER_NAMES_SOURCES,
+      outputs: [HEADER_NAMES_MODULE],
+      run: async () => writeHeaderNames(),
+    },
+    {
       name: `module-${kernel.version}`,
       inputs: () => filesUnder(path.join(REPO_ROOT, 'kmod')),
       salt: `${kernel.version}\0${kernel.headers}`,
@@ -143,8 +152,7 @@ function steps(options: BuildOptions): Step[] {
     {
       name: 'agent',
       inputs: () => [
-        ...filesUnder(path.join(REPO_ROOT, 'guest'), (file) => file.endsWith('.ts')),
-        ...rootFiles('native/index.ts'),
+        ...['guest', 'native'].flatMap((dir) => filesUnder(path.join(REPO_ROOT, dir), (file) => file.endsWith('.ts'))),
       ],
       outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE],
       run: async () => {
@@ -185,6 +193,6 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     options.log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     built.push(step.name);
   }
-  if (built.length === 0) options.log('build: nothing to do (module, addon, types and agent are up to date)');
+  if (built.length === 0) options.log('build: nothing to do (header names, module, addon, types and agent are up to date)');
   return { built };
 }

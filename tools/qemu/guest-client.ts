@@ -5,7 +5,7 @@
  * workers use (tools/qemu/relay.ts).
  */
 import type { Duplex } from 'node:stream';
-import type { NativeAddon } from '../../native/index.js';
+import type { NativeFunctions } from '../../native/index.js';
 import {
   type BatchOutcome,
   type ErrorInfo,
@@ -48,11 +48,7 @@ export class GuestGoneError extends Error {
 
 /** Every addon function, called in the guest, answered asynchronously. */
 export type RemoteNative = {
-  [K in keyof NativeAddon as NativeAddon[K] extends (...args: never[]) => unknown ? K : never]: NativeAddon[K] extends (
-    ...args: infer A
-  ) => infer R
-    ? (...args: A) => Promise<R>
-    : never;
+  [K in keyof NativeFunctions]: (...args: Parameters<NativeFunctions[K]>) => Promise<ReturnType<NativeFunctions[K]>>;
 };
 
 /** One addon call by name, its arguments typed as the addon's (for nativeBatch). */

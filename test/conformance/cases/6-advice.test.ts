@@ -10,15 +10,6 @@ import { expect, it } from 'vitest';
 import { describeProfiles } from '../profile-suite.js';
 import { gupRefuses, isPfnmap, isSpecial, outcome, vmaAt } from './vma.js';
 
-// x86-64 values the addon does not export (include/uapi/asm-generic/mman.h, mman-common.h).
-const MAP_GROWSDOWN = 0x0100;
-const MAP_HUGETLB = 0x040000;
-const MAP_SYNC = 0x080000;
-const MADV_FREE = 8;
-const MADV_DODUMP = 17;
-const MADV_WIPEONFORK = 18;
-const MADV_POPULATE_READ = 22;
-
 describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)', (t) => {
   const page = (): bigint => t.dut.page;
   /** Up to `count` pages, no more than the device has. */
@@ -86,8 +77,8 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
   // MADV_WIPEONFORK on private anonymous ones only (:1054-1057): EINVAL on any device vma.
   it('MADV_FREE and MADV_WIPEONFORK are refused with EINVAL (kernel)', async () => {
     const { addr } = await mapReadOnly();
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_FREE))).toBe('EINVAL');
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_WIPEONFORK))).toBe('EINVAL');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_FREE))).toBe('EINVAL');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_WIPEONFORK))).toBe('EINVAL');
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
@@ -96,14 +87,14 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
   it('MADV_POPULATE_READ: EINVAL on VM_IO/VM_PFNMAP, otherwise 0 inside the region', async () => {
     const { addr, length } = await mapReadOnly(upTo(2n));
     const vma = await vmaAt(t, addr);
-    expect(await outcome(t.dut.native.madvise(addr, length, MADV_POPULATE_READ))).toBe(gupRefuses(vma) ? 'EINVAL' : 'ok');
+    expect(await outcome(t.dut.native.madvise(addr, length, t.dut.c.MADV_POPULATE_READ))).toBe(gupRefuses(vma) ? 'EINVAL' : 'ok');
   });
 
   // H4/G1: MADV_DODUMP cannot clear VM_DONTDUMP on a VM_SPECIAL vma (mm/madvise.c:1066-1068).
   it('MADV_DODUMP: EINVAL on a VM_SPECIAL vma, otherwise 0', async () => {
     const { addr } = await mapReadOnly();
     const vma = await vmaAt(t, addr);
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_DODUMP))).toBe(isSpecial(vma) ? 'EINVAL' : 'ok');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_DODUMP))).toBe(isSpecial(vma) ? 'EINVAL' : 'ok');
   });
 
   // G4: mlock returns 0; on a VM_SPECIAL vma it does nothing (mm/mlock.c:413-417): no "lo", Locked 0 kB.
@@ -194,14 +185,14 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     // EOPNOTSUPP and ENOTSUP are the same errno (95) on Linux; Node names it ENOTSUP.
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED_VALIDATE | MAP_SYNC, fd, t.dut.offset))).toMatch(/^(EOPNOTSUPP|ENOTSUP)$/);
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED_VALIDATE | c.MAP_SYNC, fd, t.dut.offset))).toMatch(/^(EOPNOTSUPP|ENOTSUP)$/);
   });
 
   // A8: with plain MAP_SHARED unknown flags are dropped (mm/mmap.c:1365): the mapping works.
   it('MAP_SHARED|MAP_SYNC maps as plain MAP_SHARED (the flag is dropped)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_SYNC, fd, t.dut.offset);
+    const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_SYNC, fd, t.dut.offset);
     t.mappings.later(() => native.munmap(addr, page()));
     expect(await native.readBytes(addr, 16)).toEqual(await native.readInChild(t.profile.device, t.dut.offset, 16));
   });
@@ -217,13 +208,13 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
   it('MAP_GROWSDOWN on the device is refused with EINVAL (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_GROWSDOWN, fd, t.dut.offset))).toBe('EINVAL');
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_GROWSDOWN, fd, t.dut.offset))).toBe('EINVAL');
   });
 
   // A8: MAP_HUGETLB with an fd that is not hugetlbfs: EINVAL (mm/mmap.c:1466-1468).
   it('MAP_HUGETLB with the device fd is refused with EINVAL (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_HUGETLB, fd, t.dut.offset))).toBe('EINVAL');
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_HUGETLB, fd, t.dut.offset))).toBe('EINVAL');
   });
 });
