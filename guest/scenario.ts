@@ -357,7 +357,7 @@ function measureTarget(target: string, pages: number): TargetMeasurement {
     if (a.present && b.present) samePfnTwoMappings = { first: hex(a.pfn), second: hex(b.pfn), source: 'pagemap' };
     else if (kind !== 'file') {
       const pfn = hex(native.pagePfn(fd, 0n));
-      samePfnTwoMappings = { first: pfn, second: pfn, source: 'driver ioctl (pagemap hides VM_PFNMAP pages, H3)' };
+      samePfnTwoMappings = { first: pfn, second: pfn, source: 'driver ioctl (pagemap hides VM_PFNMAP pages, catalogue H3)' };
     }
     native.munmap(second.value, BigInt(PAGE));
   }

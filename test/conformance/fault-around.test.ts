@@ -2,9 +2,9 @@
  * Fault-around in the reference driver's fault device (kmod/mmapkit-mmap.c,
  * mmapkit_fault_around()): with the fault_around module parameter at N, one
  * ->fault maps the faulting page and up to N - 1 pages after it, as DRM's TTM
- * prefaults TTM_BO_VM_NUM_PREFAULT = 16 (drivers/gpu/drm/ttm/ttm_bo_vm.c:243-277).
+ * prefaults TTM_BO_VM_NUM_PREFAULT = 16 (ttm_bo_vm_fault_reserved, 6.1).
  * The window is clipped to the VMA and to the buffer, pages already mapped are
- * left alone (insert_pfn, mm/memory.c:2153-2174), and faults_served still
+ * left alone (insert_pfn, 6.1), and faults_served still
  * counts ->fault calls, one each.
  *
  * Whether a page has a PTE is told by touching it: a touch of a mapped page

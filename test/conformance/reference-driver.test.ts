@@ -54,9 +54,9 @@ describe('fault accounting', () => {
 });
 
 describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('VMA accounting on %s', (path) => {
-  // D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
-  // for the child's copy at fork (kernel/fork.c:692-693), for the new half of a split
-  // (mm/mmap.c:2393-2394) and for the target of an mremap move (copy_vma, mm/mmap.c:3450-3451);
+  // catalogue D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
+  // for the child's copy at fork (dup_mmap, 6.1), for the new half of a split (__split_vma) and
+  // for the target of an mremap move (copy_vma; both 6.1 and 6.12);
   // ->close runs for every VMA removed.
   it('live VMAs return to zero after fork+exit, split, mremap move and munmap', async () => {
     const { native, c, page } = dut;
@@ -102,8 +102,8 @@ describe('the PFN ioctl', () => {
     await expect(dut.native.pagePfn(fd, dut.size / dut.page)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  // H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
-  // (mm/memory.c:2515), so /proc/PID/maps shows the physical address as the offset.
+  // catalogue H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
+  // (remap_pfn_range_internal, 6.1 and 6.12), so /proc/PID/maps shows the physical address as the offset.
   it('matches the offset /proc/PID/maps shows for a private remap mapping', async () => {
     const fd = await mappings.open('/dev/mmapkit-remap');
     const privateMap = mappings.map('/dev/mmapkit-remap', {
@@ -177,15 +177,15 @@ describe('VmFlags in /proc/PID/smaps', () => {
     return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
   };
 
-  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (F1).
-  // VM_DONTDUMP (dd): core dumps skip device memory (H4). VM_PFNMAP (pf): no struct page walk.
+  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (catalogue F1).
+  // VM_DONTDUMP (dd): core dumps skip device memory (catalogue H4). VM_PFNMAP (pf): no struct page walk.
   it.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('%s has de, dd and pf', async (path) => {
     await mappings.map(path, { prot: dut.c.PROT_READ, length: 2n * dut.page });
     const flags = await vmFlags(path);
     expect(flags).toEqual(expect.arrayContaining(['de', 'dd', 'pf', 'sh']));
   });
 
-  // B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
+  // catalogue B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
   it('the read-only device clears mw (VM_MAYWRITE)', async () => {
     await mappings.map('/dev/mmapkit-ro', { prot: dut.c.PROT_READ, length: dut.page });
     const flags = await vmFlags('/dev/mmapkit-ro');
@@ -199,9 +199,9 @@ describe('module lifetime', () => {
   const reload = (): Promise<string> =>
     sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath} size=${dut.size}`);
 
-  // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
-  // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
-  // EWOULDBLOCK (kernel/module/main.c:664-671).
+  // catalogue D2: the open file pins the module (fops.owner, misc_open) until the last VMA
+  // drops it (__fput; both 6.1 and 6.12); delete_module(O_NONBLOCK) then says
+  // EWOULDBLOCK (try_stop_module, 6.1).
   it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', { tags: ['core'] }, async () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);

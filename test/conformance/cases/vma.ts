@@ -7,7 +7,7 @@
  */
 import type { ProfileCase } from '../profile-suite.js';
 
-/** One vma as /proc/PID/smaps shows it (fs/proc/task_mmu.c:266-300, 654-704). */
+/** One vma as /proc/PID/smaps shows it (show_map_vma, 6.1 and 6.12; show_smap_vma_flags, 6.1). */
 export interface VmaInfo {
   /** The maps line: "start-end perms offset dev inode path". */
   line: string;
@@ -62,11 +62,11 @@ export async function vmaCount(t: ProfileCase, path: string): Promise<number> {
   return text.split('\n').filter((line) => line.endsWith(` ${path}`)).length;
 }
 
-/** The vma is VM_PFNMAP ("pf"): page walks skip it (mm/pagewalk.c:353-358). */
+/** The vma is VM_PFNMAP ("pf"): page walks skip it (walk_page_test, 6.1 and 6.12). */
 export const isPfnmap = (vma: VmaInfo): boolean => vma.flags.has('pf');
-/** GUP refuses the vma: VM_IO or VM_PFNMAP (mm/gup.c:1069-1070). */
+/** GUP refuses the vma: VM_IO or VM_PFNMAP (check_vma_flags, 6.1 and 6.12). */
 export const gupRefuses = (vma: VmaInfo): boolean => vma.flags.has('io') || vma.flags.has('pf');
-/** VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP (include/linux/mm.h:422). */
+/** VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP (include/linux/mm.h, 6.1 and 6.12). */
 export const isSpecial = (vma: VmaInfo): boolean => ['io', 'de', 'pf', 'mm'].some((flag) => vma.flags.has(flag));
 
 /** The errno name of an addon error, or 'ok' when `attempt` did not throw. */
