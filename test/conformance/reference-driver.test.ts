@@ -6,6 +6,7 @@
  * loaded as it found it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseMaps, parseSmaps, vmaStartingAt } from '../../guest/procfs.js';
 import { moduleObject } from '../../tools/paths.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, openReferenceDriver } from './device.js';
@@ -117,9 +118,8 @@ describe('the PFN ioctl', () => {
       return;
     }
     const { addr } = await privateMap;
-    const line = (await dut.guest.readFile('/proc/self/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
-    const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
-    expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
+    const vma = vmaStartingAt(parseMaps(await dut.guest.readFile('/proc/self/maps')), addr);
+    expect(vma?.offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
   });
 });
 
@@ -171,9 +171,8 @@ describe('read() and write() over the same buffer', () => {
 describe('VmFlags in /proc/PID/smaps', () => {
   /** The VmFlags of the agent's VMA mapping `path` (the agent reads its own smaps). */
   const vmFlags = async (path: string): Promise<string[]> => {
-    const smaps = await dut.guest.readFile('/proc/self/smaps');
-    const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
-    return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+    const vma = parseSmaps(await dut.guest.readFile('/proc/self/smaps')).find((entry) => entry.path === path);
+    return [...(vma?.flags ?? [])];
   };
 
   // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (F1).

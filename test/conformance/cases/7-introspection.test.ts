@@ -12,7 +12,7 @@ import { isPfnmap, vmaAt } from './vma.js';
 
 describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   const page = (): bigint => t.dut.page;
-  const flagsOf = (flags: Set<string>): string => [...flags].join(' ');
+  const flagsOf = (flags: ReadonlySet<string>): string => [...flags].join(' ');
 
   // H2: perms are r/w/x from vm_flags and 's' from VM_MAYSHARE (fs/proc/task_mmu.c:266-300).
   it('a shared writable mapping shows rw-s', async (ctx) => {
