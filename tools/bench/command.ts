@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { BUILD_DIR, moduleObject } from '../paths.js';
+import { BENCH_DIR, moduleObject } from '../paths.js';
+import { runStamp } from '../run-name.js';
 import { describeFindings, say } from '../messages.js';
 import type { AccelChoice, VmSession } from '../qemu/session.js';
 import {
@@ -99,8 +100,7 @@ export function parseBenchArgs(args: string[]): BenchFlags {
 
 /** build/bench/20261122-203015 */
 export function defaultOutDir(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return path.join(BUILD_DIR, 'bench', stamp);
+  return path.join(BENCH_DIR, runStamp(now));
 }
 
 /** Guest RAM: the default 1 GiB, or more when the anonymous and tmpfs copies of a large buffer need it. */
