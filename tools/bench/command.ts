@@ -12,7 +12,8 @@ import { ExitCode, UserError } from '../exit-codes.js';
 import { BENCH_DIR, moduleObject } from '../paths.js';
 import { runStamp } from '../run-name.js';
 import { describeFindings, say } from '../messages.js';
-import type { AccelChoice, VmSession } from '../qemu/session.js';
+import type { AccelChoice } from '../qemu/accel.js';
+import type { VmSession } from '../qemu/session.js';
 import {
   VM_HELP,
   VM_OPTIONS,

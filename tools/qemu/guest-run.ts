@@ -8,11 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
+import type { AccelChoice } from './accel.js';
 import { GuestSupervisor } from './guest-supervisor.js';
 import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
 import { startRelay } from './relay.js';
-import { type AccelChoice, type BootOptions, VmSession } from './session.js';
+import { type BootOptions, VmSession } from './session.js';
 
 export interface GuestRunOptions {
   kernel: GuestKernel;
