@@ -13,6 +13,7 @@ import { BENCH_DIR, moduleObject } from '../paths.js';
 import { runStamp } from '../run-name.js';
 import { describeFindings, say } from '../messages.js';
 import type { AccelChoice } from '../qemu/accel.js';
+import { loadModule } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
 import {
   VM_HELP,
@@ -178,7 +179,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     { ...options, loadModule: false, memoryMiB, icount: flags.icount ? ICOUNT_SHIFT : undefined },
     async (session) => {
       const guest = session.guest;
-      await guest.run(['insmod', moduleObject(kernel.version), `size=${largest}`, 'fault_around=1']);
+      await loadModule(guest, moduleObject(kernel.version), `size=${largest} fault_around=1`);
       // The tmpfs file's pages are made once, here: the mapping cost measures mapping pages already in memory.
       await guest.run(['dd', 'if=/dev/zero', `of=${TMPFS_FILE}`, 'bs=4K', `count=${largest / 4096}`, 'status=none']);
       const environment = await guestEnvironment(session, memoryMiB, flags.icount);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
 import type { AccelChoice } from './accel.js';
+import { loadModule } from './guest-modules.js';
 import { GuestSupervisor } from './guest-supervisor.js';
 import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
@@ -47,7 +48,7 @@ export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   if (session.ivshmemFile !== undefined) options.log(`ivshmem memory file: ${session.ivshmemFile}`);
   if (options.loadModule !== false) {
     try {
-      await session.guest.run(['insmod', moduleObject(options.kernel.version)]);
+      await loadModule(session.guest, moduleObject(options.kernel.version));
     } catch (error) {
       await session.stop();
       throw error;

@@ -4,7 +4,7 @@
  * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
  */
 import { expect, it } from 'vitest';
-import { moduleName } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
 import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 

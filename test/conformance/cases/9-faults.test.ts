@@ -5,7 +5,8 @@
  * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
  */
 import { expect, it } from 'vitest';
-import { moduleName, pagePattern, writePagePatterns } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
+import { pagePattern, writePagePatterns } from '../device.js';
 import type { NativeCall } from '../../../tools/qemu/guest-client.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
