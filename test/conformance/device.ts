@@ -44,27 +44,13 @@ export interface ProfileTarget extends DeviceUnderTest {
   initial: InitialContent;
 }
 
-/**
- * The addon's constants and the page size, asked once per worker: they are the
- * same for every connection of a run (a replacement guest runs the same kernel
- * and addon), and every describe block connects.
- */
-let machine: Promise<{ c: Readonly<Record<ConstantName, number>>; page: bigint }> | undefined;
-
 export async function connectGuest(): Promise<Guest> {
   const socket = connect(inject('guestSocket'));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   const guest = new GuestClient(socket, { requestTimeoutMs: 60_000 });
-  const { kernel } = await guest.ready;
-  machine ??= (async () => ({
-    c: (await guest.request({ op: 'native', args: { fn: 'constants', args: [] } })) as Readonly<Record<ConstantName, number>>,
-    page: BigInt(await guest.native.pageSize()),
-  }))();
-  const { c, page } = await machine.catch((error: unknown) => {
-    machine = undefined;
-    throw error;
-  });
-  return { guest, native: guest.native, c, page, kernel, close: () => guest.close() };
+  // The ready message carries the addon's constants and the page size: nothing to ask per connection.
+  const { kernel, constants, pageSize } = await guest.ready;
+  return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, close: () => guest.close() };
 }
 
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
