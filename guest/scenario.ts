@@ -121,8 +121,8 @@ function mappingEvidence(fd: number, kind: string, address: bigint, length: numb
     address: hex(address),
     length,
     mapsLine: vma?.line,
-    ...(vmFlags !== undefined && { vmFlags }),
     ...(vma !== undefined && vma.rss >= 0 && { rssKb: vma.rss }),
+    ...(vmFlags !== undefined && { vmFlags }),
     pages: pageEvidence(fd, kind, address, Math.ceil(length / PAGE)),
   };
 }
