@@ -10,7 +10,8 @@ import type { Profile } from '../../tools/profile.js';
 import { type Finding, findings } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
-import { type DeviceUnderTest, type ProfileTarget, ensureModule, openProfileTarget } from './device.js';
+import { ensureModule } from '../../tools/qemu/guest-modules.js';
+import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 /** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */

@@ -6,8 +6,10 @@
  * loaded as it found it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseMaps, parseSmaps, vmaStartingAt } from '../../guest/procfs.js';
 import { STAT_COUNTERS } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
+import { attemptLoad, attemptUnload, ensureModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, openReferenceDriver } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
@@ -118,9 +120,8 @@ describe('the PFN ioctl', () => {
       return;
     }
     const { addr } = await privateMap;
-    const line = (await dut.guest.readFile('/proc/self/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
-    const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
-    expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
+    const vma = vmaStartingAt(parseMaps(await dut.guest.readFile('/proc/self/maps')), addr);
+    expect(vma?.offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
   });
 });
 
@@ -172,9 +173,8 @@ describe('read() and write() over the same buffer', () => {
 describe('VmFlags in /proc/PID/smaps', () => {
   /** The VmFlags of the agent's VMA mapping `path` (the agent reads its own smaps). */
   const vmFlags = async (path: string): Promise<string[]> => {
-    const smaps = await dut.guest.readFile('/proc/self/smaps');
-    const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
-    return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+    const vma = parseSmaps(await dut.guest.readFile('/proc/self/smaps')).find((entry) => entry.path === path);
+    return [...(vma?.flags ?? [])];
   };
 
   // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (catalogue F1).
@@ -196,8 +196,7 @@ describe('VmFlags in /proc/PID/smaps', () => {
 
 describe('module lifetime', () => {
   /** Loads the module again unless it still is (a failed case must not hide behind "File exists"). */
-  const reload = (): Promise<string> =>
-    sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath} size=${dut.size}`);
+  const reload = (): Promise<void> => ensureModule(dut.guest, modulePath, `size=${dut.size}`);
 
   // catalogue D2: the open file pins the module (fops.owner, misc_open) until the last VMA
   // drops it (__fput; both 6.1 and 6.12); delete_module(O_NONBLOCK) then says
@@ -209,7 +208,8 @@ describe('module lifetime', () => {
     mappings.later(() => native.munmap(addr, page));
     await native.close(fd);
     await expect(native.deleteModule(MODULE_NAME, c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
-    expect(await sh('rmmod mmapkit 2>&1; echo status=$?')).toMatch(/in use[\s\S]*status=1/);
+    const rmmod = await attemptUnload(dut.guest, MODULE_NAME);
+    expect([rmmod.code, rmmod.output]).toEqual([1, expect.stringMatching(/in use/)]);
     await native.munmap(addr, page);
     try {
       await native.deleteModule(MODULE_NAME, c.O_NONBLOCK);
@@ -223,11 +223,11 @@ describe('module lifetime', () => {
     ['0', /size/],
     [String(300 * 1024 * 1024), /size/],
   ])('a load with size=%s fails cleanly and leaves nothing registered', async (size, message) => {
-    await sh(`rmmod ${MODULE_NAME}`);
+    await unloadModule(dut.guest, MODULE_NAME);
     try {
-      const output = await sh(`insmod ${modulePath} size=${size} 2>&1; echo status=$?`);
-      expect(output).toMatch(/Invalid (argument|parameters)[\s\S]*status=1/);
-      expect(await sh('dmesg | grep "mmapkit" | tail -n 1')).toMatch(message);
+      const insmod = await attemptLoad(dut.guest, modulePath, `size=${size}`);
+      expect([insmod.code, insmod.output]).toEqual([1, expect.stringMatching(/Invalid (argument|parameters)/)]);
+      expect(insmod.kernelLog.filter((line) => line.includes('mmapkit')).at(-1)).toMatch(message);
       expect(await sh('ls /dev | grep -c ^mmapkit || true')).toBe('0\n');
       expect(await sh('test -e /sys/kernel/debug/mmapkit; echo $?; test -e /sys/module/mmapkit; echo $?')).toBe('1\n1\n');
     } finally {

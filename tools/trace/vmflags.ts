@@ -4,6 +4,7 @@
  * in Debian's 6.1 source; catalogue H1), each with what it means and where, for a device
  * or file mapping, the kernel or the driver sets it.
  */
+import { vmFlagLetters } from '../../guest/procfs.js';
 
 export interface VmFlagInfo {
   letters: string;
@@ -57,8 +58,7 @@ export interface DecodedVmFlag extends VmFlagInfo {
 
 /** "rd wr sh ..." (with or without the "VmFlags:" label) to one entry per letter pair, in order. */
 export function decodeVmFlags(line: string): DecodedVmFlag[] {
-  const words = line.replace(/^VmFlags:\s*/, '').trim().split(/\s+/).filter((word) => word !== '');
-  return words.map((letters) => {
+  return vmFlagLetters(line).map((letters) => {
     const info = VMFLAG_TABLE.get(letters);
     return info !== undefined
       ? { ...info, known: true }

@@ -4,7 +4,7 @@
  * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
-import { moduleName } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
 import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 

@@ -12,7 +12,7 @@ import { isPfnmap, vmaAt } from './vma.js';
 
 describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   const page = (): bigint => t.dut.page;
-  const flagsOf = (flags: Set<string>): string => [...flags].join(' ');
+  const flagsOf = (flags: ReadonlySet<string>): string => [...flags].join(' ');
 
   // catalogue H2: perms are r/w/x from vm_flags and 's' from VM_MAYSHARE (show_vma_header_prefix, 6.1 and 6.12).
   it('a shared writable mapping shows rw-s', async (ctx) => {

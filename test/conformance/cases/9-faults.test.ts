@@ -5,7 +5,8 @@
  * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
-import { moduleName, pagePattern, writePagePatterns } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
+import { pagePattern, writePagePatterns } from '../device.js';
 import type { NativeCall } from '../../../tools/qemu/guest-client.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
