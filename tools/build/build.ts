@@ -20,7 +20,9 @@ export interface BuildOptions {
   log: (line: string) => void;
 }
 
-const IGNORED = new Set(['node_modules', 'build', '.git']);
+const IGNORED = new Set(['node_modules', '.git']);
+/** Build output trees, by their path from the repository root (tools/build/ is source). */
+const OUTPUT_TREES = ['build', path.join('native', 'build')];
 const isBuildOutput = (name: string): boolean =>
   /\.(o|ko|mod|mod\.c|cmd|order|symvers|d)$/.test(name) || name.startsWith('.');
 
@@ -30,7 +32,11 @@ export function filesUnder(dir: string, keep: (file: string) => boolean = () => 
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && !isBuildOutput(entry.name))
     .map((entry) => path.join(entry.parentPath, entry.name))
-    .filter((file) => !path.relative(REPO_ROOT, file).split(path.sep).some((part) => IGNORED.has(part)))
+    .filter((file) => {
+      const relative = path.relative(REPO_ROOT, file);
+      if (OUTPUT_TREES.some((tree) => relative.startsWith(`${tree}${path.sep}`))) return false;
+      return !relative.split(path.sep).some((part) => IGNORED.has(part));
+    })
     .filter(keep)
     .sort();
 }
