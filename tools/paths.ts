@@ -12,4 +12,6 @@ export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');
 export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
+/** The kernel source tree make setup unpacks (Debian's linux-source-6.1): checkpatch.pl, kunit.py, the files tests cite. */
+export const KERNEL_SOURCE_DIR = path.join(BUILD_DIR, 'linux-source-6.1');
 export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');
