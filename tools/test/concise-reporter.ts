@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import type { Reporter, SerializedError, TestCase, TestModule, TestSpecification } from 'vitest/node';
+import type { Reporter, SerializedError, TestCase, TestModule, TestSpecification, Vitest } from 'vitest/node';
 import { type CaseCounts, caseResult, describeCounts, fileSetupResult, unhandledErrorResult } from './case-results.js';
 import { caseLines, isNotable } from './case-lines.js';
 import { type Paint, colourEnabled, paint, rewritesLines } from '../terminal.js';
@@ -41,6 +41,7 @@ export class ConciseReporter implements Reporter {
   private progressShown = false;
   private finished = false;
   private lastProgressAt = Date.now();
+  private vitest: Vitest | undefined;
 
   constructor({ out, verbose }: ConciseOptions) {
     this.out = out;
@@ -49,8 +50,16 @@ export class ConciseReporter implements Reporter {
     this.inPlace = rewritesLines(out);
   }
 
-  onTestRunStart(specifications: ReadonlyArray<TestSpecification>): void {
-    this.files = specifications.length;
+  onInit(vitest: Vitest): void {
+    this.vitest = vitest;
+  }
+
+  async onTestRunStart(specifications: ReadonlyArray<TestSpecification>): Promise<void> {
+    // Vitest takes a run's shard of the files only after this: count them as it will.
+    const vitest = this.vitest;
+    const shard = vitest?.config.shard;
+    const files = vitest !== undefined && shard !== undefined ? await new vitest.config.sequence.sequencer(vitest).shard([...specifications]) : specifications;
+    this.files = files.length;
     this.lastProgressAt = Date.now();
   }
 
@@ -60,7 +69,7 @@ export class ConciseReporter implements Reporter {
     if (this.inPlace) this.drawProgress();
     else if (Date.now() - this.lastProgressAt >= NON_TTY_PROGRESS_S * 1000) {
       this.lastProgressAt = Date.now();
-      this.print([`mmapkit: ${this.progress()}`]);
+      this.print([`mmapkit: running ${this.progress()}`]);
     }
   }
 
@@ -95,7 +104,7 @@ export class ConciseReporter implements Reporter {
   }
 
   private progress(): string {
-    return `running ${this.current} (file ${this.filesStarted} of ${this.files}): ${describeCounts(this.counts)} so far`;
+    return `[${this.filesStarted}/${this.files}] ${this.current}: ${describeCounts(this.counts)}`;
   }
 
   /** Lines above the progress line, which is then drawn again below them. */
