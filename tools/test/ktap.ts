@@ -10,7 +10,7 @@
  * message, so a KTAP parser counts it as failed. The kselftest-style Totals
  * line at the end gives crashed cases as errors.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type CaseResult, titleOf } from './case-results.js';
 import type { ResultsFile } from './results-file.js';
@@ -81,5 +81,8 @@ export function ktapReport(results: ResultsFile): string {
 /** The KTAP report, to stdout ('-') or a file. */
 export function writeKtap(results: ResultsFile, destination: string): void {
   if (destination === '-') process.stdout.write(ktapReport(results));
-  else writeFileSync(destination, ktapReport(results));
+  else {
+    mkdirSync(path.dirname(destination), { recursive: true });
+    writeFileSync(destination, ktapReport(results));
+  }
 }
