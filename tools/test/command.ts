@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from 'vitest/node';
+import type { Reporter, Vitest } from 'vitest/node';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { REPO_ROOT } from '../paths.js';
 import { PROFILES_ENV, type Profile } from '../profile.js';
@@ -20,6 +20,7 @@ import { plainVitestOutput } from '../terminal.js';
 import { type CaseCounts, KERNEL_FINDING, type RunCases, caseResults, countCases } from './case-results.js';
 import { ConciseReporter } from './concise-reporter.js';
 import { writeKtap } from './ktap.js';
+import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
@@ -50,10 +51,6 @@ export interface ConformanceTarget {
   explicit: boolean;
 }
 
-export interface Shard {
-  index: number;
-  count: number;
-}
 
 export interface ReportOptions {
   /** Extra reporters. mmapkit's own concise one is shown unless one of them takes stdout. */
@@ -70,14 +67,11 @@ export interface ReportOptions {
   shard?: Shard;
 }
 
-/** "i/n" as vitest's --shard takes it, checked here so that a bad value is a usage error before anything boots. */
+/** --shard, checked here so that a bad value is a usage error before anything boots. */
 export function shardOf(value: string): Shard {
-  const match = /^(\d+)\/(\d+)$/.exec(value);
-  const [index, count] = [Number(match?.[1]), Number(match?.[2])];
-  if (match === null || count < 1 || index < 1 || index > count) {
-    throw new UserError(`--shard takes i/n with 1 <= i <= n (e.g. 1/2), not '${value}'`);
-  }
-  return { index, count };
+  const shard = parseShard(value);
+  if (shard === undefined) throw new UserError(`--shard takes i/n with 1 <= i <= n (e.g. 1/2), not '${value}'`);
+  return shard;
 }
 
 /** Usage errors in the reporting options, found before anything is built or booted. */
@@ -109,14 +103,12 @@ interface VitestOutcome extends RunCases {
   counts: CaseCounts;
 }
 
-type Vitest = Awaited<ReturnType<(typeof import('vitest/node'))['createVitest']>>;
-
 /** Vitest set up before the guest boots, so that a shard count the suite cannot fill is a usage error that costs no boot. */
 async function prepareVitest(target: ConformanceTarget, report: ReportOptions, reporters: Reporting['vitest']): Promise<{ vitest: Vitest; filters: string[] }> {
   plainVitestOutput();
   const { createVitest } = await import('vitest/node');
   const filters = target.explicit ? [PROFILE_CASES] : [];
-  const shard = report.shard !== undefined ? `${report.shard.index}/${report.shard.count}` : undefined;
+  const shard = report.shard !== undefined ? shardName(report.shard) : undefined;
   const vitest = await createVitest('test', {
     run: true,
     watch: false,
@@ -203,7 +195,7 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     guestsBooted: supervisor.sessions.length,
     profiles: target.profiles.map(({ name, device }) => ({ name, device })),
     quick: report.quick === true,
-    ...(report.shard !== undefined && { shard: `${report.shard.index}/${report.shard.count}` }),
+    ...(report.shard !== undefined && { shard: shardName(report.shard) }),
     counts,
     notSelected: outcome.notSelected,
     exitCode,

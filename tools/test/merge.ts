@@ -7,6 +7,7 @@
  */
 import { ExitCode, UserError } from '../exit-codes.js';
 import { countCases } from './case-results.js';
+import { parseShard } from './shard.js';
 import { type ResultsFile, verdictOf } from './results-file.js';
 
 export interface ShardResults {
@@ -31,9 +32,9 @@ function checkSameRun(shards: readonly ShardResults[]): void {
 /** The shards in order, each of 1..n exactly once. */
 function orderShards(shards: readonly ShardResults[]): ShardResults[] {
   const parsed = shards.map((shard) => {
-    const match = /^(\d+)\/(\d+)$/.exec(shard.results.shard ?? '');
-    if (match === null) throw new UserError(`${shard.file}: not a shard (its run had no --shard)`);
-    return { shard, index: Number(match[1]), count: Number(match[2]) };
+    const part = parseShard(shard.results.shard ?? '');
+    if (part === undefined) throw new UserError(`${shard.file}: not a shard (its run had no --shard)`);
+    return { shard, ...part };
   });
   const count = parsed[0]!.count;
   const odd = parsed.find((entry) => entry.count !== count);
