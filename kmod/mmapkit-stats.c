@@ -9,7 +9,7 @@
  * Writing anything to the file resets the event counters, like
  * MMAPKIT_IOC_RESET_STATS; live_vmas is a state and is never reset.
  *
- * Debugfs follows its own convention (fs/debugfs/inode.c:585-588): errors
+ * Debugfs follows its own convention (debugfs_create_dir()'s comment): errors
  * are ignored, the debugfs calls accept an error pointer as parent, and
  * the driver works without debugfs.
  */
@@ -87,7 +87,7 @@ static int mmapkit_ioctl_stats(const struct mmapkit_dev *dev,
 /*
  * A physical address is what /proc/PID/pagemap hides from readers without
  * CAP_SYS_ADMIN ("do not disclose physical addresses: attack vector",
- * fs/proc/task_mmu.c:1675-1676), so the same privilege is asked here.
+ * pagemap_read(), 6.1), so the same privilege is asked here.
  */
 static int mmapkit_ioctl_pfn(const struct mmapkit_dev *dev, void __user *uarg)
 {
@@ -179,7 +179,7 @@ static ssize_t mmapkit_stats_write(struct file *file, const char __user *ubuf,
 
 /*
  * .owner: debugfs's proxy takes a module reference on open
- * (fs/debugfs/file.c:187), so an open stats file delays unload.
+ * (open_proxy_open(), 6.1), so an open stats file delays unload.
  */
 static const struct file_operations mmapkit_stats_fops = {
 	.owner		= THIS_MODULE,

@@ -6,7 +6,9 @@
  * loaded as it found it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseMaps, parseSmaps, vmaStartingAt } from '../../guest/procfs.js';
 import { moduleObject } from '../../tools/paths.js';
+import { attemptLoad, attemptUnload, ensureModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, openReferenceDriver } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
@@ -53,9 +55,9 @@ describe('fault accounting', () => {
 });
 
 describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('VMA accounting on %s', (path) => {
-  // D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
-  // for the child's copy at fork (kernel/fork.c:692-693), for the new half of a split
-  // (mm/mmap.c:2393-2394) and for the target of an mremap move (copy_vma, mm/mmap.c:3450-3451);
+  // catalogue D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
+  // for the child's copy at fork (dup_mmap, 6.1), for the new half of a split (__split_vma) and
+  // for the target of an mremap move (copy_vma; both 6.1 and 6.12);
   // ->close runs for every VMA removed.
   it('live VMAs return to zero after fork+exit, split, mremap move and munmap', async () => {
     const { native, c, page } = dut;
@@ -101,8 +103,8 @@ describe('the PFN ioctl', () => {
     await expect(dut.native.pagePfn(fd, dut.size / dut.page)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  // H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
-  // (mm/memory.c:2515), so /proc/PID/maps shows the physical address as the offset.
+  // catalogue H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
+  // (remap_pfn_range_internal, 6.1 and 6.12), so /proc/PID/maps shows the physical address as the offset.
   it('matches the offset /proc/PID/maps shows for a private remap mapping', async () => {
     const fd = await mappings.open('/dev/mmapkit-remap');
     const privateMap = mappings.map('/dev/mmapkit-remap', {
@@ -117,9 +119,8 @@ describe('the PFN ioctl', () => {
       return;
     }
     const { addr } = await privateMap;
-    const line = (await dut.guest.readFile('/proc/self/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
-    const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
-    expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
+    const vma = vmaStartingAt(parseMaps(await dut.guest.readFile('/proc/self/maps')), addr);
+    expect(vma?.offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
   });
 });
 
@@ -171,20 +172,19 @@ describe('read() and write() over the same buffer', () => {
 describe('VmFlags in /proc/PID/smaps', () => {
   /** The VmFlags of the agent's VMA mapping `path` (the agent reads its own smaps). */
   const vmFlags = async (path: string): Promise<string[]> => {
-    const smaps = await dut.guest.readFile('/proc/self/smaps');
-    const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
-    return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+    const vma = parseSmaps(await dut.guest.readFile('/proc/self/smaps')).find((entry) => entry.path === path);
+    return [...(vma?.flags ?? [])];
   };
 
-  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (F1).
-  // VM_DONTDUMP (dd): core dumps skip device memory (H4). VM_PFNMAP (pf): no struct page walk.
+  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (catalogue F1).
+  // VM_DONTDUMP (dd): core dumps skip device memory (catalogue H4). VM_PFNMAP (pf): no struct page walk.
   it.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('%s has de, dd and pf', async (path) => {
     await mappings.map(path, { prot: dut.c.PROT_READ, length: 2n * dut.page });
     const flags = await vmFlags(path);
     expect(flags).toEqual(expect.arrayContaining(['de', 'dd', 'pf', 'sh']));
   });
 
-  // B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
+  // catalogue B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
   it('the read-only device clears mw (VM_MAYWRITE)', async () => {
     await mappings.map('/dev/mmapkit-ro', { prot: dut.c.PROT_READ, length: dut.page });
     const flags = await vmFlags('/dev/mmapkit-ro');
@@ -195,12 +195,11 @@ describe('VmFlags in /proc/PID/smaps', () => {
 
 describe('module lifetime', () => {
   /** Loads the module again unless it still is (a failed case must not hide behind "File exists"). */
-  const reload = (): Promise<string> =>
-    sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath} size=${dut.size}`);
+  const reload = (): Promise<void> => ensureModule(dut.guest, modulePath, `size=${dut.size}`);
 
-  // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
-  // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
-  // EWOULDBLOCK (kernel/module/main.c:664-671).
+  // catalogue D2: the open file pins the module (fops.owner, misc_open) until the last VMA
+  // drops it (__fput; both 6.1 and 6.12); delete_module(O_NONBLOCK) then says
+  // EWOULDBLOCK (try_stop_module, 6.1).
   it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', { tags: ['core'] }, async () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
@@ -208,7 +207,8 @@ describe('module lifetime', () => {
     mappings.later(() => native.munmap(addr, page));
     await native.close(fd);
     await expect(native.deleteModule(MODULE_NAME, c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
-    expect(await sh('rmmod mmapkit 2>&1; echo status=$?')).toMatch(/in use[\s\S]*status=1/);
+    const rmmod = await attemptUnload(dut.guest, MODULE_NAME);
+    expect([rmmod.code, rmmod.output]).toEqual([1, expect.stringMatching(/in use/)]);
     await native.munmap(addr, page);
     try {
       await native.deleteModule(MODULE_NAME, c.O_NONBLOCK);
@@ -222,11 +222,11 @@ describe('module lifetime', () => {
     ['0', /size/],
     [String(300 * 1024 * 1024), /size/],
   ])('a load with size=%s fails cleanly and leaves nothing registered', async (size, message) => {
-    await sh(`rmmod ${MODULE_NAME}`);
+    await unloadModule(dut.guest, MODULE_NAME);
     try {
-      const output = await sh(`insmod ${modulePath} size=${size} 2>&1; echo status=$?`);
-      expect(output).toMatch(/Invalid (argument|parameters)[\s\S]*status=1/);
-      expect(await sh('dmesg | grep "mmapkit" | tail -n 1')).toMatch(message);
+      const insmod = await attemptLoad(dut.guest, modulePath, `size=${size}`);
+      expect([insmod.code, insmod.output]).toEqual([1, expect.stringMatching(/Invalid (argument|parameters)/)]);
+      expect(insmod.kernelLog.filter((line) => line.includes('mmapkit')).at(-1)).toMatch(message);
       expect(await sh('ls /dev | grep -c ^mmapkit || true')).toBe('0\n');
       expect(await sh('test -e /sys/kernel/debug/mmapkit; echo $?; test -e /sys/module/mmapkit; echo $?')).toBe('1\n1\n');
     } finally {

@@ -4,28 +4,18 @@
  * guest agent bundle. Each step fingerprints its inputs and is skipped when
  * nothing changed, so a second build does no work.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { type Step, runSteps } from './steps.js';
 
 export interface BuildOptions {
   kernel: GuestKernel;
   verbose?: boolean;
   log: (line: string) => void;
-}
-
-export interface Step {
-  name: string;
-  /** Files whose content decides the output. */
-  inputs: () => string[];
-  /** Extra facts the output depends on (the kernel release, ...). */
-  salt?: string;
-  outputs: string[];
-  run: () => Promise<void>;
 }
 
 const IGNORED = new Set(['node_modules', 'build', '.git']);
@@ -45,24 +35,6 @@ export function filesUnder(dir: string, keep: (file: string) => boolean = () => 
 
 const rootFiles = (...names: string[]): string[] =>
   names.map((name) => path.join(REPO_ROOT, name)).filter((file) => existsSync(file));
-
-export function fingerprint(step: Step): string {
-  const hash = createHash('sha256').update(step.salt ?? '');
-  for (const file of step.inputs()) {
-    const stat = statSync(file);
-    hash.update(`${file}\0${stat.size}\0${stat.mtimeMs}\n`);
-  }
-  return hash.digest('hex');
-}
-
-export const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
-
-export function upToDate(step: Step, print: string): boolean {
-  const stamp = stampFile(step);
-  return (
-    existsSync(stamp) && readFileSync(stamp, 'utf8') === print && step.outputs.every((output) => existsSync(output))
-  );
-}
 
 /** Runs a command quietly; its output is shown when it fails, or always with --verbose. */
 export async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string, verbose: boolean): Promise<string> {
@@ -172,19 +144,7 @@ export interface BuildResult {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   if (!existsSync(path.join(REPO_ROOT, 'node_modules'))) throw new SetupError('node_modules is missing: run `make setup`');
-  const built: string[] = [];
-  for (const step of steps(options)) {
-    const print = fingerprint(step);
-    if (upToDate(step, print)) continue;
-    const started = Date.now();
-    options.log(`build: ${step.name} ...`);
-    await step.run();
-    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-    // Fingerprint again: the inputs are what they were when the step began, unless edited meanwhile.
-    writeFileSync(stampFile(step), print);
-    options.log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    built.push(step.name);
-  }
+  const built = await runSteps(steps(options), options.log);
   if (built.length === 0) options.log('build: nothing to do (module, addon, types and agent are up to date)');
   return { built };
 }

@@ -30,7 +30,7 @@ export interface CaseResult {
   annotations: string[];
 }
 
-/** The prefix of an annotation that reports the kernel's own misbehaviour (catalogue section 6). */
+/** The prefix of an annotation that reports the kernel's own misbehaviour (e.g. catalogue E3). */
 export const KERNEL_FINDING = 'kernel finding:';
 
 export interface CaseCounts {
