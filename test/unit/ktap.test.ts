@@ -53,7 +53,7 @@ describe('KTAP through kunit.py parse', () => {
   it('keeps a "#" in a case title from ending the test name', () => {
     const results = recorded('failures.json');
     const [first, ...rest] = results.cases;
-    const renamed = { ...first!, name: `${first!.suite} > bug #5 and #18` };
+    const renamed = { ...first!, name: `${first!.suite} > pages #1 and #2 of the region` };
     const { counts } = kunitParse(ktapReport({ ...results, cases: [renamed, ...rest] }));
     expect(counts.errors).toBe(0);
     expect(counts.passed + counts.failed + counts.skipped).toBe(results.cases.length);
