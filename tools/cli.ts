@@ -13,7 +13,8 @@ import { lintKernels } from './lint/lint.js';
 import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { reportEnd, say } from './messages.js';
-import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test/command.js';
+import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, runConformance, shardOf } from './test/command.js';
+import { MERGE_HELP, mergeCommand } from './test/merge-command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
 import { TRACE_HELP, traceCommand } from './trace/command.js';
 import { loadModule } from './qemu/guest-modules.js';
@@ -33,6 +34,7 @@ Commands:
   vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
   vm shell         an interactive shell in the guest with the module loaded
   test             run the conformance suite against device profiles (default: the reference driver's)
+  merge-results    merge the JSON results files of a sharded test run into one report
   lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
   trace            record the kernel's mmap and page-fault path for a scenario with ftrace
   explain          walk the mmap path with live evidence; writes an HTML report
@@ -67,19 +69,26 @@ make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
   test: `usage: mmapkit test [--profile FILE]... [options]
 
 Boots the guest and runs the conformance suite (test/conformance) against
-each profile's device, loading its module first, then prints a pass/fail
-summary with the boot time and the accelerator used. Without --profile: the
+each profile's device, loading its module first. Without --profile: the
 reference driver's profiles (test/profiles/*.json) and the driver's own cases.
-A case a profile rules out is skipped with the reason. If the guest kernel
-crashes or hangs under a case, that case is reported CRASHED with the console
-lines, a new guest is booted, the module reloaded, and the run goes on (exit 120
-for a crash, 124 for a hang, even if every other case passed).
-The last line is "N passed, N failed, N skipped, N crashed".
+Prints a line for each case that failed, crashed or was skipped with a reason
+(a case a profile rules out), a progress line while the cases run, and a
+summary; the last line is "N passed, N failed, N skipped, N crashed". Cases a
+quick run leaves out are counted as not selected, not as skipped. If the guest
+kernel crashes or hangs under a case, that case is reported CRASHED with the
+console lines, a new guest is booted, the module reloaded, and the run goes on
+(exit 120 for a crash, 124 for a hang, even if every other case passed).
   --profile FILE      a device profile (JSON; see the README); repeatable
-  --reporter NAME     vitest reporter: ${REPORTERS.join(', ')} (default verbose); repeatable
-  --output-file FILE  where file-writing reporters (junit, json) write instead of stdout
-  --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory)
   --quick             only the core cases, one or two per catalogue area (what make run runs)
+  --verbose           list every case, passed ones too
+  --reporter NAME     also report as NAME (repeatable): ktap (KTAP version 1, for kunit.py parse
+                      and KernelCI), or vitest's ${REPORTERS.slice(1, 6).join(', ')},
+                      ${REPORTERS.slice(6).join(', ')}; one that writes to stdout
+                      replaces the case lines
+  --output-file FILE  where the one file-writing reporter (ktap, junit, json) writes instead of stdout
+  --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory)
+  --shard I/N         run the I-th of N shards of the test files (vitest --shard), e.g. one per CI
+                      runner; merge their results files with mmapkit merge-results
 ${VM_HELP}`,
 };
 
@@ -165,9 +174,13 @@ async function testCommand(args: string[]): Promise<number> {
     'output-file': { type: 'string' },
     results: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    shard: { type: 'string' },
   });
   if (values.help) return help('test');
   const reporters = (values.reporter ?? []).map(reporterOf);
+  const shard = values.shard !== undefined ? shardOf(values.shard) : undefined;
+  checkReportOptions({ reporters, ...(values['output-file'] !== undefined && { outputFile: values['output-file'] }) });
   const kernels = kernelsOf(values);
   return forEachKernel(kernels, (kernel) =>
     testOnKernel(kernel, values, {
@@ -175,6 +188,8 @@ async function testCommand(args: string[]): Promise<number> {
       ...(values['output-file'] !== undefined && { outputFile: perKernel(values['output-file'], kernel, kernels) }),
       ...(values.results !== undefined && { resultsFile: perKernel(values.results, kernel, kernels) }),
       quick: values.quick,
+      verbose: values.verbose,
+      ...(shard !== undefined && { shard }),
     }),
   );
 }
@@ -216,7 +231,7 @@ async function lintCommand(args: string[]): Promise<number> {
 }
 
 function help(topic: string): number {
-  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP };
+  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP, 'merge-results': MERGE_HELP };
   process.stdout.write(`${text[topic] ?? HELP.main}\n`);
   return ExitCode.PASSED;
 }
@@ -236,6 +251,8 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'merge-results':
+      return mergeCommand(rest);
     case 'vm': {
       const [sub, ...vmArgs] = rest;
       if (sub === 'run') return vmRun(vmArgs);

@@ -17,4 +17,6 @@ export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
 export const TRACE_DIR = path.join(BUILD_DIR, 'trace');
 /** `mmapkit bench` output, one directory per run unless --out says otherwise. */
 export const BENCH_DIR = path.join(BUILD_DIR, 'bench');
+/** The kernel source tree make setup unpacks (Debian's linux-source-6.1): checkpatch.pl, kunit.py, the files tests cite. */
+export const KERNEL_SOURCE_DIR = path.join(BUILD_DIR, 'linux-source-6.1');
 export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');
