@@ -23,10 +23,18 @@ export interface CaseResult {
   messages: string[];
   /** What the case annotated (e.g. a kernel finding: the kernel's behaviour, not the driver's). */
   annotations: string[];
+  /**
+   * For a case that allows more than one outcome (refused, or mapped and faulting past the end, say):
+   * the one that ran, which its pass stands for.
+   */
+  branch?: string;
 }
 
 /** The prefix of an annotation that reports the kernel's own misbehaviour (catalogue section 6). */
 export const KERNEL_FINDING = 'kernel finding:';
+
+/** The annotation type with which a case records which of its allowed outcomes ran (its `branch`). */
+export const BRANCH_ANNOTATION = 'branch';
 
 export interface CaseCounts {
   passed: number;
@@ -65,13 +73,16 @@ export function caseResults(testModules: ReadonlyArray<TestModule>): CaseResult[
           : result.state === 'passed'
             ? 'passed'
             : 'skipped';
+      const annotations = test.annotations();
+      const branch = annotations.filter((annotation) => annotation.type === BRANCH_ANNOTATION).map((annotation) => annotation.message);
       results.push({
         file,
         name: test.fullName,
         outcome,
         ...(diagnostic !== undefined && { durationMs: Math.round(diagnostic.duration) }),
         messages,
-        annotations: test.annotations().map((annotation) => annotation.message),
+        annotations: annotations.filter((annotation) => annotation.type !== BRANCH_ANNOTATION).map((annotation) => annotation.message),
+        ...(branch.length > 0 && { branch: branch.join('; ') }),
       });
     }
   }
