@@ -10,14 +10,15 @@ import { build } from './build/build.js';
 import { buildFixtures, fixturesBuildDir } from './build/fixtures.js';
 import type { GuestKernel } from './kernel.js';
 import { lintKernels } from './lint/lint.js';
-import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
+import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { reportEnd, say } from './messages.js';
 import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test/command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
 import { TRACE_HELP, traceCommand } from './trace/command.js';
-import { EXIT_CODE_OF } from './qemu/outcome.js';
-import { SessionEndedError, VmSession } from './qemu/session.js';
+import { loadModule } from './qemu/guest-modules.js';
+import { EXIT_CODE_OF, SessionEndedError } from './qemu/outcome.js';
+import { VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 import { moduleObject } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
@@ -121,13 +122,10 @@ async function vmRunOn(kernel: GuestKernel, values: VmFlags & { profile?: string
   await ensureBuilt(kernel);
   if (profile !== undefined) checkModule(profile, kernel.version);
   const devices = profile !== undefined && profile.qemuDevices.length > 0 ? { qemuDevices: profile.qemuDevices } : {};
-  const loadModule = !values['no-module'] && profile === undefined;
-  const outcome = await withGuest({ ...options, ...devices, loadModule }, async (session) => {
+  const loadReference = !values['no-module'] && profile === undefined;
+  const outcome = await withGuest({ ...options, ...devices, loadModule: loadReference }, async (session) => {
     const ko = profile?.module;
-    if (ko !== undefined && !values['no-module']) {
-      const load = isModuleName(ko) ? 'modprobe' : 'insmod';
-      await session.guest.run(['sh', '-c', `${load} ${ko} ${profile!.moduleParams}`]);
-    }
+    if (ko !== undefined && !values['no-module']) await loadModule(session.guest, ko, profile!.moduleParams);
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
       onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),

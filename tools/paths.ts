@@ -11,5 +11,10 @@ export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
 /** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');
+/** One directory per guest session: console log, QEMU command line, results (tools/qemu/run-dir.ts). */
 export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
+/** `mmapkit trace` and `explain` output, one directory per run unless --out says otherwise. */
+export const TRACE_DIR = path.join(BUILD_DIR, 'trace');
+/** `mmapkit bench` output, one directory per run unless --out says otherwise. */
+export const BENCH_DIR = path.join(BUILD_DIR, 'bench');
 export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');

@@ -10,26 +10,27 @@ import type { Profile } from '../../tools/profile.js';
 import { type Finding, findings } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
+import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { BRANCH_ANNOTATION } from '../../tools/test/vitest-summary.js';
-import { type DeviceUnderTest, type ProfileTarget, ensureModule, openProfileTarget } from './device.js';
+import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 import { settle } from './cases/vma.js';
 
 /**
  * Errnos a driver may refuse a mapping with in ->mmap (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES;
- * POSIX ENXIO). The driver chooses: mmap_file() returns ->mmap's error as it is (mm/util.c:1106-1121, 6.1 and 6.12).
+ * POSIX ENXIO). The driver chooses: mmap_file() returns ->mmap's error as it is (6.1 and 6.12).
  */
 export const REFUSALS = ['EINVAL', 'EAGAIN', 'EPERM', 'EACCES', 'ENXIO'];
 
 /**
  * Errnos a driver refuses VM_WRITE with on a device that is never writable: EACCES, as the core
- * itself refuses a shared writable map of an O_RDONLY fd (B2; mmapkit-ro), or EPERM (usbmon's mon_bin_mmap).
+ * itself refuses a shared writable map of an O_RDONLY fd (catalogue B2; mmapkit-ro), or EPERM (usbmon's mon_bin_mmap).
  */
 export const WRITE_REFUSALS = ['EACCES', 'EPERM'];
 
 /**
  * Errnos a driver vetoes moving or splitting its mapping with: move_vma() returns what
- * vm_ops->may_split or ->mremap returned (mm/mremap.c:631-637, 683-684, 6.1 and 6.12). In tree:
+ * vm_ops->may_split or ->mremap returned (6.1 and 6.12). In tree:
  * uacce's ->mremap EPERM, resctrl pseudo-lock's ->mremap EINVAL, privcmd's and device-dax's ->may_split EINVAL.
  */
 export const MOVE_VETOES = ['EINVAL', 'EPERM'];
@@ -126,9 +127,8 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
       const found = findings(read.lines);
-      // Catalogue F7: on x86 6.1, unmapping part of a whole-VMA PFN map of MMIO makes PAT's
-      // untrack_pfn free a sub-range of a memtype reserved whole (arch/x86/mm/pat/memtype.c:1132-1150,
-      // logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
+      // Catalogue F7: on x86 (6.1 and 6.12), unmapping part of a whole-VMA PFN map of MMIO makes PAT's
+      // untrack_pfn free a sub-range of a memtype reserved whole (logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
       const kernelsOwn = (finding: Finding): boolean => profile.mmio && finding.kind === 'pat' && /freeing invalid memtype/.test(finding.line);
       for (const finding of found.filter(kernelsOwn)) {
         console.log(`kernel (catalogue F7, PAT on a split MMIO mapping; reported, not failed): ${finding.line}`);

@@ -93,7 +93,7 @@ describe('qemuArgs: the kernel command line', () => {
     expect(valueOf(qemuArgs(base), '-append')).toBe(kernelCommandLine(base));
   });
 
-  it('leaves allocations uncleared and poisons freed pages, so a driver that maps memory it never cleared shows stale bytes (catalogue bug #5)', () => {
+  it('leaves allocations uncleared and poisons freed pages, so a driver that maps memory it never cleared shows stale bytes (taxonomy #5)', () => {
     const params = paramsOf(qemuArgs(base));
     expect(params.get('init_on_alloc')).toBe('0');
     expect(['1', 'on', 'y']).toContain(params.get('page_poison'));

@@ -10,10 +10,11 @@
  * output, and each is skipped when its sources and the headers did not
  * change.
  */
-import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { filesUnder, fingerprint, prepareModuleTree, run, stampFile, upToDate, type Step } from './build.js';
+import { filesUnder, prepareModuleTree, run } from './build.js';
+import { type Step, runSteps } from './steps.js';
 import type { GuestKernel } from '../kernel.js';
 import { REPO_ROOT, kernelBuildDir } from '../paths.js';
 
@@ -65,18 +66,17 @@ export const fixtureObject = (version: string, name: string): string =>
  * Kbuild's output on stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
-  const objects = new Map<string, string>();
   const quiet = $({ quiet: true, cwd: REPO_ROOT });
   const common = path.join(FIXTURES_DIR, COMMON);
   let commonLinked = false;
-  for (const name of fixtureNames()) {
+  const names = fixtureNames();
+  const steps = names.map((name): Step => {
     const source = path.join(FIXTURES_DIR, name);
-    const object = fixtureObject(kernel.version, name);
-    const step: Step = {
+    return {
       name: `fixture-${kernel.version}-${name}`,
       inputs: () => [...filesUnder(source), ...filesUnder(common), ...compatInputs()],
       salt: `${kernel.version}\0${kernel.headers}`,
-      outputs: [object],
+      outputs: [fixtureObject(kernel.version, name)],
       run: async () => {
         if (!commonLinked && existsSync(common)) prepareCommonTree(kernel, common);
         commonLinked = true;
@@ -84,15 +84,7 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
         await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, `the build of fixture ${name}`, false);
       },
     };
-    objects.set(name, object);
-    const print = fingerprint(step);
-    if (upToDate(step, print)) continue;
-    const started = Date.now();
-    log(`build: ${step.name} ...`);
-    await step.run();
-    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-    writeFileSync(stampFile(step), print);
-    log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }
-  return objects;
+  });
+  await runSteps(steps, log);
+  return new Map(names.map((name) => [name, fixtureObject(kernel.version, name)]));
 }

@@ -30,7 +30,7 @@ export interface CaseResult {
   branch?: string;
 }
 
-/** The prefix of an annotation that reports the kernel's own misbehaviour (catalogue section 6). */
+/** The prefix of an annotation that reports the kernel's own misbehaviour (e.g. catalogue E3). */
 export const KERNEL_FINDING = 'kernel finding:';
 
 /** The annotation type with which a case records which of its allowed outcomes ran (its `branch`). */
