@@ -11,11 +11,40 @@ import { type Finding, findings } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
+import { BRANCH_ANNOTATION } from '../../tools/test/case-results.js';
 import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
+import { settle } from './cases/vma.js';
 
-/** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */
+/**
+ * Errnos a driver may refuse a mapping with in ->mmap (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES;
+ * POSIX ENXIO). The driver chooses: mmap_file() returns ->mmap's error as it is (6.1 and 6.12).
+ */
 export const REFUSALS = ['EINVAL', 'EAGAIN', 'EPERM', 'EACCES', 'ENXIO'];
+
+/**
+ * Errnos a driver refuses VM_WRITE with on a device that is never writable: EACCES, as the core
+ * itself refuses a shared writable map of an O_RDONLY fd (catalogue B2; mmapkit-ro), or EPERM (usbmon's mon_bin_mmap).
+ */
+export const WRITE_REFUSALS = ['EACCES', 'EPERM'];
+
+/**
+ * Errnos a driver vetoes moving or splitting its mapping with: move_vma() returns what
+ * vm_ops->may_split or ->mremap returned (6.1 and 6.12). In tree:
+ * uacce's ->mremap EPERM, resctrl pseudo-lock's ->mremap EINVAL, privcmd's and device-dax's ->may_split EINVAL.
+ */
+export const MOVE_VETOES = ['EINVAL', 'EPERM'];
+
+/**
+ * Records which of its allowed outcomes a case ran, so that its pass says what it passed as
+ * (results.json: the case's `branch`, tools/test/case-results.ts).
+ */
+export async function ranBranch(ctx: TestContext, branch: string): Promise<void> {
+  await ctx.annotate(branch, BRANCH_ANNOTATION);
+}
+
+/** A MAP_PRIVATE mapping made, or the errno the driver refused it with. */
+export type PrivateMapping = { addr: bigint } | { refused: string };
 
 export interface ProfileCase {
   profile: Profile;
@@ -32,9 +61,11 @@ export interface ProfileCase {
   /**
    * Maps `length` bytes of the region MAP_PRIVATE (undone after the case). A refusal is
    * checked against the profile (wrong if it promises copy-on-write; only with an errno a
-   * driver may refuse with, catalogue C1) and gives undefined.
+   * driver may refuse with, catalogue C1) and gives the errno.
    */
-  mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<bigint | undefined>;
+  mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<PrivateMapping>;
+  /** For cases about a MAP_PRIVATE mapping: mapPrivate, skipping the case when the driver refused it. */
+  needsPrivate(ctx: TestContext, prot: number, length: bigint, openFlags?: number): Promise<bigint>;
 }
 
 /**
@@ -109,6 +140,19 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
     });
     afterAll(() => dut?.close());
 
+    async function mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<PrivateMapping> {
+      const { native, c, offset } = need(dut);
+      const fd = await need(mappings).open(profile.device, openFlags ?? c.O_RDWR);
+      const mapped = await settle(native.mmap(0n, length, prot, c.MAP_PRIVATE, fd, offset));
+      if ('code' in mapped) {
+        expect(profile.private, 'the profile promises copy-on-write').not.toBe('cow');
+        expect(REFUSALS).toContain(mapped.code);
+        return { refused: mapped.code };
+      }
+      need(mappings).later(() => native.munmap(mapped.value, length));
+      return { addr: mapped.value };
+    }
+
     body({
       profile,
       get dut() {
@@ -124,19 +168,11 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
         return writer!;
       },
       sh: (script) => need(dut).guest.run(['sh', '-c', script]),
-      async mapPrivate(prot, length, openFlags) {
-        const { native, c, offset } = need(dut);
-        const fd = await need(mappings).open(profile.device, openFlags ?? c.O_RDWR);
-        let addr: bigint;
-        try {
-          addr = await native.mmap(0n, length, prot, c.MAP_PRIVATE, fd, offset);
-        } catch (error) {
-          expect(profile.private, 'the profile promises copy-on-write').not.toBe('cow');
-          expect(REFUSALS).toContain((error as { code?: string }).code);
-          return undefined;
-        }
-        need(mappings).later(() => native.munmap(addr, length));
-        return addr;
+      mapPrivate,
+      async needsPrivate(ctx, prot, length, openFlags) {
+        const mapped = await mapPrivate(prot, length, openFlags);
+        if ('refused' in mapped) return ctx.skip(`the driver refused MAP_PRIVATE with ${mapped.refused} (profile private: ${profile.private}): no mapping to test`);
+        return mapped.addr;
       },
     });
   });

@@ -106,7 +106,7 @@ describe('the PFN ioctl', () => {
 
   // catalogue H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
   // (remap_pfn_range_internal, 6.1 and 6.12), so /proc/PID/maps shows the physical address as the offset.
-  it('matches the offset /proc/PID/maps shows for a private remap mapping', async () => {
+  it('matches the offset /proc/PID/maps shows for a private remap mapping', async (ctx) => {
     const fd = await mappings.open('/dev/mmapkit-remap');
     const privateMap = mappings.map('/dev/mmapkit-remap', {
       prot: dut.c.PROT_READ,
@@ -117,7 +117,7 @@ describe('the PFN ioctl', () => {
     if (!(await dut.native.deviceInfo(fd)).contiguous) {
       // A vmalloc buffer is remapped page by page, which cannot back a COW mapping.
       await expect(privateMap).rejects.toMatchObject({ code: 'EINVAL' });
-      return;
+      ctx.skip('the buffer is vmalloc: MAP_PRIVATE is refused (EINVAL), so there is no private mapping whose offset to read');
     }
     const { addr } = await privateMap;
     const vma = vmaStartingAt(parseMaps(await dut.guest.readFile('/proc/self/maps')), addr);

@@ -22,6 +22,8 @@ const TRIXIE = '6.12.48+deb13-amd64';
 /** bookworm's 6.12 (bookworm-security and -backports). */
 const BPO_OLD = '6.12.95+deb12-amd64';
 const BPO = '6.12.117+deb12-amd64';
+/** A series newer than any installed here, so never the default. */
+const FUTURE = '9.9.1-amd64';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-kernel-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -146,19 +148,20 @@ describe('discoverKernel', () => {
     });
   });
 
-  it('defaults to the newest release of the 6.1 series, not the newest overall', () => {
-    expect(DEFAULT_SERIES).toBe('6.1');
-    const root = fakeRoot(complete(OLD, NEW, BPO_OLD, BPO, TRIXIE));
-    const kernel = discoverKernel({ root });
-    expect(kernel.version).toBe(NEW);
-    expect(kernel.series).toBe('6.1');
+  it('defaults to the newest release of DEFAULT_SERIES, not the newest overall', () => {
+    const releases = [OLD, NEW, BPO_OLD, BPO, TRIXIE, FUTURE];
+    const ofDefault = releases.filter((release) => seriesOf(release) === DEFAULT_SERIES).sort(compareReleases);
+    expect(ofDefault, 'the fake tree holds the default series').not.toEqual([]);
+    const kernel = discoverKernel({ root: fakeRoot(complete(...releases)) });
+    expect(kernel.version).toBe(ofDefault.at(-1));
+    expect(kernel.series).toBe(DEFAULT_SERIES);
   });
 
-  it('without a 6.1 kernel, says so instead of taking another series', () => {
-    const root = fakeRoot(complete(BPO));
+  it('without a kernel of DEFAULT_SERIES, says so instead of taking another series', () => {
+    const root = fakeRoot(complete(FUTURE));
     const message = setupErrorOf(() => discoverKernel({ root }));
-    expect(message).toContain('no 6.1 kernel installed: run `make setup`');
-    expect(message).toContain('installed: 6.12');
+    expect(message).toContain(`no ${DEFAULT_SERIES} kernel installed: run \`make setup\``);
+    expect(message).toContain(`installed: ${seriesOf(FUTURE)}`);
   });
 
   it('takes `kernel` as a series: the newest installed release of it', () => {

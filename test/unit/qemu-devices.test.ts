@@ -1,5 +1,6 @@
-// The extra devices a profile can ask for (profile key qemuDevices): what
-// they add to QEMU's command line, and that the default VM gets none of it.
+// The extra devices a profile can ask for (profile key qemuDevices), read back
+// from QEMU's command line: each at its own fixed slot, which guestPciDevice
+// names; what it is backed by; and that the default VM gets none of it.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,17 +8,21 @@ import {
   IVSHMEM_SIZE,
   QEMU_BINARY,
   QEMU_DEVICES,
+  QEMU_DEVICE_SLOTS,
   type QemuConfig,
+  type QemuDevice,
+  type QemuDeviceName,
   deviceArgs,
   guestPciDevice,
   kernelCommandLine,
   qemuArgs,
 } from '../../tools/qemu/qemu-args.js';
+import { kernelParams, parsedValuesOf, valuesOf } from './qemu-command-line.js';
 
 const base: QemuConfig = {
   accel: 'tcg',
-  vmlinux: '/work/build/kernels/6.1.0-56-amd64/vmlinux',
-  initramfs: '/work/build/kernels/6.1.0-56-amd64/initramfs.cpio',
+  vmlinux: '/work/build/kernels/some-release/vmlinux',
+  initramfs: '/work/build/kernels/some-release/initramfs.cpio',
   memoryMiB: 1024,
   cpus: 2,
   hostRoot: '/',
@@ -27,54 +32,84 @@ const base: QemuConfig = {
 };
 const MEM = '/work/build/runs/run-1/ivshmem.mem';
 
+/** Each device as a profile run would ask for it. */
+const DEVICES: Record<QemuDeviceName, QemuDevice> = { ivshmem: { name: 'ivshmem', memFile: MEM }, bochs: { name: 'bochs' } };
+
+/** The one -device of `args` that is placed on the PCI bus (has addr=). */
+function placedDevice(args: string[]): Map<string, string> {
+  const placed = parsedValuesOf(args, '-device').filter((device) => device.has('addr'));
+  expect(placed).toHaveLength(1);
+  return placed[0] ?? new Map();
+}
+
+/** The PCI address a sysfs device directory names: domain:bus:slot.function, as numbers. */
+function sysfsAddress(dir: string): number[] {
+  const match = /^\/sys\/bus\/pci\/devices\/([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(dir);
+  expect(match, dir).not.toBeNull();
+  return (match ?? []).slice(1).map((part) => Number.parseInt(part, 16));
+}
+
 describe('extra QEMU devices', () => {
   it('the default VM has none of them, and no fbcon parameter', () => {
-    const args = qemuArgs(base).join(' ');
-    expect(args).not.toMatch(/ivshmem|bochs|memory-backend/);
-    expect(kernelCommandLine(base)).not.toContain('fbcon');
-    expect(qemuArgs({ ...base, devices: [] })).toEqual(qemuArgs(base));
+    const args = qemuArgs(base);
+    expect(valuesOf(args, '-device')).toEqual([]);
+    expect(valuesOf(args, '-object')).toEqual([]);
+    expect(kernelParams(kernelCommandLine(base)).has('fbcon')).toBe(false);
+    expect(qemuArgs({ ...base, devices: [] })).toEqual(args);
   });
 
-  it('ivshmem: a shared memory-backend-file of IVSHMEM_SIZE at the given host file, ivshmem-plain at slot 0x10', () => {
-    const args = deviceArgs({ name: 'ivshmem', memFile: MEM });
-    expect(args).toEqual([
-      '-object', `memory-backend-file,id=ivshmem-mem,mem-path=${MEM},size=${IVSHMEM_SIZE},share=on`,
-      '-device', 'ivshmem-plain,memdev=ivshmem-mem,addr=0x10',
-    ]);
+  it.each(QEMU_DEVICES)('%s sits at its own slot on bus 0, the one guestPciDevice names', (name) => {
+    const device = placedDevice(deviceArgs(DEVICES[name]));
+    expect(Number(device.get('addr'))).toBe(QEMU_DEVICE_SLOTS[name]);
+    expect(sysfsAddress(guestPciDevice(name))).toEqual([0, 0, QEMU_DEVICE_SLOTS[name], 0]);
+  });
+
+  it('no two devices share a slot', () => {
+    const slots = QEMU_DEVICES.map((name) => QEMU_DEVICE_SLOTS[name]);
+    expect(new Set(slots).size).toBe(slots.length);
+  });
+
+  it('ivshmem: its BAR is IVSHMEM_SIZE of the given host file, shared so the host sees the guest\'s writes', () => {
+    const args = deviceArgs(DEVICES.ivshmem);
+    const [backend] = parsedValuesOf(args, '-object');
+    expect(backend?.get('mem-path')).toBe(MEM);
+    expect(Number(backend?.get('size'))).toBe(IVSHMEM_SIZE);
+    expect(backend?.get('share')).toBe('on');
+    expect(placedDevice(args).get('memdev')).toBe(backend?.get('id'));
     expect(IVSHMEM_SIZE & (IVSHMEM_SIZE - 1)).toBe(0); // QEMU wants a power of two
-    expect(guestPciDevice('ivshmem')).toBe('/sys/bus/pci/devices/0000:00:10.0');
   });
 
-  it('a comma in the memory file path is doubled, as QEMU reads options', () => {
-    expect(deviceArgs({ name: 'ivshmem', memFile: '/a,b/m' })[1]).toContain('mem-path=/a,,b/m,');
+  it('ivshmem: a memory file path with commas is read back unchanged', () => {
+    const [backend] = parsedValuesOf(deviceArgs({ name: 'ivshmem', memFile: '/a,b/m,share=off' }), '-object');
+    expect(backend?.get('mem-path')).toBe('/a,b/m,share=off');
+    expect(backend?.get('share')).toBe('on');
   });
 
-  it('bochs: bochs-display at slot 0x11 with a fixed mode, and fbcon kept off fb0', () => {
-    expect(deviceArgs({ name: 'bochs' })).toEqual(['-device', `bochs-display,xres=${BOCHS_RESOLUTION.xres},yres=${BOCHS_RESOLUTION.yres},addr=0x11`]);
-    expect(guestPciDevice('bochs')).toBe('/sys/bus/pci/devices/0000:00:11.0');
-    const config = { ...base, devices: [{ name: 'bochs' as const }] };
-    expect(kernelCommandLine(config).split(' ')).toContain('fbcon=map:1');
-    expect(qemuArgs(config).slice(-2)).toEqual(deviceArgs({ name: 'bochs' }));
+  it('bochs: the mode is BOCHS_RESOLUTION, and no console maps to framebuffer 0', () => {
+    const display = placedDevice(deviceArgs(DEVICES.bochs));
+    expect([Number(display.get('xres')), Number(display.get('yres'))]).toEqual([BOCHS_RESOLUTION.xres, BOCHS_RESOLUTION.yres]);
+    // fbcon=map:<digits>: console N goes to framebuffer digit N (cycled); fb0 must get none.
+    const map = /^map:(\d+)$/.exec(kernelParams(kernelCommandLine({ ...base, devices: [DEVICES.bochs] })).get('fbcon') ?? '')?.[1];
+    expect(map).toBeDefined();
+    expect(map).not.toContain('0');
   });
 
-  it('both devices together, each once, after the default arguments', () => {
-    // ivshmem alone leaves the default arguments as they are (bochs adds fbcon=map:1 to -append).
-    expect(qemuArgs({ ...base, devices: [{ name: 'ivshmem', memFile: MEM }] })).toEqual([...qemuArgs(base), ...deviceArgs({ name: 'ivshmem', memFile: MEM })]);
-    const args = qemuArgs({ ...base, devices: [{ name: 'ivshmem', memFile: MEM }, { name: 'bochs' }] });
-    expect(args.length).toBe(qemuArgs(base).length + 6);
-    expect(args.filter((arg) => arg.startsWith('ivshmem-plain'))).toHaveLength(1);
-    expect(args.filter((arg) => arg.startsWith('bochs-display'))).toHaveLength(1);
-    expect(QEMU_DEVICES).toEqual(['ivshmem', 'bochs']);
+  it('each device asked for comes once, after the default arguments', () => {
+    // ivshmem alone leaves the default arguments as they are (bochs changes -append).
+    expect(qemuArgs({ ...base, devices: [DEVICES.ivshmem] })).toEqual([...qemuArgs(base), ...deviceArgs(DEVICES.ivshmem)]);
+    const both = qemuArgs({ ...base, devices: QEMU_DEVICES.map((name) => DEVICES[name]) });
+    const placed = parsedValuesOf(both, '-device').filter((device) => device.has('addr'));
+    expect(placed.map((device) => Number(device.get('addr')))).toEqual(QEMU_DEVICES.map((name) => QEMU_DEVICE_SLOTS[name]));
   });
 
-  it("this host's QEMU knows the devices and their properties", () => {
-    for (const [device, properties] of [
-      ['ivshmem-plain', ['memdev', 'addr']],
-      ['bochs-display', ['xres', 'yres', 'addr']],
-    ] as const) {
-      const help = spawnSync(QEMU_BINARY, ['-device', `${device},help`], { encoding: 'utf8' });
-      expect(help.status, help.stderr).toBe(0);
-      for (const property of properties) expect(help.stdout).toContain(`${property}=`);
+  it("this host's QEMU knows every device and property we pass", () => {
+    for (const name of QEMU_DEVICES) {
+      for (const device of parsedValuesOf(deviceArgs(DEVICES[name]), '-device')) {
+        const driver = device.get('') ?? '';
+        const help = spawnSync(QEMU_BINARY, ['-device', `${driver},help`], { encoding: 'utf8' });
+        expect(help.status, help.stderr).toBe(0);
+        for (const property of [...device.keys()].filter((key) => key !== '')) expect(help.stdout, `${driver} ${property}`).toContain(`${property}=`);
+      }
     }
   });
 });

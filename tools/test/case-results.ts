@@ -28,7 +28,15 @@ export interface CaseResult {
   messages: string[];
   /** What the case annotated (e.g. a kernel finding: the kernel's behaviour, not the driver's). */
   annotations: string[];
+  /**
+   * For a case that allows more than one outcome (refused, or mapped and faulting past the end, say):
+   * the one that ran, which its pass stands for.
+   */
+  branch?: string;
 }
+
+/** The annotation type with which a case records which of its allowed outcomes ran (its `branch`). */
+export const BRANCH_ANNOTATION = 'branch';
 
 /** The prefix of an annotation that reports the kernel's own misbehaviour (e.g. catalogue E3). */
 export const KERNEL_FINDING = 'kernel finding:';
@@ -73,6 +81,8 @@ export function caseResult(test: TestCase): CaseResult | undefined {
         ? [result.note]
         : [];
   const outcome: CaseOutcome = result.state === 'failed' ? outcomeOfFailure(messages) : result.state === 'passed' ? 'passed' : 'skipped';
+  const annotations = test.annotations();
+  const branch = annotations.filter((annotation) => annotation.type === BRANCH_ANNOTATION).map((annotation) => annotation.message);
   return {
     file: fileOf(test.module),
     suite: test.parent.type === 'suite' ? test.parent.fullName : '',
@@ -80,7 +90,8 @@ export function caseResult(test: TestCase): CaseResult | undefined {
     outcome,
     ...(diagnostic !== undefined && { durationMs: Math.round(diagnostic.duration) }),
     messages,
-    annotations: test.annotations().map((annotation) => annotation.message),
+    annotations: annotations.filter((annotation) => annotation.type !== BRANCH_ANNOTATION).map((annotation) => annotation.message),
+    ...(branch.length > 0 && { branch: branch.join('; ') }),
   };
 }
 

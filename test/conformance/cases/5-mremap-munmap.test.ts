@@ -9,8 +9,8 @@
  */
 import { expect, it } from 'vitest';
 import { pagePattern, writePagePatterns } from '../device.js';
-import { describeProfiles, REFUSALS } from '../profile-suite.js';
-import { outcome, vmaAt } from './vma.js';
+import { describeProfiles, MOVE_VETOES, ranBranch, REFUSALS } from '../profile-suite.js';
+import { cannotExpand, outcome, settle, vmaAt } from './vma.js';
 
 describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   const page = (): bigint => t.dut.page;
@@ -51,19 +51,19 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
     await fillPatterns(t.needsWriter(ctx), 2n);
     const view = await mapTracked(2n);
-    let shrunk: bigint;
-    try {
-      shrunk = await t.dut.native.mremap(view.addr, 2n * page(), page(), 0);
-    } catch (error) {
+    const shrunk = await settle(t.dut.native.mremap(view.addr, 2n * page(), page(), 0));
+    if ('code' in shrunk) {
       // A may_split veto: the mapping must stay whole and intact.
-      expect((error as { code?: string }).code).toBe('EINVAL');
+      expect(shrunk.code).toBe('EINVAL');
       expect(await readPage(view.addr + page())).toEqual(pagePattern(1n, page()));
-      return;
+      await ranBranch(ctx, `refused with ${shrunk.code} (vm_ops->may_split); the mapping stayed whole`);
+    } else {
+      view.live = [[shrunk.value, page()]];
+      expect(shrunk.value).toBe(view.addr);
+      expect(await readPage(shrunk.value)).toEqual(pagePattern(0n, page()));
+      expect(await t.dut.native.probe(shrunk.value + page(), 'read')).toBe('SIGSEGV');
+      await ranBranch(ctx, 'shrunk');
     }
-    view.live = [[shrunk, page()]];
-    expect(shrunk).toBe(view.addr);
-    expect(await readPage(shrunk)).toEqual(pagePattern(0n, page()));
-    expect(await t.dut.native.probe(shrunk + page(), 'read')).toBe('SIGSEGV');
   });
 
   // catalogue F4: a move (MREMAP_MAYMOVE|MREMAP_FIXED, same size) is allowed; the content moves along
@@ -75,20 +75,20 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     const view = await mapTracked(count);
     const target = await placeholder(count * page());
     const { c } = t.dut;
-    let moved: bigint;
-    try {
-      moved = await t.dut.native.mremap(view.addr, count * page(), count * page(), c.MREMAP_MAYMOVE | c.MREMAP_FIXED, target);
-    } catch (error) {
-      // A driver's vm_ops->mremap may refuse moves (uacce: EPERM); the mapping must stay where it was.
-      expect((error as { code?: string }).code).toMatch(/^E/);
+    const moved = await settle(t.dut.native.mremap(view.addr, count * page(), count * page(), c.MREMAP_MAYMOVE | c.MREMAP_FIXED, target));
+    if ('code' in moved) {
+      // A driver's vm_ops may veto moves; the mapping must stay where it was.
+      expect(MOVE_VETOES).toContain(moved.code);
       expect(await readPage(view.addr)).toEqual(pagePattern(0n, page()));
-      return;
+      await ranBranch(ctx, `refused with ${moved.code} (the driver's vm_ops); the mapping stayed`);
+    } else {
+      // The placeholder's own undo step now unmaps the moved mapping.
+      view.live = [];
+      expect(moved.value).toBe(target);
+      for (let index = 0n; index < count; index++) expect(await readPage(moved.value + index * page())).toEqual(pagePattern(index, page()));
+      expect(await t.dut.native.probe(view.addr, 'read')).toBe('SIGSEGV');
+      await ranBranch(ctx, 'moved');
     }
-    // The placeholder's own undo step now unmaps the moved mapping.
-    view.live = [];
-    expect(moved).toBe(target);
-    for (let index = 0n; index < count; index++) expect(await readPage(moved + index * page())).toEqual(pagePattern(index, page()));
-    expect(await t.dut.native.probe(view.addr, 'read')).toBe('SIGSEGV');
   });
 
   // catalogue F6 and F2 (taxonomy #3): mremap(old_size = 0) duplicates a shared mapping. VM_DONTEXPAND
@@ -100,27 +100,27 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     await fillPatterns(t.needsWriter(ctx), pages(), [last]);
     const view = await mapTracked(1n, last);
     const vma = await vmaAt(t, view.addr);
-    let copy: bigint;
-    try {
-      copy = await t.dut.native.mremap(view.addr, 0n, 2n * page(), t.dut.c.MREMAP_MAYMOVE);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (vma.flags.has('de') || vma.flags.has('pf')) expect(code).toBe('EFAULT');
-      else expect(code).toMatch(/^E/);
-      return;
+    const copy = await settle(t.dut.native.mremap(view.addr, 0n, 2n * page(), t.dut.c.MREMAP_MAYMOVE));
+    if ('code' in copy) {
+      // Any other vma is duplicated through move_vma(), where only the driver's vm_ops can veto it.
+      if (cannotExpand(vma)) expect(copy.code).toBe('EFAULT');
+      else expect(MOVE_VETOES).toContain(copy.code);
+      await ranBranch(ctx, `refused with ${copy.code}`);
+    } else {
+      const addr = copy.value;
+      t.mappings.later(() => t.dut.native.munmap(addr, 2n * page()).catch(() => undefined));
+      expect(cannotExpand(vma), `${vma.line} VmFlags ${[...vma.flags].join(' ')}: the kernel must refuse`).toBe(false);
+      expect(await readPage(addr)).toEqual(pagePattern(last, page()));
+      expect(await t.dut.native.probe(addr + page(), 'read')).toBe('SIGBUS');
+      await ranBranch(ctx, 'duplicated; SIGBUS past the region');
     }
-    t.mappings.later(() => t.dut.native.munmap(copy, 2n * page()).catch(() => undefined));
-    expect(vma.flags.has('de') || vma.flags.has('pf'), `${vma.line} VmFlags ${[...vma.flags].join(' ')}: the kernel must refuse`).toBe(false);
-    expect(await readPage(copy)).toEqual(pagePattern(last, page()));
-    expect(await t.dut.native.probe(copy + page(), 'read')).toBe('SIGBUS');
   });
 
   // catalogue F6: duplicating a private mapping is refused by the kernel (vma_to_resize, 6.1 and 6.12).
   it('mremap with old_size 0 of a MAP_PRIVATE mapping is refused with EINVAL (kernel)', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
-    const addr = await t.mapPrivate(c.PROT_READ, page(), c.O_RDONLY);
-    if (addr === undefined) return;
+    const addr = await t.needsPrivate(ctx, c.PROT_READ, page(), c.O_RDONLY);
     expect(await outcome(native.mremap(addr, 0n, page(), c.MREMAP_MAYMOVE))).toBe('EINVAL');
   });
 
@@ -131,19 +131,20 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     const view = await mapTracked(1n);
     const vma = await vmaAt(t, view.addr);
     const { c } = t.dut;
-    let moved: bigint;
-    try {
-      moved = await t.dut.native.mremap(view.addr, page(), page(), c.MREMAP_MAYMOVE | c.MREMAP_DONTUNMAP);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (vma.flags.has('de') || vma.flags.has('pf')) expect(code).toBe('EINVAL');
-      else expect(code).toMatch(/^E/);
+    const moved = await settle(t.dut.native.mremap(view.addr, page(), page(), c.MREMAP_MAYMOVE | c.MREMAP_DONTUNMAP));
+    if ('code' in moved) {
+      // Any other vma goes on to move_vma(), where only the driver's vm_ops can veto the move.
+      if (cannotExpand(vma)) expect(moved.code).toBe('EINVAL');
+      else expect(MOVE_VETOES).toContain(moved.code);
       expect(await readPage(view.addr)).toEqual(pagePattern(0n, page()));
-      return;
+      await ranBranch(ctx, `refused with ${moved.code}`);
+    } else {
+      const addr = moved.value;
+      t.mappings.later(() => t.dut.native.munmap(addr, page()).catch(() => undefined));
+      expect(cannotExpand(vma), `${vma.line} VmFlags ${[...vma.flags].join(' ')}: the kernel must refuse`).toBe(false);
+      expect(await readPage(addr)).toEqual(pagePattern(0n, page()));
+      await ranBranch(ctx, 'moved; both ranges show the device');
     }
-    t.mappings.later(() => t.dut.native.munmap(moved, page()).catch(() => undefined));
-    expect(vma.flags.has('de') || vma.flags.has('pf'), `${vma.line} VmFlags ${[...vma.flags].join(' ')}: the kernel must refuse`).toBe(false);
-    expect(await readPage(moved)).toEqual(pagePattern(0n, page()));
   });
 
   // catalogue F7: munmap of the head splits the vma (->open for the new piece, __split_vma, 6.1 and 6.12);
@@ -187,7 +188,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   // catalogue F8: if the MAP_FIXED mmap fails, the old mapping is gone anyway on 6.1 and 6.12 (POSIX
   // assertion 15 allows it): never the old content. A driver that accepts out-of-range offsets must
   // SIGBUS there (catalogue A6).
-  it('a refused MAP_FIXED over a device mapping leaves no old content behind', async () => {
+  it('a refused MAP_FIXED over a device mapping leaves no old content behind', async (ctx) => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED, fd, t.dut.offset);
@@ -204,10 +205,13 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
       code = (error as { code?: string }).code ?? String(error);
     }
     const touched = await native.probe(addr, 'read');
-    if (code === 'ok') expect(touched).toBe('SIGBUS');
-    else {
+    if (code === 'ok') {
+      expect(touched).toBe('SIGBUS');
+      await ranBranch(ctx, 'mapped; SIGBUS past the region');
+    } else {
       expect(REFUSALS).toContain(code);
       expect(touched).toBe('SIGSEGV');
+      await ranBranch(ctx, `refused with ${code}; the old mapping is gone`);
     }
   });
 

@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import { moduleName } from '../../../tools/qemu/guest-modules.js';
 import { pagePattern, writePagePatterns } from '../device.js';
 import type { NativeCall } from '../../../tools/qemu/guest-client.js';
-import { describeProfiles, REFUSALS } from '../profile-suite.js';
+import { describeProfiles, ranBranch, REFUSALS, WRITE_REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
 
 describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
@@ -92,8 +92,7 @@ done({'ok': True})
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
     const length = pages() >= 2n ? 2n * page() : page();
-    const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, length, c.O_RDWR);
-    if (addr === undefined) return;
+    const addr = await t.needsPrivate(ctx, c.PROT_READ | c.PROT_WRITE, length, c.O_RDWR);
     // The device is watched through a second, shared mapping in this process: while the
     // failing case's mapping exists, every fork of this process fails, readInChild's included.
     const shared = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
@@ -102,9 +101,11 @@ done({'ok': True})
     try {
       expect(await native.forkAndExit()).toBe(0);
       expect(await native.readInForkedChild(addr, 7)).toEqual(Buffer.from('private'));
+      await ranBranch(ctx, 'forked; the child sees the private copy');
     } catch (error) {
       if ((error as { code?: string }).code !== 'ENOMEM') throw error;
       await ctx.annotate('kernel finding: fork fails with ENOMEM after a write to the first page of a MAP_PRIVATE PFN mapping (x86 PAT track_pfn_copy; measured on 6.1.192 and 6.12.117: the upstream 6.9 rework did not remove it; catalogue E3)');
+      await ranBranch(ctx, 'fork failed with ENOMEM (kernel finding)');
     }
     // Either way the private copy and the device are as they were.
     expect(await native.readBytes(addr, 7)).toEqual(Buffer.from('private'));
@@ -117,8 +118,7 @@ done({'ok': True})
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
     const { native, c } = t.dut;
-    const addr = await t.mapPrivate(c.PROT_READ | c.PROT_WRITE, 2n * page(), c.O_RDWR);
-    if (addr === undefined) return;
+    const addr = await t.needsPrivate(ctx, c.PROT_READ | c.PROT_WRITE, 2n * page(), c.O_RDWR);
     const device = await native.readInChild(t.profile.device, t.dut.offset, 16);
     await native.writeBytes(addr + page(), Buffer.from('private'));
     expect(await native.forkAndExit()).toBe(0);
@@ -188,7 +188,7 @@ done({'ok': True})
       { fd: ro, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: ['EACCES'] },
     ];
     if (t.profile.private === 'rejected') attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_PRIVATE, codes: REFUSALS });
-    if (!t.profile.writable) attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: ['EACCES', 'EPERM'] });
+    if (!t.profile.writable) attempts.push({ fd: rw, prot: c.PROT_READ | c.PROT_WRITE, flags: c.MAP_SHARED, codes: WRITE_REFUSALS });
     for (const { fd, prot, flags, codes } of attempts) {
       // 200 mmaps in one request (the same calls in the same order), stopping at one accepted.
       const calls: NativeCall[] = Array.from({ length: 200 }, () => ({ fn: 'mmap', args: [0n, page(), prot, flags, fd, t.dut.offset] }));

@@ -30,16 +30,26 @@ export const gupRefuses = (vma: VmaInfo): boolean => vma.flags.has('io') || vma.
 /** VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP (include/linux/mm.h, 6.1 and 6.12). */
 export const isSpecial = (vma: VmaInfo): boolean => ['io', 'de', 'pf', 'mm'].some((flag) => vma.flags.has(flag));
 
-/** The errno name of an addon error, or 'ok' when `attempt` did not throw. */
-export async function outcome(attempt: Promise<unknown>): Promise<string> {
+/** mremap may neither grow nor duplicate (EFAULT) nor MREMAP_DONTUNMAP (EINVAL) this vma: vma_to_resize(), mm/mremap.c, 6.1 and 6.12. */
+export const cannotExpand = (vma: VmaInfo): boolean => vma.flags.has('de') || vma.flags.has('pf');
+
+/** What a call gave: its value, or the errno (or signal) name it failed with; any other error is thrown. */
+export type Settled<T> = { value: T } | { code: string };
+
+export async function settle<T>(attempt: Promise<T>): Promise<Settled<T>> {
   try {
-    await attempt;
-    return 'ok';
+    return { value: await attempt };
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
+    if (typeof code === 'string') return { code };
     throw error;
   }
+}
+
+/** The errno name of an addon error, or 'ok' when `attempt` did not throw. */
+export async function outcome(attempt: Promise<unknown>): Promise<string> {
+  const settled = await settle(attempt);
+  return 'code' in settled ? settled.code : 'ok';
 }
 
 /**
