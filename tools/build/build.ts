@@ -2,7 +2,9 @@
  * `mmapkit build`: the kernel module (Kbuild, against the guest kernel's
  * headers), the native addon (node-gyp), the TypeScript type check and the
  * guest agent bundle. Each step fingerprints its inputs and is skipped when
- * nothing changed, so a second build does no work.
+ * nothing changed, so a second build does no work. Steps run under the
+ * checkout's build lock (tools/build/lock.ts): commands started together wait
+ * for one another instead of writing the same objects at once.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
+import { withBuildLock } from './lock.js';
 import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
 
 export interface BuildOptions {
@@ -46,7 +49,7 @@ export function filesUnder(dir: string, keep: (file: string) => boolean = () => 
 const rootFiles = (...names: string[]): string[] =>
   names.map((name) => path.join(REPO_ROOT, name)).filter((file) => existsSync(file));
 
-export function fingerprint(step: Step): string {
+function fingerprint(step: Step): string {
   const hash = createHash('sha256').update(step.salt ?? '');
   for (const file of step.inputs()) {
     const stat = statSync(file);
@@ -55,9 +58,9 @@ export function fingerprint(step: Step): string {
   return hash.digest('hex');
 }
 
-export const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
+const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
 
-export function upToDate(step: Step, print: string): boolean {
+function upToDate(step: Step, print: string): boolean {
   const stamp = stampFile(step);
   return (
     existsSync(stamp) && readFileSync(stamp, 'utf8') === print && step.outputs.every((output) => existsSync(output))
@@ -170,21 +173,38 @@ export interface BuildResult {
   built: string[];
 }
 
+/**
+ * Runs the steps whose inputs changed, in order, under the build lock; says
+ * nothing and takes no lock when every step is up to date. Returns the names
+ * of the steps it ran.
+ */
+export async function runSteps(steps: Step[], log: (line: string) => void): Promise<string[]> {
+  if (steps.every((step) => upToDate(step, fingerprint(step)))) return [];
+  return withBuildLock(log, async () => {
+    const built: string[] = [];
+    for (const step of steps) {
+      // Checked again under the lock: the build this one waited for may have done it.
+      const print = fingerprint(step);
+      if (upToDate(step, print)) continue;
+      const started = Date.now();
+      log(`build: ${step.name} ...`);
+      // No stamp while the outputs are being written: a command that checks without the lock
+      // then finds the step stale and waits here, instead of taking half-written outputs.
+      rmSync(stampFile(step), { force: true });
+      await step.run();
+      mkdirSync(path.dirname(stampFile(step)), { recursive: true });
+      // The fingerprint from before the step: inputs edited meanwhile make the next build run it again.
+      writeFileSync(stampFile(step), print);
+      log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      built.push(step.name);
+    }
+    return built;
+  });
+}
+
 export async function build(options: BuildOptions): Promise<BuildResult> {
   if (!existsSync(path.join(REPO_ROOT, 'node_modules'))) throw new SetupError('node_modules is missing: run `make setup`');
-  const built: string[] = [];
-  for (const step of steps(options)) {
-    const print = fingerprint(step);
-    if (upToDate(step, print)) continue;
-    const started = Date.now();
-    options.log(`build: ${step.name} ...`);
-    await step.run();
-    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-    // Fingerprint again: the inputs are what they were when the step began, unless edited meanwhile.
-    writeFileSync(stampFile(step), print);
-    options.log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    built.push(step.name);
-  }
+  const built = await runSteps(steps(options), options.log);
   if (built.length === 0) options.log('build: nothing to do (module, addon, types and agent are up to date)');
   return { built };
 }

@@ -8,12 +8,12 @@
  * headers, in a per-kernel tree of links (build/kernels/<release>/fixtures/
  * <name>/, with common/ next to it), so test/fixtures stays free of build
  * output, and each is skipped when its sources and the headers did not
- * change.
+ * change. They build under the checkout's build lock, as kmod/ does.
  */
-import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { filesUnder, fingerprint, prepareModuleTree, run, stampFile, upToDate, type Step } from './build.js';
+import { filesUnder, prepareModuleTree, run, runSteps, type Step } from './build.js';
 import type { GuestKernel } from '../kernel.js';
 import { REPO_ROOT, kernelBuildDir } from '../paths.js';
 
@@ -69,10 +69,11 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
   const quiet = $({ quiet: true, cwd: REPO_ROOT });
   const common = path.join(FIXTURES_DIR, COMMON);
   let commonLinked = false;
-  for (const name of fixtureNames()) {
+  const steps = fixtureNames().map((name): Step => {
     const source = path.join(FIXTURES_DIR, name);
     const object = fixtureObject(kernel.version, name);
-    const step: Step = {
+    objects.set(name, object);
+    return {
       name: `fixture-${kernel.version}-${name}`,
       inputs: () => [...filesUnder(source), ...filesUnder(common), ...compatInputs()],
       salt: `${kernel.version}\0${kernel.headers}`,
@@ -84,15 +85,7 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
         await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, `the build of fixture ${name}`, false);
       },
     };
-    objects.set(name, object);
-    const print = fingerprint(step);
-    if (upToDate(step, print)) continue;
-    const started = Date.now();
-    log(`build: ${step.name} ...`);
-    await step.run();
-    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-    writeFileSync(stampFile(step), print);
-    log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }
+  });
+  await runSteps(steps, log);
   return objects;
 }
