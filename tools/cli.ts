@@ -3,7 +3,6 @@
  * module that does it; every failure ends as one line and an exit code
  * (tools/exit-codes.ts), never a stack trace.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build/build.js';
@@ -12,6 +11,7 @@ import type { GuestKernel } from './kernel.js';
 import { lintKernels } from './lint/lint.js';
 import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
+import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
 import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test/command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
@@ -96,12 +96,6 @@ async function buildCommand(args: string[]): Promise<number> {
     await build({ kernel, verbose: values.verbose, log: say });
   }
   return ExitCode.PASSED;
-}
-
-/** A command killed by a signal exits 128 + its number, as in a shell. */
-function signalExitCode(signal: string | null): number {
-  const number = signal !== null ? os.constants.signals[signal as NodeJS.Signals] : undefined;
-  return 128 + (number ?? 0);
 }
 
 async function vmRun(args: string[]): Promise<number> {
@@ -255,17 +249,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function onSignal(signal: NodeJS.Signals, code: number): void {
-  // process.exit runs the session module's exit hook, which kills QEMU's process group.
-  process.on(signal, () => {
-    say(`interrupted by ${signal}`);
-    process.exit(code);
-  });
-}
-
-onSignal('SIGINT', 130);
-onSignal('SIGTERM', 143);
-onSignal('SIGHUP', 129);
+exitOnInterrupt(say);
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
