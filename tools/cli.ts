@@ -19,6 +19,7 @@ import { TRACE_HELP, traceCommand } from './trace/command.js';
 import { EXIT_CODE_OF } from './qemu/outcome.js';
 import { SessionEndedError, VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
+import { checkWritableFile } from './output-paths.js';
 import { moduleObject } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 
@@ -164,6 +165,8 @@ async function testCommand(args: string[]): Promise<number> {
   });
   if (values.help) return help('test');
   const reporters = (values.reporter ?? []).map(reporterOf);
+  if (values.results !== undefined) checkWritableFile(values.results, '--results');
+  if (values['output-file'] !== undefined) checkWritableFile(values['output-file'], '--output-file');
   const kernels = kernelsOf(values);
   return forEachKernel(kernels, (kernel) =>
     testOnKernel(kernel, values, {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BUILD_DIR, moduleObject } from '../paths.js';
 import { describeFindings, say } from '../messages.js';
+import { checkWritableDir } from '../output-paths.js';
 import type { AccelChoice, VmSession } from '../qemu/session.js';
 import {
   VM_HELP,
@@ -168,6 +169,7 @@ export async function benchCommand(args: string[]): Promise<number> {
   const plan = makePlan({ sizes: flags.sizes, repeats: flags.repeats });
   const largest = Math.max(...plan.sizes);
   const outDir = path.resolve(flags.out ?? defaultOutDir());
+  if (flags.out !== undefined) checkWritableDir(outDir, '--out');
   const kernel = kernelOf(flags.vm);
   const options = guestOptions(flags.vm, kernel);
   await ensureBuilt(kernel);

@@ -12,6 +12,7 @@ import { BUILD_DIR } from '../paths.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { GuestKernel } from '../kernel.js';
 import { say } from '../messages.js';
+import { checkWritableDir } from '../output-paths.js';
 import type { VmSession } from '../qemu/session.js';
 import { VM_HELP, VM_OPTIONS, ensureBuilt, forEachKernel, guestOptions, kernelsOf, parseOptions, withGuest } from '../guest-command.js';
 import { SCENARIOS, type ScenarioName } from '../../guest/scenario-types.js';
@@ -66,11 +67,14 @@ export function devicePath(value: string): string {
   throw new UserError(`--device takes remap, fault, ro or an absolute path, not '${value}'`);
 }
 
+/** The output directory, made now: an --out that cannot be written fails before the guest boots. */
 export function outDir(values: Values, name: string): string {
+  if (values.out !== undefined) {
+    checkWritableDir(values.out, '--out');
+    return values.out;
+  }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const dir = values.out ?? path.join(BUILD_DIR, 'trace', `${stamp}-${process.pid}-${name}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
+  return ensureDir(path.join(BUILD_DIR, 'trace', `${stamp}-${process.pid}-${name}`));
 }
 
 export const relative = (file: string): string => {
