@@ -3,6 +3,7 @@
  * module that does it; every failure ends as one line and an exit code
  * (tools/exit-codes.ts), never a stack trace.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build/build.js';
@@ -20,27 +21,12 @@ import { EXIT_CODE_OF } from './qemu/outcome.js';
 import { SessionEndedError, VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 import { checkWritableFile } from './output-paths.js';
-import { moduleObject } from './paths.js';
+import { MAIN_USAGE, moduleObject } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 
 const HELP: Record<string, string> = {
-  main: `usage: mmapkit <command> [options]
-
-Build a Linux driver's mmap path, boot it in QEMU and prove how it behaves.
-
-Commands:
-  build            build the module (against the guest kernel's headers), the addon and the guest agent; type-check
-  vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
-  vm shell         an interactive shell in the guest with the module loaded
-  test             run the conformance suite against device profiles (default: the reference driver's)
-  lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
-  trace            record the kernel's mmap and page-fault path for a scenario with ftrace
-  explain          walk the mmap path with live evidence; writes an HTML report
-  bench            measure what a device mapping costs against anonymous memory and read()
-
-Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
-120 guest kernel crashed, 121 boot failed, 124 timed out.
-Run 'mmapkit <command> --help' for a command's options.`,
+  // Plain text, so that bin/mmapkit.js can print it before `make setup` too.
+  main: readFileSync(MAIN_USAGE, 'utf8').trimEnd(),
   build: `usage: mmapkit build [--kernel K | --kernels all|LIST] [--kdir DIR] [--verbose]
 
 Builds kmod/ against the guest kernel's headers, the native addon, the guest
