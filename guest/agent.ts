@@ -10,21 +10,25 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { type NativeAddon, loadNative } from '../native/index.js';
+import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
+import { readRequest } from './protocol-check.js';
 import {
+  type ArgsOf,
   type BatchArgs,
   type BatchOutcome,
   type ErrorInfo,
   type ExecArgs,
+  type ExecResult,
   type KmsgCursor,
   type KmsgRead,
   type KmsgRecord,
   type NativeArgs,
+  type Op,
   type ReadyMessage,
   type Request,
+  type ResultOf,
   type WritePatternArgs,
   LineDecoder,
-  decodeMessage,
   encodeMessage,
   kmsgLines,
   parseKmsgRecord,
@@ -71,7 +75,7 @@ const NOT_STARTED: Record<string, { code: number; why: string }> = {
   ENOEXEC: { code: 126, why: 'cannot execute binary file' },
 };
 
-function exec(id: number, { argv, env }: ExecArgs): Promise<unknown> {
+function exec(id: number, { argv, env }: ExecArgs): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const [command, ...args] = argv;
     if (command === undefined) {
@@ -94,11 +98,10 @@ function exec(id: number, { argv, env }: ExecArgs): Promise<unknown> {
   });
 }
 
+/** One of the addon's functions (native/api.ts FUNCTIONS), by name; its constants come with the ready message. */
 function callNative({ fn, args }: NativeArgs): unknown {
-  const member: unknown = (native as unknown as Record<string, unknown>)[fn];
-  if (typeof member === 'function') return (member as (...values: unknown[]) => unknown).apply(native, args);
-  if (member !== undefined) return member;
-  throw new Error(`the native addon has no ${fn}`);
+  if (!isFunctionName(fn)) throw new Error(`the native addon has no function ${fn}`);
+  return (native[fn] as (...values: unknown[]) => unknown).apply(native, args);
 }
 
 /** This boot's identity: a kmsg cursor from any other boot is from before a reboot. */
@@ -195,48 +198,52 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
   native.writeBytes(addr, patternBytes(pattern));
 }
 
+type AgentOp = Exclude<Op, 'reattach'>;
+
+/** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
+const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> | Promise<ResultOf<O>> } = {
+  exec: (args, id) => exec(id, args),
+  native: callNative,
+  batch,
+  ping: () => 'pong',
+  kmsg: ({ since }) => kmsg.read(since),
+  writePattern: (args) => {
+    writePattern(args);
+    return undefined;
+  },
+  readFile: ({ path: file }) => readFileSync(file, 'utf8'),
+  writeFile: ({ path: file, data }) => {
+    writeFileSync(file, data);
+    return undefined;
+  },
+};
+
+async function answer<O extends AgentOp>({ id, op, args }: Request<O>): Promise<ResultOf<O>> {
+  return HANDLERS[op](args, id);
+}
+
 async function handle(request: Request): Promise<void> {
   try {
-    let value: unknown;
-    switch (request.op) {
-      case 'exec':
-        value = await exec(request.id, request.args);
-        break;
-      case 'native':
-        value = callNative(request.args);
-        break;
-      case 'batch':
-        value = batch(request.args);
-        break;
-      case 'ping':
-        value = 'pong';
-        break;
-      case 'kmsg':
-        value = kmsg.read(request.args.since);
-        break;
-      case 'writePattern':
-        writePattern(request.args);
-        break;
-      case 'readFile':
-        value = readFileSync(request.args.path, 'utf8');
-        break;
-      case 'writeFile':
-        writeFileSync(request.args.path, request.args.data);
-        break;
-      default:
-        throw new Error(`unknown op ${(request as { op: unknown }).op as string}`);
-    }
-    send({ id: request.id, ok: true, value });
+    if (request.op === 'reattach') throw new Error("reattach is answered by the host's relay, not by the agent");
+    send({ id: request.id, ok: true, value: await answer(request) });
   } catch (error) {
     send({ id: request.id, ok: false, error: errorInfo(error) });
   }
+}
+
+/** A line that is not a request is answered as an error when it names an id, else reported on the console. */
+function serve(line: string): void {
+  const read = readRequest(line);
+  if ('request' in read) void handle(read.request);
+  else if (read.answer !== undefined) send(read.answer);
+  else console.error(`mmapkit-agent: ${read.malformed}`);
 }
 
 function readyMessage(): ReadyMessage {
   const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
   const clocksource = readFileSync('/sys/devices/system/clocksource/clocksource0/current_clocksource', 'utf8').trim();
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
-  return { type: 'ready', uptime, kernel, clocksource };
+  return { type: 'ready', uptime, kernel, clocksource, pageSize: native.pageSize(), constants: native.constants };
 }
 
 // The first write blocks until the host has connected; reading before that
@@ -246,7 +253,7 @@ send(readyMessage());
 const decoder = new LineDecoder();
 createReadStream('', { fd: port, autoClose: false })
   .on('data', (chunk) => {
-    for (const line of decoder.push(chunk as Buffer)) void handle(decodeMessage(line) as Request);
+    for (const line of decoder.push(chunk as Buffer)) serve(line);
   })
   .on('end', () => process.exit(0))
   .on('error', (error) => {

@@ -8,15 +8,25 @@
  * that values >= 2^32 and >= 2^63 reach the kernel unchanged.
  */
 
+import type { ConstantName } from '../native/index.js';
+
 export const CHANNEL_NAME = 'mmapkit.agent';
 
-/** Sent once by the agent when it is ready to serve requests. */
+/**
+ * Sent once by the agent when it is ready to serve requests, and by the relay
+ * to each connection: with the facts every client needs first, so that none
+ * has to ask for them.
+ */
 export interface ReadyMessage {
   type: 'ready';
   /** Guest uptime (s) when the agent became ready. */
   uptime: number;
   kernel: string;
   clocksource: string;
+  /** The guest's page size, bytes (the addon's pageSize()). */
+  pageSize: number;
+  /** The addon's constants (PROT_*, MAP_*, O_*, ...) as the guest's headers define them. */
+  constants: Readonly<Record<ConstantName, number>>;
 }
 
 export interface ExecArgs {
@@ -85,23 +95,40 @@ export interface BatchArgs {
 /** One call's outcome in a batch: its value, or what it threw (as a failed request reports it). */
 export type BatchOutcome = { ok: true; value: unknown } | { ok: false; error: ErrorInfo };
 
-export type RequestBody =
-  | { op: 'exec'; args: ExecArgs }
-  | { op: 'native'; args: NativeArgs }
-  /** BatchOutcome[], one per call run. */
-  | { op: 'batch'; args: BatchArgs }
-  | { op: 'ping'; args: Record<string, never> }
-  /** Kernel log records after `since` (KmsgRead); without it, none, and a cursor at the log's current end. */
-  | { op: 'kmsg'; args: { since?: KmsgCursor } }
-  | { op: 'writePattern'; args: WritePatternArgs }
+/**
+ * Every request: its arguments and what a successful answer's value holds.
+ * The agent answers each op with its result (guest/agent.ts), the host's
+ * client returns it typed (tools/qemu/guest-client.ts request), and
+ * guest/protocol-check.ts checks both on arrival.
+ */
+export interface Ops {
+  /** Runs a command; its output comes as OutputEvents while it runs. */
+  exec: { args: ExecArgs; result: ExecResult };
+  /** The function's return value (typed by tools/qemu/guest-client.ts RemoteNative). */
+  native: { args: NativeArgs; result: unknown };
+  /** One outcome per call run. */
+  batch: { args: BatchArgs; result: BatchOutcome[] };
+  /** The agent says "pong". */
+  ping: { args: Record<string, never>; result: string };
+  /** Kernel log records after `since`; without it, none, and a cursor at the log's current end. */
+  kmsg: { args: { since?: KmsgCursor }; result: KmsgRead };
+  writePattern: { args: WritePatternArgs; result: undefined };
   /** A file's whole content as text, read by the agent itself (e.g. /proc/self/smaps: the agent's own mappings). */
-  | { op: 'readFile'; args: { path: string } }
+  readFile: { args: { path: string }; result: string };
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
-  | { op: 'writeFile'; args: { path: string; data: string } }
+  writeFile: { args: { path: string; data: string }; result: undefined };
   /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */
-  | { op: 'reattach'; args: Record<string, never> };
+  reattach: { args: Record<string, never>; result: ReadyMessage };
+}
 
-export type Request = RequestBody & { id: number };
+export type Op = keyof Ops;
+export type ArgsOf<O extends Op> = Ops[O]['args'];
+export type ResultOf<O extends Op> = Ops[O]['result'];
+
+/** One request's op and arguments; a union over every op unless narrowed. */
+export type RequestBody<O extends Op = Op> = { [K in O]: { op: K; args: ArgsOf<K> } }[O];
+
+export type Request<O extends Op = Op> = RequestBody<O> & { id: number };
 
 export interface ErrorInfo {
   message: string;
@@ -196,18 +223,6 @@ export class LineDecoder {
   get remainder(): string {
     return new TextDecoder().decode(Buffer.concat(this.pending), { stream: true });
   }
-}
-
-export function isReady(message: unknown): message is ReadyMessage {
-  return typeof message === 'object' && message !== null && (message as ReadyMessage).type === 'ready';
-}
-
-export function isOutputEvent(message: unknown): message is OutputEvent {
-  return typeof message === 'object' && message !== null && 'stream' in message && 'id' in message;
-}
-
-export function isResponse(message: unknown): message is Response {
-  return typeof message === 'object' && message !== null && 'ok' in message && 'id' in message;
 }
 
 /** The bytes a GuestPattern stands for; the agent writes exactly these. */

@@ -17,6 +17,7 @@ import { appendFileSync, closeSync, ftruncateSync, openSync, readFileSync, readS
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
+import { parseMaps, parseSmaps, vmaStartingAt } from './procfs.js';
 import {
   MARKER_PREFIX,
   type MappingEvidence,
@@ -91,29 +92,6 @@ class Tracer {
 
 // ---------------------------------------------------------------- evidence
 
-function mapsLineOf(address: bigint, maps: string): string | undefined {
-  return maps.split('\n').find((line) => {
-    const [range] = line.split(' ');
-    const [start] = (range ?? '').split('-');
-    return start !== undefined && start !== '' && BigInt(`0x${start}`) === address;
-  });
-}
-
-function smapsOf(address: bigint): { vmFlags?: string; rssKb?: number } {
-  const smaps = readFileSync('/proc/self/smaps', 'utf8').split('\n');
-  const start = smaps.findIndex((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line) && BigInt(`0x${line.split('-')[0]}`) === address);
-  if (start < 0) return {};
-  const result: { vmFlags?: string; rssKb?: number } = {};
-  for (let i = start + 1; i < smaps.length; i++) {
-    const line = smaps[i]!;
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) break;
-    if (line.startsWith('VmFlags:')) result.vmFlags = line.slice('VmFlags:'.length).trim();
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) result.rssKb = Number(rss[1]);
-  }
-  return result;
-}
-
 function pageEvidence(fd: number, kind: string, address: bigint, pages: number, pgoff = 0): PageEvidence[] {
   const result: PageEvidence[] = [];
   for (let index = 0; index < pages; index++) {
@@ -135,13 +113,16 @@ function pageEvidence(fd: number, kind: string, address: bigint, pages: number, 
   return result;
 }
 
+/** The mapping at `address` as this process's smaps (its maps line included) and pagemap show it. */
 function mappingEvidence(fd: number, kind: string, address: bigint, length: number): MappingEvidence {
-  const maps = readFileSync('/proc/self/maps', 'utf8');
+  const vma = vmaStartingAt(parseSmaps(readFileSync('/proc/self/smaps', 'utf8')), address);
+  const vmFlags = vma?.fields.get('VmFlags');
   return {
     address: hex(address),
     length,
-    mapsLine: mapsLineOf(address, maps),
-    ...smapsOf(address),
+    mapsLine: vma?.line,
+    ...(vma !== undefined && vma.rss >= 0 && { rssKb: vma.rss }),
+    ...(vmFlags !== undefined && { vmFlags }),
     pages: pageEvidence(fd, kind, address, Math.ceil(length / PAGE)),
   };
 }
@@ -283,102 +264,134 @@ function presentPages(address: bigint, pages: number): number {
 
 const pattern = (seed: number, length: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => (seed + i * 7) & 0xff));
 
-function measureTarget(target: string, pages: number): TargetMeasurement {
-  const notes: string[] = [];
-  const length = pages * PAGE;
-  const fd = native.open(target, C.O_RDWR);
-  const kind = kindOf(fd);
-  const writable = kind !== 'ro';
-  const prot = writable ? C.PROT_READ | C.PROT_WRITE : C.PROT_READ;
-  const map = (len: number, flags = C.MAP_SHARED, file = fd): bigint => native.mmap(0n, BigInt(len), prot, flags, file, 0n);
+/**
+ * One target of `measure`, open, with the mapping of its first `pages` pages
+ * that the experiments below share. They run in the order measureTarget
+ * calls them: each writes to its own page of that mapping.
+ */
+interface Subject {
+  target: string;
+  fd: number;
+  kind: string;
+  writable: boolean;
+  pages: number;
+  length: number;
+  /** The shared MAP_SHARED mapping of `length` bytes at offset 0. */
+  address: bigint;
+  /** A new mapping at offset 0 with the target's protection. */
+  map(length: number, flags?: number, fd?: number): bigint;
+  /** What the experiments want a reader to know. */
+  notes: string[];
+}
 
-  // Demand paging: what is resident and present before and after the first touch.
+type DemandPaging = Pick<
+  TargetMeasurement,
+  'firstTouchFaults' | 'secondTouchFaults' | 'driverFaults' | 'residentBefore' | 'residentAfter' | 'presentBefore' | 'presentAfter'
+>;
+
+/** Maps the target and touches every page twice: what is resident and present before and after the first touch. */
+function demandPaging(subject: Omit<Subject, 'address'>): { address: bigint; paging: DemandPaging } {
+  const { fd, kind, length, pages } = subject;
   const faultsBefore = driverFaults(fd, kind);
-  const address = map(length);
+  const address = subject.map(length);
   const residentBefore = residentPages(address, length);
   const presentBefore = presentPages(address, pages);
   const firstTouchFaults = touchAll(address, pages);
   const secondTouchFaults = touchAll(address, pages);
   const faultsAfter = driverFaults(fd, kind);
-  const residentAfter = residentPages(address, length);
-  const presentAfter = presentPages(address, pages);
-  const mapping = mappingEvidence(fd, kind, address, length);
-  const maps = readFileSync('/proc/self/maps', 'utf8');
-  const heap = maps.split('\n').find((line) => line.endsWith('[heap]'));
-  const stack = maps.split('\n').find((line) => line.endsWith('[stack]'));
-  const layout = {
-    ...(heap !== undefined && { heapEnd: `0x${heap.split(' ')[0]!.split('-')[1]!}` }),
-    ...(stack !== undefined && { stackStart: `0x${stack.split('-')[0]!}` }),
+  const paging: DemandPaging = {
+    firstTouchFaults,
+    secondTouchFaults,
+    ...(faultsBefore !== undefined && faultsAfter !== undefined && { driverFaults: faultsAfter - faultsBefore }),
+    residentBefore,
+    residentAfter: residentPages(address, length),
+    presentBefore,
+    presentAfter: presentPages(address, pages),
+  };
+  return { address, paging };
+}
+
+/** Where the mapping landed: the end of [heap] and the start of [stack] around it. */
+function layoutOf(maps: string, address: bigint): TargetMeasurement['layout'] {
+  const entries = parseMaps(maps);
+  const heap = entries.find((entry) => entry.path === '[heap]');
+  const stack = entries.find((entry) => entry.path === '[stack]');
+  return {
+    ...(heap !== undefined && { heapEnd: hex(heap.end) }),
+    ...(stack !== undefined && { stackStart: hex(stack.start) }),
     mapping: hex(address),
   };
+}
 
-  // Length: not a page multiple, and zero.
-  const unalignedLength = PAGE + 1;
-  const unaligned: TargetMeasurement['unaligned'] = { length: unalignedLength, ok: false };
-  const odd = attempt(() => map(unalignedLength));
-  if (odd.ok) {
-    unaligned.ok = true;
-    const line = mapsLineOf(odd.value, readFileSync('/proc/self/maps', 'utf8'));
-    const [start, end] = (line?.split(' ')[0] ?? '').split('-');
-    if (start !== undefined && end !== undefined) unaligned.vmaLength = Number(BigInt(`0x${end}`) - BigInt(`0x${start}`));
-    native.munmap(odd.value, BigInt(unalignedLength));
-  } else unaligned.error = odd.error;
+/** mmap with a length that is not a page multiple: refused, or how long a vma it made. */
+function unalignedLength({ map }: Subject): TargetMeasurement['unaligned'] {
+  const length = PAGE + 1;
+  const unaligned: TargetMeasurement['unaligned'] = { length, ok: false };
+  const odd = attempt(() => map(length));
+  if (!odd.ok) return { ...unaligned, error: odd.error };
+  unaligned.ok = true;
+  const vma = vmaStartingAt(parseMaps(readFileSync('/proc/self/maps', 'utf8')), odd.value);
+  if (vma !== undefined) unaligned.vmaLength = Number(vma.end - vma.start);
+  native.munmap(odd.value, BigInt(length));
+  return unaligned;
+}
+
+function zeroLength({ map }: Subject): TargetMeasurement['zeroLength'] {
   const zero = attempt(() => map(0));
-  const zeroLength = zero.ok ? { ok: true } : { ok: false, error: zero.error };
+  return zero.ok ? { ok: true } : { ok: false, error: zero.error };
+}
 
-  // The same object in a second process: write here, read there at once.
-  const wrote = pattern(0x31, 32);
+/** The same object in a second process: written here (read, on a read-only device), read there at once. */
+function sharedWithChild({ target, address, writable, notes }: Subject): TargetMeasurement['sharedChild'] {
+  const wrote = writable ? pattern(0x31, 32) : native.readBytes(address, 32);
+  if (writable) native.writeBytes(address, wrote);
+  else notes.push('read-only device: the child compared what both processes read');
   const sharedChild: TargetMeasurement['sharedChild'] = { ok: false, wrote: wrote.toString('hex') };
-  if (writable) {
-    native.writeBytes(address, wrote);
-    const child = attempt(() => native.readInChild(target, 0n, wrote.length));
-    if (child.ok) {
-      sharedChild.childRead = child.value.toString('hex');
-      sharedChild.ok = child.value.equals(wrote);
-    } else sharedChild.error = child.error;
-  } else {
-    const mine = native.readBytes(address, 32);
-    sharedChild.wrote = mine.toString('hex');
-    const child = attempt(() => native.readInChild(target, 0n, 32));
-    if (child.ok) {
-      sharedChild.childRead = child.value.toString('hex');
-      sharedChild.ok = child.value.equals(mine);
-    } else sharedChild.error = child.error;
-    notes.push('read-only device: the child compared what both processes read');
-  }
+  const child = attempt(() => native.readInChild(target, 0n, wrote.length));
+  if (child.ok) {
+    sharedChild.childRead = child.value.toString('hex');
+    sharedChild.ok = child.value.equals(wrote);
+  } else sharedChild.error = child.error;
+  return sharedChild;
+}
 
-  // Two mappings of the same object in this process: the same page frame?
+/** Two mappings of the same object in this process: the same page frame? */
+function samePfnTwoMappings({ address, fd, kind, map }: Subject): TargetMeasurement['samePfnTwoMappings'] {
   const second = attempt(() => map(PAGE));
-  let samePfnTwoMappings: TargetMeasurement['samePfnTwoMappings'];
-  if (second.ok) {
-    native.probe(second.value, 'read');
-    const a = decodePagemap(native.pagemap(address));
-    const b = decodePagemap(native.pagemap(second.value));
-    if (a.present && b.present) samePfnTwoMappings = { first: hex(a.pfn), second: hex(b.pfn), source: 'pagemap' };
-    else if (kind !== 'file') {
-      const pfn = hex(native.pagePfn(fd, 0n));
-      samePfnTwoMappings = { first: pfn, second: pfn, source: 'driver ioctl (pagemap hides VM_PFNMAP pages, H3)' };
-    }
-    native.munmap(second.value, BigInt(PAGE));
+  if (!second.ok) return undefined;
+  let same: TargetMeasurement['samePfnTwoMappings'];
+  native.probe(second.value, 'read');
+  const a = decodePagemap(native.pagemap(address));
+  const b = decodePagemap(native.pagemap(second.value));
+  if (a.present && b.present) same = { first: hex(a.pfn), second: hex(b.pfn), source: 'pagemap' };
+  else if (kind !== 'file') {
+    const pfn = hex(native.pagePfn(fd, 0n));
+    same = { first: pfn, second: pfn, source: 'driver ioctl (pagemap hides VM_PFNMAP pages, catalogue H3)' };
   }
+  native.munmap(second.value, BigInt(PAGE));
+  return same;
+}
 
-  // Write-back: a write through the mapping, then read() through the fd.
-  const writeBack = { readSeesBeforeMsync: false, msyncSync: 'n/a', msyncAsync: 'n/a' };
-  if (writable) {
-    const marker = pattern(0x77, 16);
-    native.writeBytes(address + BigInt(PAGE), marker);
-    const viaRead = Buffer.alloc(16);
-    const posixFd = openSync(target, 'r');
-    readSync(posixFd, viaRead, 0, 16, PAGE);
-    closeSync(posixFd);
-    writeBack.readSeesBeforeMsync = viaRead.equals(marker);
-    const sync = attempt(() => native.msync(address, BigInt(length), C.MS_SYNC));
-    writeBack.msyncSync = sync.ok ? 'ok' : sync.error;
-    const async = attempt(() => native.msync(address, BigInt(length), C.MS_ASYNC));
-    writeBack.msyncAsync = async.ok ? 'ok' : async.error;
-  }
+/** A write through the mapping (page 1), then read() through an fd, then msync. */
+function writeBack({ target, address, length, writable }: Subject): TargetMeasurement['writeBack'] {
+  const result = { readSeesBeforeMsync: false, msyncSync: 'n/a', msyncAsync: 'n/a' };
+  if (!writable) return result;
+  const marker = pattern(0x77, 16);
+  native.writeBytes(address + BigInt(PAGE), marker);
+  const viaRead = Buffer.alloc(16);
+  const posixFd = openSync(target, 'r');
+  readSync(posixFd, viaRead, 0, 16, PAGE);
+  closeSync(posixFd);
+  result.readSeesBeforeMsync = viaRead.equals(marker);
+  const sync = attempt(() => native.msync(address, BigInt(length), C.MS_SYNC));
+  result.msyncSync = sync.ok ? 'ok' : sync.error;
+  const async = attempt(() => native.msync(address, BigInt(length), C.MS_ASYNC));
+  result.msyncAsync = async.ok ? 'ok' : async.error;
+  return result;
+}
 
-  // Copies: read() of the whole object vs access through the mapping.
+/** Copies: read() of the whole object vs access through the mapping (rchar counts what the kernel copied). */
+function copyCost({ target, address, length, notes }: Subject): TargetMeasurement['copy'] {
   const base0 = rchar();
   const rcharBaseline = rchar() - base0;
   const buffer = Buffer.alloc(length);
@@ -395,22 +408,26 @@ function measureTarget(target: string, pages: number): TargetMeasurement {
   const mmapNs = Number(process.hrtime.bigint() - t0);
   const mmapRcharDelta = rchar() - m0 - rcharBaseline;
   if (!viaMap.equals(buffer)) notes.push('read() and the mapping returned different bytes');
-  const copy = { bytes: length, readRcharDelta, readNs, mmapRcharDelta, mmapNs, rcharBaseline };
+  return { bytes: length, readRcharDelta, readNs, mmapRcharDelta, mmapNs, rcharBaseline };
+}
 
-  // write() through the fd shows in the existing mapping without a fault.
-  const writeVisible = { ok: false, faults: 0 };
-  if (writable) {
-    const fresh = pattern(0x5c, 16);
-    const posixFd = openSync(target, 'r+');
-    writeSync(posixFd, fresh, 0, fresh.length, 2 * PAGE);
-    closeSync(posixFd);
-    const f0 = native.minorFaults();
-    const seen = native.readBytes(address + BigInt(2 * PAGE), 16);
-    writeVisible.faults = Number(native.minorFaults() - f0);
-    writeVisible.ok = seen.equals(fresh);
-  }
+/** write() through an fd (page 2) shows in the existing mapping, and with how many faults. */
+function writeVisible({ target, address, writable }: Subject): TargetMeasurement['writeVisible'] {
+  const result = { ok: false, faults: 0 };
+  if (!writable) return result;
+  const fresh = pattern(0x5c, 16);
+  const posixFd = openSync(target, 'r+');
+  writeSync(posixFd, fresh, 0, fresh.length, 2 * PAGE);
+  closeSync(posixFd);
+  const f0 = native.minorFaults();
+  const seen = native.readBytes(address + BigInt(2 * PAGE), 16);
+  result.faults = Number(native.minorFaults() - f0);
+  result.ok = seen.equals(fresh);
+  return result;
+}
 
-  // The mapping outlives the fd.
+/** A mapping made through an fd that is then closed still reads (and writes). */
+function mappingOutlivesFd({ target, writable, map }: Subject): TargetMeasurement['afterClose'] {
   const closeFd = native.open(target, writable ? C.O_RDWR : C.O_RDONLY);
   const late = map(PAGE, C.MAP_SHARED, closeFd);
   native.close(closeFd);
@@ -418,59 +435,74 @@ function measureTarget(target: string, pages: number): TargetMeasurement {
     native.readBytes(late, 16);
     if (writable) native.writeBytes(late + 64n, Buffer.from('after-close'));
   });
-  const afterClose = afterCloseTry.ok ? { ok: true } : { ok: false, error: afterCloseTry.error };
   native.munmap(late, BigInt(PAGE));
+  return afterCloseTry.ok ? { ok: true } : { ok: false, error: afterCloseTry.error };
+}
 
-  // Growth: only a file can grow.
-  let growth: TargetMeasurement['growth'];
-  if (kind === 'file') {
-    const small = `${target}.grow`;
-    writeFileSync(small, pattern(0x11, PAGE));
-    const growFd = native.open(small, C.O_RDWR);
-    const grown = native.mmap(0n, BigInt(3 * PAGE), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, growFd, 0n);
-    const beforeGrow = native.probe(grown + BigInt(PAGE), 'read');
-    appendFileSync(small, Buffer.alloc(PAGE, 0x5a));
-    const afterGrowInside = native.probe(grown + BigInt(PAGE), 'read');
-    const data = attempt(() => native.readBytes(grown + BigInt(PAGE), 16));
-    const pastEof = native.probe(grown + BigInt(2 * PAGE), 'read');
-    growth = {
-      initialPages: 1,
-      mappedPages: 3,
-      beforeGrow,
-      afterGrowInside,
-      afterGrowData: data.ok && data.value.every((byte) => byte === 0x5a),
-      pastEof,
-    };
-    native.munmap(grown, BigInt(3 * PAGE));
-    native.close(growFd);
-  }
+/** A one-page file mapped three pages long, grown by a page while mapped: only a file can grow. */
+function fileGrowth({ target }: Subject): NonNullable<TargetMeasurement['growth']> {
+  const small = `${target}.grow`;
+  writeFileSync(small, pattern(0x11, PAGE));
+  const growFd = native.open(small, C.O_RDWR);
+  const grown = native.mmap(0n, BigInt(3 * PAGE), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, growFd, 0n);
+  const beforeGrow = native.probe(grown + BigInt(PAGE), 'read');
+  appendFileSync(small, Buffer.alloc(PAGE, 0x5a));
+  const afterGrowInside = native.probe(grown + BigInt(PAGE), 'read');
+  const data = attempt(() => native.readBytes(grown + BigInt(PAGE), 16));
+  const pastEof = native.probe(grown + BigInt(2 * PAGE), 'read');
+  native.munmap(grown, BigInt(3 * PAGE));
+  native.close(growFd);
+  return {
+    initialPages: 1,
+    mappedPages: 3,
+    beforeGrow,
+    afterGrowInside,
+    afterGrowData: data.ok && data.value.every((byte) => byte === 0x5a),
+    pastEof,
+  };
+}
 
-  native.munmap(address, BigInt(length));
+function measureTarget(target: string, pages: number): TargetMeasurement {
+  const fd = native.open(target, C.O_RDWR);
+  const kind = kindOf(fd);
+  const writable = kind !== 'ro';
+  const prot = writable ? C.PROT_READ | C.PROT_WRITE : C.PROT_READ;
+  const map = (len: number, flags = C.MAP_SHARED, file = fd): bigint => native.mmap(0n, BigInt(len), prot, flags, file, 0n);
+  const opened = { target, fd, kind, writable, pages, length: pages * PAGE, map, notes: [] };
+  const { address, paging } = demandPaging(opened);
+  const subject: Subject = { ...opened, address };
+  const mapping = mappingEvidence(fd, kind, address, subject.length);
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  const layout = layoutOf(maps, address);
+  const unaligned = unalignedLength(subject);
+  const zero = zeroLength(subject);
+  const sharedChild = sharedWithChild(subject);
+  const samePfn = samePfnTwoMappings(subject);
+  const written = writeBack(subject);
+  const copy = copyCost(subject);
+  const visible = writeVisible(subject);
+  const afterClose = mappingOutlivesFd(subject);
+  const growth = kind === 'file' ? fileGrowth(subject) : undefined;
+  native.munmap(address, BigInt(subject.length));
   native.close(fd);
   return {
     target,
     targetKind: kind,
     pages,
     mapping,
-    firstTouchFaults,
-    secondTouchFaults,
-    ...(faultsBefore !== undefined && faultsAfter !== undefined && { driverFaults: faultsAfter - faultsBefore }),
-    residentBefore,
-    residentAfter,
-    presentBefore,
-    presentAfter,
+    ...paging,
     unaligned,
-    zeroLength,
+    zeroLength: zero,
     afterClose,
     sharedChild,
-    ...(samePfnTwoMappings !== undefined && { samePfnTwoMappings }),
-    writeBack,
+    ...(samePfn !== undefined && { samePfnTwoMappings: samePfn }),
+    writeBack: written,
     copy,
-    writeVisible,
+    writeVisible: visible,
     ...(growth !== undefined && { growth }),
     layout,
     maps,
-    notes,
+    notes: subject.notes,
   };
 }
 

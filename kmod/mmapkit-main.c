@@ -15,44 +15,46 @@
  * The mmap shapes are in mmapkit-mmap.c; this file owns the buffer, the
  * devices, read/write/llseek and the module's load and unload.
  *
- * Kernel rules this file relies on (line numbers from Debian's
- * linux-source-6.1, 6.1.192):
+ * Kernel rules this file relies on, by function and kernel series (the
+ * rows are in docs/catalogue.md):
  *
- *  - include/linux/mmzone.h:27-32: the buddy allocator's largest block is
- *    order MAX_ORDER - 1 = 10, 4 MiB with 4 KiB pages.
- *    mm/page_alloc.c:5925-5935 (alloc_pages_exact) allocates that order
- *    and frees the pages past size (make_alloc_exact, :5890-5908).
+ *  - MAX_ORDER in include/linux/mmzone.h (6.1): the buddy allocator's
+ *    largest block is order MAX_ORDER - 1 = 10, 4 MiB with 4 KiB pages.
+ *    alloc_pages_exact() (6.1; alloc_pages_exact_noprof() on 6.12)
+ *    allocates that order and frees the pages past size
+ *    (make_alloc_exact(), 6.1 and 6.12).
  *    (Later kernels redefine MAX_ORDER as the largest order itself and
  *    then rename it MAX_PAGE_ORDER: mmapkit-compat.h hides that.)
- *  - mm/vmalloc.c:3452-3458 (vmalloc_user): zeroed, VM_USERMAP memory meant
- *    to be mapped to userspace.
- *  - mm/mmap.c:2779 (get_file) and fs/file_table.c:325 (fops_put in
- *    __fput): the vma holds the file, and the file holds f_op->owner;
- *    drivers/char/misc.c:113,143 (misc_open: fops_get + replace_fops)
- *    makes our fops, and so THIS_MODULE, the file's f_op (D1, D2).
- *  - fs/open.c:888-892: FMODE_CAN_READ/WRITE are set after ->open from the
- *    final f_op, and fs/read_write.c:570-571 (vfs_write) fails without
- *    FMODE_CAN_WRITE with EINVAL: so the ro device, which has no .write,
- *    refuses write() with EINVAL.
- *  - fs/libfs.c:775, 810 (simple_read_from_buffer, simple_write_to_buffer)
- *    and fs/read_write.c:162 (fixed_size_llseek).
+ *  - vmalloc_user() (6.1; vmalloc_user_noprof() on 6.12): zeroed,
+ *    VM_USERMAP memory meant to be mapped to userspace.
+ *  - get_file() in __mmap_region() and fops_put() in __fput() (6.1 and
+ *    6.12): the vma holds the file, and the file holds f_op->owner;
+ *    misc_open() (fops_get() + replace_fops(), 6.1 and 6.12) makes our
+ *    fops, and so THIS_MODULE, the file's f_op (catalogue D1, D2).
+ *  - do_dentry_open() (6.1 and 6.12): FMODE_CAN_READ/WRITE are set after
+ *    ->open from the final f_op, and vfs_write() (6.1 and 6.12) fails
+ *    without FMODE_CAN_WRITE with EINVAL: so the ro device, which has no
+ *    .write, refuses write() with EINVAL.
+ *  - simple_read_from_buffer(), simple_write_to_buffer() and
+ *    fixed_size_llseek() (6.1 and 6.12).
  *
  * The allocation, and what it decides:
  *
  *  contiguous  size <= 4 MiB (default 1 MiB): alloc_pages_exact() with
  *              __GFP_ZERO. The remap devices map any range with ONE
  *              remap_pfn_range() over the whole vma, so x86 PAT tracks
- *              the vma (VM_PAT, "ar" in smaps, memtype.c:1081-1088) and
+ *              the vma (VM_PAT, "ar" in smaps, track_pfn_remap()) and
  *              MAP_PRIVATE works as copy-on-write, with vm_pgoff rewritten
- *              to the pfn (C1, C2; memory.c:2512-2515).
+ *              to the pfn (catalogue C1, C2; remap_pfn_range_internal(),
+ *              6.1 and 6.12).
  *  vmalloc     larger sizes, or when no 4 MiB block is free: vmalloc_user().
  *              The remap devices map it page by page, so only a one-page
  *              mapping gets VM_PAT, and MAP_PRIVATE must be refused with
- *              EINVAL (memory.c:2512-2514).
+ *              EINVAL (remap_pfn_range_internal()).
  *
  * The fault device inserts single pages either way and refuses
- * MAP_PRIVATE on both (memory.c:2229; C4). MMAPKIT_IOC_INFO reports
- * which allocation was made.
+ * MAP_PRIVATE on both (vmf_insert_pfn_prot(), 6.1; catalogue C4).
+ * MMAPKIT_IOC_INFO reports which allocation was made.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -162,8 +164,8 @@ unsigned long mmapkit_buf_pfn(const struct mmapkit_buf *buf,
 }
 
 /*
- * Zeroed either way, so no stale kernel data reaches userspace (A2;
- * bug #5). @size is a whole number of pages.
+ * Zeroed either way, so no stale kernel data reaches userspace
+ * (catalogue A2; taxonomy #5). @size is a whole number of pages.
  */
 static int mmapkit_buf_alloc(struct mmapkit_buf *buf, unsigned long size)
 {
@@ -200,8 +202,8 @@ static void mmapkit_buf_free(struct mmapkit_buf *buf)
 /*
  * read() and write() copy straight between the buffer and user memory,
  * holding no lock: the user buffer may be a not yet faulted mapping of
- * the fault device itself, whose ->fault must then be free to run (I5;
- * bug #14).
+ * the fault device itself, whose ->fault must then be free to run
+ * (catalogue I5; taxonomy #14).
  */
 static ssize_t mmapkit_read(struct file *file, char __user *ubuf,
 			    size_t count, loff_t *ppos)
@@ -237,10 +239,10 @@ static loff_t mmapkit_llseek(struct file *file, loff_t offset, int whence)
 }
 
 /*
- * .owner: the vma holds the file (mmap.c:2779) and the file holds a module
- * reference until the last munmap (file_table.c:325), so the module, and
+ * .owner: the vma holds the file (__mmap_region()) and the file holds a
+ * module reference until the last munmap (__fput()), so the module, and
  * the buffer that mmapkit_exit() frees, outlive every mapping, even after
- * close(fd) (D1, D2; bugs #8, #9).
+ * close(fd) (catalogue D1, D2; taxonomy #8, #9).
  *
  * compat_ptr_ioctl: every ioctl struct is made of __u64 and __u32 fields
  * in an order that has the same layout on i386, so 32-bit callers share
@@ -266,7 +268,7 @@ static const struct file_operations mmapkit_fault_fops = {
 	.compat_ioctl	= compat_ptr_ioctl,
 };
 
-/* No .write: write() fails with EINVAL in vfs_write (read_write.c:570). */
+/* No .write: write() fails with EINVAL in vfs_write() (6.1 and 6.12). */
 static const struct file_operations mmapkit_ro_fops = {
 	.owner		= THIS_MODULE,
 	.read		= mmapkit_read,

@@ -30,8 +30,8 @@ struct dentry;
  * The one buffer behind every device. Allocated at load, freed at unload,
  * never resized: PFNMAP PTEs hold no page references, so the module
  * reference that every VMA holds through its file (see .owner in
- * mmapkit-main.c) is what keeps these pages alive while mapped (D1, D2;
- * bug #8).
+ * mmapkit-main.c) is what keeps these pages alive while mapped
+ * (catalogue D1, D2; taxonomy #8).
  */
 struct mmapkit_buf {
 	void *vaddr;		/* page aligned, zeroed */
@@ -49,20 +49,16 @@ struct mmapkit_buf {
  * One device's counters, named as the fields of struct mmapkit_stats.
  * Atomics, not a lock: they are bumped from ->mmap, ->fault and vm_ops
  * open/close, which run under mmap_lock, and a driver lock there would
- * only add a lock order to get wrong (bug #14).
+ * only add a lock order to get wrong (taxonomy #14).
  */
-struct mmapkit_counters {
-	atomic64_t mmap_ok;
-	atomic64_t mmap_einval_range;
-	atomic64_t mmap_einval_cow;
-	atomic64_t mmap_eacces_write;
-	atomic64_t mmap_other_error;
-	atomic64_t live_vmas;		/* a state: never reset */
-	atomic64_t vma_open;
-	atomic64_t vma_close;
-	atomic64_t faults_served;
-	atomic64_t faults_refused;
-};
+#define MMAPKIT_EVENT(name)	atomic64_t name
+#define MMAPKIT_STATE(name)	atomic64_t name
+struct mmapkit_counters MMAPKIT_STATS;
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
+
+/* struct mmapkit_stats is nothing but its __u64 counters. */
+#define MMAPKIT_NR_STATS	(sizeof(struct mmapkit_stats) / sizeof(__u64))
 
 struct mmapkit_dev {
 	struct miscdevice misc;		/* .name is the /dev and debugfs name */
@@ -73,7 +69,7 @@ struct mmapkit_dev {
 
 static inline struct mmapkit_dev *mmapkit_from_file(struct file *file)
 {
-	/* misc_open() stores the miscdevice in private_data (misc.c:140). */
+	/* misc_open() stores the miscdevice in private_data (6.1, 6.12). */
 	return container_of(file->private_data, struct mmapkit_dev, misc);
 }
 

@@ -9,7 +9,7 @@
  * Writing anything to the file resets the event counters, like
  * MMAPKIT_IOC_RESET_STATS; live_vmas is a state and is never reset.
  *
- * Debugfs follows its own convention (fs/debugfs/inode.c:585-588): errors
+ * Debugfs follows its own convention (debugfs_create_dir()'s comment): errors
  * are ignored, the debugfs calls accept an error pointer as parent, and
  * the driver works without debugfs.
  */
@@ -20,44 +20,40 @@
 #include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/seq_file.h>
-#include <linux/stddef.h>
 #include <linux/uaccess.h>
 
 #include "mmapkit-priv.h"
 
 static struct dentry *mmapkit_debugfs_root;
 
-static void mmapkit_stats_read(const struct mmapkit_counters *c,
-			       struct mmapkit_stats *s)
+/*
+ * Every counter, in the order of struct mmapkit_stats: an array of them has
+ * the struct's layout, as it holds __u64 counters and nothing else.
+ */
+static void mmapkit_stats_read(const struct mmapkit_dev *dev,
+			       __u64 values[MMAPKIT_NR_STATS])
 {
-	s->mmap_ok = atomic64_read(&c->mmap_ok);
-	s->mmap_einval_range = atomic64_read(&c->mmap_einval_range);
-	s->mmap_einval_cow = atomic64_read(&c->mmap_einval_cow);
-	s->mmap_eacces_write = atomic64_read(&c->mmap_eacces_write);
-	s->mmap_other_error = atomic64_read(&c->mmap_other_error);
-	s->live_vmas = atomic64_read(&c->live_vmas);
-	s->vma_open = atomic64_read(&c->vma_open);
-	s->vma_close = atomic64_read(&c->vma_close);
-	s->faults_served = atomic64_read(&c->faults_served);
-	s->faults_refused = atomic64_read(&c->faults_refused);
+	__u64 *value = values;
+
+#define MMAPKIT_EVENT(name)	(*value++ = atomic64_read(&dev->stats.name))
+#define MMAPKIT_STATE(name)	(*value++ = atomic64_read(&dev->stats.name))
+	MMAPKIT_STATS
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
 }
 
 /*
  * Zero the event counters. Not one atomic step: an event racing with the
- * reset may or may not be counted. live_vmas stays, or the next ->close
- * would take it below zero.
+ * reset may or may not be counted. live_vmas, a state, stays, or the next
+ * ->close would take it below zero.
  */
-static void mmapkit_stats_reset(struct mmapkit_counters *c)
+static void mmapkit_stats_reset(struct mmapkit_dev *dev)
 {
-	atomic64_set(&c->mmap_ok, 0);
-	atomic64_set(&c->mmap_einval_range, 0);
-	atomic64_set(&c->mmap_einval_cow, 0);
-	atomic64_set(&c->mmap_eacces_write, 0);
-	atomic64_set(&c->mmap_other_error, 0);
-	atomic64_set(&c->vma_open, 0);
-	atomic64_set(&c->vma_close, 0);
-	atomic64_set(&c->faults_served, 0);
-	atomic64_set(&c->faults_refused, 0);
+#define MMAPKIT_EVENT(name)	atomic64_set(&dev->stats.name, 0)
+#define MMAPKIT_STATE(name)
+	MMAPKIT_STATS
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
 }
 
 static int mmapkit_ioctl_info(const struct mmapkit_dev *dev,
@@ -78,16 +74,16 @@ static int mmapkit_ioctl_info(const struct mmapkit_dev *dev,
 static int mmapkit_ioctl_stats(const struct mmapkit_dev *dev,
 			       void __user *uarg)
 {
-	struct mmapkit_stats stats;
+	__u64 stats[MMAPKIT_NR_STATS];
 
-	mmapkit_stats_read(&dev->stats, &stats);
-	return copy_to_user(uarg, &stats, sizeof(stats)) ? -EFAULT : 0;
+	mmapkit_stats_read(dev, stats);
+	return copy_to_user(uarg, stats, sizeof(stats)) ? -EFAULT : 0;
 }
 
 /*
  * A physical address is what /proc/PID/pagemap hides from readers without
  * CAP_SYS_ADMIN ("do not disclose physical addresses: attack vector",
- * fs/proc/task_mmu.c:1675-1676), so the same privilege is asked here.
+ * pagemap_read(), 6.1), so the same privilege is asked here.
  */
 static int mmapkit_ioctl_pfn(const struct mmapkit_dev *dev, void __user *uarg)
 {
@@ -115,7 +111,7 @@ long mmapkit_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case MMAPKIT_IOC_STATS:
 		return mmapkit_ioctl_stats(dev, uarg);
 	case MMAPKIT_IOC_RESET_STATS:
-		mmapkit_stats_reset(&dev->stats);
+		mmapkit_stats_reset(dev);
 		return 0;
 	case MMAPKIT_IOC_PFN:
 		return mmapkit_ioctl_pfn(dev, uarg);
@@ -124,40 +120,17 @@ long mmapkit_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-#define MMAPKIT_STAT(field) \
-	{ .name = #field, .offset = offsetof(struct mmapkit_stats, field) }
-
-/* The names of struct mmapkit_stats, in its order. */
-static const struct {
-	const char *name;
-	size_t offset;
-} mmapkit_stat_fields[] = {
-	MMAPKIT_STAT(mmap_ok),
-	MMAPKIT_STAT(mmap_einval_range),
-	MMAPKIT_STAT(mmap_einval_cow),
-	MMAPKIT_STAT(mmap_eacces_write),
-	MMAPKIT_STAT(mmap_other_error),
-	MMAPKIT_STAT(live_vmas),
-	MMAPKIT_STAT(vma_open),
-	MMAPKIT_STAT(vma_close),
-	MMAPKIT_STAT(faults_served),
-	MMAPKIT_STAT(faults_refused),
-};
-
 static int mmapkit_stats_show(struct seq_file *m, void *unused)
 {
-	const struct mmapkit_dev *dev = m->private;
-	struct mmapkit_stats stats;
-	unsigned int i;
+	__u64 stats[MMAPKIT_NR_STATS];
+	const __u64 *value = stats;
 
-	mmapkit_stats_read(&dev->stats, &stats);
-	for (i = 0; i < ARRAY_SIZE(mmapkit_stat_fields); i++) {
-		const void *field = (const void *)&stats +
-				    mmapkit_stat_fields[i].offset;
-
-		seq_printf(m, "%s %llu\n", mmapkit_stat_fields[i].name,
-			   *(const __u64 *)field);
-	}
+	mmapkit_stats_read(m->private, stats);
+#define MMAPKIT_EVENT(name)	seq_printf(m, #name " %llu\n", *value++)
+#define MMAPKIT_STATE(name)	seq_printf(m, #name " %llu\n", *value++)
+	MMAPKIT_STATS
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
 	return 0;
 }
 
@@ -173,13 +146,13 @@ static ssize_t mmapkit_stats_write(struct file *file, const char __user *ubuf,
 	struct seq_file *m = file->private_data;
 	struct mmapkit_dev *dev = m->private;
 
-	mmapkit_stats_reset(&dev->stats);
+	mmapkit_stats_reset(dev);
 	return count;
 }
 
 /*
  * .owner: debugfs's proxy takes a module reference on open
- * (fs/debugfs/file.c:187), so an open stats file delays unload.
+ * (open_proxy_open(), 6.1), so an open stats file delays unload.
  */
 static const struct file_operations mmapkit_stats_fops = {
 	.owner		= THIS_MODULE,

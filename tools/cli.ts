@@ -10,15 +10,17 @@ import { build } from './build/build.js';
 import { buildFixtures, fixturesBuildDir } from './build/fixtures.js';
 import type { GuestKernel } from './kernel.js';
 import { lintKernels } from './lint/lint.js';
-import { checkModule, isModuleName, loadProfile, referenceProfiles } from './profile.js';
+import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
-import { REPORTERS, type ReportOptions, type ReporterName, runConformance } from './test/command.js';
+import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, runConformance, shardOf } from './test/command.js';
+import { MERGE_HELP, mergeCommand } from './test/merge-command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
 import { TRACE_HELP, traceCommand } from './trace/command.js';
-import { EXIT_CODE_OF } from './qemu/outcome.js';
-import { SessionEndedError, VmSession } from './qemu/session.js';
+import { loadModule } from './qemu/guest-modules.js';
+import { EXIT_CODE_OF, SessionEndedError } from './qemu/outcome.js';
+import { VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 import { checkWritableFile } from './output-paths.js';
 import { MAIN_USAGE, moduleObject } from './paths.js';
@@ -53,19 +55,26 @@ make setup unpacks), a W=1 build and sparse (C=2). Any warning fails.`,
   test: `usage: mmapkit test [--profile FILE]... [options]
 
 Boots the guest and runs the conformance suite (test/conformance) against
-each profile's device, loading its module first, then prints a pass/fail
-summary with the boot time and the accelerator used. Without --profile: the
+each profile's device, loading its module first. Without --profile: the
 reference driver's profiles (test/profiles/*.json) and the driver's own cases.
-A case a profile rules out is skipped with the reason. If the guest kernel
-crashes or hangs under a case, that case is reported CRASHED with the console
-lines, a new guest is booted, the module reloaded, and the run goes on (exit 120
-for a crash, 124 for a hang, even if every other case passed).
-The last line is "N passed, N failed, N skipped, N crashed".
+Prints a line for each case that failed, crashed or was skipped with a reason
+(a case a profile rules out), a progress line while the cases run, and a
+summary; the last line is "N passed, N failed, N skipped, N crashed". Cases a
+quick run leaves out are counted as not selected, not as skipped. If the guest
+kernel crashes or hangs under a case, that case is reported CRASHED with the
+console lines, a new guest is booted, the module reloaded, and the run goes on
+(exit 120 for a crash, 124 for a hang, even if every other case passed).
   --profile FILE      a device profile (JSON; see the README); repeatable
-  --reporter NAME     vitest reporter: ${REPORTERS.join(', ')} (default verbose); repeatable
-  --output-file FILE  where file-writing reporters (junit, json) write instead of stdout
-  --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory)
   --quick             only the core cases, one or two per catalogue area (what make run runs)
+  --verbose           list every case, passed ones too
+  --reporter NAME     also report as NAME (repeatable): ktap (KTAP version 1, for kunit.py parse
+                      and KernelCI), or vitest's ${REPORTERS.slice(1, 6).join(', ')},
+                      ${REPORTERS.slice(6).join(', ')}; one that writes to stdout
+                      replaces the case lines
+  --output-file FILE  where the one file-writing reporter (ktap, junit, json) writes instead of stdout
+  --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory)
+  --shard I/N         run the I-th of N shards of the test files (vitest --shard), e.g. one per CI
+                      runner; merge their results files with mmapkit merge-results
 ${VM_HELP}`,
 };
 
@@ -102,13 +111,10 @@ async function vmRunOn(kernel: GuestKernel, values: VmFlags & { profile?: string
   await ensureBuilt(kernel);
   if (profile !== undefined) checkModule(profile, kernel.version);
   const devices = profile !== undefined && profile.qemuDevices.length > 0 ? { qemuDevices: profile.qemuDevices } : {};
-  const loadModule = !values['no-module'] && profile === undefined;
-  const outcome = await withGuest({ ...options, ...devices, loadModule }, async (session) => {
+  const loadReference = !values['no-module'] && profile === undefined;
+  const outcome = await withGuest({ ...options, ...devices, loadModule: loadReference }, async (session) => {
     const ko = profile?.module;
-    if (ko !== undefined && !values['no-module']) {
-      const load = isModuleName(ko) ? 'modprobe' : 'insmod';
-      await session.guest.run(['sh', '-c', `${load} ${ko} ${profile!.moduleParams}`]);
-    }
+    if (ko !== undefined && !values['no-module']) await loadModule(session.guest, ko, profile!.moduleParams);
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
       onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),
@@ -148,9 +154,13 @@ async function testCommand(args: string[]): Promise<number> {
     'output-file': { type: 'string' },
     results: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    shard: { type: 'string' },
   });
   if (values.help) return help('test');
   const reporters = (values.reporter ?? []).map(reporterOf);
+  const shard = values.shard !== undefined ? shardOf(values.shard) : undefined;
+  checkReportOptions({ reporters, ...(values['output-file'] !== undefined && { outputFile: values['output-file'] }) });
   if (values.results !== undefined) checkWritableFile(values.results, '--results');
   if (values['output-file'] !== undefined) checkWritableFile(values['output-file'], '--output-file');
   const kernels = kernelsOf(values);
@@ -160,6 +170,8 @@ async function testCommand(args: string[]): Promise<number> {
       ...(values['output-file'] !== undefined && { outputFile: perKernel(values['output-file'], kernel, kernels) }),
       ...(values.results !== undefined && { resultsFile: perKernel(values.results, kernel, kernels) }),
       quick: values.quick,
+      verbose: values.verbose,
+      ...(shard !== undefined && { shard }),
     }),
   );
 }
@@ -201,7 +213,7 @@ async function lintCommand(args: string[]): Promise<number> {
 }
 
 function help(topic: string): number {
-  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP };
+  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP, 'merge-results': MERGE_HELP };
   process.stdout.write(`${text[topic] ?? HELP.main}\n`);
   return ExitCode.PASSED;
 }
@@ -221,6 +233,8 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'merge-results':
+      return mergeCommand(rest);
     case 'vm': {
       const [sub, ...vmArgs] = rest;
       if (sub === 'run') return vmRun(vmArgs);

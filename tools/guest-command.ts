@@ -11,7 +11,8 @@ import { type GuestKernel, discoverKernel, discoverKernels } from './kernel.js';
 import { reportEnd, say } from './messages.js';
 import { type GuestRunOptions, startGuest } from './qemu/guest-run.js';
 import { EXIT_CODE_OF } from './qemu/outcome.js';
-import type { AccelChoice, VmSession } from './qemu/session.js';
+import type { AccelChoice } from './qemu/accel.js';
+import type { VmSession } from './qemu/session.js';
 
 export const VM_OPTIONS = {
   kernel: { type: 'string' },

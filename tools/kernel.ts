@@ -60,6 +60,14 @@ export const DEFAULT_SERIES = '6.1';
  */
 export const SUPPORTED_SERIES: readonly string[] = [DEFAULT_SERIES, '6.12'];
 
+/**
+ * The guest's page size, for the host tools that need it before any guest
+ * is up (profile checks, bench sizes): every kernel booted is a Debian amd64
+ * one, and x86-64 pages are 4 KiB. Code in the guest asks the addon instead
+ * (pageSize()).
+ */
+export const PAGE_SIZE = 4096;
+
 const SERIES = /^\d+\.\d+$/;
 
 /** Whether a --kernel value names a series ("6.12") rather than a release or a path. */

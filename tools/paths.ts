@@ -13,5 +13,12 @@ export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
 /** `mmapkit --help`: plain text, which bin/mmapkit.js prints even before `make setup`. */
 export const MAIN_USAGE = path.join(REPO_ROOT, 'tools', 'usage.txt');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');
+/** One directory per guest session: console log, QEMU command line, results (tools/qemu/run-dir.ts). */
 export const RUNS_DIR = path.join(BUILD_DIR, 'runs');
+/** `mmapkit trace` and `explain` output, one directory per run unless --out says otherwise. */
+export const TRACE_DIR = path.join(BUILD_DIR, 'trace');
+/** `mmapkit bench` output, one directory per run unless --out says otherwise. */
+export const BENCH_DIR = path.join(BUILD_DIR, 'bench');
+/** The kernel source tree make setup unpacks (Debian's linux-source-6.1): checkpatch.pl, kunit.py, the files tests cite. */
+export const KERNEL_SOURCE_DIR = path.join(BUILD_DIR, 'linux-source-6.1');
 export const moduleObject = (version: string): string => path.join(kernelBuildDir(version), 'kmod', 'mmapkit.ko');

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './exit-codes.js';
+import { PAGE_SIZE } from './kernel.js';
 import { REPO_ROOT, kernelBuildDir } from './paths.js';
 import { QEMU_DEVICES, type QemuDeviceName } from './qemu/qemu-args.js';
 
@@ -88,8 +89,6 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   mmio: { check: isBoolean, expected: 'true or false', fallback: false },
   qemuDevices: { check: listOf(QEMU_DEVICES), expected: `a list of distinct names out of ${QEMU_DEVICES.map((name) => `"${name}"`).join(', ')}`, fallback: [] },
 };
-
-const PAGE_SIZE = 4096;
 
 /**
  * Where a profile's "module" points. "@build/..." is relative to the guest

@@ -33,21 +33,43 @@ struct mmapkit_info {
 };
 
 /*
- * Counters of one device since load or the last MMAPKIT_IOC_RESET_STATS.
- * live_vmas is not reset: it is a state, not an event count.
+ * The counters of one device, listed once: the driver, the Node addon and
+ * the tools (which read this list when they are built) all expand it. Each
+ * entry is MMAPKIT_EVENT(name), counted since load or the last
+ * MMAPKIT_IOC_RESET_STATS, or MMAPKIT_STATE(name), a state that no reset
+ * touches. Entries end in a semicolon and the list is braced, so that it
+ * serves as a struct body or as a block of statements. Define both macros
+ * before expanding it, and #undef them after.
  */
-struct mmapkit_stats {
-	__u64 mmap_ok;		/* ->mmap calls that succeeded */
-	__u64 mmap_einval_range;	/* refused: offset or length outside the buffer */
-	__u64 mmap_einval_cow;	/* refused: MAP_PRIVATE that could be written */
-	__u64 mmap_eacces_write;	/* refused: shared writable map of the ro device */
-	__u64 mmap_other_error;	/* remap or other failure inside ->mmap */
-	__u64 live_vmas;	/* VMAs of this device that exist now */
-	__u64 vma_open;		/* vm_ops->open calls (fork, split, mremap) */
-	__u64 vma_close;	/* vm_ops->close calls */
-	__u64 faults_served;	/* ->fault calls that inserted a page */
-	__u64 faults_refused;	/* ->fault calls answered VM_FAULT_SIGBUS */
-};
+#define MMAPKIT_STATS {							\
+	/* ->mmap calls that succeeded */				\
+	MMAPKIT_EVENT(mmap_ok);						\
+	/* refused: offset or length outside the buffer */		\
+	MMAPKIT_EVENT(mmap_einval_range);				\
+	/* refused: MAP_PRIVATE that could be written */		\
+	MMAPKIT_EVENT(mmap_einval_cow);					\
+	/* refused: shared writable map of the ro device */		\
+	MMAPKIT_EVENT(mmap_eacces_write);				\
+	/* remap or other failure inside ->mmap */			\
+	MMAPKIT_EVENT(mmap_other_error);				\
+	/* VMAs of this device that exist now */			\
+	MMAPKIT_STATE(live_vmas);					\
+	/* vm_ops->open calls (fork, split, mremap) */			\
+	MMAPKIT_EVENT(vma_open);					\
+	/* vm_ops->close calls */					\
+	MMAPKIT_EVENT(vma_close);					\
+	/* ->fault calls that inserted a page */			\
+	MMAPKIT_EVENT(faults_served);					\
+	/* ->fault calls answered VM_FAULT_SIGBUS */			\
+	MMAPKIT_EVENT(faults_refused);					\
+}
+
+/* MMAPKIT_IOC_STATS: every counter, in the order of MMAPKIT_STATS. */
+#define MMAPKIT_EVENT(name)	__u64 name
+#define MMAPKIT_STATE(name)	__u64 name
+struct mmapkit_stats MMAPKIT_STATS;
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
 
 /* In: page, an index into the buffer. Out: the PFN backing it. */
 struct mmapkit_pfn {

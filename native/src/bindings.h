@@ -1,56 +1,99 @@
-// The functions exported to JavaScript; see native/index.ts for their types.
+// What the addon exports to JavaScript, listed once: the functions (each
+// with the C++ function that implements it) and the constants. addon.cc
+// exports exactly these; native/api.ts gives the functions their types
+// (test/unit/native.test.ts checks both lists name the same functions), and
+// `mmapkit build` reads the constants' names from here into TypeScript.
 #pragma once
 
 #include <napi.h>
 
+// X(name in JavaScript, C++ function), grouped by the file that defines them.
+#define MMAPKIT_NATIVE_FUNCTIONS(X)                                          \
+  /* syscalls.cc: thin wrappers, one syscall each. */                        \
+  X(open, Open)                                                              \
+  X(close, Close)                                                            \
+  X(mmap, Mmap)                                                              \
+  X(munmap, Munmap)                                                          \
+  X(mprotect, Mprotect)                                                      \
+  X(pageSize, PageSize)                                                      \
+  X(minorFaults, MinorFaults)                                                \
+  X(majorFaults, MajorFaults)                                                \
+  X(deleteModule, DeleteModule)                                              \
+  /* mapping_syscalls.cc: thin wrappers for calls on an existing mapping. */ \
+  X(mremap, Mremap)                                                          \
+  X(madvise, Madvise)                                                        \
+  X(mlock, Mlock)                                                            \
+  X(munlock, Munlock)                                                        \
+  X(msync, Msync)                                                            \
+  X(mincore, Mincore)                                                        \
+  /* device_ioctls.cc: the mmapkit devices' ioctls (kmod/uapi/mmapkit.h). */ \
+  X(deviceInfo, DeviceInfo)                                                  \
+  X(deviceStats, DeviceStats)                                                \
+  X(resetStats, ResetStats)                                                  \
+  X(pagePfn, PagePfn)                                                        \
+  /* pagemap.cc: this process's page-table entries. */                       \
+  X(pagemap, Pagemap)                                                        \
+  /* memory_access.cc: fault-guarded accesses to mapped memory. */           \
+  X(readBytes, ReadBytes)                                                    \
+  X(writeBytes, WriteBytes)                                                  \
+  X(probe, Probe)                                                            \
+  /* child_reader.cc: reading a mapping from a second process. */            \
+  X(readInChild, ReadInChild)                                                \
+  X(readInForkedChild, ReadInForkedChild)                                    \
+  /* fork_exit.cc: a child that is forked and exits at once. */              \
+  X(forkAndExit, ForkAndExit)                                                \
+  /* bench_map.cc, bench_read.cc: the timed loops of `mmapkit bench`. */     \
+  X(benchMapTouch, BenchMapTouch)                                            \
+  X(benchFill, BenchFill)                                                    \
+  X(benchSequentialRead, BenchSequentialRead)                                \
+  X(benchRandomRead, BenchRandomRead)                                        \
+  X(benchReadSyscall, BenchReadSyscall)                                      \
+  X(benchPread, BenchPread)
+
+// X(name): the `constants` object, each name's value from the C headers
+// (<sys/mman.h>, <fcntl.h>) this addon is built against.
+#define MMAPKIT_NATIVE_CONSTANTS(X) \
+  X(PROT_NONE)                      \
+  X(PROT_READ)                      \
+  X(PROT_WRITE)                     \
+  X(PROT_EXEC)                      \
+  X(MAP_SHARED)                     \
+  X(MAP_PRIVATE)                    \
+  X(MAP_SHARED_VALIDATE)            \
+  X(MAP_FIXED)                      \
+  X(MAP_FIXED_NOREPLACE)            \
+  X(MAP_ANONYMOUS)                  \
+  X(MAP_POPULATE)                   \
+  X(MAP_NORESERVE)                  \
+  X(MAP_GROWSDOWN)                  \
+  X(MAP_HUGETLB)                    \
+  X(MAP_SYNC)                       \
+  X(O_RDONLY)                       \
+  X(O_WRONLY)                       \
+  X(O_RDWR)                         \
+  X(O_NONBLOCK)                     \
+  X(O_SYNC)                         \
+  X(MREMAP_MAYMOVE)                 \
+  X(MREMAP_FIXED)                   \
+  X(MREMAP_DONTUNMAP)               \
+  X(MADV_NORMAL)                    \
+  X(MADV_DONTNEED)                  \
+  X(MADV_FREE)                      \
+  X(MADV_DONTFORK)                  \
+  X(MADV_DOFORK)                    \
+  X(MADV_WILLNEED)                  \
+  X(MADV_DODUMP)                    \
+  X(MADV_WIPEONFORK)                \
+  X(MADV_POPULATE_READ)             \
+  X(MS_ASYNC)                       \
+  X(MS_SYNC)                        \
+  X(MS_INVALIDATE)
+
 namespace mmapkit {
 
-// syscalls.cc: thin wrappers, one syscall each.
-Napi::Value Open(const Napi::CallbackInfo& info);
-Napi::Value Close(const Napi::CallbackInfo& info);
-Napi::Value Mmap(const Napi::CallbackInfo& info);
-Napi::Value Munmap(const Napi::CallbackInfo& info);
-Napi::Value Mprotect(const Napi::CallbackInfo& info);
-Napi::Value PageSize(const Napi::CallbackInfo& info);
-Napi::Value MinorFaults(const Napi::CallbackInfo& info);
-Napi::Value MajorFaults(const Napi::CallbackInfo& info);
-Napi::Value DeleteModule(const Napi::CallbackInfo& info);
-
-// mapping_syscalls.cc: thin wrappers for calls on an existing mapping.
-Napi::Value Mremap(const Napi::CallbackInfo& info);
-Napi::Value Madvise(const Napi::CallbackInfo& info);
-Napi::Value Mlock(const Napi::CallbackInfo& info);
-Napi::Value Munlock(const Napi::CallbackInfo& info);
-Napi::Value Msync(const Napi::CallbackInfo& info);
-Napi::Value Mincore(const Napi::CallbackInfo& info);
-
-// device_ioctls.cc: the mmapkit devices' ioctls (kmod/uapi/mmapkit.h).
-Napi::Value DeviceInfo(const Napi::CallbackInfo& info);
-Napi::Value DeviceStats(const Napi::CallbackInfo& info);
-Napi::Value ResetStats(const Napi::CallbackInfo& info);
-Napi::Value PagePfn(const Napi::CallbackInfo& info);
-
-// pagemap.cc: this process's page-table entries.
-Napi::Value Pagemap(const Napi::CallbackInfo& info);
-
-// memory_access.cc: fault-guarded accesses to mapped memory.
-Napi::Value ReadBytes(const Napi::CallbackInfo& info);
-Napi::Value WriteBytes(const Napi::CallbackInfo& info);
-Napi::Value Probe(const Napi::CallbackInfo& info);
-
-// child_reader.cc: reading a mapping from a second process.
-Napi::Value ReadInChild(const Napi::CallbackInfo& info);
-Napi::Value ReadInForkedChild(const Napi::CallbackInfo& info);
-
-// fork_exit.cc: a child that is forked and exits at once.
-Napi::Value ForkAndExit(const Napi::CallbackInfo& info);
-
-// bench_map.cc, bench_read.cc: the timed loops of `mmapkit bench`.
-Napi::Value BenchMapTouch(const Napi::CallbackInfo& info);
-Napi::Value BenchFill(const Napi::CallbackInfo& info);
-Napi::Value BenchSequentialRead(const Napi::CallbackInfo& info);
-Napi::Value BenchRandomRead(const Napi::CallbackInfo& info);
-Napi::Value BenchReadSyscall(const Napi::CallbackInfo& info);
-Napi::Value BenchPread(const Napi::CallbackInfo& info);
+#define MMAPKIT_DECLARE_FUNCTION(name, function) \
+  Napi::Value function(const Napi::CallbackInfo& info);
+MMAPKIT_NATIVE_FUNCTIONS(MMAPKIT_DECLARE_FUNCTION)
+#undef MMAPKIT_DECLARE_FUNCTION
 
 }  // namespace mmapkit

@@ -3,10 +3,10 @@
 // the driver's bookkeeping and compare it with /proc/self/pagemap.
 #include <sys/ioctl.h>
 
+#include <cctype>
 #include <cerrno>
-#include <iterator>
 #include <string>
-#include <utility>
+#include <string_view>
 
 #include "args.h"
 #include "bindings.h"
@@ -16,25 +16,22 @@
 namespace mmapkit {
 namespace {
 
-// Every field of struct mmapkit_stats with its name in JavaScript (the
-// StatName type of native/index.ts), in the struct's order.
-constexpr std::pair<const char*, __u64 mmapkit_stats::*> kStatFields[] = {
-    {"mmapOk", &mmapkit_stats::mmap_ok},
-    {"mmapEinvalRange", &mmapkit_stats::mmap_einval_range},
-    {"mmapEinvalCow", &mmapkit_stats::mmap_einval_cow},
-    {"mmapEaccesWrite", &mmapkit_stats::mmap_eacces_write},
-    {"mmapOtherError", &mmapkit_stats::mmap_other_error},
-    {"liveVmas", &mmapkit_stats::live_vmas},
-    {"vmaOpen", &mmapkit_stats::vma_open},
-    {"vmaClose", &mmapkit_stats::vma_close},
-    {"faultsServed", &mmapkit_stats::faults_served},
-    {"faultsRefused", &mmapkit_stats::faults_refused},
-};
-
-// Ten __u64 counters and nothing else: a field added to the struct without
-// a row above fails the build here instead of going missing in JavaScript.
-static_assert(sizeof(mmapkit_stats) ==
-              std::size(kStatFields) * sizeof(__u64));
+// A counter's C name as JavaScript spells it: mmap_einval_range is
+// mmapEinvalRange (the StatName type of native/api.ts, made the same way).
+std::string CamelCase(std::string_view snake) {
+  std::string camel;
+  bool upper = false;
+  for (const char c : snake) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    camel += static_cast<char>(upper ? std::toupper(byte) : byte);
+    upper = false;
+  }
+  return camel;
+}
 
 // ioctl() with Node's fs error shape on failure. No retry on EINTR: these
 // requests do not sleep, and RESET_STATS must not run twice anyway.
@@ -80,10 +77,14 @@ Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
   mmapkit_stats stats{};
   Ioctl(env, fd, MMAPKIT_IOC_STATS, &stats);
   Napi::Object result = Napi::Object::New(env);
-  for (const auto& [name, field] : kStatFields) {
-    const uint64_t count = stats.*field;
-    result.Set(name, Napi::BigInt::New(env, count));
-  }
+  const auto set = [&](const char* field, uint64_t count) {
+    result.Set(CamelCase(field), Napi::BigInt::New(env, count));
+  };
+#define MMAPKIT_EVENT(name) set(#name, stats.name)
+#define MMAPKIT_STATE(name) set(#name, stats.name)
+  MMAPKIT_STATS
+#undef MMAPKIT_EVENT
+#undef MMAPKIT_STATE
   return result;
 }
 

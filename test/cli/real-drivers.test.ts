@@ -38,11 +38,10 @@ describe('ivshmem: the host sees what the guest wrote through the BAR mapping', 
     const token = `mmapkit ivshmem ${process.pid} ${Date.now()}`;
     const at = 5 * 4096 + 321;
     // In the guest: the native addon maps two pages of the BAR (offset 4 pages) and writes the token.
-    // O_RDWR = 2, PROT_READ|PROT_WRITE = 3, MAP_SHARED = 1 on x86-64.
     const script = [
-      `const n = require(${JSON.stringify(ADDON)});`,
-      `const fd = n.open(${JSON.stringify(BAR)}, 2);`,
-      'const addr = n.mmap(0n, 8192n, 3, 1, fd, 16384n);',
+      `const n = require(${JSON.stringify(ADDON)}); const c = n.constants;`,
+      `const fd = n.open(${JSON.stringify(BAR)}, c.O_RDWR);`,
+      'const addr = n.mmap(0n, 8192n, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED, fd, 16384n);',
       `n.writeBytes(addr + ${at - 4 * 4096}n, Buffer.from(${JSON.stringify(token)}));`,
       'n.munmap(addr, 8192n); n.close(fd); console.log("written");',
     ].join(' ');

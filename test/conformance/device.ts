@@ -4,13 +4,13 @@
  * and the device under test as its profile describes it.
  */
 import { connect } from 'node:net';
-import path from 'node:path';
 import { inject } from 'vitest';
 import type { ConstantName } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
-import { type Profile, isModuleName } from '../../tools/profile.js';
+import type { Profile } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { GuestClient, type RemoteNative } from '../../tools/qemu/guest-client.js';
+import { ensureModule } from '../../tools/qemu/guest-modules.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -44,44 +44,13 @@ export interface ProfileTarget extends DeviceUnderTest {
   initial: InitialContent;
 }
 
-/**
- * The addon's constants and the page size, asked once per worker: they are the
- * same for every connection of a run (a replacement guest runs the same kernel
- * and addon), and every describe block connects.
- */
-let machine: Promise<{ c: Readonly<Record<ConstantName, number>>; page: bigint }> | undefined;
-
 export async function connectGuest(): Promise<Guest> {
   const socket = connect(inject('guestSocket'));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   const guest = new GuestClient(socket, { requestTimeoutMs: 60_000 });
-  const { kernel } = await guest.ready;
-  machine ??= (async () => ({
-    c: (await guest.request({ op: 'native', args: { fn: 'constants', args: [] } })) as Readonly<Record<ConstantName, number>>,
-    page: BigInt(await guest.native.pageSize()),
-  }))();
-  const { c, page } = await machine.catch((error: unknown) => {
-    machine = undefined;
-    throw error;
-  });
-  return { guest, native: guest.native, c, page, kernel, close: () => guest.close() };
-}
-
-/** The name the kernel gives a module file: its base name, '-' read as '_'. */
-export const moduleName = (ko: string): string => path.basename(ko, '.ko').replace(/-/g, '_');
-
-/**
- * Loads a module unless it is loaded already (a case before may have unloaded
- * it): a .ko with insmod, a bare name (one of the guest kernel's own modules,
- * profile.ts isModuleName) with modprobe, which loads its dependencies too.
- */
-export async function ensureModule(guest: GuestClient, ko: string, params = ''): Promise<void> {
-  const name = moduleName(ko);
-  // Every describe block asks: answering from sysfs through the agent spawns nothing.
-  const state = await guest.readFile(`/sys/module/${name}/initstate`).catch(() => '');
-  if (state.trim() === 'live') return;
-  const load = isModuleName(ko) ? 'modprobe' : 'insmod';
-  await guest.run(['sh', '-c', `test -d /sys/module/${name} || ${load} ${ko} ${params}`]);
+  // The ready message carries the addon's constants and the page size: nothing to ask per connection.
+  const { kernel, constants, pageSize } = await guest.ready;
+  return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, close: () => guest.close() };
 }
 
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {

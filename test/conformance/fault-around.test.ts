@@ -2,9 +2,9 @@
  * Fault-around in the reference driver's fault device (kmod/mmapkit-mmap.c,
  * mmapkit_fault_around()): with the fault_around module parameter at N, one
  * ->fault maps the faulting page and up to N - 1 pages after it, as DRM's TTM
- * prefaults TTM_BO_VM_NUM_PREFAULT = 16 (drivers/gpu/drm/ttm/ttm_bo_vm.c:243-277).
+ * prefaults TTM_BO_VM_NUM_PREFAULT = 16 (ttm_bo_vm_fault_reserved, 6.1).
  * The window is clipped to the VMA and to the buffer, pages already mapped are
- * left alone (insert_pfn, mm/memory.c:2153-2174), and faults_served still
+ * left alone (insert_pfn, 6.1), and faults_served still
  * counts ->fault calls, one each.
  *
  * Whether a page has a PTE is told by touching it: a touch of a mapped page
@@ -19,6 +19,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { moduleObject } from '../../tools/paths.js';
+import { attemptLoad, attemptUnload, ensureModule, loadModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, openReferenceDriver, pagePattern, writePagePatterns } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
@@ -161,15 +162,12 @@ describe('the fault_around parameter', () => {
   });
 
   it('a load with fault_around=0 fails cleanly; one with fault_around=16 applies it from the first fault', async () => {
-    const reload = (): Promise<string> =>
-      sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath()} size=${dut.size}`);
-    await sh(`rmmod ${MODULE_NAME}`);
+    await unloadModule(dut.guest, MODULE_NAME);
     try {
-      expect(await sh(`insmod ${modulePath()} size=${dut.size} fault_around=0 2>&1; echo status=$?`)).toMatch(
-        /Invalid (argument|parameters)[\s\S]*status=1/,
-      );
+      const refused = await attemptLoad(dut.guest, modulePath(), `size=${dut.size} fault_around=0`);
+      expect([refused.code, refused.output]).toEqual([1, expect.stringMatching(/Invalid (argument|parameters)/)]);
       expect(await sh('ls /dev | grep -c ^mmapkit || true')).toBe('0\n');
-      await sh(`insmod ${modulePath()} size=${dut.size} fault_around=16`);
+      await loadModule(dut.guest, modulePath(), `size=${dut.size} fault_around=16`);
       expect(await faultAround()).toBe('16');
       const served = await countedFaultDevice();
       const { addr } = await mappings.map(FAULT, { length: 20n * dut.page });
@@ -177,8 +175,8 @@ describe('the fault_around parameter', () => {
       await mappings.release();
     } finally {
       // Back to the defaults: every mapping and fd is gone, so the module can go.
-      await sh(`grep -q '^${MODULE_NAME} ' /proc/modules && rmmod ${MODULE_NAME} || true`);
-      await reload();
+      await attemptUnload(dut.guest, MODULE_NAME);
+      await ensureModule(dut.guest, modulePath(), `size=${dut.size}`);
     }
     expect(await faultAround()).toBe('1');
   });

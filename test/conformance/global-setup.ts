@@ -12,7 +12,7 @@ import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profi
 import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test/command.js';
 import { crashExcerpt, tail } from '../../tools/qemu/console.js';
 import { shareGuest } from '../../tools/qemu/guest-run.js';
-import type { AccelChoice } from '../../tools/qemu/session.js';
+import type { AccelChoice } from '../../tools/qemu/accel.js';
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const kernel = discoverKernel({ kernel: process.env.MMAPKIT_KERNEL });

@@ -30,7 +30,7 @@ export class Mappings {
 
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
     const fd = await this.dut.native.open(path, flags);
-    // A case may close the fd itself (D1); closing again then fails with EBADF, harmlessly.
+    // A case may close the fd itself (catalogue D1); closing again then fails with EBADF, harmlessly.
     this.later(() => this.dut.native.close(fd).catch(() => undefined));
     return fd;
   }

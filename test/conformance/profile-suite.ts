@@ -10,7 +10,8 @@ import type { Profile } from '../../tools/profile.js';
 import { type Finding, findings } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
-import { type DeviceUnderTest, type ProfileTarget, ensureModule, openProfileTarget } from './device.js';
+import { ensureModule } from '../../tools/qemu/guest-modules.js';
+import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 
 /** Errnos a driver may refuse a mapping with (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES; POSIX ENXIO). */
@@ -95,9 +96,8 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
       const found = findings(read.lines);
-      // Catalogue F7: on x86 6.1, unmapping part of a whole-VMA PFN map of MMIO makes PAT's
-      // untrack_pfn free a sub-range of a memtype reserved whole (arch/x86/mm/pat/memtype.c:1132-1150,
-      // logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
+      // Catalogue F7: on x86 (6.1 and 6.12), unmapping part of a whole-VMA PFN map of MMIO makes PAT's
+      // untrack_pfn free a sub-range of a memtype reserved whole (logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
       const kernelsOwn = (finding: Finding): boolean => profile.mmio && finding.kind === 'pat' && /freeing invalid memtype/.test(finding.line);
       for (const finding of found.filter(kernelsOwn)) {
         console.log(`kernel (catalogue F7, PAT on a split MMIO mapping; reported, not failed): ${finding.line}`);

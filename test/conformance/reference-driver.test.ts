@@ -6,7 +6,10 @@
  * loaded as it found it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseMaps, parseSmaps, vmaStartingAt } from '../../guest/procfs.js';
+import { STAT_COUNTERS } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
+import { attemptLoad, attemptUnload, ensureModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, openReferenceDriver } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
@@ -53,9 +56,9 @@ describe('fault accounting', () => {
 });
 
 describe.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('VMA accounting on %s', (path) => {
-  // D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
-  // for the child's copy at fork (kernel/fork.c:692-693), for the new half of a split
-  // (mm/mmap.c:2393-2394) and for the target of an mremap move (copy_vma, mm/mmap.c:3450-3451);
+  // catalogue D3: the first mmap does not call ->open (the driver counts it in ->mmap); ->open runs
+  // for the child's copy at fork (dup_mmap, 6.1), for the new half of a split (__split_vma) and
+  // for the target of an mremap move (copy_vma; both 6.1 and 6.12);
   // ->close runs for every VMA removed.
   it('live VMAs return to zero after fork+exit, split, mremap move and munmap', async () => {
     const { native, c, page } = dut;
@@ -101,8 +104,8 @@ describe('the PFN ioctl', () => {
     await expect(dut.native.pagePfn(fd, dut.size / dut.page)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  // H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
-  // (mm/memory.c:2515), so /proc/PID/maps shows the physical address as the offset.
+  // catalogue H2 / C1: remap_pfn_range on a COW mapping rewrites vm_pgoff to the first PFN
+  // (remap_pfn_range_internal, 6.1 and 6.12), so /proc/PID/maps shows the physical address as the offset.
   it('matches the offset /proc/PID/maps shows for a private remap mapping', async () => {
     const fd = await mappings.open('/dev/mmapkit-remap');
     const privateMap = mappings.map('/dev/mmapkit-remap', {
@@ -117,20 +120,21 @@ describe('the PFN ioctl', () => {
       return;
     }
     const { addr } = await privateMap;
-    const line = (await dut.guest.readFile('/proc/self/maps')).split('\n').find((entry) => entry.startsWith(addr.toString(16)));
-    const offset = BigInt(`0x${line?.split(/\s+/)[2] ?? 'ffffffff'}`);
-    expect(offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
+    const vma = vmaStartingAt(parseMaps(await dut.guest.readFile('/proc/self/maps')), addr);
+    expect(vma?.offset).toBe((await dut.native.pagePfn(fd, 1n)) * dut.page);
   });
 });
 
 describe('counters in debugfs', () => {
   const statsFile = '/sys/kernel/debug/mmapkit/mmapkit-fault/stats';
-  const parse = (text: string): Map<string, bigint> =>
-    new Map(text.trim().split('\n').map((line) => {
+  /** The file's "name value" lines, in order. */
+  const parse = (text: string): [string, bigint][] =>
+    text.trim().split('\n').map((line) => {
       const [name, value] = line.trim().split(/\s+/);
       return [name ?? '', BigInt(value ?? '-1')];
-    }));
+    });
 
+  // Both list MMAPKIT_STATS of kmod/uapi/mmapkit.h, which STAT_COUNTERS is read from.
   it('are readable as text, agree with the ioctl, and reset when written', async () => {
     const fd = await mappings.open('/dev/mmapkit-fault');
     await dut.native.resetStats(fd);
@@ -138,15 +142,13 @@ describe('counters in debugfs', () => {
     await dut.native.probe(addr, 'read');
     const text = parse(await dut.guest.readFile(statsFile));
     const ioctl = await dut.native.deviceStats(fd);
-    expect(text.get('faults_served')).toBe(ioctl.faultsServed);
-    expect(text.get('live_vmas')).toBe(1n);
-    expect(text.get('mmap_ok')).toBe(1n);
+    expect(text).toEqual(STAT_COUNTERS.map(({ field, name }) => [field, ioctl[name]]));
+    expect(Object.keys(ioctl)).toEqual(STAT_COUNTERS.map(({ name }) => name));
+    expect([ioctl.liveVmas, ioctl.mmapOk]).toEqual([1n, 1n]);
     await dut.guest.writeFile(statsFile, '0\n');
     const reset = parse(await dut.guest.readFile(statsFile));
-    expect(reset.get('faults_served')).toBe(0n);
-    expect(reset.get('mmap_ok')).toBe(0n);
-    // live_vmas is a state, not an event count: resetting leaves it.
-    expect(reset.get('live_vmas')).toBe(1n);
+    // A state, live_vmas, is not an event count: resetting leaves it.
+    expect(reset).toEqual(STAT_COUNTERS.map(({ field, name, kind }) => [field, kind === 'state' ? ioctl[name] : 0n]));
   });
 });
 
@@ -171,20 +173,19 @@ describe('read() and write() over the same buffer', () => {
 describe('VmFlags in /proc/PID/smaps', () => {
   /** The VmFlags of the agent's VMA mapping `path` (the agent reads its own smaps). */
   const vmFlags = async (path: string): Promise<string[]> => {
-    const smaps = await dut.guest.readFile('/proc/self/smaps');
-    const block = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).find((entry) => entry.split('\n')[0]?.endsWith(path));
-    return /VmFlags: (.*)/.exec(block ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+    const vma = parseSmaps(await dut.guest.readFile('/proc/self/smaps')).find((entry) => entry.path === path);
+    return [...(vma?.flags ?? [])];
   };
 
-  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (F1).
-  // VM_DONTDUMP (dd): core dumps skip device memory (H4). VM_PFNMAP (pf): no struct page walk.
+  // VM_DONTEXPAND (de): mremap cannot grow the mapping past the buffer that was checked (catalogue F1).
+  // VM_DONTDUMP (dd): core dumps skip device memory (catalogue H4). VM_PFNMAP (pf): no struct page walk.
   it.each(['/dev/mmapkit-remap', '/dev/mmapkit-fault', '/dev/mmapkit-ro'])('%s has de, dd and pf', async (path) => {
     await mappings.map(path, { prot: dut.c.PROT_READ, length: 2n * dut.page });
     const flags = await vmFlags(path);
     expect(flags).toEqual(expect.arrayContaining(['de', 'dd', 'pf', 'sh']));
   });
 
-  // B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
+  // catalogue B4: the ro device clears VM_MAYWRITE, so no mprotect can make it writable.
   it('the read-only device clears mw (VM_MAYWRITE)', async () => {
     await mappings.map('/dev/mmapkit-ro', { prot: dut.c.PROT_READ, length: dut.page });
     const flags = await vmFlags('/dev/mmapkit-ro');
@@ -195,12 +196,11 @@ describe('VmFlags in /proc/PID/smaps', () => {
 
 describe('module lifetime', () => {
   /** Loads the module again unless it still is (a failed case must not hide behind "File exists"). */
-  const reload = (): Promise<string> =>
-    sh(`grep -q '^${MODULE_NAME} ' /proc/modules || insmod ${modulePath} size=${dut.size}`);
+  const reload = (): Promise<void> => ensureModule(dut.guest, modulePath, `size=${dut.size}`);
 
-  // D2: the open file pins the module (fops.owner, fs/char_dev.c:408) until the last VMA
-  // drops it (fput in __fput, fs/file_table.c:325); delete_module(O_NONBLOCK) then says
-  // EWOULDBLOCK (kernel/module/main.c:664-671).
+  // catalogue D2: the open file pins the module (fops.owner, misc_open) until the last VMA
+  // drops it (__fput; both 6.1 and 6.12); delete_module(O_NONBLOCK) then says
+  // EWOULDBLOCK (try_stop_module, 6.1).
   it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', { tags: ['core'] }, async () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
@@ -208,7 +208,8 @@ describe('module lifetime', () => {
     mappings.later(() => native.munmap(addr, page));
     await native.close(fd);
     await expect(native.deleteModule(MODULE_NAME, c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
-    expect(await sh('rmmod mmapkit 2>&1; echo status=$?')).toMatch(/in use[\s\S]*status=1/);
+    const rmmod = await attemptUnload(dut.guest, MODULE_NAME);
+    expect([rmmod.code, rmmod.output]).toEqual([1, expect.stringMatching(/in use/)]);
     await native.munmap(addr, page);
     try {
       await native.deleteModule(MODULE_NAME, c.O_NONBLOCK);
@@ -222,11 +223,11 @@ describe('module lifetime', () => {
     ['0', /size/],
     [String(300 * 1024 * 1024), /size/],
   ])('a load with size=%s fails cleanly and leaves nothing registered', async (size, message) => {
-    await sh(`rmmod ${MODULE_NAME}`);
+    await unloadModule(dut.guest, MODULE_NAME);
     try {
-      const output = await sh(`insmod ${modulePath} size=${size} 2>&1; echo status=$?`);
-      expect(output).toMatch(/Invalid (argument|parameters)[\s\S]*status=1/);
-      expect(await sh('dmesg | grep "mmapkit" | tail -n 1')).toMatch(message);
+      const insmod = await attemptLoad(dut.guest, modulePath, `size=${size}`);
+      expect([insmod.code, insmod.output]).toEqual([1, expect.stringMatching(/Invalid (argument|parameters)/)]);
+      expect(insmod.kernelLog.filter((line) => line.includes('mmapkit')).at(-1)).toMatch(message);
       expect(await sh('ls /dev | grep -c ^mmapkit || true')).toBe('0\n');
       expect(await sh('test -e /sys/kernel/debug/mmapkit; echo $?; test -e /sys/module/mmapkit; echo $?')).toBe('1\n1\n');
     } finally {

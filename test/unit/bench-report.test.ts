@@ -1,6 +1,7 @@
 /** The table, the target judgement and the SVG plots, from a made-up run. */
 import { describe, expect, it } from 'vitest';
-import { type Case, KiB, MiB, PAGE, makePlan } from '../../tools/bench/plan.js';
+import { type Case, KiB, MiB, makePlan } from '../../tools/bench/plan.js';
+import { PAGE_SIZE } from '../../tools/kernel.js';
 import { charts } from '../../tools/bench/report.js';
 import { type BenchResults, type CaseResult, caseResult, judgeTargets } from '../../tools/bench/results.js';
 import { barChartSvg, decadeTicks, escapeXml, lineChartSvg, niceStep } from '../../tools/bench/svg.js';
@@ -10,7 +11,7 @@ const SIZES = [4 * KiB, 64 * KiB, MiB, 64 * MiB];
 
 /** A fake result: cost grows with size; the remap device reads as fast as anonymous memory. */
 function fake(c: Case): CaseResult {
-  const pages = c.size / PAGE;
+  const pages = c.size / PAGE_SIZE;
   const perPage: Record<string, number> = { remap: 300, 'fault-1': 2000, 'fault-16': 400, anon: 5000, tmpfs: 2500 };
   if (c.group === 'map') {
     const ns = 20_000 + pages * perPage[c.strategy]!;

@@ -40,7 +40,7 @@ function fakeSession(): FakeSession {
   };
   fake.session = {
     ended,
-    ready: { type: 'ready', uptime: 1, kernel: `fake-${number}`, clocksource: 'tsc' },
+    ready: { type: 'ready', uptime: 1, kernel: `fake-${number}`, clocksource: 'tsc', pageSize: 4096, constants: { PROT_READ: 1 } },
     consoleLog: `/runs/${number}/console.log`,
     lines: () => ['[    1.0] BUG: unable to handle page fault for address: ffffffffc020f140', '[    1.1] Kernel panic - not syncing: Fatal exception'],
     findings: () => [],
@@ -131,10 +131,10 @@ describe('relay', () => {
     const { client, close } = await relayClient(supervisor);
     try {
       expect((await client.ready).kernel).toBe('fake-1');
-      expect(await client.request({ op: 'ping', args: {} })).toBe('answer from guest 1');
+      expect(await client.request('ping', {})).toBe('answer from guest 1');
 
       sessions[0]!.answer = 'hang';
-      const underCrash = client.request({ op: 'ping', args: {} });
+      const underCrash = client.request('ping', {});
       await settle();
       sessions[0]!.crash();
       const crashed = await underCrash.then(
@@ -146,9 +146,9 @@ describe('relay', () => {
       expect(crashed?.message).toMatch(/BUG: unable to handle page fault/);
 
       // The connection still holds the dead guest's fds and addresses: nothing reaches the new guest.
-      await expect(client.request({ op: 'ping', args: {} })).rejects.toMatchObject({ code: REBOOTED_CODE });
+      await expect(client.request('ping', {})).rejects.toMatchObject({ code: REBOOTED_CODE });
       expect((await client.reattach()).kernel).toBe('fake-2');
-      expect(await client.request({ op: 'ping', args: {} })).toBe('answer from guest 2');
+      expect(await client.request('ping', {})).toBe('answer from guest 2');
     } finally {
       close();
       await supervisor.stop();

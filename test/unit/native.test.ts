@@ -14,10 +14,11 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodePagemap, isNativeError, loadNative, type NativeError } from '../../native/index.js';
+import { CONSTANT_NAMES, FUNCTION_NAMES, decodePagemap, isNativeError, loadNative, type NativeError } from '../../native/index.js';
 
 const native = loadNative();
 const C = native.constants;
@@ -107,6 +108,16 @@ function nativeErrorOf(fn: () => unknown): NativeError {
 const RW = C.PROT_READ | C.PROT_WRITE;
 
 describe('native addon basics', () => {
+  // native/api.ts types the functions, native/src/bindings.h exports them: a name added to,
+  // dropped from or misspelt in either list must fail here.
+  it('exports exactly the functions of native/api.ts and the constants of bindings.h', () => {
+    const raw = createRequire(import.meta.url)(ADDON_PATH) as Record<string, unknown>;
+    const exported = Object.keys(raw).filter((name) => name !== 'constants');
+    expect(exported.sort()).toEqual([...FUNCTION_NAMES].sort());
+    for (const name of exported) expect(typeof raw[name], name).toBe('function');
+    expect(Object.keys(raw['constants'] as object)).toEqual(CONSTANT_NAMES);
+  });
+
   it('exposes a frozen constants table and the page size', () => {
     expect(Object.isFrozen(C)).toBe(true);
     expect(C.MAP_SHARED_VALIDATE).toBe(3);
@@ -120,6 +131,8 @@ describe('native addon basics', () => {
     expect([C.MREMAP_MAYMOVE, C.MREMAP_FIXED, C.MREMAP_DONTUNMAP]).toEqual([1, 2, 4]);
     expect([C.MADV_NORMAL, C.MADV_WILLNEED, C.MADV_DONTNEED, C.MADV_DONTFORK, C.MADV_DOFORK]).toEqual([0, 3, 4, 10, 11]);
     expect([C.MS_ASYNC, C.MS_INVALIDATE, C.MS_SYNC]).toEqual([1, 2, 4]);
+    expect([C.MADV_FREE, C.MADV_DODUMP, C.MADV_WIPEONFORK, C.MADV_POPULATE_READ]).toEqual([8, 17, 18, 22]);
+    expect([C.MAP_GROWSDOWN, C.MAP_HUGETLB, C.MAP_SYNC]).toEqual([0x100, 0x40000, 0x80000]);
     expect([C.O_NONBLOCK, C.O_SYNC]).toEqual([fsConstants.O_NONBLOCK, fsConstants.O_SYNC]);
   });
 

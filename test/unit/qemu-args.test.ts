@@ -127,7 +127,7 @@ describe('qemuArgs: the kernel command line', () => {
     expect(words).toContain('oops=panic');
   });
 
-  it('boots so that uncleared driver memory shows stale bytes, not zeroes (catalogue bug #5)', () => {
+  it('boots so that uncleared driver memory shows stale bytes, not zeroes (taxonomy #5)', () => {
     expect(words).toContain('init_on_alloc=0');
     expect(words).toContain('page_poison=1');
   });

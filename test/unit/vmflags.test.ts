@@ -1,4 +1,4 @@
-/** The smaps VmFlags decoder (fs/proc/task_mmu.c:654-704, 6.1). */
+/** The smaps VmFlags decoder (show_smap_vma_flags, 6.1; catalogue H1). */
 import { describe, expect, it } from 'vitest';
 import { VMFLAG_TABLE, decodeVmFlags, setByFor } from '../../tools/trace/vmflags.js';
 

@@ -9,10 +9,13 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { BUILD_DIR, moduleObject } from '../paths.js';
+import { BENCH_DIR, moduleObject } from '../paths.js';
+import { runStamp } from '../run-name.js';
 import { describeFindings, say } from '../messages.js';
 import { checkWritableDir } from '../output-paths.js';
-import type { AccelChoice, VmSession } from '../qemu/session.js';
+import type { AccelChoice } from '../qemu/accel.js';
+import { loadModule } from '../qemu/guest-modules.js';
+import type { VmSession } from '../qemu/session.js';
 import {
   VM_HELP,
   VM_OPTIONS,
@@ -100,8 +103,7 @@ export function parseBenchArgs(args: string[]): BenchFlags {
 
 /** build/bench/20261122-203015 */
 export function defaultOutDir(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return path.join(BUILD_DIR, 'bench', stamp);
+  return path.join(BENCH_DIR, runStamp(now));
 }
 
 /** Guest RAM: the default 1 GiB, or more when the anonymous and tmpfs copies of a large buffer need it. */
@@ -179,7 +181,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     { ...options, loadModule: false, memoryMiB, icount: flags.icount ? ICOUNT_SHIFT : undefined },
     async (session) => {
       const guest = session.guest;
-      await guest.run(['insmod', moduleObject(kernel.version), `size=${largest}`, 'fault_around=1']);
+      await loadModule(guest, moduleObject(kernel.version), `size=${largest} fault_around=1`);
       // The tmpfs file's pages are made once, here: the mapping cost measures mapping pages already in memory.
       await guest.run(['dd', 'if=/dev/zero', `of=${TMPFS_FILE}`, 'bs=4K', `count=${largest / 4096}`, 'status=none']);
       const environment = await guestEnvironment(session, memoryMiB, flags.icount);

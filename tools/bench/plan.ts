@@ -4,6 +4,7 @@
  * plots) can be tested without a guest.
  */
 import { UserError } from '../exit-codes.js';
+import { PAGE_SIZE } from '../kernel.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -12,7 +13,6 @@ export const MiB = 1024 * KiB;
 export const DEFAULT_SIZES: readonly number[] = [4, 16, 64, 256, 1024, 4096, 16384, 65536].map((k) => k * KiB);
 /** The module refuses larger buffers (MMAPKIT_MAX_SIZE in kmod/mmapkit-main.c). */
 export const MAX_SIZE = 256 * MiB;
-export const PAGE = 4 * KiB;
 /** Samples per figure: the median of 9 shrugs off the few a busy host disturbs, and the whole bench stays near 1.5 minutes. */
 export const DEFAULT_REPEATS = 9;
 
@@ -85,7 +85,9 @@ export function parseSize(text: string): number {
   if (match === null) throw new UserError(`'${text}' is not a size (examples: 4K, 64M, 4096)`);
   const unit = { '': 1, K: KiB, M: MiB, G: 1024 * MiB }[match[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
   const bytes = Number(match[1]) * unit;
-  if (bytes < PAGE || bytes % PAGE !== 0) throw new UserError(`size ${text} must be a whole number of 4 KiB pages`);
+  if (bytes < PAGE_SIZE || bytes % PAGE_SIZE !== 0) {
+    throw new UserError(`size ${text} must be a whole number of ${PAGE_SIZE / KiB} KiB pages`);
+  }
   if (bytes > MAX_SIZE) throw new UserError(`size ${text} is larger than the module's 256 MiB buffer limit`);
   return bytes;
 }

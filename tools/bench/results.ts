@@ -1,5 +1,6 @@
 /** The shape of a bench run's results (results.json), and the figures derived from the samples. */
-import { type Case, type Group, MiB, PAGE, formatSize } from './plan.js';
+import { PAGE_SIZE } from '../kernel.js';
+import { type Case, type Group, MiB, formatSize } from './plan.js';
 import { type Summary, median, summarize } from './stats.js';
 
 /** One repetition of one case, as measured in the guest. */
@@ -91,7 +92,7 @@ export function caseResult(c: Case, samples: Sample[], work: number): CaseResult
 export function figure(result: CaseResult): number {
   switch (result.group) {
     case 'map':
-      return result.time.median / (result.size / PAGE); // ns per page
+      return result.time.median / (result.size / PAGE_SIZE); // ns per page
     case 'seq':
       return result.work / (result.time.median / 1e9); // bytes per second
     case 'random':

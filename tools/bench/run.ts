@@ -6,7 +6,8 @@
 import type { BenchTiming } from '../../native/index.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { GuestClient } from '../qemu/guest-client.js';
-import { type Case, type Plan, PAGE, formatSize, passesFor, readBufferSize } from './plan.js';
+import { PAGE_SIZE } from '../kernel.js';
+import { type Case, type Plan, formatSize, passesFor, readBufferSize } from './plan.js';
 import { type CaseResult, type Sample, caseResult } from './results.js';
 import { median } from './stats.js';
 
@@ -76,7 +77,7 @@ async function mapCase(run: Runner, c: Case): Promise<CaseResult> {
       if (statsFd !== undefined) sample.driverFaults = Number((await guest.native.deviceStats(statsFd)).faultsServed - before);
       return sample;
     });
-    return caseResult(c, samples, c.size / PAGE);
+    return caseResult(c, samples, c.size / PAGE_SIZE);
   } finally {
     if (statsFd !== undefined) await guest.native.close(statsFd);
     if (faultAround !== undefined && faultAround !== 1) await setFaultAround(guest, 1);
@@ -169,13 +170,13 @@ function checkChecksums(results: readonly CaseResult[], problems: string[]): voi
 
 /** Median of an empty timed span: a zero-pass read is refused, so one 8-byte load stands in. */
 export async function timerFloor(guest: GuestClient, repeats = 21): Promise<number> {
-  const mapping = await guest.native.benchMapTouch('anon', PAGE, 'write');
+  const mapping = await guest.native.benchMapTouch('anon', PAGE_SIZE, 'write');
   try {
     const times: number[] = [];
     for (let i = 0; i < repeats; i++) times.push((await guest.native.benchSequentialRead(mapping.addr, 8, 1)).ns);
     return median(times);
   } finally {
-    await guest.native.munmap(mapping.addr, BigInt(PAGE));
+    await guest.native.munmap(mapping.addr, BigInt(PAGE_SIZE));
   }
 }
 

@@ -1,19 +1,18 @@
 /**
- * `mmapkit build`: the kernel module (Kbuild, against the guest kernel's
+ * `mmapkit build`: the names TypeScript reads from C headers
+ * (header-names.ts), the kernel module (Kbuild, against the guest kernel's
  * headers), the native addon (node-gyp), the TypeScript type check and the
  * guest agent bundle. Each step fingerprints its inputs and is skipped when
- * nothing changed, so a second build does no work. Steps run under the
- * checkout's build lock (tools/build/lock.ts): commands started together wait
- * for one another instead of writing the same objects at once.
+ * nothing changed, so a second build does no work.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { withBuildLock } from './lock.js';
-import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { HEADER_NAMES_MODULE, HEADER_NAMES_SOURCES, writeHeaderNames } from './header-names.js';
+import { type Step, runSteps } from './steps.js';
 
 export interface BuildOptions {
   kernel: GuestKernel;
@@ -21,17 +20,9 @@ export interface BuildOptions {
   log: (line: string) => void;
 }
 
-export interface Step {
-  name: string;
-  /** Files whose content decides the output. */
-  inputs: () => string[];
-  /** Extra facts the output depends on (the kernel release, ...). */
-  salt?: string;
-  outputs: string[];
-  run: () => Promise<void>;
-}
-
-const IGNORED = new Set(['node_modules', 'build', '.git']);
+const IGNORED = new Set(['node_modules', '.git']);
+/** Build output trees, by their path from the repository root (tools/build/ is source). */
+const OUTPUT_TREES = ['build', path.join('native', 'build')];
 const isBuildOutput = (name: string): boolean =>
   /\.(o|ko|mod|mod\.c|cmd|order|symvers|d)$/.test(name) || name.startsWith('.');
 
@@ -41,31 +32,17 @@ export function filesUnder(dir: string, keep: (file: string) => boolean = () => 
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && !isBuildOutput(entry.name))
     .map((entry) => path.join(entry.parentPath, entry.name))
-    .filter((file) => !path.relative(REPO_ROOT, file).split(path.sep).some((part) => IGNORED.has(part)))
+    .filter((file) => {
+      const relative = path.relative(REPO_ROOT, file);
+      if (OUTPUT_TREES.some((tree) => relative.startsWith(`${tree}${path.sep}`))) return false;
+      return !relative.split(path.sep).some((part) => IGNORED.has(part));
+    })
     .filter(keep)
     .sort();
 }
 
 const rootFiles = (...names: string[]): string[] =>
   names.map((name) => path.join(REPO_ROOT, name)).filter((file) => existsSync(file));
-
-function fingerprint(step: Step): string {
-  const hash = createHash('sha256').update(step.salt ?? '');
-  for (const file of step.inputs()) {
-    const stat = statSync(file);
-    hash.update(`${file}\0${stat.size}\0${stat.mtimeMs}\n`);
-  }
-  return hash.digest('hex');
-}
-
-const stampFile = (step: Step): string => path.join(BUILD_DIR, 'stamps', `${step.name.replace(/\W+/g, '-')}.stamp`);
-
-function upToDate(step: Step, print: string): boolean {
-  const stamp = stampFile(step);
-  return (
-    existsSync(stamp) && readFileSync(stamp, 'utf8') === print && step.outputs.every((output) => existsSync(output))
-  );
-}
 
 /** Runs a command quietly; its output is shown when it fails, or always with --verbose. */
 export async function run(command: ProcessOutput | Promise<ProcessOutput>, what: string, verbose: boolean): Promise<string> {
@@ -108,6 +85,13 @@ function steps(options: BuildOptions): Step[] {
   const bin = (name: string): string => path.join(REPO_ROOT, 'node_modules', '.bin', name);
   return [
     {
+      // First: the type check and the agent bundle import what it writes.
+      name: 'header-names',
+      inputs: () => HEADER_NAMES_SOURCES,
+      outputs: [HEADER_NAMES_MODULE],
+      run: async () => writeHeaderNames(),
+    },
+    {
       name: `module-${kernel.version}`,
       inputs: () => filesUnder(path.join(REPO_ROOT, 'kmod')),
       salt: `${kernel.version}\0${kernel.headers}`,
@@ -146,8 +130,7 @@ function steps(options: BuildOptions): Step[] {
     {
       name: 'agent',
       inputs: () => [
-        ...filesUnder(path.join(REPO_ROOT, 'guest'), (file) => file.endsWith('.ts')),
-        ...rootFiles('native/index.ts'),
+        ...['guest', 'native'].flatMap((dir) => filesUnder(path.join(REPO_ROOT, dir), (file) => file.endsWith('.ts'))),
       ],
       outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE],
       run: async () => {
@@ -173,38 +156,9 @@ export interface BuildResult {
   built: string[];
 }
 
-/**
- * Runs the steps whose inputs changed, in order, under the build lock; says
- * nothing and takes no lock when every step is up to date. Returns the names
- * of the steps it ran.
- */
-export async function runSteps(steps: Step[], log: (line: string) => void): Promise<string[]> {
-  if (steps.every((step) => upToDate(step, fingerprint(step)))) return [];
-  return withBuildLock(log, async () => {
-    const built: string[] = [];
-    for (const step of steps) {
-      // Checked again under the lock: the build this one waited for may have done it.
-      const print = fingerprint(step);
-      if (upToDate(step, print)) continue;
-      const started = Date.now();
-      log(`build: ${step.name} ...`);
-      // No stamp while the outputs are being written: a command that checks without the lock
-      // then finds the step stale and waits here, instead of taking half-written outputs.
-      rmSync(stampFile(step), { force: true });
-      await step.run();
-      mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-      // The fingerprint from before the step: inputs edited meanwhile make the next build run it again.
-      writeFileSync(stampFile(step), print);
-      log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      built.push(step.name);
-    }
-    return built;
-  });
-}
-
 export async function build(options: BuildOptions): Promise<BuildResult> {
   if (!existsSync(path.join(REPO_ROOT, 'node_modules'))) throw new SetupError('node_modules is missing: run `make setup`');
   const built = await runSteps(steps(options), options.log);
-  if (built.length === 0) options.log('build: nothing to do (module, addon, types and agent are up to date)');
+  if (built.length === 0) options.log('build: nothing to do (header names, module, addon, types and agent are up to date)');
   return { built };
 }

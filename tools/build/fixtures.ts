@@ -13,7 +13,8 @@
 import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { filesUnder, prepareModuleTree, run, runSteps, type Step } from './build.js';
+import { filesUnder, prepareModuleTree, run } from './build.js';
+import { type Step, runSteps } from './steps.js';
 import type { GuestKernel } from '../kernel.js';
 import { REPO_ROOT, kernelBuildDir } from '../paths.js';
 
@@ -65,19 +66,17 @@ export const fixtureObject = (version: string, name: string): string =>
  * Kbuild's output on stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
-  const objects = new Map<string, string>();
   const quiet = $({ quiet: true, cwd: REPO_ROOT });
   const common = path.join(FIXTURES_DIR, COMMON);
   let commonLinked = false;
-  const steps = fixtureNames().map((name): Step => {
+  const names = fixtureNames();
+  const steps = names.map((name): Step => {
     const source = path.join(FIXTURES_DIR, name);
-    const object = fixtureObject(kernel.version, name);
-    objects.set(name, object);
     return {
       name: `fixture-${kernel.version}-${name}`,
       inputs: () => [...filesUnder(source), ...filesUnder(common), ...compatInputs()],
       salt: `${kernel.version}\0${kernel.headers}`,
-      outputs: [object],
+      outputs: [fixtureObject(kernel.version, name)],
       run: async () => {
         if (!commonLinked && existsSync(common)) prepareCommonTree(kernel, common);
         commonLinked = true;
@@ -87,5 +86,5 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
     };
   });
   await runSteps(steps, log);
-  return objects;
+  return new Map(names.map((name) => [name, fixtureObject(kernel.version, name)]));
 }

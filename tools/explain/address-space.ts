@@ -5,14 +5,7 @@
  * address axis is not to scale (the gaps span terabytes): regions are drawn
  * in address order, highest first, with the gap sizes written beside them.
  */
-
-export interface MapsEntry {
-  start: bigint;
-  end: bigint;
-  perms: string;
-  offset: bigint;
-  path: string;
-}
+import type { MapsEntry } from '../../guest/procfs.js';
 
 export type RegionKind = 'program' | 'heap' | 'anon' | 'library' | 'file' | 'device' | 'stack' | 'vdso' | 'target';
 
@@ -24,16 +17,6 @@ export interface Region {
   count: number;
   /** Bytes actually mapped (less than end - start when merged VMAs have gaps between them). */
   bytes: bigint;
-}
-
-export function parseMaps(text: string): MapsEntry[] {
-  const entries: MapsEntry[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S+)\s+([0-9a-f]+)\s+\S+\s+\d+\s*(.*)$/.exec(line);
-    if (!match) continue;
-    entries.push({ start: BigInt(`0x${match[1]!}`), end: BigInt(`0x${match[2]!}`), perms: match[3]!, offset: BigInt(`0x${match[4]!}`), path: match[5]!.trim() });
-  }
-  return entries;
 }
 
 function kindOf(entry: MapsEntry, program: string | undefined, target: bigint): RegionKind {

@@ -5,6 +5,7 @@
  * here is a fixed answer about 6.1 or 6.12: every sentence is derived from
  * the recorded evidence, so a kernel that changes shows up as a change.
  */
+import { vmFlagLetters } from '../../guest/procfs.js';
 import { type GraphNode, namesIn, parseFunctionGraph } from '../trace/graph.js';
 import { type ForkAfterCow, describeFork } from './fork-probe.js';
 import type { ExplainEvidence, RecordedTrace } from './report.js';
@@ -207,7 +208,7 @@ export function compareKernels(sides: KernelSide[]): KernelComparison {
   );
   const flags: FlagsRow[] = flagLabels.map((label) => {
     const perKernel = sides.map((side) => ({ kernel: side.kernel, flags: side.vmFlags.find((entry) => entry.label === label)!.flags.trim() }));
-    const sets = perKernel.map(({ kernel, flags: text }) => ({ kernel, letters: new Set(text.split(/\s+/).filter(Boolean)) }));
+    const sets = perKernel.map(({ kernel, flags: text }) => ({ kernel, letters: new Set(vmFlagLetters(text)) }));
     const only = sets.map(({ kernel, letters }) => ({
       kernel,
       letters: [...letters].filter((letter) => sets.some((other) => other.kernel !== kernel && !other.letters.has(letter))),

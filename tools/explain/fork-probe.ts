@@ -1,6 +1,6 @@
 /**
  * Fork after copy-on-write on a MAP_PRIVATE mapping of a PFN-mapped device
- * (catalogue section 6, conformance case "fork after writing the first page
+ * (catalogue E3, conformance case "fork after writing the first page
  * of a MAP_PRIVATE mapping"), measured on the running kernel for the kernel
  * comparison of `mmapkit explain --kernels`.
  *

@@ -95,7 +95,7 @@ function pfnTable(model: ReportModel): string {
   const rows = model.device.mapping.pages.map((page, i) => {
     const filePage = model.file.mapping.pages[i];
     return (
-      `<tr><td>${page.index}</td><td>${escapeHtml(page.driverPfn ?? '?')}</td><td>${page.present === true ? escapeHtml(page.pagemapPfn ?? '?') : 'not present (H3)'}</td>` +
+      `<tr><td>${page.index}</td><td>${escapeHtml(page.driverPfn ?? '?')}</td><td>${page.present === true ? escapeHtml(page.pagemapPfn ?? '?') : 'not present (catalogue H3)'}</td>` +
       `<td>${escapeHtml(filePage?.pagemapPfn ?? '')}${filePage?.present === true ? (filePage.file === true ? ' (file page)' : ' (anon)') : ''}</td></tr>`
     );
   });

@@ -6,7 +6,8 @@
  * rendered as terminal text here and as HTML in html.ts.
  */
 import type { MeasureResult, TargetMeasurement, TraceScenarioResult } from '../../guest/scenario-types.js';
-import { type Region, asciiPicture, parseMaps, placement, regionsOf } from './address-space.js';
+import { parseMaps } from '../../guest/procfs.js';
+import { type Region, asciiPicture, placement, regionsOf } from './address-space.js';
 import { type ClaimRow, demandFaults, evaluateClaims, mmapHooks } from './claims.js';
 import { type GraphNode, parseFunctionGraph, walk } from '../trace/graph.js';
 import { type TraceAnalysis, analyseTrace, formatUs, renderTree, trimTree } from '../trace/tree.js';

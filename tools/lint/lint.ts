@@ -7,11 +7,11 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { SetupError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { BUILD_DIR, REPO_ROOT } from '../paths.js';
+import { KERNEL_SOURCE_DIR, REPO_ROOT } from '../paths.js';
 import { prepareModuleTree } from '../build/build.js';
 import { withBuildLock } from '../build/lock.js';
 
-const CHECKPATCH = path.join(BUILD_DIR, 'linux-source-6.1', 'scripts', 'checkpatch.pl');
+const CHECKPATCH = path.join(KERNEL_SOURCE_DIR, 'scripts', 'checkpatch.pl');
 const CLEAN = /total: 0 errors, 0 warnings, 0 checks/;
 
 function sources(): string[] {

@@ -5,23 +5,24 @@
  * workers use (tools/qemu/relay.ts).
  */
 import type { Duplex } from 'node:stream';
-import type { NativeAddon } from '../../native/index.js';
+import type { NativeFunctions } from '../../native/index.js';
+import { ProtocolError, checkGuestMessage, checkResult, idOf } from '../../guest/protocol-check.js';
 import {
+  type ArgsOf,
   type BatchOutcome,
   type ErrorInfo,
   type ExecResult,
+  type GuestMessage,
   type GuestPattern,
   type KmsgCursor,
   type KmsgRead,
+  type Op,
   type OutputEvent,
   type ReadyMessage,
-  type RequestBody,
+  type ResultOf,
   LineDecoder,
   decodeMessage,
   encodeMessage,
-  isOutputEvent,
-  isReady,
-  isResponse,
 } from '../../guest/protocol.js';
 
 /** An error the guest reported, with the errno fields of Node's fs errors. */
@@ -48,11 +49,7 @@ export class GuestGoneError extends Error {
 
 /** Every addon function, called in the guest, answered asynchronously. */
 export type RemoteNative = {
-  [K in keyof NativeAddon as NativeAddon[K] extends (...args: never[]) => unknown ? K : never]: NativeAddon[K] extends (
-    ...args: infer A
-  ) => infer R
-    ? (...args: A) => Promise<R>
-    : never;
+  [K in keyof NativeFunctions]: (...args: Parameters<NativeFunctions[K]>) => Promise<ReturnType<NativeFunctions[K]>>;
 };
 
 /** One addon call by name, its arguments typed as the addon's (for nativeBatch). */
@@ -61,6 +58,7 @@ export type NativeCall = {
 }[keyof RemoteNative];
 
 interface Pending {
+  /** Checks the answer's value against what the request's op answers, then resolves with it. */
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   onOutput?: (event: OutputEvent) => void;
@@ -72,7 +70,15 @@ export interface ClientOptions {
   requestTimeoutMs: number;
   /** Called when a request misses its deadline: the guest is presumed hung. */
   onRequestTimeout?: (seconds: number) => void;
+  /**
+   * Called with a message from the guest that is not one (not JSON, or a field
+   * of the wrong kind) and names no pending request; default: a process warning.
+   * One that names a pending request fails that request instead.
+   */
+  onProtocolError?: (error: ProtocolError) => void;
 }
+
+const warn = (error: ProtocolError): void => process.emitWarning(error.message, 'ProtocolError');
 
 export class GuestClient {
   readonly ready: Promise<ReadyMessage>;
@@ -95,7 +101,7 @@ export class GuestClient {
     this.ready.catch(() => undefined);
     const decoder = new LineDecoder();
     stream.on('data', (chunk: Buffer) => {
-      for (const line of decoder.push(chunk)) this.dispatch(decodeMessage(line));
+      for (const line of decoder.push(chunk)) this.receive(line);
     });
     stream.on('close', () => {
       const gone = new GuestGoneError('the guest channel closed');
@@ -105,43 +111,78 @@ export class GuestClient {
     stream.on('error', () => undefined); // 'close' follows and reports it
     this.native = new Proxy({} as RemoteNative, {
       get: (_target, fn) =>
-        typeof fn === 'string' ? (...args: unknown[]) => this.request({ op: 'native', args: { fn, args } }) : undefined,
+        typeof fn === 'string' ? (...args: unknown[]) => this.request('native', { fn, args }) : undefined,
     });
   }
 
-  private dispatch(message: unknown): void {
-    if (isReady(message)) {
+  /** One line from the guest: checked, then routed to whoever waits for it. */
+  private receive(line: string): void {
+    let raw: unknown;
+    let message: GuestMessage;
+    try {
+      raw = decodeMessage(line);
+      message = checkGuestMessage(raw);
+    } catch (error) {
+      const problem = error instanceof ProtocolError ? error : new ProtocolError(`the guest sent a line that cannot be decoded: ${(error as Error).message}`);
+      const pending = this.pending.get(idOf(raw) ?? -1);
+      if (pending !== undefined) pending.reject(problem);
+      else (this.options.onProtocolError ?? warn)(problem);
+      return;
+    }
+    this.dispatch(message);
+  }
+
+  private dispatch(message: GuestMessage): void {
+    if ('type' in message) {
       this.announceReady(message);
-    } else if (isOutputEvent(message)) {
+    } else if ('stream' in message) {
       this.pending.get(message.id)?.onOutput?.(message);
-    } else if (isResponse(message)) {
+    } else {
       const pending = this.pending.get(message.id);
       if (pending === undefined) return;
-      this.pending.delete(message.id);
-      clearTimeout(pending.timer);
       if (message.ok) pending.resolve(message.value);
       else pending.reject(new GuestError(message.error));
     }
   }
 
-  request(
-    body: RequestBody,
+  /** Sends a request; resolves with its answer, checked against the op's result type (guest/protocol.ts Ops). */
+  request<O extends Op>(
+    op: O,
+    args: ArgsOf<O>,
     options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number } = {},
-  ): Promise<never> {
+  ): Promise<ResultOf<O>> {
     if (this.gone !== undefined) return Promise.reject(this.gone);
     const id = this.nextId++;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve: resolve as (value: unknown) => void, reject, onOutput: options.onOutput };
+      const settle = (): void => {
+        this.pending.delete(id);
+        clearTimeout(pending.timer);
+      };
+      const pending: Pending = {
+        resolve: (value) => {
+          settle();
+          try {
+            resolve(checkResult(op, value));
+          } catch (error) {
+            reject(error as ProtocolError);
+          }
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+        onOutput: options.onOutput,
+      };
       if (timeoutMs > 0) {
         pending.timer = setTimeout(() => {
           this.pending.delete(id);
-          reject(new GuestGoneError(`the guest did not answer ${body.op} within ${timeoutMs / 1000} s`));
+          reject(new GuestGoneError(`the guest did not answer ${op} within ${timeoutMs / 1000} s`));
           this.options.onRequestTimeout?.(timeoutMs / 1000);
         }, timeoutMs);
       }
       this.pending.set(id, pending);
-      this.stream.write(encodeMessage({ id, ...body }));
+      this.stream.write(encodeMessage({ id, op, args }));
     });
   }
 
@@ -150,7 +191,7 @@ export class GuestClient {
     argv: string[],
     options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number; env?: Record<string, string> } = {},
   ): Promise<ExecResult> {
-    return this.request({ op: 'exec', args: { argv, env: options.env } }, options);
+    return this.request('exec', { argv, ...(options.env !== undefined && { env: options.env }) }, options);
   }
 
   /** Runs a command and returns its output; rejects when it does not exit 0. */
@@ -170,7 +211,7 @@ export class GuestClient {
    * a crashed one (tools/qemu/relay.ts); its old fds and mappings are gone.
    */
   reattach(): Promise<ReadyMessage> {
-    return this.request({ op: 'reattach', args: {} });
+    return this.request('reattach', {});
   }
 
   /**
@@ -178,7 +219,7 @@ export class GuestClient {
    * the same calls in the same order as one request each, without a round trip per call.
    */
   nativeBatch(calls: NativeCall[], until?: 'ok' | 'error'): Promise<BatchOutcome[]> {
-    return this.request({ op: 'batch', args: { calls, ...(until !== undefined && { until }) } });
+    return this.request('batch', { calls, ...(until !== undefined && { until }) });
   }
 
   /**
@@ -188,22 +229,22 @@ export class GuestClient {
    * from its first record (guest/agent.ts, KmsgReader).
    */
   kernelLog(since?: KmsgCursor): Promise<KmsgRead> {
-    return this.request({ op: 'kmsg', args: since === undefined ? {} : { since } });
+    return this.request('kmsg', since === undefined ? {} : { since });
   }
 
   /** Writes `pattern`, built in the guest, at `addr` with the addon's writeBytes: no bulk bytes on the channel. */
   async writePattern(addr: bigint, pattern: GuestPattern): Promise<void> {
-    await this.request({ op: 'writePattern', args: { addr, pattern } });
+    await this.request('writePattern', { addr, pattern });
   }
 
   /** A guest file's content as text, read by the agent itself (no `cat` to spawn); /proc/self is the agent. */
   readFile(path: string): Promise<string> {
-    return this.request({ op: 'readFile', args: { path } });
+    return this.request('readFile', { path });
   }
 
   /** Writes `data` to a guest file from the agent (no shell to spawn): open O_WRONLY|O_CREAT|O_TRUNC, one write, as `>` does. */
   async writeFile(path: string, data: string): Promise<void> {
-    await this.request({ op: 'writeFile', args: { path, data } });
+    await this.request('writeFile', { path, data });
   }
 
   /** Rejects every pending and future request. */

@@ -8,11 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
+import type { AccelChoice } from './accel.js';
+import { loadModule } from './guest-modules.js';
 import { GuestSupervisor } from './guest-supervisor.js';
 import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
 import { startRelay } from './relay.js';
-import { type AccelChoice, type BootOptions, VmSession } from './session.js';
+import { type BootOptions, VmSession } from './session.js';
 
 export interface GuestRunOptions {
   kernel: GuestKernel;
@@ -46,7 +48,7 @@ export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   if (session.ivshmemFile !== undefined) options.log(`ivshmem memory file: ${session.ivshmemFile}`);
   if (options.loadModule !== false) {
     try {
-      await session.guest.run(['insmod', moduleObject(options.kernel.version)]);
+      await loadModule(session.guest, moduleObject(options.kernel.version));
     } catch (error) {
       await session.stop();
       throw error;

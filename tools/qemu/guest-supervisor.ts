@@ -7,8 +7,8 @@
  * connections that their guest-side state (fds, mappings) is gone.
  */
 import { crashExcerpt, tail } from './console.js';
-import type { EndState, SessionEnd } from './outcome.js';
-import { SessionEndedError, type VmSession } from './session.js';
+import { type EndState, type SessionEnd, SessionEndedError } from './outcome.js';
+import type { VmSession } from './session.js';
 
 export interface CrashRecord {
   state: Exclude<EndState, 'completed'>;

@@ -5,6 +5,7 @@
  */
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { FATAL_KINDS, type Finding, initFailure } from './console.js';
+import type { VmSession } from './session.js';
 
 export type EndState = 'completed' | 'guest-crashed' | 'boot-failed' | 'timed-out';
 
@@ -26,6 +27,17 @@ export interface SessionFacts {
 export interface SessionEnd {
   state: EndState;
   reason: string;
+}
+
+/** The session ended before it could be used; carries the end state and, through the session, the console. */
+export class SessionEndedError extends Error {
+  constructor(
+    readonly end: SessionEnd,
+    readonly session: VmSession,
+  ) {
+    super(end.reason);
+    this.name = 'SessionEndedError';
+  }
 }
 
 export const EXIT_CODE_OF: Record<Exclude<EndState, 'completed'>, ExitCodeValue> = {

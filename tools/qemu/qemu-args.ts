@@ -77,9 +77,9 @@ const optionValue = (value: string): string => value.replace(/,/g, ',,');
 
 /**
  * Debian zeroes every page allocation (INIT_ON_ALLOC_DEFAULT_ON=y), which hides
- * a driver that maps memory it never cleared (catalogue section 4, bug #5).
+ * a driver that maps memory it never cleared (taxonomy #5).
  * page_poison=1 fills freed pages with 0xaa (include/linux/poison.h) and
- * overrides init_on_alloc (mm/page_alloc.c:919-950); init_on_alloc=0 says so
+ * overrides init_on_alloc (init_mem_debugging_and_hardening, 6.1); init_on_alloc=0 says so
  * explicitly, so an uncleared buffer shows stale bytes instead of zeroes.
  */
 export const LEAK_REVEALING = ['init_on_alloc=0', 'page_poison=1'];

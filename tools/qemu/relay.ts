@@ -12,7 +12,8 @@
  * old address, close of an old fd) can never hit the new guest's agent.
  */
 import { type Server, type Socket, createServer } from 'node:net';
-import { type OutputEvent, type Request, LineDecoder, decodeMessage, encodeMessage } from '../../guest/protocol.js';
+import { readRequest } from '../../guest/protocol-check.js';
+import { type OutputEvent, type Request, LineDecoder, encodeMessage } from '../../guest/protocol.js';
 import { GuestError, GuestGoneError } from './guest-client.js';
 import type { CrashRecord, GuestSupervisor } from './guest-supervisor.js';
 import type { VmSession } from './session.js';
@@ -61,7 +62,7 @@ function serve(socket: Socket, supervisor: GuestSupervisor): void {
     const session = await supervisor.session();
     const onOutput = (event: OutputEvent): void => send({ ...event, id });
     try {
-      send({ id, ok: true, value: await session.guest.request(body, { onOutput }) });
+      send({ id, ok: true, value: await session.guest.request(body.op, body.args, { onOutput }) });
     } catch (error) {
       if (error instanceof GuestGoneError) {
         send({ id, ok: false, error: await crashMessage(supervisor, error, session) });
@@ -84,7 +85,12 @@ function serve(socket: Socket, supervisor: GuestSupervisor): void {
   );
   const decoder = new LineDecoder();
   socket.on('data', (chunk: Buffer) => {
-    for (const line of decoder.push(chunk)) forwardOrReport(decodeMessage(line) as Request);
+    for (const line of decoder.push(chunk)) {
+      // A line that is not a request is answered as an error when it names an id; otherwise no one waits for an answer.
+      const read = readRequest(line);
+      if ('request' in read) forwardOrReport(read.request);
+      else if (read.answer !== undefined) send(read.answer);
+    }
   });
   socket.on('error', () => socket.destroy());
 }

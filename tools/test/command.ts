@@ -8,14 +8,20 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ExitCode } from '../exit-codes.js';
+import type { Reporter, Vitest } from 'vitest/node';
+import { ExitCode, UserError } from '../exit-codes.js';
 import { REPO_ROOT } from '../paths.js';
 import { PROFILES_ENV, type Profile } from '../profile.js';
-import { describeFindings, printConsoleTail, reportEnd, say } from '../messages.js';
+import { printConsoleTail, reportEnd, say } from '../messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
-import { type GuestRunOptions, shareGuest } from '../qemu/guest-run.js';
+import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
 import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
-import { type CaseCounts, type CaseResult, KERNEL_FINDING, caseResults, countCases, describeCounts } from './vitest-summary.js';
+import { plainVitestOutput } from '../terminal.js';
+import { type CaseCounts, KERNEL_FINDING, type RunCases, caseResults, countCases } from './case-results.js';
+import { ConciseReporter } from './concise-reporter.js';
+import { writeKtap } from './ktap.js';
+import { type Shard, parseShard, shardName } from './shard.js';
+import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
@@ -32,8 +38,12 @@ export const CONFORMANCE_REQUEST_TIMEOUT_S = 20;
 const PROFILE_CASES = 'test/conformance/cases/';
 
 /** Vitest's built-in reporters that `--reporter` passes through. */
-export const REPORTERS = ['default', 'verbose', 'dot', 'tap', 'tap-flat', 'junit', 'json', 'github-actions', 'hanging-process'] as const;
+const VITEST_REPORTERS = ['default', 'verbose', 'dot', 'tap', 'tap-flat', 'junit', 'json', 'github-actions', 'hanging-process'] as const;
+/** Ours (tools/test/ktap.ts), then vitest's. */
+export const REPORTERS = ['ktap', ...VITEST_REPORTERS] as const;
 export type ReporterName = (typeof REPORTERS)[number];
+/** The reporters `--output-file` sends to a file; without it they write to stdout like the others. */
+const FILE_REPORTERS: readonly ReporterName[] = ['ktap', 'junit', 'json'];
 
 export interface ConformanceTarget {
   profiles: Profile[];
@@ -41,48 +51,91 @@ export interface ConformanceTarget {
   explicit: boolean;
 }
 
+
 export interface ReportOptions {
-  /** Vitest reporters (default: verbose). */
+  /** Extra reporters. mmapkit's own concise one is shown unless one of them takes stdout. */
   reporters?: ReporterName[];
-  /** Where reporters such as junit and json write, instead of stdout. */
+  /** Where a file-writing reporter (ktap, junit, json) writes, instead of stdout. */
   outputFile?: string;
   /** The JSON results file (default: results.json in the run's directory under build/runs/). */
   resultsFile?: string;
   /** Only the cases tagged core (QUICK_TAG): the edit-build-run loop of `make run`. */
   quick?: boolean;
+  /** The concise reporter lists every case, not only those that failed, crashed or skipped. */
+  verbose?: boolean;
+  /** Run one shard of the test files (vitest's --shard). */
+  shard?: Shard;
 }
 
-/** The vitest tag of the cases a quick run keeps (vitest.config.ts defines it). */
-export const QUICK_TAG = 'core';
-
-interface VitestOutcome {
-  cases: CaseResult[];
-  unhandledErrors: number;
+/** --shard, checked here so that a bad value is a usage error before anything boots. */
+export function shardOf(value: string): Shard {
+  const shard = parseShard(value);
+  if (shard === undefined) throw new UserError(`--shard takes i/n with 1 <= i <= n (e.g. 1/2), not '${value}'`);
+  return shard;
 }
 
-async function runVitest(socket: string, target: ConformanceTarget, report: ReportOptions): Promise<VitestOutcome> {
-  const { startVitest } = await import('vitest/node');
-  process.env[GUEST_SOCKET_ENV] = socket;
-  process.env[PROFILES_ENV] = JSON.stringify(target.profiles);
-  const vitest = await startVitest('test', target.explicit ? [PROFILE_CASES] : [], {
+/** Usage errors in the reporting options, found before anything is built or booted. */
+export function checkReportOptions(report: ReportOptions): void {
+  const fileReporters = (report.reporters ?? []).filter((name) => FILE_REPORTERS.includes(name));
+  if (report.outputFile !== undefined && fileReporters.length !== 1) {
+    throw new UserError(`--output-file is for one of ${FILE_REPORTERS.join(', ')}; given with ${fileReporters.length === 0 ? 'none' : fileReporters.join(' and ')}`);
+  }
+}
+
+interface Reporting {
+  /** What vitest reports through: the pass-through reporters and, unless one of them takes stdout, the concise one. */
+  vitest: (ReporterName | Reporter)[];
+  /** Where the KTAP report goes, if asked for: a file, or stdout ('-'). */
+  ktap?: string;
+}
+
+function reportingOf(report: ReportOptions): Reporting {
+  const requested = report.reporters ?? [];
+  const toStdout = (name: ReporterName): boolean => !FILE_REPORTERS.includes(name) || report.outputFile === undefined;
+  const passThrough = requested.filter((name) => name !== 'ktap');
+  const ktap = requested.includes('ktap') ? (report.outputFile !== undefined ? path.resolve(report.outputFile) : '-') : undefined;
+  // KTAP is written when the run is over: until then the concise lines go to stderr and leave stdout to it.
+  const concise = passThrough.some(toStdout) ? [] : [new ConciseReporter({ out: ktap === '-' ? process.stderr : process.stdout, verbose: report.verbose === true })];
+  return { vitest: [...passThrough, ...concise], ...(ktap !== undefined && { ktap }) };
+}
+
+interface VitestOutcome extends RunCases {
+  counts: CaseCounts;
+}
+
+/** Vitest set up before the guest boots, so that a shard count the suite cannot fill is a usage error that costs no boot. */
+async function prepareVitest(target: ConformanceTarget, report: ReportOptions, reporters: Reporting['vitest']): Promise<{ vitest: Vitest; filters: string[] }> {
+  plainVitestOutput();
+  const { createVitest } = await import('vitest/node');
+  const filters = target.explicit ? [PROFILE_CASES] : [];
+  const shard = report.shard !== undefined ? shardName(report.shard) : undefined;
+  const vitest = await createVitest('test', {
     run: true,
     watch: false,
     project: ['conformance'],
     root: REPO_ROOT,
-    reporters: report.reporters ?? ['verbose'],
+    reporters,
     ...(report.outputFile !== undefined && { outputFile: path.resolve(report.outputFile) }),
     ...(report.quick === true && { tagsFilter: [QUICK_TAG] }),
+    ...(shard !== undefined && { shard }),
   });
-  const outcome = { cases: caseResults(vitest.state.getTestModules()), unhandledErrors: vitest.state.getUnhandledErrors().length };
-  await vitest.close();
-  process.exitCode = undefined; // ours to decide, from the counts and the VM's end
-  return outcome;
+  if (report.shard !== undefined) {
+    const files = (await vitest.globTestSpecifications(filters)).length;
+    if (report.shard.count > files) {
+      await vitest.close();
+      throw new UserError(`--shard ${shard}: the suite has ${files} test files, so at most ${files} shards`);
+    }
+  }
+  return { vitest, filters };
 }
 
-/** Relative to the current directory when under it, else absolute. */
-function displayPath(file: string): string {
-  const relative = path.relative(process.cwd(), file);
-  return relative.startsWith('..') || relative === '' ? file : relative;
+async function runVitest(vitest: Vitest, filters: string[], socket: string, target: ConformanceTarget): Promise<VitestOutcome> {
+  process.env[GUEST_SOCKET_ENV] = socket;
+  process.env[PROFILES_ENV] = JSON.stringify(target.profiles);
+  await vitest.start(filters);
+  const run = caseResults(vitest.state.getTestModules(), vitest.state.getUnhandledErrors());
+  process.exitCode = undefined; // ours to decide, from the counts and the VM's end
+  return { ...run, counts: countCases(run.cases) };
 }
 
 /** The worst thing that happened, as an exit code: no guest at the end, a crash or hang, failed cases. */
@@ -90,32 +143,36 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
   if (end.state !== 'completed') return EXIT_CODE_OF[end.state];
   if (crashes.some((crash) => crash.state === 'guest-crashed')) return ExitCode.GUEST_CRASHED;
   if (crashes.length > 0) return EXIT_CODE_OF[crashes[0]!.state];
-  const failed = counts.failed > 0 || counts.passed === 0 || consoleFindings > 0;
-  return failed ? ExitCode.TESTS_FAILED : ExitCode.PASSED;
+  return verdictOf(counts, consoleFindings);
 }
 
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget, report: ReportOptions = {}): Promise<number> {
-  // The devices the profiles need (profile key qemuDevices); the default VM has none.
-  const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
-  const shared = await shareGuest({
-    ...options,
-    loadModule: !target.explicit,
-    requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
-    ...(qemuDevices.length > 0 && { qemuDevices }),
-  });
+  const reporting = reportingOf(report);
+  const { vitest, filters } = await prepareVitest(target, report, reporting.vitest);
+  let shared: SharedGuest | undefined;
   let outcome: VitestOutcome;
   try {
-    outcome = await runVitest(shared.socket, target, report);
+    // The devices the profiles need (profile key qemuDevices); the default VM has none.
+    const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
+    shared = await shareGuest({
+      ...options,
+      loadModule: !target.explicit,
+      requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
+      ...(qemuDevices.length > 0 && { qemuDevices }),
+    });
+    outcome = await runVitest(vitest, filters, shared.socket, target);
   } catch (error) {
-    await shared.close();
+    await shared?.close();
     throw error;
+  } finally {
+    await vitest.close();
   }
   const end = await shared.close();
   const { supervisor } = shared;
   const [first] = supervisor.sessions;
   const last = supervisor.sessions.at(-1)!;
   const consoleFindings = supervisor.sessions.flatMap((session) => session.findings());
-  const counts = countCases(outcome.cases, outcome.unhandledErrors);
+  const { counts } = outcome;
   const exitCode = exitCodeOf(supervisor.failure?.end ?? end, supervisor.crashes, counts, consoleFindings.length);
 
   const kernelFindings = outcome.cases.flatMap((result) =>
@@ -130,38 +187,28 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   }
 
   const resultsFile = path.resolve(report.resultsFile ?? path.join(first!.runDir, 'results.json'));
+  const results: ResultsFile = {
+    kernel: first!.ready?.kernel,
+    accelerator: first!.accel,
+    bootSeconds: Number(((first!.bootMs ?? 0) / 1000).toFixed(1)),
+    wallSeconds: Number(process.uptime().toFixed(1)),
+    guestsBooted: supervisor.sessions.length,
+    profiles: target.profiles.map(({ name, device }) => ({ name, device })),
+    quick: report.quick === true,
+    ...(report.shard !== undefined && { shard: shardName(report.shard) }),
+    counts,
+    notSelected: outcome.notSelected,
+    exitCode,
+    crashes: supervisor.crashes,
+    kernelFindings,
+    consoleFindings,
+    cases: outcome.cases,
+  };
   mkdirSync(path.dirname(resultsFile), { recursive: true });
-  const boot = ((first!.bootMs ?? 0) / 1000).toFixed(1);
-  writeFileSync(
-    resultsFile,
-    `${JSON.stringify(
-      {
-        kernel: first!.ready?.kernel,
-        accelerator: first!.accel,
-        bootSeconds: Number(boot),
-        wallSeconds: Number(process.uptime().toFixed(1)),
-        profiles: target.profiles.map(({ name, device }) => ({ name, device })),
-        counts,
-        exitCode,
-        crashes: supervisor.crashes,
-        kernelFindings,
-        consoleFindings,
-        cases: outcome.cases,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  if (reporting.ktap !== undefined) writeKtap(results, reporting.ktap);
+  process.stdout.write(summaryLines(results, resultsFile).map((line) => `${line}\n`).join(''));
 
-  const devices = target.profiles.map((profile) => profile.device).join(' ');
-  process.stdout.write(
-    `\nmmapkit: devices ${devices}, kernel ${first!.ready?.kernel ?? '?'}, accelerator ${first!.accel}, ` +
-      `boot to guest agent ${boot} s, whole run ${process.uptime().toFixed(1)} s, ` +
-      `guests booted ${supervisor.sessions.length}, kernel log findings: ${describeFindings(consoleFindings)}\n` +
-      `mmapkit: results in ${displayPath(resultsFile)}\n` +
-      (report.quick === true ? `mmapkit: quick run (the cases tagged ${QUICK_TAG}); the whole suite: mmapkit test, or make run FULL=1\n` : '') +
-      `${describeCounts(counts)}\n`,
-  );
   if (supervisor.failure !== undefined) reportEnd(supervisor.failure.end, supervisor.failure.session);
   else if (end.state !== 'completed') reportEnd(end, last);
   else if (exitCode === ExitCode.TESTS_FAILED) {

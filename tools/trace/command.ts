@@ -8,7 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { BUILD_DIR } from '../paths.js';
+import { TRACE_DIR } from '../paths.js';
+import { runName } from '../run-name.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { GuestKernel } from '../kernel.js';
 import { say } from '../messages.js';
@@ -73,8 +74,7 @@ export function outDir(values: Values, name: string): string {
     checkWritableDir(values.out, '--out');
     return values.out;
   }
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return ensureDir(path.join(BUILD_DIR, 'trace', `${stamp}-${process.pid}-${name}`));
+  return ensureDir(path.join(TRACE_DIR, runName(name)));
 }
 
 export const relative = (file: string): string => {

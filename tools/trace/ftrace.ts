@@ -15,7 +15,7 @@
  * side starts at handle_mm_fault, and the exceptions:page_fault_user event
  * gives each fault's address, printed as a comment just before its graph.
  * do_user_addr_fault, which takes the lock a fault runs under, is inlined
- * (6.1 arch/x86/mm/fault.c:1202 "static inline") and the lock helpers
+ * (6.1 declares it "static inline" in arch/x86/mm/fault.c) and the lock helpers
  * (mmap_read_trylock, vma_start_read) are inline too, so the lock is seen
  * through the out-of-line functions that take it, made graph roots of their
  * own: FAULT_LOCK_ROOTS.
@@ -77,7 +77,7 @@ export const GRAPH_ROOTS: Record<ScenarioName, string[]> = {
  * The functions x86's do_user_addr_fault calls to lock before handle_mm_fault:
  * lock_vma_under_rcu (the per-VMA lock, CONFIG_PER_VMA_LOCK, 6.4 on; absent
  * on 6.1) and lock_mm_and_find_vma (mmap_lock; 6.1.192 has it as a backport,
- * mm/memory.c:5378). Traced as extra graph roots alongside handle_mm_fault,
+ * in mm/memory.c). Traced as extra graph roots alongside handle_mm_fault,
  * each only where the kernel has it, so that the trace says which lock every
  * fault ran under.
  */

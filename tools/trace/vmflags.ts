@@ -1,9 +1,10 @@
 /**
  * Decodes the VmFlags line of /proc/PID/smaps: two letters per vm_flags bit,
- * printed in bit order by show_smap_vma_flags() (fs/proc/task_mmu.c:654-704
- * in Debian's 6.1 source), each with what it means and where, for a device
+ * printed in bit order by show_smap_vma_flags() (fs/proc/task_mmu.c, read
+ * in Debian's 6.1 source; catalogue H1), each with what it means and where, for a device
  * or file mapping, the kernel or the driver sets it.
  */
+import { vmFlagLetters } from '../../guest/procfs.js';
 
 export interface VmFlagInfo {
   letters: string;
@@ -17,15 +18,15 @@ const TABLE: VmFlagInfo[] = [
   { letters: 'rd', flag: 'VM_READ', meaning: 'readable', setBy: 'do_mmap: PROT_READ (calc_vm_prot_bits, mm/mmap.c)' },
   { letters: 'wr', flag: 'VM_WRITE', meaning: 'writable', setBy: 'do_mmap: PROT_WRITE' },
   { letters: 'ex', flag: 'VM_EXEC', meaning: 'executable', setBy: 'do_mmap: PROT_EXEC' },
-  { letters: 'sh', flag: 'VM_SHARED', meaning: 'shared: writes reach the object', setBy: 'do_mmap: MAP_SHARED of a writable fd (cleared for O_RDONLY, mm/mmap.c:1385)' },
+  { letters: 'sh', flag: 'VM_SHARED', meaning: 'shared: writes reach the object', setBy: 'do_mmap: MAP_SHARED of a writable fd (cleared for O_RDONLY, catalogue B3)' },
   { letters: 'mr', flag: 'VM_MAYREAD', meaning: 'may be made readable (mprotect)', setBy: 'do_mmap: always (mm->def_flags | VM_MAY*)' },
   { letters: 'mw', flag: 'VM_MAYWRITE', meaning: 'may be made writable', setBy: 'do_mmap: always, cleared for MAP_SHARED of an O_RDONLY fd or by the driver (ro device)' },
   { letters: 'me', flag: 'VM_MAYEXEC', meaning: 'may be made executable', setBy: 'do_mmap: unless the mount is noexec' },
   { letters: 'ms', flag: 'VM_MAYSHARE', meaning: 'MAP_SHARED was asked for', setBy: 'do_mmap: MAP_SHARED' },
   { letters: 'gd', flag: 'VM_GROWSDOWN', meaning: 'stack-like, grows down', setBy: 'MAP_GROWSDOWN (anonymous only)' },
-  { letters: 'pf', flag: 'VM_PFNMAP', meaning: 'raw PFNs, no struct page behind the PTEs', setBy: 'remap_pfn_range (mm/memory.c:2518) or the driver\'s ->mmap' },
+  { letters: 'pf', flag: 'VM_PFNMAP', meaning: 'raw PFNs, no struct page behind the PTEs', setBy: 'remap_pfn_range (remap_pfn_range_internal) or the driver\'s ->mmap' },
   { letters: 'lo', flag: 'VM_LOCKED', meaning: 'pages locked in memory', setBy: 'mlock / MAP_LOCKED (never on VM_SPECIAL VMAs)' },
-  { letters: 'io', flag: 'VM_IO', meaning: 'memory-mapped I/O: no core dump, no GUP', setBy: 'remap_pfn_range (mm/memory.c:2518)' },
+  { letters: 'io', flag: 'VM_IO', meaning: 'memory-mapped I/O: no core dump, no GUP', setBy: 'remap_pfn_range (remap_pfn_range_internal)' },
   { letters: 'sr', flag: 'VM_SEQ_READ', meaning: 'sequential read-ahead hint', setBy: 'madvise(MADV_SEQUENTIAL)' },
   { letters: 'rr', flag: 'VM_RAND_READ', meaning: 'random read hint', setBy: 'madvise(MADV_RANDOM)' },
   { letters: 'dc', flag: 'VM_DONTCOPY', meaning: 'not copied on fork', setBy: 'madvise(MADV_DONTFORK) or the driver' },
@@ -57,8 +58,7 @@ export interface DecodedVmFlag extends VmFlagInfo {
 
 /** "rd wr sh ..." (with or without the "VmFlags:" label) to one entry per letter pair, in order. */
 export function decodeVmFlags(line: string): DecodedVmFlag[] {
-  const words = line.replace(/^VmFlags:\s*/, '').trim().split(/\s+/).filter((word) => word !== '');
-  return words.map((letters) => {
+  return vmFlagLetters(line).map((letters) => {
     const info = VMFLAG_TABLE.get(letters);
     return info !== undefined
       ? { ...info, known: true }
@@ -76,6 +76,6 @@ export function setByFor(letters: string, targetKind: string): string {
   if (targetKind === 'fault' && (letters === 'de' || letters === 'dd')) return "the driver's ->mmap (mmapkit_mmap_fault)";
   if ((targetKind === 'remap' || targetKind === 'ro') && (letters === 'de' || letters === 'dd'))
     return "the driver's ->mmap (mmapkit_remap_vma), and remap_pfn_range again";
-  if ((targetKind === 'remap' || targetKind === 'ro') && (letters === 'pf' || letters === 'io')) return 'remap_pfn_range (mm/memory.c:2518)';
+  if ((targetKind === 'remap' || targetKind === 'ro') && (letters === 'pf' || letters === 'io')) return 'remap_pfn_range (remap_pfn_range_internal)';
   return general;
 }

@@ -1,7 +1,7 @@
 /**
- * Content and offsets: what the device shows where (catalogue A2, A6, A7, E1, F).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Content and offsets: what the device shows where (catalogue A2, A6, A7, E1, F7).
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
 import { pagePattern, writePagePatterns } from '../device.js';
@@ -9,7 +9,7 @@ import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 
 describeProfiles('content and offsets', (t) => {
-  // A2, bug #5 (stale data): nothing left over from earlier users of the memory may show.
+  // catalogue A2, taxonomy #5 (stale data): nothing left over from earlier users of the memory may show.
   // The content was read when the run first opened the profile, before any case wrote to it,
   // in a forked child with a watchdog (device.ts, initialContent).
   it('a whole-device map reads zero right after load', { tags: ['core'] }, async (ctx) => {
@@ -19,7 +19,7 @@ describeProfiles('content and offsets', (t) => {
     expect(initial.nonZero, `the first non-zero byte is at offset ${initial.firstNonZero}`).toBe(0);
   });
 
-  // E1: two MAP_SHARED mappings of one offset are the same memory, in one process or two.
+  // catalogue E1: two MAP_SHARED mappings of one offset are the same memory, in one process or two.
   it('a write through one mapping is seen through a second mapping and by a second process', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
     const first = await t.mappings.map(source);
@@ -34,7 +34,7 @@ describeProfiles('content and offsets', (t) => {
     expect(seen.subarray(Number(within))).toEqual(message);
   });
 
-  // A6/A7: vm_pgoff selects the page. A driver that ignores or truncates it shows page 0.
+  // catalogue A6, A7: vm_pgoff selects the page. A driver that ignores or truncates it shows page 0.
   it('a map at page offset k shows page k', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
     const pages = t.dut.size / t.dut.page;
@@ -47,7 +47,7 @@ describeProfiles('content and offsets', (t) => {
     }
   });
 
-  // F: unmapping one page splits the VMA; the pages left keep their place and content.
+  // catalogue F7: unmapping one page splits the VMA; the pages left keep their place and content.
   it('after a partial munmap the remaining pages keep their content', async (ctx) => {
     ctx.skip(t.dut.size < 3n * t.dut.page, 'the device has fewer than 3 pages');
     const source = t.needsWriter(ctx);

@@ -1,12 +1,12 @@
 /**
  * Bounds: the driver refuses what lies past its region (catalogue A1, A4-A7, F1).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 
-describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t) => {
+describeProfiles('bounds (catalogue A6: the driver refuses what lies past its region)', (t) => {
   /** Out of range: refused outright, or every page past the end faults (catalogue A6, the fb/usbmon choice). */
   const expectOutOfRange = async (length: bigint, offset: bigint, firstBadPage = 0n): Promise<void> => {
     const { native, c } = t.dut;
@@ -31,31 +31,31 @@ describeProfiles('bounds (A6: the driver refuses what lies past its region)', (t
   it('an offset 16 pages past the end', () => expectOutOfRange(t.dut.page, end() + 16n * t.dut.page));
   // The straddle: the first page is inside, the second is not.
   it('two pages at offset end - page', { tags: ['core'] }, () => expectOutOfRange(2n * t.dut.page, end() - t.dut.page, 1n));
-  // A7, bug #2: offsets that truncate to the region's start in 32 bits must not alias it.
+  // catalogue A7, taxonomy #2: offsets that truncate to the region's start in 32 bits must not alias it.
   it('offset 2^32 + region offset (truncates to the region in 32 bits)', () => expectOutOfRange(t.dut.page, (1n << 32n) + t.dut.offset));
   it('offset 2^31 pages (2^43 bytes)', () => expectOutOfRange(t.dut.page, (1n << 31n) * t.dut.page + t.dut.offset));
   it('offset 2^44 (pgoff 2^32, page 0 when truncated to 32 bits)', { tags: ['core'] }, () => expectOutOfRange(t.dut.page, (1n << 44n) + t.dut.offset));
-  // A5: the core rejects pgoff past ULONG_MAX - len (mm/mmap.c:1234-1264, EOVERFLOW); 2^64-2 pages reaches the driver.
-  // Of a regular file (sysfs PCI resourceN) the limit is MAX_LFS_FILESIZE (mm/mmap.c:1237), so there the
-  // core itself refuses it with EOVERFLOW (mm/mmap.c:1351-1352) and the driver never sees it.
+  // catalogue A5: the core rejects pgoff past ULONG_MAX - len (file_mmap_ok in do_mmap, 6.1: EOVERFLOW);
+  // 2^64-2 pages reaches the driver. Of a regular file (sysfs PCI resourceN) the limit is MAX_LFS_FILESIZE
+  // (file_mmap_size_max, 6.1), so there the core itself refuses it with EOVERFLOW and the driver never sees it.
   it('offset 2^64 - 2 pages (a char device driver must refuse it; for a file the core does)', async () => {
     const offset = (1n << 64n) - 2n * t.dut.page;
     if ((await t.sh(`stat -L -c %F ${t.profile.device}`)).trim() !== 'regular file') return expectOutOfRange(t.dut.page, offset);
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, offset)).rejects.toMatchObject({ code: 'EOVERFLOW' });
   });
-  // A1: mm/mmap.c:1281-1282 refuses a zero length before any driver code runs.
-  it('a zero length is refused with EINVAL (kernel, mm/mmap.c:1281)', async () => {
+  // catalogue A1: do_mmap (6.1 and 6.12) refuses a zero length before any driver code runs.
+  it('a zero length is refused with EINVAL (kernel, do_mmap)', async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     await expect(t.dut.native.mmap(0n, 0n, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EINVAL' });
   });
-  // A4: arch/x86/kernel/sys_x86_64.c:90-91 refuses an offset that is not page aligned.
+  // catalogue A4: the x86-64 mmap syscall (6.1 and 6.12) refuses an offset that is not page aligned.
   it('an unaligned offset is refused with EINVAL (kernel)', async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, t.dut.offset + 1n)).rejects.toMatchObject({ code: 'EINVAL' });
   });
-  // F1: growing a mapping must not reach past the region: EFAULT for VM_DONTEXPAND/VM_PFNMAP
-  // vmas (mm/mremap.c:826-827), or the new page faults.
+  // catalogue F1: growing a mapping must not reach past the region: EFAULT for VM_DONTEXPAND/VM_PFNMAP
+  // vmas (vma_to_resize, 6.1 and 6.12), or the new page faults.
   it('mremap cannot grow a mapping past the region', { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
     const { addr } = await t.mappings.map(t.profile.device, { prot: c.PROT_READ, openFlags: c.O_RDONLY });

@@ -1,35 +1,35 @@
 /**
  * Access modes and protections (catalogue B1-B8, C1-C4, A9).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
 import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 
 describeProfiles('access modes and protections', (t) => {
-  // B1: read access is always required, mm/mmap.c:1391-1392.
+  // catalogue B1: read access is always required (do_mmap, 6.1 and 6.12).
   it('any mapping of an O_WRONLY fd is refused with EACCES (kernel)', async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_WRONLY);
     await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
   });
 
-  // B2: mm/mmap.c:1370-1372.
+  // catalogue B2: do_mmap (6.1 and 6.12).
   it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', { tags: ['core'] }, async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
     await expect(t.dut.native.mmap(0n, t.dut.page, prot, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
   });
 
-  // B3: the kernel clears VM_SHARED and VM_MAYWRITE (mm/mmap.c:1385-1386); a driver that tests
-  // VM_SHARED instead of is_cow_mapping() wrongly refuses this (catalogue section 6, "Pitfall").
+  // catalogue B3: the kernel clears VM_SHARED and VM_MAYWRITE (do_mmap, 6.1 and 6.12); a driver
+  // that tests VM_SHARED instead of is_cow_mapping() wrongly refuses this (the row's pitfall).
   it('a shared read-only mapping of an O_RDONLY fd works, and mprotect cannot add PROT_WRITE', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
     await expect(t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE)).rejects.toMatchObject({ code: 'EACCES' });
   });
 
-  // B7: PTEs follow vma->vm_page_prot; a driver hard-coding PAGE_SHARED makes this write succeed (bug #6).
+  // catalogue B7: PTEs follow vma->vm_page_prot; a driver hard-coding PAGE_SHARED makes this write succeed (taxonomy #6).
   it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', { tags: ['core'] }, async () => {
     const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
     const before = await t.dut.native.readBytes(addr, 1);
@@ -37,7 +37,7 @@ describeProfiles('access modes and protections', (t) => {
     expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(before);
   });
 
-  // B8: PROT_NONE: any access faults with SIGSEGV.
+  // catalogue B8: PROT_NONE: any access faults with SIGSEGV.
   it('any access to a PROT_NONE mapping raises SIGSEGV', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_NONE, length: t.dut.page });
     expect(await t.dut.native.probe(addr, 'read')).toBe('SIGSEGV');
@@ -45,7 +45,7 @@ describeProfiles('access modes and protections', (t) => {
   });
 
   if (t.profile.writable) {
-    // B4: O_RDWR + MAP_SHARED + PROT_READ, then mprotect(+W): change_protection makes the PTEs writable.
+    // catalogue B4: O_RDWR + MAP_SHARED + PROT_READ, then mprotect(+W): change_protection makes the PTEs writable.
     it('mprotect adds PROT_WRITE to a shared mapping of an O_RDWR fd', async () => {
       t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
       const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
@@ -54,7 +54,7 @@ describeProfiles('access modes and protections', (t) => {
       expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(Buffer.from([0x5a]));
     });
   } else {
-    // B4, driver override: a device that is not writable refuses VM_WRITE and clears VM_MAYWRITE.
+    // catalogue B4, driver override: a device that is not writable refuses VM_WRITE and clears VM_MAYWRITE.
     it('a shared writable mapping of an O_RDWR fd is refused', async () => {
       const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDWR);
       const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
@@ -70,7 +70,7 @@ describeProfiles('access modes and protections', (t) => {
     });
   }
 
-  // C1-C4: MAP_PRIVATE with PROT_WRITE is copy-on-write (the device keeps its bytes) or refused.
+  // catalogue C1-C4: MAP_PRIVATE with PROT_WRITE is copy-on-write (the device keeps its bytes) or refused.
   it(`MAP_PRIVATE with PROT_WRITE is ${t.profile.private === 'any' ? 'COW or refused' : t.profile.private === 'cow' ? 'copy-on-write' : 'refused'}`, { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
     const length = t.dut.size >= 2n * t.dut.page ? 2n * t.dut.page : t.dut.page;
@@ -84,7 +84,7 @@ describeProfiles('access modes and protections', (t) => {
     expect(await native.readInChild(t.profile.device, t.dut.offset + at, 7)).toEqual(before);
   });
 
-  // A9: MAP_FIXED_NOREPLACE over an existing mapping, mm/mmap.c:1321-1323.
+  // catalogue A9: MAP_FIXED_NOREPLACE over an existing mapping (do_mmap, 6.1 and 6.12).
   it('MAP_FIXED_NOREPLACE over an existing mapping is refused with EEXIST (kernel)', async () => {
     const { native, c } = t.dut;
     const { addr, fd } = await t.mappings.map(t.profile.device, { prot: c.PROT_READ, length: t.dut.page });

@@ -1,16 +1,16 @@
 /**
  * Lifetime and sharing (catalogue D1, D2, E2).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
-import { moduleName } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
 import { zeroBuffer } from '../mappings.js';
 import { describeProfiles } from '../profile-suite.js';
 
 describeProfiles('lifetime and sharing', (t) => {
-  // D1: the VMA holds its own reference to the file (get_file, mm/mmap.c:2779); ->release
-  // only runs at the last munmap (fput in remove_vma, mm/mmap.c:137-142).
+  // catalogue D1: the VMA holds its own reference to the file (get_file in __mmap_region); ->release
+  // only runs at the last munmap (fput in remove_vma; both 6.1 and 6.12).
   it('the mapping stays valid after close(fd)', { tags: ['core'] }, async () => {
     const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const before = await t.dut.native.readBytes(addr, Number(t.dut.page));
@@ -25,10 +25,10 @@ describeProfiles('lifetime and sharing', (t) => {
     expect(await t.dut.native.readBytes(addr, 12)).toEqual(Buffer.from('still mapped'));
   });
 
-  // D2: the open file pins the module (fops.owner: fs/char_dev.c:408) until the last VMA drops
-  // it (fs/file_table.c:325), so delete_module(O_NONBLOCK) says EWOULDBLOCK
-  // (kernel/module/main.c:664-671). Without .owner the module, and the memory under the
-  // mapping, can go while the mapping lives (bugs #8, #9).
+  // catalogue D2: the open file pins the module (fops.owner: chrdev_open, misc_open) until the last
+  // VMA drops it (__fput), so delete_module(O_NONBLOCK) says EWOULDBLOCK (try_stop_module, 6.1;
+  // the rest 6.1 and 6.12). Without .owner the module, and the memory under the
+  // mapping, can go while the mapping lives (taxonomy #8, #9).
   it('the module cannot be unloaded while a mapping outlives its fd', { tags: ['core'] }, async (ctx) => {
     ctx.skip(t.profile.module === undefined, 'the profile names no module to unload');
     const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page, openFlags: t.dut.c.O_RDONLY });
@@ -38,7 +38,7 @@ describeProfiles('lifetime and sharing', (t) => {
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
-  // E2: fork copies PFNMAP/MIXEDMAP PTEs (vma_needs_copy, mm/memory.c:1262-1263) or re-faults
+  // catalogue E2: fork copies PFNMAP/MIXEDMAP PTEs (vma_needs_copy in copy_page_range, 6.1) or re-faults
   // them; either way the child sees the same memory.
   it('a forked child sees the parent\'s shared mapping', async (ctx) => {
     const source = t.needsWriter(ctx);

@@ -1,7 +1,7 @@
 /**
  * mremap, munmap and MAP_FIXED on a device mapping (catalogue F1-F8).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  *
  * These cases unmap or move parts of a mapping, so they never leave the
  * harness an undo step over a range they gave back to the kernel: the agent
@@ -45,8 +45,8 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
 
   const readPage = (addr: bigint): Promise<Buffer> => t.dut.native.readBytes(addr, Number(page()));
 
-  // F3: shrinking is always allowed and unmaps the tail (mm/mremap.c:1037-1058); only a
-  // may_split veto can refuse it (EINVAL, mm/mmap.c:2365-2368).
+  // catalogue F3: shrinking is always allowed and unmaps the tail (the mremap syscall); only a
+  // may_split veto can refuse it (EINVAL, __split_vma; both 6.1 and 6.12).
   it('mremap shrink keeps the first part and unmaps the tail', { tags: ['core'] }, async (ctx) => {
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
     await fillPatterns(t.needsWriter(ctx), 2n);
@@ -66,9 +66,9 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await t.dut.native.probe(shrunk + page(), 'read')).toBe('SIGSEGV');
   });
 
-  // F4: a move (MREMAP_MAYMOVE|MREMAP_FIXED, same size) is allowed; the content moves along
-  // and the old address is unmapped (mm/mremap.c:683-684 lets vm_ops->mremap veto it;
-  // PFNMAP: untrack_pfn_clear, :729-730).
+  // catalogue F4: a move (MREMAP_MAYMOVE|MREMAP_FIXED, same size) is allowed; the content moves along
+  // and the old address is unmapped (move_vma lets vm_ops->mremap veto it and, for PFNMAP, calls
+  // untrack_pfn_clear; both 6.1 and 6.12).
   it('mremap moves a mapping onto a placeholder, content and page order intact', async (ctx) => {
     const count = pages() >= 2n ? 2n : 1n;
     await fillPatterns(t.needsWriter(ctx), count);
@@ -91,10 +91,10 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await t.dut.native.probe(view.addr, 'read')).toBe('SIGSEGV');
   });
 
-  // F6 and F2 (bug #3): mremap(old_size = 0) duplicates a shared mapping. VM_DONTEXPAND or
-  // VM_PFNMAP vmas give EFAULT (mm/mremap.c:826-827). Otherwise the duplicate of the last page,
+  // catalogue F6 and F2 (taxonomy #3): mremap(old_size = 0) duplicates a shared mapping. VM_DONTEXPAND
+  // or VM_PFNMAP vmas give EFAULT (vma_to_resize, 6.1 and 6.12). Otherwise the duplicate of the last page,
   // asked one page longer, shows that page and then a page past the region, which ->fault must
-  // refuse with SIGBUS (do_fault, mm/memory.c:4730 "missing VM_DONTEXPAND").
+  // refuse with SIGBUS (do_fault's comment, 6.1: "missing VM_DONTEXPAND").
   it('mremap with old_size 0 (duplicate) of the last page: EFAULT, or the same page and SIGBUS past the region', async (ctx) => {
     const last = pages() - 1n;
     await fillPatterns(t.needsWriter(ctx), pages(), [last]);
@@ -115,7 +115,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await t.dut.native.probe(copy + page(), 'read')).toBe('SIGBUS');
   });
 
-  // F6: duplicating a private mapping is refused by the kernel, mm/mremap.c:804-806.
+  // catalogue F6: duplicating a private mapping is refused by the kernel (vma_to_resize, 6.1 and 6.12).
   it('mremap with old_size 0 of a MAP_PRIVATE mapping is refused with EINVAL (kernel)', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
@@ -124,7 +124,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await outcome(native.mremap(addr, 0n, page(), c.MREMAP_MAYMOVE))).toBe('EINVAL');
   });
 
-  // F5: MREMAP_DONTUNMAP is refused for VM_DONTEXPAND or VM_PFNMAP vmas (mm/mremap.c:809-811);
+  // catalogue F5: MREMAP_DONTUNMAP is refused for VM_DONTEXPAND or VM_PFNMAP vmas (vma_to_resize, 6.1 and 6.12);
   // any other shared vma is moved and the old range stays mapped (a file vma keeps its pages).
   it('MREMAP_DONTUNMAP: EINVAL for a VM_DONTEXPAND/VM_PFNMAP vma, otherwise both ranges show the device', async (ctx) => {
     await fillPatterns(t.needsWriter(ctx), 1n);
@@ -146,7 +146,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await readPage(moved)).toEqual(pagePattern(0n, page()));
   });
 
-  // F7: munmap of the head splits the vma (->open for the new piece, mm/mmap.c:2393-2394);
+  // catalogue F7: munmap of the head splits the vma (->open for the new piece, __split_vma, 6.1 and 6.12);
   // the pages left stay at their offsets.
   it('munmap of the first page leaves the others at their offsets', { tags: ['core'] }, async (ctx) => {
     ctx.skip(pages() < 3n, 'the device has fewer than 3 pages');
@@ -159,7 +159,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await readPage(view.addr + 2n * page())).toEqual(pagePattern(2n, page()));
   });
 
-  // F7: munmap of the tail.
+  // catalogue F7: munmap of the tail.
   it('munmap of the last page leaves the others at their offsets', async (ctx) => {
     ctx.skip(pages() < 3n, 'the device has fewer than 3 pages');
     await fillPatterns(t.needsWriter(ctx), 3n);
@@ -171,7 +171,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await readPage(view.addr + page())).toEqual(pagePattern(1n, page()));
   });
 
-  // F8: MAP_FIXED unmaps the old range before ->mmap runs (do_mas_munmap, mm/mmap.c:2706);
+  // catalogue F8: MAP_FIXED unmaps the old range before ->mmap runs (do_mas_munmap in __mmap_region, 6.1);
   // the new mapping's offset decides what shows.
   it('MAP_FIXED over a device mapping replaces it with the new offset', async (ctx) => {
     const last = pages() - 1n;
@@ -184,9 +184,9 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     expect(await readPage(view.addr)).toEqual(pagePattern(last, page()));
   });
 
-  // F8: if the MAP_FIXED mmap fails, the old mapping is gone anyway on 6.1 (POSIX assertion
-  // 15 allows it): never the old content. A driver that accepts out-of-range offsets must
-  // SIGBUS there (A6).
+  // catalogue F8: if the MAP_FIXED mmap fails, the old mapping is gone anyway on 6.1 and 6.12 (POSIX
+  // assertion 15 allows it): never the old content. A driver that accepts out-of-range offsets must
+  // SIGBUS there (catalogue A6).
   it('a refused MAP_FIXED over a device mapping leaves no old content behind', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
@@ -211,7 +211,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
     }
   });
 
-  // munmap: an unaligned start is EINVAL (mm/mmap.c:2643) and leaves the mapping alone.
+  // munmap: an unaligned start is EINVAL (do_mas_munmap, 6.1) and leaves the mapping alone.
   it('munmap of an unaligned address is refused with EINVAL (kernel)', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     expect(await outcome(t.dut.native.munmap(addr + 1n, page()))).toBe('EINVAL');

@@ -1,8 +1,8 @@
 /**
  * madvise, mlock, msync, mincore, MAP_POPULATE and mmap flag checks
  * (catalogue G1-G7, E2, A8).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  * Where the kernel's answer depends on the vma's flags (VM_PFNMAP, VM_IO, ...),
  * the case reads them from /proc/PID/smaps and expects that answer.
  */
@@ -10,24 +10,15 @@ import { expect, it } from 'vitest';
 import { describeProfiles } from '../profile-suite.js';
 import { gupRefuses, isPfnmap, isSpecial, outcome, vmaAt } from './vma.js';
 
-// x86-64 values the addon does not export (include/uapi/asm-generic/mman.h, mman-common.h).
-const MAP_GROWSDOWN = 0x0100;
-const MAP_HUGETLB = 0x040000;
-const MAP_SYNC = 0x080000;
-const MADV_FREE = 8;
-const MADV_DODUMP = 17;
-const MADV_WIPEONFORK = 18;
-const MADV_POPULATE_READ = 22;
-
-describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)', (t) => {
+describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogue G1-G7, A8)', (t) => {
   const page = (): bigint => t.dut.page;
   /** Up to `count` pages, no more than the device has. */
   const upTo = (count: bigint): bigint => (t.dut.size < count * t.dut.page ? t.dut.size : count * t.dut.page);
   const mapReadOnly = (length = page()) =>
     t.mappings.map(t.profile.device, { length, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
 
-  // G1: MADV_DONTNEED on VM_PFNMAP is EINVAL (madvise_dontneed_free_valid_vma, mm/madvise.c:796-808).
-  // G2: on any other vma it zaps the PTEs and the next touch re-faults the same content.
+  // catalogue G1: MADV_DONTNEED on VM_PFNMAP is EINVAL (madvise_dontneed_free_valid_vma, 6.1 and 6.12).
+  // catalogue G2: on any other vma it zaps the PTEs and the next touch re-faults the same content.
   it('MADV_DONTNEED: EINVAL on VM_PFNMAP, otherwise the content shows again after it', async (ctx) => {
     const { addr, length } = await mapReadOnly(upTo(2n));
     const before = await t.dut.native.readBytes(addr, Number(length));
@@ -38,7 +29,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     try {
       after = await t.dut.native.readBytes(addr, Number(length));
     } catch (error) {
-      // G2 footgun: an insert-at-mmap driver (VM_MIXEDMAP, no ->fault) SIGBUSes after DONTNEED.
+      // catalogue G2, its trap: an insert-at-mmap driver (VM_MIXEDMAP, no ->fault) SIGBUSes after DONTNEED.
       const code = (error as { code?: string }).code;
       if (code !== 'SIGBUS' || !vma.flags.has('mm')) throw error;
       await ctx.annotate('quality warning: VM_MIXEDMAP mapping without ->fault SIGBUSes after MADV_DONTNEED (catalogue G2)');
@@ -47,7 +38,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(after).toEqual(before);
   });
 
-  // MADV_WILLNEED on a file vma: vfs_fadvise is called and its result ignored (mm/madvise.c:318); 0.
+  // catalogue G1: MADV_WILLNEED on a file vma: vfs_fadvise is called and its result ignored (madvise_willneed, 6.1); 0.
   it('MADV_WILLNEED succeeds and changes nothing', async () => {
     const { addr, length } = await mapReadOnly(upTo(2n));
     const before = await t.dut.native.readBytes(addr, Number(length));
@@ -55,8 +46,8 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(await t.dut.native.readBytes(addr, Number(length))).toEqual(before);
   });
 
-  // E2: MADV_DONTFORK sets VM_DONTCOPY (mm/madvise.c:1046-1048); fork leaves the vma out
-  // (kernel/fork.c:632), so the child gets SIGSEGV there.
+  // catalogue E2: MADV_DONTFORK sets VM_DONTCOPY (madvise_vma_behavior, 6.1); fork leaves the vma out
+  // (dup_mmap, 6.1), so the child gets SIGSEGV there.
   it('MADV_DONTFORK: a forked child has no mapping there (SIGSEGV)', async () => {
     const { addr } = await mapReadOnly();
     await t.dut.native.madvise(addr, page(), t.dut.c.MADV_DONTFORK);
@@ -65,7 +56,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
-  // E2: MADV_DOFORK on a VM_IO vma is EINVAL (mm/madvise.c:1049-1051); otherwise it clears
+  // catalogue E2: MADV_DOFORK on a VM_IO vma is EINVAL (madvise_vma_behavior, 6.1); otherwise it clears
   // VM_DONTCOPY and the child inherits the mapping again.
   it('MADV_DOFORK: EINVAL on a VM_IO vma, otherwise the child inherits the mapping again', async () => {
     const { addr } = await mapReadOnly();
@@ -82,31 +73,32 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     }
   });
 
-  // G1: MADV_FREE works on anonymous vmas only (mm/madvise.c:742-744; PFNMAP already at :796-808),
-  // MADV_WIPEONFORK on private anonymous ones only (:1054-1057): EINVAL on any device vma.
+  // catalogue G1: MADV_FREE works on anonymous vmas only (madvise_free_single_vma; PFNMAP already in
+  // madvise_dontneed_free_valid_vma), MADV_WIPEONFORK on private anonymous ones only
+  // (madvise_vma_behavior; all 6.1): EINVAL on any device vma.
   it('MADV_FREE and MADV_WIPEONFORK are refused with EINVAL (kernel)', async () => {
     const { addr } = await mapReadOnly();
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_FREE))).toBe('EINVAL');
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_WIPEONFORK))).toBe('EINVAL');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_FREE))).toBe('EINVAL');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_WIPEONFORK))).toBe('EINVAL');
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
-  // G1/G3: MADV_POPULATE_READ goes through GUP, which refuses VM_IO|VM_PFNMAP (mm/gup.c:1069-1070,
-  // EINVAL at :1667-1668); elsewhere it faults the pages in range and returns 0.
+  // catalogue G1, G3: MADV_POPULATE_READ goes through GUP, which refuses VM_IO|VM_PFNMAP (check_vma_flags,
+  // 6.1 and 6.12; EINVAL from faultin_vma_page_range, 6.1); elsewhere it faults the pages in range and returns 0.
   it('MADV_POPULATE_READ: EINVAL on VM_IO/VM_PFNMAP, otherwise 0 inside the region', async () => {
     const { addr, length } = await mapReadOnly(upTo(2n));
     const vma = await vmaAt(t, addr);
-    expect(await outcome(t.dut.native.madvise(addr, length, MADV_POPULATE_READ))).toBe(gupRefuses(vma) ? 'EINVAL' : 'ok');
+    expect(await outcome(t.dut.native.madvise(addr, length, t.dut.c.MADV_POPULATE_READ))).toBe(gupRefuses(vma) ? 'EINVAL' : 'ok');
   });
 
-  // H4/G1: MADV_DODUMP cannot clear VM_DONTDUMP on a VM_SPECIAL vma (mm/madvise.c:1066-1068).
+  // catalogue H4, G1: MADV_DODUMP cannot clear VM_DONTDUMP on a VM_SPECIAL vma (madvise_vma_behavior, 6.1).
   it('MADV_DODUMP: EINVAL on a VM_SPECIAL vma, otherwise 0', async () => {
     const { addr } = await mapReadOnly();
     const vma = await vmaAt(t, addr);
-    expect(await outcome(t.dut.native.madvise(addr, page(), MADV_DODUMP))).toBe(isSpecial(vma) ? 'EINVAL' : 'ok');
+    expect(await outcome(t.dut.native.madvise(addr, page(), t.dut.c.MADV_DODUMP))).toBe(isSpecial(vma) ? 'EINVAL' : 'ok');
   });
 
-  // G4: mlock returns 0; on a VM_SPECIAL vma it does nothing (mm/mlock.c:413-417): no "lo", Locked 0 kB.
+  // catalogue G4: mlock returns 0; on a VM_SPECIAL vma it does nothing (mlock_fixup, 6.1 and 6.12): no "lo", Locked 0 kB.
   // Elsewhere it faults every page in through ->fault; the content stays the same.
   it('mlock and munlock succeed; a VM_SPECIAL vma is not locked', { tags: ['core'] }, async () => {
     const { addr, length } = await mapReadOnly(upTo(4n));
@@ -124,8 +116,8 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect((await vmaAt(t, addr)).flags.has('lo')).toBe(false);
   });
 
-  // G6: MS_SYNC on a VM_SHARED vma calls vfs_fsync_range (mm/msync.c:92-96): 0 with a driver
-  // fsync, EINVAL without one (fs/sync.c:184-185). Either is a correct driver.
+  // catalogue G6: MS_SYNC on a VM_SHARED vma calls vfs_fsync_range (the msync syscall): 0 with a driver
+  // fsync, EINVAL without one (vfs_fsync_range; both 6.1 and 6.12). Either is a correct driver.
   it('msync(MS_SYNC) of a shared mapping of an O_RDWR fd: 0 (driver fsync) or EINVAL (none)', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ });
     expect((await vmaAt(t, addr)).flags.has('sh')).toBe(true);
@@ -133,27 +125,27 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
-  // G6 + B3: an O_RDONLY shared mapping lost VM_SHARED (mm/mmap.c:1385-1386), so MS_SYNC does
-  // not reach the driver (mm/msync.c:92-93) and returns 0.
+  // catalogue G6 + B3: an O_RDONLY shared mapping lost VM_SHARED (do_mmap), so MS_SYNC does
+  // not reach the driver (the msync syscall; both 6.1 and 6.12) and returns 0.
   it('msync(MS_SYNC) of a shared mapping of an O_RDONLY fd returns 0 (kernel)', async () => {
     const { addr } = await mapReadOnly();
     expect(await outcome(t.dut.native.msync(addr, page(), t.dut.c.MS_SYNC))).toBe('ok');
   });
 
-  // G6: MS_ASYNC never reaches the driver: 0 (mm/msync.c:32-110).
+  // catalogue G6: MS_ASYNC never reaches the driver: 0 (the msync syscall, 6.1 and 6.12).
   it('msync(MS_ASYNC) returns 0 (kernel)', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ });
     expect(await outcome(t.dut.native.msync(addr, page(), t.dut.c.MS_ASYNC))).toBe('ok');
   });
 
-  // G6: MS_INVALIDATE is EBUSY only over VM_LOCKED vmas (mm/msync.c:82-86); otherwise 0.
+  // catalogue G6: MS_INVALIDATE is EBUSY only over VM_LOCKED vmas (the msync syscall); otherwise 0.
   it('msync(MS_INVALIDATE) of an unlocked mapping returns 0 (kernel)', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ });
     expect(await outcome(t.dut.native.msync(addr, page(), t.dut.c.MS_INVALIDATE))).toBe('ok');
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
   });
 
-  // G6: MS_ASYNC|MS_SYNC (mm/msync.c:46) and an unaligned start (:44) are EINVAL.
+  // catalogue G6: MS_ASYNC|MS_SYNC and an unaligned start are EINVAL (the msync syscall).
   it('msync with MS_ASYNC|MS_SYNC or an unaligned address is refused with EINVAL (kernel)', async () => {
     const { c } = t.dut;
     const { addr } = await mapReadOnly();
@@ -161,7 +153,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(await outcome(t.dut.native.msync(addr + 1n, page() - 1n, c.MS_ASYNC))).toBe('EINVAL');
   });
 
-  // G7: mincore skips VM_PFNMAP vmas in the page walk (mm/pagewalk.c:353-358) and reports the
+  // catalogue G7: mincore skips VM_PFNMAP vmas in the page walk (walk_page_test, 6.1 and 6.12) and reports the
   // device inode's page cache: 0 for every page. Elsewhere a touched page reports 1.
   it('mincore: all zero over VM_PFNMAP, otherwise 1 for a touched page', async () => {
     const { addr, length } = await mapReadOnly(upTo(4n));
@@ -173,7 +165,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     else expect(vector[0]! & 1).toBe(1);
   });
 
-  // G5: MAP_POPULATE is skipped for VM_IO|VM_PFNMAP (mm/gup.c:1712-1713) and pre-faults other
+  // catalogue G5: MAP_POPULATE is skipped for VM_IO|VM_PFNMAP (__mm_populate, 6.1 and 6.12) and pre-faults other
   // vmas, ignoring errors; either way the mapping shows the same data as a plain one.
   it('MAP_POPULATE succeeds and reads the same data as a plain mapping', { tags: ['core'] }, async () => {
     const { c } = t.dut;
@@ -188,42 +180,42 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (G, A8)',
     expect(await t.dut.native.readBytes(populated.addr, Number(length))).toEqual(await t.dut.native.readBytes(plain.addr, Number(length)));
   });
 
-  // A8: char devices leave mmap_supported_flags at 0, so MAP_SHARED_VALIDATE|MAP_SYNC is
-  // EOPNOTSUPP (mm/mmap.c:1354, 1367-1369).
+  // catalogue A8: char devices leave mmap_supported_flags at 0, so MAP_SHARED_VALIDATE|MAP_SYNC is
+  // EOPNOTSUPP (do_mmap, 6.1 and 6.12).
   it('MAP_SHARED_VALIDATE|MAP_SYNC is refused with EOPNOTSUPP (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     // EOPNOTSUPP and ENOTSUP are the same errno (95) on Linux; Node names it ENOTSUP.
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED_VALIDATE | MAP_SYNC, fd, t.dut.offset))).toMatch(/^(EOPNOTSUPP|ENOTSUP)$/);
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED_VALIDATE | c.MAP_SYNC, fd, t.dut.offset))).toMatch(/^(EOPNOTSUPP|ENOTSUP)$/);
   });
 
-  // A8: with plain MAP_SHARED unknown flags are dropped (mm/mmap.c:1365): the mapping works.
+  // catalogue A8: with plain MAP_SHARED unknown flags are dropped (do_mmap): the mapping works.
   it('MAP_SHARED|MAP_SYNC maps as plain MAP_SHARED (the flag is dropped)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_SYNC, fd, t.dut.offset);
+    const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_SYNC, fd, t.dut.offset);
     t.mappings.later(() => native.munmap(addr, page()));
     expect(await native.readBytes(addr, 16)).toEqual(await native.readInChild(t.profile.device, t.dut.offset, 16));
   });
 
-  // A8: neither MAP_SHARED nor MAP_PRIVATE: EINVAL (mm/mmap.c:1405-1406).
+  // catalogue A8: neither MAP_SHARED nor MAP_PRIVATE: EINVAL (do_mmap).
   it('a mapping type of neither MAP_SHARED nor MAP_PRIVATE is refused with EINVAL (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     expect(await outcome(native.mmap(0n, page(), c.PROT_READ, 0, fd, t.dut.offset))).toBe('EINVAL');
   });
 
-  // A8: MAP_GROWSDOWN on a file: EINVAL before the driver is called (mm/mmap.c:1401-1402).
+  // catalogue A8: MAP_GROWSDOWN on a file: EINVAL before the driver is called (do_mmap).
   it('MAP_GROWSDOWN on the device is refused with EINVAL (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_GROWSDOWN, fd, t.dut.offset))).toBe('EINVAL');
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_GROWSDOWN, fd, t.dut.offset))).toBe('EINVAL');
   });
 
-  // A8: MAP_HUGETLB with an fd that is not hugetlbfs: EINVAL (mm/mmap.c:1466-1468).
+  // catalogue A8: MAP_HUGETLB with an fd that is not hugetlbfs: EINVAL (ksys_mmap_pgoff, 6.1 and 6.12).
   it('MAP_HUGETLB with the device fd is refused with EINVAL (kernel)', async () => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | MAP_HUGETLB, fd, t.dut.offset))).toBe('EINVAL');
+    expect(await outcome(native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_HUGETLB, fd, t.dut.offset))).toBe('EINVAL');
   });
 });

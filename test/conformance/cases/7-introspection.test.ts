@@ -1,8 +1,8 @@
 /**
  * Introspection: /proc/PID/maps, smaps and pagemap of a device mapping
  * (catalogue H1-H3, B3).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  * The agent holds the mappings and reads its own /proc/PID files (vma.ts).
  */
 import { expect, it } from 'vitest';
@@ -12,9 +12,9 @@ import { isPfnmap, vmaAt } from './vma.js';
 
 describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   const page = (): bigint => t.dut.page;
-  const flagsOf = (flags: Set<string>): string => [...flags].join(' ');
+  const flagsOf = (flags: ReadonlySet<string>): string => [...flags].join(' ');
 
-  // H2: perms are r/w/x from vm_flags and 's' from VM_MAYSHARE (fs/proc/task_mmu.c:266-300).
+  // catalogue H2: perms are r/w/x from vm_flags and 's' from VM_MAYSHARE (show_vma_header_prefix, 6.1 and 6.12).
   it('a shared writable mapping shows rw-s', async (ctx) => {
     ctx.skip(!t.profile.writable, 'the profile allows no writable mapping of the device');
     const { addr, length } = await t.mappings.map(t.profile.device, { length: page() });
@@ -23,8 +23,8 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     expect(vma.end - vma.start).toBe(length);
   });
 
-  // H2: for MAP_SHARED the offset column is vm_pgoff << PAGE_SHIFT, the requested offset;
-  // dev and inode are those of the device node (fs/proc/task_mmu.c:288-290: i_sb->s_dev, i_ino). A
+  // catalogue H2: for MAP_SHARED the offset column is vm_pgoff << PAGE_SHIFT, the requested offset;
+  // dev and inode are those of the device node (show_map_vma, 6.1 and 6.12: i_sb->s_dev, i_ino). A
   // character device keeps vm_pgoff; only a regular file (sysfs PCI resourceN) may show another offset.
   it('the maps line shows the requested offset, the device node and its path', { tags: ['core'] }, async (ctx) => {
     const k = t.dut.size / page() / 2n;
@@ -33,8 +33,9 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     const vma = await vmaAt(t, addr);
     const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${t.profile.device}`)).trim().split(' ');
     if (vma.offset !== offset && type.join(' ') === 'regular file') {
-      // H2, bug #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff (drivers/pci/mmap.c:42-43).
-      await ctx.annotate(`informational: the maps offset is 0x${vma.offset.toString(16)}, not the requested 0x${offset.toString(16)} (catalogue H2, bug #18)`);
+      // catalogue H2, taxonomy #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff
+      // (pci_mmap_resource_range, 6.1 and 6.12).
+      await ctx.annotate(`informational: the maps offset is 0x${vma.offset.toString(16)}, not the requested 0x${offset.toString(16)} (catalogue H2, taxonomy #18)`);
     } else {
       expect(vma.offset, vma.line).toBe(offset);
     }
@@ -46,7 +47,7 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     expect(vma.line.endsWith(` ${t.profile.device}`) || vma.line.includes(' /'), vma.line).toBe(true);
   });
 
-  // H1: VmFlags print vm_flags in bit order (task_mmu.c:654-704). A MAP_SHARED mapping of an
+  // catalogue H1: VmFlags print vm_flags in bit order (show_smap_vma_flags, 6.1). A MAP_SHARED mapping of an
   // O_RDWR fd keeps VM_SHARED and VM_MAYSHARE; PROT_READ gives no "wr"; a writable device keeps
   // VM_MAYWRITE ("mw"). Device vmas are never locked ("lo") nor accountable ("ac").
   it('smaps VmFlags match the protection and the profile', { tags: ['core'] }, async () => {
@@ -63,8 +64,8 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     }
   });
 
-  // B3: an O_RDONLY fd loses VM_SHARED and VM_MAYWRITE (mm/mmap.c:1385-1386) but keeps
-  // VM_MAYSHARE, so maps shows r--s (task_mmu.c:266) and VmFlags have no sh/mw.
+  // catalogue B3: an O_RDONLY fd loses VM_SHARED and VM_MAYWRITE (do_mmap) but keeps
+  // VM_MAYSHARE, so maps shows r--s (show_vma_header_prefix; both 6.1 and 6.12) and VmFlags have no sh/mw.
   it('a read-only MAP_SHARED of an O_RDONLY fd shows r--s and no sh/mw in VmFlags', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
@@ -73,8 +74,8 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     for (const flag of ['wr', 'sh', 'mw']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);
   });
 
-  // H2 / C1: a MAP_PRIVATE mapping shows 'p' and has neither VM_SHARED nor VM_MAYSHARE. Its
-  // offset column is not checked: a COW remap rewrites vm_pgoff to the pfn (mm/memory.c:2515).
+  // catalogue H2 / C1: a MAP_PRIVATE mapping shows 'p' and has neither VM_SHARED nor VM_MAYSHARE. Its
+  // offset column is not checked: a COW remap rewrites vm_pgoff to the pfn (remap_pfn_range_internal, 6.1 and 6.12).
   it('a MAP_PRIVATE mapping shows r--p and no sh/ms in VmFlags', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { c } = t.dut;
@@ -85,7 +86,7 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     for (const flag of ['sh', 'ms']) expect(vma.flags.has(flag), `${flag} in ${flagsOf(vma.flags)}`).toBe(false);
   });
 
-  // H1: smaps skips VM_PFNMAP vmas in its walk (mm/pagewalk.c:353-358): Rss 0 kB even when
+  // catalogue H1: smaps skips VM_PFNMAP vmas in its walk (walk_page_test, 6.1 and 6.12): Rss 0 kB even when
   // every PTE is there. Page-backed vmas count faulted pages, never more than the mapping.
   it('smaps Rss: 0 kB over VM_PFNMAP, otherwise no more than the mapping; Locked 0 kB', async () => {
     const length = t.dut.size < 4n * page() ? t.dut.size : 4n * page();
@@ -97,8 +98,8 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     expect(vma.locked).toBe(0);
   });
 
-  // H3: pagemap reports every VM_PFNMAP page as not present with PFN 0 (pagemap_pte_hole,
-  // fs/proc/task_mmu.c:1367-1402). A page-backed vma shows a touched page present; two
+  // catalogue H3: pagemap reports every VM_PFNMAP page as not present with PFN 0 (pagemap_pte_hole,
+  // 6.1 and 6.12). A page-backed vma shows a touched page present; two
   // mappings of the same offset never show different PFNs.
   it('pagemap: VM_PFNMAP pages are not exposed; otherwise a touched page is present, one PFN per offset', async () => {
     const { c } = t.dut;

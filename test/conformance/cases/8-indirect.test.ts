@@ -1,8 +1,8 @@
 /**
  * Indirect access: the mapping as a syscall buffer, GUP, /proc/PID/mem and
  * ptrace (catalogue I1-I4).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  * The addon offers none of these calls, so each case runs a small python3
  * program in the guest (vma.ts, python()): it maps the device itself, or
  * works on the agent's mapping through the agent's pid.
@@ -26,8 +26,8 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
     return t.dut.native.readInChild(t.profile.device, t.dut.offset, Number(at) + text.length).then((bytes) => bytes.subarray(Number(at)));
   };
 
-  // I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
-  // VM_IO|VM_PFNMAP (catalogue section 6: 16 bytes written).
+  // catalogue I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
+  // VM_IO|VM_PFNMAP.
   it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async () => {
     const expected = await content(40n, 'written to a pipe');
     const out = await python<{ n: number; data: string }>(
@@ -43,7 +43,7 @@ done({'n': n, 'data': os.read(r, 17).hex()})
     expect(Buffer.from(out.data, 'hex')).toEqual(expected);
   });
 
-  // I4: copy_to_user into the mapping: read(pipe, mapping, n) lands in the device.
+  // catalogue I4: copy_to_user into the mapping: read(pipe, mapping, n) lands in the device.
   it('read() from a pipe into a writable mapping reaches the device', async (ctx) => {
     const writer = t.needsWriter(ctx);
     const out = await python<{ n: number }>(
@@ -60,9 +60,9 @@ done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
     expect(seen.subarray(200).toString()).toBe('read into the map');
   });
 
-  // I1: process_vm_readv pins the remote pages with GUP, which refuses VM_IO|VM_PFNMAP
-  // (mm/gup.c:1069-1070) -> EFAULT (mm/process_vm_access.c:105-111; catalogue section 6).
-  // Page-backed vmas (I3) give the bytes.
+  // catalogue I1: process_vm_readv pins the remote pages with GUP, which refuses VM_IO|VM_PFNMAP
+  // (check_vma_flags, 6.1 and 6.12) -> EFAULT (process_vm_rw_single_vec, 6.1).
+  // Page-backed vmas (catalogue I3) give the bytes.
   it('process_vm_readv from the mapping: EFAULT on VM_IO/VM_PFNMAP, otherwise the mapped bytes', async () => {
     const expected = await content(8n, 'remote read');
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
@@ -88,8 +88,8 @@ done({'n': n, 'err': errname(ctypes.get_errno()) if n < 0 else None, 'data': buf
     }
   });
 
-  // I2: /proc/PID/mem uses GUP, then vm_ops->access (mm/memory.c:5723-5742); without ->access
-  // it is EIO (fs/proc/base.c:908-911). A missing ->access is a quality warning (bug #17),
+  // catalogue I2: /proc/PID/mem uses GUP, then vm_ops->access (__access_remote_vm); without ->access
+  // it is EIO (mem_rw; both 6.1 and 6.12). A missing ->access is a quality warning (taxonomy #17),
   // not a failure; bytes that do come back must be the mapped bytes.
   it('/proc/PID/mem read at the mapping: the mapped bytes, or EIO without vm_ops->access (warning)', async (ctx) => {
     const expected = await content(24n, 'through proc mem');
@@ -111,12 +111,12 @@ except OSError as e:
     }
     expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so /proc/PID/mem must read it`).toBe(true);
     expect(out.err).toBe('EIO');
-    await ctx.annotate('quality warning: no vm_ops->access, /proc/PID/mem gives EIO (catalogue I2, bug #17)');
+    await ctx.annotate('quality warning: no vm_ops->access, /proc/PID/mem gives EIO (catalogue I2, taxonomy #17)');
   });
 
-  // I2: PTRACE_PEEKDATA goes the same way (access_process_vm), EIO without ->access
-  // (kernel/ptrace.c:1322-1324). The tracee is a forked child of the python process,
-  // which inherits its MAP_SHARED mapping (E2).
+  // catalogue I2: PTRACE_PEEKDATA goes the same way (access_process_vm), EIO without ->access
+  // (generic_ptrace_peekdata, 6.1 and 6.12). The tracee is a forked child of the python process,
+  // which inherits its MAP_SHARED mapping (catalogue E2).
   it('ptrace PEEKDATA at the mapping: the mapped word, or EIO without vm_ops->access (warning)', async (ctx) => {
     const expected = await content(48n, 'peekdat!');
     const probe = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
@@ -148,10 +148,10 @@ else:
     }
     expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so PEEKDATA must read it`).toBe(true);
     expect(out.err).toBe('EIO');
-    await ctx.annotate('quality warning: no vm_ops->access, PTRACE_PEEKDATA gives EIO (catalogue I2, bug #17)');
+    await ctx.annotate('quality warning: no vm_ops->access, PTRACE_PEEKDATA gives EIO (catalogue I2, taxonomy #17)');
   });
 
-  // I1: a shared FUTEX_WAIT resolves its key with GUP (kernel/futex/core.c:259-270): EFAULT on
+  // catalogue I1: a shared FUTEX_WAIT resolves its key with GUP (get_futex_key, 6.1 and 6.12): EFAULT on
   // VM_IO|VM_PFNMAP. Elsewhere the key may resolve (then EAGAIN: the value does not match) or
   // not (EFAULT: a driver page has no page->mapping); it never blocks.
   it('a shared FUTEX_WAIT on the mapping: EFAULT on VM_IO/VM_PFNMAP, never a wait', async () => {

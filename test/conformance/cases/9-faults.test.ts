@@ -1,11 +1,12 @@
 /**
  * The fault path and its signals, fork and sharing, and a driver's error path
- * under repetition (catalogue J1-J3, E1-E3, B8, bug #15).
- * Each case names its catalogue row (shared/reference/mmap-semantics.md) and
- * the kernel source line (Debian linux-source-6.1, 6.1.192) behind it.
+ * under repetition (catalogue J1-J3, J6, E1-E3, B8; taxonomy #15).
+ * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
+ * functions behind it, with the kernel series they were read in.
  */
 import { expect, it } from 'vitest';
-import { moduleName, pagePattern, writePagePatterns } from '../device.js';
+import { moduleName } from '../../../tools/qemu/guest-modules.js';
+import { pagePattern, writePagePatterns } from '../device.js';
 import type { NativeCall } from '../../../tools/qemu/guest-client.js';
 import { describeProfiles, REFUSALS } from '../profile-suite.js';
 import { python, vmaCount } from './vma.js';
@@ -21,7 +22,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
     for (const index of indices) await writePagePatterns(t.dut, addr + index * page(), index, 1n);
   };
 
-  // Signals (catalogue header): an address with no vma is SIGSEGV/SEGV_MAPERR, never SIGBUS,
+  // catalogue J6: an address with no vma is SIGSEGV/SEGV_MAPERR, never SIGBUS,
   // right before and right after a device mapping.
   it('touching the unmapped pages around a mapping raises SIGSEGV', { tags: ['core'] }, async () => {
     const { native, c } = t.dut;
@@ -42,8 +43,8 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
     expect(await native.probe(addr + page(), 'read')).toBe('SIGSEGV');
   });
 
-  // E2 / J: a forked child re-reaches every page through the copied PTEs (PFNMAP/MIXEDMAP,
-  // vma_needs_copy, mm/memory.c:1262-1263) or through ->fault; the child reads under a
+  // catalogue E2 / J2: a forked child re-reaches every page through the copied PTEs (PFNMAP/MIXEDMAP,
+  // vma_needs_copy, 6.1) or through ->fault; the child reads under a
   // watchdog, so a fault handler that never installs a PTE shows as ETIMEDOUT, not a hang.
   it('a forked child reads every sampled page as the parent does', { tags: ['core'] }, async (ctx) => {
     const source = t.needsWriter(ctx);
@@ -56,7 +57,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
     }
   });
 
-  // E1: a pattern written by this process is what a second process, mapping the device on
+  // catalogue E1: a pattern written by this process is what a second process, mapping the device on
   // its own at each page's offset, reads.
   it('a second process mapping each sampled page on its own sees the pattern written by the first', async (ctx) => {
     const source = t.needsWriter(ctx);
@@ -67,7 +68,7 @@ describeProfiles('fault path, fork and repetition (J, E, D)', (t) => {
     }
   });
 
-  // E1, the other way: another process (python3 in the guest) writes through its own
+  // catalogue E1, the other way: another process (python3 in the guest) writes through its own
   // mapping; this process's existing mapping shows it without being remapped.
   it('a write by another process shows in this process\'s existing mapping', async (ctx) => {
     const source = t.needsWriter(ctx);
@@ -84,14 +85,9 @@ done({'ok': True})
     expect((await t.dut.native.readBytes(addr + 300n, 20)).toString()).toBe('from another process');
   });
 
-  // E3 / C2 and catalogue section 6: fork after the FIRST page of a MAP_PRIVATE PFN mapping was
-  // written fails with ENOMEM, measured on 6.1.192 and 6.12.117 (docs/kernel-differences.md).
-  // x86 PAT's track_pfn_copy needs the cachemode from the PTE at vm_start, which is now the
-  // anonymous COW page: get_pat_info returns -EINVAL ("out of luck ... have to fail fork()",
-  // 6.1 arch/x86/mm/pat/memtype.c:1013-1024) and copy_mm turns it into -ENOMEM. The 6.9 rework
-  // ("x86/mm/pat: fix VM_PAT handling in COW mappings") replaced a WARN by this failure; it did
-  // not make fork succeed. A kernel finding, not a driver bug: success or ENOMEM both pass,
-  // ENOMEM is annotated.
+  // catalogue E3 / C2: fork after the FIRST page of a MAP_PRIVATE PFN mapping was
+  // written fails with ENOMEM on 6.1 and 6.12 (x86 PAT's track_pfn_copy; the row says why).
+  // A kernel finding, not a driver bug: success or ENOMEM both pass, ENOMEM is annotated.
   it('fork after writing the first page of a MAP_PRIVATE mapping (ENOMEM is a kernel finding)', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     const { native, c } = t.dut;
@@ -108,14 +104,14 @@ done({'ok': True})
       expect(await native.readInForkedChild(addr, 7)).toEqual(Buffer.from('private'));
     } catch (error) {
       if ((error as { code?: string }).code !== 'ENOMEM') throw error;
-      await ctx.annotate('kernel finding: fork fails with ENOMEM after a write to the first page of a MAP_PRIVATE PFN mapping (x86 PAT track_pfn_copy; measured on 6.1.192 and 6.12.117: the upstream 6.9 rework did not remove it; catalogue section 6)');
+      await ctx.annotate('kernel finding: fork fails with ENOMEM after a write to the first page of a MAP_PRIVATE PFN mapping (x86 PAT track_pfn_copy; measured on 6.1.192 and 6.12.117: the upstream 6.9 rework did not remove it; catalogue E3)');
     }
     // Either way the private copy and the device are as they were.
     expect(await native.readBytes(addr, 7)).toEqual(Buffer.from('private'));
     expect(await native.readBytes(shared.addr, 7)).toEqual(before);
   });
 
-  // E3: with only a later page written, fork works (catalogue section 6); the child shares the
+  // catalogue E3: with only a later page written, fork works; the child shares the
   // COW copy of that page and still sees the device in the pages not written.
   it('fork after writing a later page of a MAP_PRIVATE mapping: the child sees the private copy and the device', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
@@ -130,8 +126,8 @@ done({'ok': True})
     expect(await native.readInForkedChild(addr, 16)).toEqual(device);
   });
 
-  // B8 / mprotect: PROT_NONE makes every access SIGSEGV (SEGV_ACCERR); restoring PROT_READ
-  // rewrites the PTEs (change_protection, mm/mprotect.c:633-641) or re-faults: same content.
+  // catalogue B8 / mprotect: PROT_NONE makes every access SIGSEGV (SEGV_ACCERR); restoring PROT_READ
+  // rewrites the PTEs (change_protection, 6.1 and 6.12) or re-faults: same content.
   it('mprotect to PROT_NONE and back keeps the content', async () => {
     const length = pages() >= 2n ? 2n * page() : page();
     const { addr } = await t.mappings.map(t.profile.device, { length, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
@@ -146,8 +142,8 @@ done({'ok': True})
   const refcnt = async (): Promise<string | undefined> =>
     t.profile.module === undefined ? undefined : (await t.dut.guest.readFile(`/sys/module/${moduleName(t.profile.module)}/refcnt`)).trim();
 
-  // Bug #15: a driver's ->mmap error path must not leak or leave state behind. 200 out-of-range
-  // mmaps (A6) are each refused (or SIGBUS past the end); the module refcount, the agent's
+  // Taxonomy #15: a driver's ->mmap error path must not leak or leave state behind. 200 out-of-range
+  // mmaps (catalogue A6) are each refused (or SIGBUS past the end); the module refcount, the agent's
   // vmas of the device and the device's content stay as they were.
   it('200 refused out-of-range mmaps leave the device working', async () => {
     const { native, c } = t.dut;
@@ -178,8 +174,8 @@ done({'ok': True})
     expect(await native.readBytes(addr, 64)).toEqual(baseline);
   });
 
-  // Bug #15 with the kernel's and the driver's own refusals: O_RDONLY + PROT_WRITE (B2,
-  // kernel) and, where the profile refuses them, MAP_PRIVATE (C1) or writable (B4) mappings,
+  // Taxonomy #15 with the kernel's and the driver's own refusals: O_RDONLY + PROT_WRITE (catalogue B2,
+  // kernel) and, where the profile refuses them, MAP_PRIVATE (catalogue C1) or writable (catalogue B4) mappings,
   // 200 times each kind; nothing may be left behind.
   it('200 refused mmaps of each other kind leave the device working', async () => {
     const { native, c } = t.dut;

@@ -5,68 +5,29 @@
  * a python3 program run in the guest for the calls the addon does not offer
  * (pipes, process_vm_readv, ptrace, futex).
  */
+import { type SmapsEntry, parseMaps, parseSmaps, vmaStartingAt } from '../../../guest/procfs.js';
 import type { ProfileCase } from '../profile-suite.js';
 
-/** One vma as /proc/PID/smaps shows it (fs/proc/task_mmu.c:266-300, 654-704). */
-export interface VmaInfo {
-  /** The maps line: "start-end perms offset dev inode path". */
-  line: string;
-  start: bigint;
-  end: bigint;
-  perms: string;
-  offset: bigint;
-  /** "major:minor" as maps prints it (two hex digits each at least). */
-  dev: string;
-  inode: string;
-  flags: Set<string>;
-  /** Rss and Locked in kB. */
-  rss: number;
-  locked: number;
-}
+/** One vma of the agent as its /proc/PID/smaps shows it (show_map_vma, 6.1 and 6.12; show_smap_vma_flags, 6.1). */
+export type VmaInfo = SmapsEntry;
 
 /** The vma of the agent that starts at `addr`; throws if there is none. */
 export async function vmaAt(t: ProfileCase, addr: bigint): Promise<VmaInfo> {
-  const text = await t.dut.guest.readFile('/proc/self/smaps');
-  const lines = text.split('\n');
-  const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) (\S+) (\d+)/;
-  for (let i = 0; i < lines.length; i++) {
-    const match = header.exec(lines[i]!);
-    if (match === null || BigInt(`0x${match[1]}`) !== addr) continue;
-    const info: VmaInfo = {
-      line: lines[i]!,
-      start: BigInt(`0x${match[1]}`),
-      end: BigInt(`0x${match[2]}`),
-      perms: match[3]!,
-      offset: BigInt(`0x${match[4]}`),
-      dev: match[5]!,
-      inode: match[6]!,
-      flags: new Set(),
-      rss: -1,
-      locked: -1,
-    };
-    for (let j = i + 1; j < lines.length && !header.test(lines[j]!); j++) {
-      const field = /^(\w+):\s+(.*)$/.exec(lines[j]!);
-      if (field === null) continue;
-      if (field[1] === 'VmFlags') info.flags = new Set(field[2]!.trim().split(/\s+/));
-      if (field[1] === 'Rss') info.rss = Number.parseInt(field[2]!, 10);
-      if (field[1] === 'Locked') info.locked = Number.parseInt(field[2]!, 10);
-    }
-    return info;
-  }
-  throw new Error(`no vma starts at 0x${addr.toString(16)} in the agent's /proc/PID/smaps`);
+  const vma = vmaStartingAt(parseSmaps(await t.dut.guest.readFile('/proc/self/smaps')), addr);
+  if (vma === undefined) throw new Error(`no vma starts at 0x${addr.toString(16)} in the agent's /proc/PID/smaps`);
+  return vma;
 }
 
-/** How many vmas of the agent map `path` (its maps lines ending in the path). */
+/** How many vmas of the agent map `path`. */
 export async function vmaCount(t: ProfileCase, path: string): Promise<number> {
-  const text = await t.dut.guest.readFile('/proc/self/maps');
-  return text.split('\n').filter((line) => line.endsWith(` ${path}`)).length;
+  return parseMaps(await t.dut.guest.readFile('/proc/self/maps')).filter((vma) => vma.path === path).length;
 }
 
-/** The vma is VM_PFNMAP ("pf"): page walks skip it (mm/pagewalk.c:353-358). */
+/** The vma is VM_PFNMAP ("pf"): page walks skip it (walk_page_test, 6.1 and 6.12). */
 export const isPfnmap = (vma: VmaInfo): boolean => vma.flags.has('pf');
-/** GUP refuses the vma: VM_IO or VM_PFNMAP (mm/gup.c:1069-1070). */
+/** GUP refuses the vma: VM_IO or VM_PFNMAP (check_vma_flags, 6.1 and 6.12). */
 export const gupRefuses = (vma: VmaInfo): boolean => vma.flags.has('io') || vma.flags.has('pf');
-/** VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP (include/linux/mm.h:422). */
+/** VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP (include/linux/mm.h, 6.1 and 6.12). */
 export const isSpecial = (vma: VmaInfo): boolean => ['io', 'de', 'pf', 'mm'].some((flag) => vma.flags.has(flag));
 
 /** The errno name of an addon error, or 'ok' when `attempt` did not throw. */

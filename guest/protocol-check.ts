@@ -1,0 +1,253 @@
+/**
+ * What a message must hold to be accepted, checked where it arrives: the
+ * agent checks every request it reads, the relay every request a test worker
+ * sends, and the host's client every message from the agent (a response
+ * against the op it answers, guest/protocol.ts Ops). A message that fails is
+ * a ProtocolError naming the field, answered or reported, never a crash.
+ */
+import type { ConstantName } from '../native/index.js';
+import { decodeMessage } from './protocol.js';
+import type {
+  ArgsOf,
+  BatchOutcome,
+  ErrorInfo,
+  GuestMessage,
+  GuestPattern,
+  KmsgCursor,
+  NativeArgs,
+  Op,
+  OutputEvent,
+  ReadyMessage,
+  Request,
+  RequestBody,
+  Response,
+  ResultOf,
+} from './protocol.js';
+
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Returns the value as T, or throws a ProtocolError naming `at`, the place in the message. */
+type Check<T> = (value: unknown, at: string) => T;
+
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Uint8Array) return 'bytes';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value);
+}
+
+const refuse = (at: string, expected: string, value: unknown): never => {
+  throw new ProtocolError(`${at} must be ${expected}, not ${shown(value)}`);
+};
+
+const string: Check<string> = (value, at) => (typeof value === 'string' ? value : refuse(at, 'a string', value));
+const number: Check<number> = (value, at) => (typeof value === 'number' && Number.isFinite(value) ? value : refuse(at, 'a number', value));
+const integer: Check<number> = (value, at) => (Number.isSafeInteger(value) ? (value as number) : refuse(at, 'an integer', value));
+const boolean: Check<boolean> = (value, at) => (typeof value === 'boolean' ? value : refuse(at, 'true or false', value));
+const bigint: Check<bigint> = (value, at) => (typeof value === 'bigint' ? value : refuse(at, 'a BigInt ({"$big": "..."})', value));
+const bytes: Check<Uint8Array> = (value, at) => (value instanceof Uint8Array ? value : refuse(at, 'bytes ({"$bytes": "..."})', value));
+const nothing: Check<undefined> = (value, at) => (value === undefined ? undefined : refuse(at, 'absent', value));
+const anything: Check<unknown> = (value) => value;
+
+const nullable = <T>(check: Check<T>): Check<T | null> => (value, at) => (value === null ? null : check(value, at));
+
+const oneOf =
+  <T extends string>(...allowed: T[]): Check<T> =>
+  (value, at) =>
+    allowed.includes(value as T) ? (value as T) : refuse(at, allowed.map((word) => JSON.stringify(word)).join(' or '), value);
+
+const arrayOf =
+  <T>(check: Check<T>): Check<T[]> =>
+  (value, at) =>
+    Array.isArray(value) ? value.map((item, index) => check(item, `${at}[${index}]`)) : refuse(at, 'an array', value);
+
+/** A plain JSON object's fields. */
+function fields(value: unknown, at: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return refuse(at, 'an object', value);
+  return value as Record<string, unknown>;
+}
+
+/** `{...}` when the field is there, `{}` when it is absent: spread into the checked object. */
+function optional<K extends string, T>(record: Record<string, unknown>, key: K, check: Check<T>, at: string): { [P in K]?: T } {
+  return record[key] === undefined ? {} : ({ [key]: check(record[key], `${at}.${key}`) } as { [P in K]?: T });
+}
+
+const recordOf =
+  <T>(check: Check<T>): Check<Record<string, T>> =>
+  (value, at) =>
+    Object.fromEntries(Object.entries(fields(value, at)).map(([key, item]) => [key, check(item, `${at}.${key}`)]));
+
+const kmsgCursor: Check<KmsgCursor> = (value, at) => {
+  const record = fields(value, at);
+  return { bootId: string(record.bootId, `${at}.bootId`), seq: integer(record.seq, `${at}.seq`) };
+};
+
+const nativeArgs: Check<NativeArgs> = (value, at) => {
+  const record = fields(value, at);
+  return { fn: string(record.fn, `${at}.fn`), args: arrayOf(anything)(record.args, `${at}.args`) };
+};
+
+const guestPattern: Check<GuestPattern> = (value, at) => {
+  const record = fields(value, at);
+  const kind = oneOf('zeroes', 'pageIndex')(record.kind, `${at}.kind`);
+  if (kind === 'zeroes') return { kind, length: integer(record.length, `${at}.length`) };
+  return {
+    kind,
+    pageSize: integer(record.pageSize, `${at}.pageSize`),
+    first: bigint(record.first, `${at}.first`),
+    count: integer(record.count, `${at}.count`),
+  };
+};
+
+const errorInfo: Check<ErrorInfo> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    message: string(record.message, `${at}.message`),
+    ...optional(record, 'code', string, at),
+    ...optional(record, 'errno', integer, at),
+    ...optional(record, 'syscall', string, at),
+    ...optional(record, 'address', bigint, at),
+  };
+};
+
+const batchOutcome: Check<BatchOutcome> = (value, at) => {
+  const record = fields(value, at);
+  return boolean(record.ok, `${at}.ok`) ? { ok: true, value: record.value } : { ok: false, error: errorInfo(record.error, `${at}.error`) };
+};
+
+/**
+ * The addon's constants, as numbers by name. Which names there are is the
+ * addon's to say (native/index.ts ConstantName, a type only), so the names
+ * are taken as they come.
+ */
+const constants = (value: unknown, at: string): Readonly<Record<ConstantName, number>> =>
+  recordOf(integer)(value, at) as Readonly<Record<ConstantName, number>>;
+
+const readyMessage: Check<ReadyMessage> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    type: oneOf('ready')(record.type, `${at}.type`),
+    uptime: number(record.uptime, `${at}.uptime`),
+    kernel: string(record.kernel, `${at}.kernel`),
+    clocksource: string(record.clocksource, `${at}.clocksource`),
+    pageSize: integer(record.pageSize, `${at}.pageSize`),
+    constants: constants(record.constants, `${at}.constants`),
+  };
+};
+
+const noArgs: Check<Record<string, never>> = (value, at) => {
+  const extra = Object.keys(fields(value, at));
+  return extra.length === 0 ? {} : refuse(`${at}.${extra[0]!}`, 'absent', fields(value, at)[extra[0]!]);
+};
+
+/** Each op's arguments, as the agent (or the relay, for reattach) accepts them. */
+const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
+  exec: (value, at) => {
+    const record = fields(value, at);
+    return { argv: arrayOf(string)(record.argv, `${at}.argv`), ...optional(record, 'env', recordOf(string), at) };
+  },
+  native: nativeArgs,
+  batch: (value, at) => {
+    const record = fields(value, at);
+    return { calls: arrayOf(nativeArgs)(record.calls, `${at}.calls`), ...optional(record, 'until', oneOf('ok', 'error'), at) };
+  },
+  ping: noArgs,
+  kmsg: (value, at) => optional(fields(value, at), 'since', kmsgCursor, at),
+  writePattern: (value, at) => {
+    const record = fields(value, at);
+    return { addr: bigint(record.addr, `${at}.addr`), pattern: guestPattern(record.pattern, `${at}.pattern`) };
+  },
+  readFile: (value, at) => ({ path: string(fields(value, at).path, `${at}.path`) }),
+  writeFile: (value, at) => {
+    const record = fields(value, at);
+    return { path: string(record.path, `${at}.path`), data: string(record.data, `${at}.data`) };
+  },
+  reattach: noArgs,
+};
+
+/** Each op's successful answer. */
+const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
+  exec: (value, at) => {
+    const record = fields(value, at);
+    return { code: nullable(integer)(record.code, `${at}.code`), signal: nullable(string)(record.signal, `${at}.signal`) };
+  },
+  // The addon's own return types (native/index.ts NativeAddon) are its to keep.
+  native: anything,
+  batch: arrayOf(batchOutcome),
+  ping: string,
+  kmsg: (value, at) => {
+    const record = fields(value, at);
+    return {
+      cursor: kmsgCursor(record.cursor, `${at}.cursor`),
+      lines: arrayOf(string)(record.lines, `${at}.lines`),
+      lost: integer(record.lost, `${at}.lost`),
+      rebooted: boolean(record.rebooted, `${at}.rebooted`),
+    };
+  },
+  writePattern: nothing,
+  readFile: string,
+  writeFile: nothing,
+  reattach: readyMessage,
+};
+
+const OPS = Object.keys(ARGS) as Op[];
+
+/** What the agent or the relay makes of one line: a request, or why not and, when the line names an id, the answer to send. */
+export type ReadRequest = { request: Request } | { malformed: string; answer?: Response };
+
+export function readRequest(line: string): ReadRequest {
+  let message: unknown;
+  try {
+    message = decodeMessage(line);
+    return { request: checkRequest(message) };
+  } catch (error) {
+    const malformed = `malformed request: ${(error as Error).message}`;
+    const id = idOf(message);
+    return id === undefined ? { malformed } : { malformed, answer: { id, ok: false, error: { message: malformed, code: 'EPROTO' } } };
+  }
+}
+
+/** The id of a message that may be malformed, when it has one: who to answer. */
+export function idOf(message: unknown): number | undefined {
+  const id = typeof message === 'object' && message !== null ? (message as { id?: unknown }).id : undefined;
+  return Number.isSafeInteger(id) ? (id as number) : undefined;
+}
+
+/** A request as sent by the host or a test worker; throws a ProtocolError for anything else. */
+export function checkRequest(message: unknown): Request {
+  const record = fields(message, 'request');
+  const id = integer(record.id, 'request.id');
+  const op = oneOf(...OPS)(record.op, 'request.op');
+  return { id, ...checkBody(op, record.args) };
+}
+
+function checkBody<O extends Op>(op: O, args: unknown): RequestBody<O> {
+  return { op, args: ARGS[op](args, `${op}.args`) };
+}
+
+/** A successful answer's value, checked against what `op` answers. */
+export function checkResult<O extends Op>(op: O, value: unknown): ResultOf<O> {
+  return RESULTS[op](value, `the answer to ${op}`);
+}
+
+/** A message from the agent (or the relay): the ready message, exec output, or a response whose value is checked later, against its request. */
+export function checkGuestMessage(message: unknown): GuestMessage {
+  const record = fields(message, 'message');
+  if (record.type === 'ready') return readyMessage(record, 'ready message');
+  const id = integer(record.id, 'message.id');
+  if (record.stream !== undefined) {
+    const output: OutputEvent = { id, stream: oneOf('stdout', 'stderr')(record.stream, 'output.stream'), data: bytes(record.data, 'output.data') };
+    return output;
+  }
+  const response: Response = boolean(record.ok, 'response.ok')
+    ? { id, ok: true, value: record.value }
+    : { id, ok: false, error: errorInfo(record.error, 'response.error') };
+  return response;
+}
