@@ -64,6 +64,17 @@ function errorInfo(error: unknown): ErrorInfo {
   };
 }
 
+/**
+ * A command that cannot be started ends as it would in a shell: 127 when it
+ * does not exist, 126 when it is not executable, with the shell's one line
+ * on its stderr. `mmapkit vm run -- CMD` passes these codes through.
+ */
+const NOT_STARTED: Record<string, { code: number; why: string }> = {
+  ENOENT: { code: 127, why: 'command not found' },
+  EACCES: { code: 126, why: 'permission denied' },
+  ENOEXEC: { code: 126, why: 'cannot execute binary file' },
+};
+
 function exec(id: number, { argv, env }: ExecArgs): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const [command, ...args] = argv;
@@ -74,7 +85,15 @@ function exec(id: number, { argv, env }: ExecArgs): Promise<ExecResult> {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     child.stdout.on('data', (data: Buffer) => send({ id, stream: 'stdout', data }));
     child.stderr.on('data', (data: Buffer) => send({ id, stream: 'stderr', data }));
-    child.on('error', reject);
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const notStarted = child.pid === undefined ? NOT_STARTED[error.code ?? ''] : undefined;
+      if (notStarted === undefined) {
+        reject(error);
+        return;
+      }
+      send({ id, stream: 'stderr', data: Buffer.from(`mmapkit: ${command}: ${notStarted.why}\n`) });
+      resolve({ code: notStarted.code, signal: null });
+    });
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
 }

@@ -3,7 +3,7 @@
  * module that does it; every failure ends as one line and an exit code
  * (tools/exit-codes.ts), never a stack trace.
  */
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_HELP, benchCommand } from './bench/command.js';
 import { build } from './build/build.js';
@@ -12,6 +12,7 @@ import type { GuestKernel } from './kernel.js';
 import { lintKernels } from './lint/lint.js';
 import { checkModule, loadProfile, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
+import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
 import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, runConformance, shardOf } from './test/command.js';
 import { MERGE_HELP, mergeCommand } from './test/merge-command.js';
@@ -21,28 +22,13 @@ import { loadModule } from './qemu/guest-modules.js';
 import { EXIT_CODE_OF, SessionEndedError } from './qemu/outcome.js';
 import { VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
-import { moduleObject } from './paths.js';
+import { checkWritableFile } from './output-paths.js';
+import { MAIN_USAGE, moduleObject } from './paths.js';
 import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
 
 const HELP: Record<string, string> = {
-  main: `usage: mmapkit <command> [options]
-
-Build a Linux driver's mmap path, boot it in QEMU and prove how it behaves.
-
-Commands:
-  build            build the module (against the guest kernel's headers), the addon and the guest agent; type-check
-  vm run -- CMD    run CMD in the guest with the module loaded; exit with CMD's status
-  vm shell         an interactive shell in the guest with the module loaded
-  test             run the conformance suite against device profiles (default: the reference driver's)
-  merge-results    merge the JSON results files of a sharded test run into one report
-  lint             checkpatch --strict, W=1 and sparse on kmod/; any report fails
-  trace            record the kernel's mmap and page-fault path for a scenario with ftrace
-  explain          walk the mmap path with live evidence; writes an HTML report
-  bench            measure what a device mapping costs against anonymous memory and read()
-
-Exit codes: 0 passed, 1 tests failed, 2 bad usage, 3 missing prerequisite or build failure,
-120 guest kernel crashed, 121 boot failed, 124 timed out.
-Run 'mmapkit <command> --help' for a command's options.`,
+  // Plain text, so that bin/mmapkit.js can print it before `make setup` too.
+  main: readFileSync(MAIN_USAGE, 'utf8').trimEnd(),
   build: `usage: mmapkit build [--kernel K | --kernels all|LIST] [--kdir DIR] [--verbose]
 
 Builds kmod/ against the guest kernel's headers, the native addon, the guest
@@ -106,12 +92,6 @@ async function buildCommand(args: string[]): Promise<number> {
     await build({ kernel, verbose: values.verbose, log: say });
   }
   return ExitCode.PASSED;
-}
-
-/** A command killed by a signal exits 128 + its number, as in a shell. */
-function signalExitCode(signal: string | null): number {
-  const number = signal !== null ? os.constants.signals[signal as NodeJS.Signals] : undefined;
-  return 128 + (number ?? 0);
 }
 
 async function vmRun(args: string[]): Promise<number> {
@@ -181,6 +161,8 @@ async function testCommand(args: string[]): Promise<number> {
   const reporters = (values.reporter ?? []).map(reporterOf);
   const shard = values.shard !== undefined ? shardOf(values.shard) : undefined;
   checkReportOptions({ reporters, ...(values['output-file'] !== undefined && { outputFile: values['output-file'] }) });
+  if (values.results !== undefined) checkWritableFile(values.results, '--results');
+  if (values['output-file'] !== undefined) checkWritableFile(values['output-file'], '--output-file');
   const kernels = kernelsOf(values);
   return forEachKernel(kernels, (kernel) =>
     testOnKernel(kernel, values, {
@@ -270,17 +252,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function onSignal(signal: NodeJS.Signals, code: number): void {
-  // process.exit runs the session module's exit hook, which kills QEMU's process group.
-  process.on(signal, () => {
-    say(`interrupted by ${signal}`);
-    process.exit(code);
-  });
-}
-
-onSignal('SIGINT', 130);
-onSignal('SIGTERM', 143);
-onSignal('SIGHUP', 129);
+exitOnInterrupt(say);
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

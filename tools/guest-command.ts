@@ -70,6 +70,18 @@ export function positiveNumber(value: string | undefined, flag: string, what = '
   return parsed;
 }
 
+/** The longest delay Node's timers hold, 2^31-1 ms (about 24.8 days), in whole seconds: a longer one fires at once. */
+export const MAX_TIMEOUT_S = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A deadline option in seconds: positive, and no longer than a timer can wait. */
+export function timeoutSeconds(value: string | undefined, flag: string): number | undefined {
+  const seconds = positiveNumber(value, flag);
+  if (seconds !== undefined && seconds > MAX_TIMEOUT_S) {
+    throw new UserError(`${flag} takes at most ${MAX_TIMEOUT_S} seconds (about 24 days, the longest timer Node can set), not '${value}'`);
+  }
+  return seconds;
+}
+
 export function accelOf(value: string | undefined): AccelChoice {
   if (value === 'tcg' || value === 'kvm' || value === 'auto') return value;
   throw new UserError(`--accel takes auto, tcg or kvm, not '${String(value)}'`);
@@ -121,8 +133,8 @@ export async function forEachKernel(kernels: GuestKernel[], run: (kernel: GuestK
 
 /** Everything a guest needs from the flags; invalid values fail here, before anything is built or booted. */
 export function guestOptions(flags: VmFlags, kernel: GuestKernel): GuestRunOptions {
-  const bootTimeoutS = positiveNumber(flags['boot-timeout'], '--boot-timeout');
-  const runTimeoutS = positiveNumber(flags.timeout, '--timeout');
+  const bootTimeoutS = timeoutSeconds(flags['boot-timeout'], '--boot-timeout');
+  const runTimeoutS = timeoutSeconds(flags.timeout, '--timeout');
   return {
     kernel,
     accel: accelOf(flags.accel),

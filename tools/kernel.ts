@@ -3,10 +3,17 @@
  * the matching headers tree in /usr/src and its modules in /lib/modules.
  * The host's own kernel (`uname -r`) is never consulted: it is not the
  * kernel the module runs on, and this host has no /lib/modules for it.
+ *
+ * Two kinds of failure, two exit codes. A value the user gave that names
+ * nothing usable (a release or image that is not there, a series `make
+ * setup` does not install, a --kdir that is no headers tree or is for another
+ * release) is bad usage: UserError, exit 2. What `make setup` installs but is
+ * missing (the default kernel, a supported series, the headers or modules of
+ * a chosen kernel) is a missing prerequisite: SetupError, exit 3.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SetupError } from './exit-codes.js';
+import { SetupError, UserError } from './exit-codes.js';
 
 export interface GuestKernel {
   /** The kernel release, as `uname -r` prints it inside the guest. */
@@ -32,6 +39,8 @@ export interface KernelQuery {
   kdir?: string;
   /** Prefix for /boot, /usr/src and /lib/modules; tests point it at a fake tree. */
   root?: string;
+  /** The option that named `kernel`, for messages (default --kernel). */
+  option?: string;
 }
 
 const IMAGE_PREFIX = 'vmlinuz-';
@@ -67,7 +76,7 @@ export const isSeries = (value: string): boolean => SERIES.test(value);
 /** A release's series: "6.12" for 6.12.117+deb12-amd64, "6.1" for 6.1.0-56-amd64. */
 export function seriesOf(release: string): string {
   const match = /^(\d+)\.(\d+)/.exec(release);
-  if (match === null) throw new SetupError(`cannot tell the series of kernel release '${release}'`);
+  if (match === null) throw new UserError(`cannot tell the series of kernel release '${release}': expected it to start with two numbers, as 6.1.0-56-amd64 does`);
   return `${match[1]}.${match[2]}`;
 }
 
@@ -100,15 +109,19 @@ export function installedSeries(root = '/'): string[] {
   return [...new Set(series)].sort(compareReleases);
 }
 
-/** The newest installed release of a series, or a SetupError that says how to get one. */
-export function newestOfSeries(series: string, root = '/'): string {
+/**
+ * The newest installed release of a series. Missing, a series `make setup`
+ * installs is a SetupError that says so; any other is a bad value (`option`).
+ */
+export function newestOfSeries(series: string, root = '/', option = '--kernel'): string {
   const newest = installedReleases(root)
     .filter((release) => /^\d+\.\d+/.test(release) && seriesOf(release) === series)
     .at(-1);
   if (newest === undefined) {
     const known = installedSeries(root);
     const installed = known.length > 0 ? ` (installed: ${known.join(', ')})` : '';
-    throw new SetupError(`no ${series} kernel installed: run \`make setup\`${installed}`);
+    if (SUPPORTED_SERIES.includes(series)) throw new SetupError(`no ${series} kernel installed: run \`make setup\`${installed}`);
+    throw new UserError(`${option} ${series}: no ${series} kernel installed${installed}; \`make setup\` installs ${SUPPORTED_SERIES.join(' and ')}`);
   }
   return newest;
 }
@@ -126,33 +139,44 @@ export function headersRelease(kdir: string): string | undefined {
 
 function resolveImage(query: KernelQuery, root: string): { version: string; image: string } {
   const wanted = query.kernel;
+  const option = query.option ?? '--kernel';
   if (wanted !== undefined && wanted.includes('/')) {
     if (!existsSync(wanted) || !statSync(wanted).isFile()) {
-      throw new SetupError(`kernel image ${wanted} does not exist`);
+      throw new UserError(`${option}: kernel image ${wanted} does not exist`);
     }
     const base = path.basename(wanted);
     if (!base.startsWith(IMAGE_PREFIX)) {
-      throw new SetupError(`cannot tell the release of ${wanted}: expected a file named vmlinuz-<release>`);
+      throw new UserError(`${option}: cannot tell the release of ${wanted}: expected a file named vmlinuz-<release>`);
     }
-    return { version: base.slice(IMAGE_PREFIX.length), image: wanted };
+    const version = base.slice(IMAGE_PREFIX.length);
+    seriesOf(version); // a release without a series is refused before its headers are looked for
+    return { version, image: wanted };
   }
   if (wanted === undefined || isSeries(wanted)) {
-    const version = newestOfSeries(wanted ?? DEFAULT_SERIES, root);
+    const version = newestOfSeries(wanted ?? DEFAULT_SERIES, root, option);
     return { version, image: path.join(root, 'boot', IMAGE_PREFIX + version) };
   }
   const releases = installedReleases(root);
   if (!releases.includes(wanted)) {
     const known = releases.length > 0 ? releases.join(', ') : 'none';
-    throw new SetupError(`no kernel image /boot/vmlinuz-${wanted} (installed: ${known})`);
+    throw new UserError(`${option}: no kernel image /boot/vmlinuz-${wanted} (installed: ${known})`);
   }
   return { version: wanted, image: path.join(root, 'boot', IMAGE_PREFIX + wanted) };
 }
 
 function resolveHeaders(version: string, query: KernelQuery, root: string): string {
-  const kdir = query.kdir ?? path.join(root, 'usr', 'src', `linux-headers-${version}`);
+  if (query.kdir !== undefined) {
+    // The user's tree: anything wrong with it is a bad --kdir.
+    if (!existsSync(path.join(query.kdir, 'Makefile'))) throw new UserError(`--kdir: no kernel headers for ${version} at ${query.kdir} (no Makefile)`);
+    const release = headersRelease(query.kdir);
+    if (release !== undefined && release !== version) {
+      throw new UserError(`--kdir: headers at ${query.kdir} are for ${release}, but the guest kernel is ${version}`);
+    }
+    return query.kdir;
+  }
+  const kdir = path.join(root, 'usr', 'src', `linux-headers-${version}`);
   if (!existsSync(path.join(kdir, 'Makefile'))) {
-    const hint = query.kdir === undefined ? `: run \`make setup\` (installs linux-headers-${version})` : '';
-    throw new SetupError(`no kernel headers for ${version} at ${kdir}${hint}`);
+    throw new SetupError(`no kernel headers for ${version} at ${kdir}: run \`make setup\` (installs linux-headers-${version})`);
   }
   const release = headersRelease(kdir);
   if (release !== undefined && release !== version) {
@@ -175,18 +199,16 @@ export function discoverKernel(query: KernelQuery = {}): GuestKernel {
 /**
  * Several guest kernels at once (`--kernels`): 'all' is the newest release of
  * every installed series of SUPPORTED_SERIES, oldest series first; a list names series, releases
- * or images, each resolved as `--kernel` is. A named series that is not
- * installed is a SetupError ("no 6.12 kernel installed: run `make setup`").
+ * or images, each resolved as `--kernel` is. A supported series that is not
+ * installed is a SetupError ("no 6.12 kernel installed: run `make setup`");
+ * a release or other series that is not installed is a bad --kernels value.
  */
 export function discoverKernels(which: 'all' | readonly string[], query: Omit<KernelQuery, 'kernel' | 'kdir'> = {}): GuestKernel[] {
   const root = query.root ?? '/';
   const wanted = which === 'all' ? installedSeries(root).filter((series) => SUPPORTED_SERIES.includes(series)) : [...which];
-  if (wanted.length === 0) {
-    throw new SetupError(
-      which === 'all' ? 'no guest kernel in /boot: run `make setup`' : 'no kernel named: give a series, a release or `all`',
-    );
-  }
-  const kernels = wanted.map((kernel) => discoverKernel({ ...query, kernel }));
+  if (which === 'all' && wanted.length === 0) throw new SetupError('no guest kernel in /boot: run `make setup`');
+  if (wanted.length === 0) throw new UserError('--kernels: no kernel named: give a series, a release or `all`');
+  const kernels = wanted.map((kernel) => discoverKernel({ ...query, kernel, option: '--kernels' }));
   // "6.1,6.1.0-56-amd64" is one kernel, run once.
   return kernels.filter((kernel, index) => kernels.findIndex((other) => other.image === kernel.image) === index);
 }

@@ -67,12 +67,26 @@ describe('help and bad input', () => {
     expectOneLineError(await mmapkit('vm', 'run', '--accel', 'warp', '--', 'true'), ExitCode.USAGE, /--accel takes/);
   });
 
-  it('a kernel that is not installed is a setup error naming the installed ones', async () => {
-    expectOneLineError(await mmapkit('build', '--kernel', '9.9.9-nope'), ExitCode.SETUP, /no kernel image .*installed: /);
+  it('a kernel that is not installed is a bad --kernel, naming the installed ones', async () => {
+    expectOneLineError(await mmapkit('build', '--kernel', '9.9.9-nope'), ExitCode.USAGE, /^mmapkit: error: --kernel: no kernel image .*installed: /);
   });
 
-  it('headers for another release are refused', async () => {
-    expectOneLineError(await mmapkit('build', '--kdir', '/nonexistent'), ExitCode.SETUP, /no kernel headers/);
+  it('a --kdir that holds no headers is a bad --kdir', async () => {
+    expectOneLineError(await mmapkit('build', '--kdir', '/nonexistent'), ExitCode.USAGE, /^mmapkit: error: --kdir: no kernel headers/);
+  });
+
+  it.each([
+    [['test', '--results', '/proc/x.json'], /--results: cannot write \/proc\/x\.json/],
+    [['test', '--output-file', '/proc/x.xml', '--reporter', 'junit'], /--output-file: cannot write/],
+    [['trace', '--out', '/proc/trace'], /--out: cannot write into \/proc\/trace/],
+  ])('mmapkit %j: an output path that cannot be written fails before anything boots', async (args, pattern) => {
+    const result = await mmapkit(...args);
+    expectOneLineError(result, ExitCode.USAGE, pattern);
+    expect(result.stderr).not.toMatch(/booted|build:/);
+  });
+
+  it('a --timeout longer than a Node timer can wait is a usage error, not an instant timeout', async () => {
+    expectOneLineError(await mmapkit('vm', 'run', '--timeout', '3000000', '--', 'true'), ExitCode.USAGE, /--timeout takes at most \d+ seconds/);
   });
 });
 
@@ -103,6 +117,16 @@ describe('vm run', () => {
   it("exits with the guest command's status", async () => {
     expect((await mmapkit('vm', 'run', '--', 'false')).code).toBe(1);
     expect((await mmapkit('vm', 'run', '--', 'sh', '-c', 'exit 7')).code).toBe(7);
+  });
+
+  it('a command the guest does not have exits 127 and one it cannot execute 126, as in a shell', async () => {
+    const missing = await mmapkit('vm', 'run', '--', 'no-such-cmd');
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/^mmapkit: no-such-cmd: command not found$/m);
+    expect(missing.stderr).not.toMatch(/ENOENT|\n\s+at /);
+    const directory = await mmapkit('vm', 'run', '--', '/tmp');
+    expect(directory.code).toBe(126);
+    expect(directory.stderr).toMatch(/^mmapkit: \/tmp: permission denied$/m);
   });
 
   it('a guest kernel panic ends with the crash code, the panic lines, and nothing left behind', async () => {

@@ -3,7 +3,7 @@
 // the image's contents, its byte format (read back by a parser written here
 // and by GNU cpio) and the content-addressed cache.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -379,5 +379,15 @@ describe('cachedInitramfs', () => {
     expect(changed.path).not.toBe(old.path);
     expect(existsSync(old.path)).toBe(false);
     expect(readdirSync(cacheDir).sort()).toEqual([path.basename(changed.path), 'unrelated.txt']);
+  });
+
+  it("leaves another command's copy in the making alone, and none of its own behind", () => {
+    const dir = path.join(scratch, 'cache-shared');
+    mkdirSync(dir, { recursive: true });
+    // Another mmapkit in the same checkout, halfway through writing its image.
+    const theirs = 'initramfs-0123456789abcdef.cpio.999999.partial';
+    writeFileSync(path.join(dir, theirs), 'half');
+    const ours = cachedInitramfs(fakeInputs('-d'), dir);
+    expect(readdirSync(dir).sort()).toEqual([path.basename(ours.path), theirs].sort());
   });
 });

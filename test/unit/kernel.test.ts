@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ExitCode, SetupError } from '../../tools/exit-codes.js';
+import { ExitCode } from '../../tools/exit-codes.js';
 import {
   DEFAULT_SERIES,
   compareReleases,
@@ -15,6 +15,7 @@ import {
   installedSeries,
   seriesOf,
 } from '../../tools/kernel.js';
+import { userErrorOf } from './user-error.js';
 
 const OLD = '6.1.0-9-amd64';
 const NEW = '6.1.0-56-amd64';
@@ -72,22 +73,10 @@ function complete(...releases: string[]): FakeTree {
   };
 }
 
-/** Runs `action`, expects a one-line SetupError with exit code 3, and returns its message. */
-function setupErrorOf(action: () => unknown): string {
-  let caught: unknown;
-  try {
-    action();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(SetupError);
-  const error = caught as SetupError;
-  expect(error.exitCode).toBe(ExitCode.SETUP);
-  expect(error.exitCode).toBe(3);
-  expect(error.message).not.toContain('\n');
-  expect(error.message.length).toBeGreaterThan(0);
-  return error.message;
-}
+/** A missing install, which `make setup` would fix: exit 3. */
+const setupErrorOf = (action: () => unknown): string => userErrorOf(action, ExitCode.SETUP);
+/** A bad --kernel, --kernels or --kdir value: exit 2. */
+const usageErrorOf = (action: () => unknown): string => userErrorOf(action, ExitCode.USAGE);
 
 describe('compareReleases', () => {
   it('compares the numeric parts, not the text', () => {
@@ -209,16 +198,32 @@ describe('discoverKernel', () => {
     expect(kernel.modules).toBe(path.join(root, 'lib/modules', OLD));
   });
 
-  it('rejects a `kernel` path that does not exist', () => {
+  it('rejects a `kernel` path that does not exist as a bad --kernel', () => {
     const root = fakeRoot(complete(NEW));
     const missing = path.join(scratch, 'nowhere', `vmlinuz-${NEW}`);
-    expect(setupErrorOf(() => discoverKernel({ root, kernel: missing }))).toContain(missing);
+    const message = usageErrorOf(() => discoverKernel({ root, kernel: missing }));
+    expect(message).toContain(missing);
+    expect(message).toMatch(/^--kernel: /);
   });
 
   it('rejects a `kernel` path whose name does not carry the release', () => {
     const root = fakeRoot(complete(NEW));
     const image = writeFile(scratch, 'elsewhere/bzImage', 'not a real bzImage');
-    expect(setupErrorOf(() => discoverKernel({ root, kernel: image }))).toMatch(/vmlinuz-<release>/);
+    expect(usageErrorOf(() => discoverKernel({ root, kernel: image }))).toMatch(/^--kernel: .*vmlinuz-<release>/);
+  });
+
+  it('rejects a `kernel` image whose release has no series, before looking for its headers', () => {
+    const root = fakeRoot(complete(NEW));
+    const image = writeFile(scratch, 'elsewhere/vmlinuz-custom', 'not a real bzImage');
+    expect(usageErrorOf(() => discoverKernel({ root, kernel: image }))).toContain("'custom'");
+  });
+
+  it('takes a series `make setup` does not install as a bad value, naming the option and what setup installs', () => {
+    const root = fakeRoot(complete(NEW));
+    const message = usageErrorOf(() => discoverKernel({ root, kernel: '5.10' }));
+    expect(message).toMatch(/^--kernel 5\.10: no 5\.10 kernel installed \(installed: 6\.1\)/);
+    expect(message).toContain('installs 6.1 and 6.12');
+    expect(usageErrorOf(() => discoverKernels(['6.1', '5.10'], { root }))).toMatch(/^--kernels 5\.10: /);
   });
 
   it('tells the user to run `make setup` when /boot has no image', () => {
@@ -229,9 +234,10 @@ describe('discoverKernel', () => {
     expect(setupErrorOf(() => discoverKernel({ root: emptyBoot }))).toContain('make setup');
   });
 
-  it('lists the installed releases when the requested one is unknown', () => {
+  it('takes a release that is not installed as a bad value, listing the installed ones', () => {
     const root = fakeRoot(complete(OLD, NEW));
-    const message = setupErrorOf(() => discoverKernel({ root, kernel: '6.1.0-99-amd64' }));
+    const message = usageErrorOf(() => discoverKernel({ root, kernel: '6.1.0-99-amd64' }));
+    expect(message).toMatch(/^--kernel: /);
     expect(message).toContain('6.1.0-99-amd64');
     expect(message).toContain(`installed: ${OLD}, ${NEW}`);
   });
@@ -256,21 +262,23 @@ describe('discoverKernel', () => {
     expect(discoverKernel({ root, kdir }).headers).toBe(kdir);
   });
 
-  it('rejects a `kdir` whose UTS_RELEASE differs, naming both releases', () => {
+  it('rejects a `kdir` whose UTS_RELEASE differs as a bad --kdir, naming both releases', () => {
     const root = fakeRoot(complete(NEW));
     const kdir = path.join(scratch, 'kdir-other');
     writeHeaders(kdir, OLD);
-    const message = setupErrorOf(() => discoverKernel({ root, kdir }));
+    const message = usageErrorOf(() => discoverKernel({ root, kdir }));
+    expect(message).toMatch(/^--kdir: /);
     expect(message).toContain(OLD);
     expect(message).toContain(NEW);
     expect(message).toContain(kdir);
   });
 
-  it('rejects a `kdir` without a Makefile, without the `make setup` hint', () => {
+  it('rejects a `kdir` without a Makefile as a bad --kdir, without the `make setup` hint', () => {
     const root = fakeRoot(complete(NEW));
     const kdir = path.join(scratch, 'kdir-empty');
     mkdirSync(kdir);
-    const message = setupErrorOf(() => discoverKernel({ root, kdir }));
+    const message = usageErrorOf(() => discoverKernel({ root, kdir }));
+    expect(message).toMatch(/^--kdir: /);
     expect(message).toContain(kdir);
     expect(message).not.toContain('make setup');
   });
@@ -291,7 +299,7 @@ describe('seriesOf and installedSeries', () => {
   });
 
   it('rejects a release without a series', () => {
-    expect(setupErrorOf(() => seriesOf('custom'))).toContain('custom');
+    expect(usageErrorOf(() => seriesOf('custom'))).toContain('custom');
   });
 
   it('lists each installed series once, oldest first', () => {
@@ -329,9 +337,12 @@ describe('discoverKernels', () => {
     );
   });
 
-  it('fails with `make setup` when nothing is installed, or nothing is named', () => {
+  it('fails with `make setup` when nothing is installed', () => {
     expect(setupErrorOf(() => discoverKernels('all', { root: fakeRoot({}) }))).toContain('make setup');
-    expect(setupErrorOf(() => discoverKernels([], { root: fakeRoot(complete(NEW)) }))).toContain('all');
+  });
+
+  it('takes an empty list as a bad --kernels', () => {
+    expect(usageErrorOf(() => discoverKernels([], { root: fakeRoot(complete(NEW)) }))).toMatch(/^--kernels: .*all/);
   });
 
   it('fails when an installed series lacks its headers', () => {

@@ -12,6 +12,7 @@ import { ExitCode, UserError } from '../exit-codes.js';
 import { BENCH_DIR, moduleObject } from '../paths.js';
 import { runStamp } from '../run-name.js';
 import { describeFindings, say } from '../messages.js';
+import { checkWritableDir } from '../output-paths.js';
 import type { AccelChoice } from '../qemu/accel.js';
 import { loadModule } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
@@ -170,6 +171,7 @@ export async function benchCommand(args: string[]): Promise<number> {
   const plan = makePlan({ sizes: flags.sizes, repeats: flags.repeats });
   const largest = Math.max(...plan.sizes);
   const outDir = path.resolve(flags.out ?? defaultOutDir());
+  if (flags.out !== undefined) checkWritableDir(outDir, '--out');
   const kernel = kernelOf(flags.vm);
   const options = guestOptions(flags.vm, kernel);
   await ensureBuilt(kernel);

@@ -94,7 +94,12 @@ export function parseSize(text: string): number {
 
 /** A comma-separated list of sizes, sorted and without duplicates. */
 export function parseSizes(text: string): number[] {
-  const sizes = text.split(',').filter((part) => part.trim() !== '').map(parseSize);
+  let sizes: number[];
+  try {
+    sizes = text.split(',').filter((part) => part.trim() !== '').map(parseSize);
+  } catch (error) {
+    throw error instanceof UserError ? new UserError(`--sizes: ${error.message}`) : error;
+  }
   if (sizes.length === 0) throw new UserError('--sizes needs at least one size');
   return [...new Set(sizes)].sort((a, b) => a - b);
 }

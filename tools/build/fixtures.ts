@@ -8,7 +8,7 @@
  * headers, in a per-kernel tree of links (build/kernels/<release>/fixtures/
  * <name>/, with common/ next to it), so test/fixtures stays free of build
  * output, and each is skipped when its sources and the headers did not
- * change.
+ * change. They build under the checkout's build lock, as kmod/ does.
  */
 import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';

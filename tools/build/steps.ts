@@ -5,9 +5,10 @@
  * outputs exist, so a second build does no work.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BUILD_DIR } from '../paths.js';
+import { withBuildLock } from './lock.js';
 
 export interface Step {
   name: string;
@@ -37,20 +38,33 @@ export function upToDate(step: Step, print: string): boolean {
   );
 }
 
-/** Runs the steps that are not up to date, in order, logging each; returns the names of those it ran. */
+/**
+ * Runs the steps that are not up to date, in order, logging each; returns the
+ * names of those it ran. They run under the checkout's build lock
+ * (tools/build/lock.ts), so that commands started together wait for one
+ * another instead of writing the same objects at once; when every step is up
+ * to date no lock is taken and nothing is said.
+ */
 export async function runSteps(steps: Step[], log: (line: string) => void): Promise<string[]> {
-  const built: string[] = [];
-  for (const step of steps) {
-    const print = fingerprint(step);
-    if (upToDate(step, print)) continue;
-    const started = Date.now();
-    log(`build: ${step.name} ...`);
-    await step.run();
-    mkdirSync(path.dirname(stampFile(step)), { recursive: true });
-    // The fingerprint from before the step: an input edited while it ran makes the next build run it again.
-    writeFileSync(stampFile(step), print);
-    log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    built.push(step.name);
-  }
-  return built;
+  if (steps.every((step) => upToDate(step, fingerprint(step)))) return [];
+  return withBuildLock(log, async () => {
+    const built: string[] = [];
+    for (const step of steps) {
+      // Checked again under the lock: the build this one waited for may have done it.
+      const print = fingerprint(step);
+      if (upToDate(step, print)) continue;
+      const started = Date.now();
+      log(`build: ${step.name} ...`);
+      // No stamp while the outputs are being written: a command that checks without the lock
+      // then finds the step stale and waits here, instead of taking half-written outputs.
+      rmSync(stampFile(step), { force: true });
+      await step.run();
+      mkdirSync(path.dirname(stampFile(step)), { recursive: true });
+      // The fingerprint from before the step: an input edited while it ran makes the next build run it again.
+      writeFileSync(stampFile(step), print);
+      log(`build: ${step.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      built.push(step.name);
+    }
+    return built;
+  });
 }

@@ -9,6 +9,7 @@ import { SetupError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { KERNEL_SOURCE_DIR, REPO_ROOT } from '../paths.js';
 import { prepareModuleTree } from '../build/build.js';
+import { withBuildLock } from '../build/lock.js';
 
 const CHECKPATCH = path.join(KERNEL_SOURCE_DIR, 'scripts', 'checkpatch.pl');
 const CLEAN = /total: 0 errors, 0 warnings, 0 checks/;
@@ -35,12 +36,17 @@ async function checkpatch(log: (line: string) => void): Promise<number> {
   return problems;
 }
 
-/** Compiles every file afresh (a clean tree), so that W=1 and sparse see all of them. */
+/**
+ * Compiles every file afresh (a clean tree), so that W=1 and sparse see all of them;
+ * under the build lock, since the tree is shared with any other lint in this checkout.
+ */
 async function compilerAndSparse(kernel: GuestKernel, log: (line: string) => void): Promise<number> {
-  const tree = prepareModuleTree(kernel, 'lint-kmod');
   const quiet = $({ nothrow: true, quiet: true });
-  await quiet`make -C ${kernel.headers} M=${tree} clean`;
-  const result = await quiet`make -C ${kernel.headers} M=${tree} W=1 C=2 modules`;
+  const result = await withBuildLock(log, async () => {
+    const tree = prepareModuleTree(kernel, 'lint-kmod');
+    await quiet`make -C ${kernel.headers} M=${tree} clean`;
+    return quiet`make -C ${kernel.headers} M=${tree} W=1 C=2 modules`;
+  });
   const reports = (result.stdout + result.stderr)
     .split('\n')
     .filter((line) => /(warning|error):/.test(line) || (/\.[ch]:\d+:\d+: /.test(line) && !/^\s*(CC|LD|CHECK)/.test(line)));

@@ -7,9 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
+import { replaceAtomically } from './atomic-file.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 
 /** Loaded in this order; modprobe adds what they depend on. */
@@ -138,10 +139,10 @@ export function cachedInitramfs(inputs: InitramfsInputs, cacheDir: string): { pa
   const target = path.join(cacheDir, name);
   if (existsSync(target)) return { path: target, built: false };
   mkdirSync(cacheDir, { recursive: true });
-  for (const stale of readdirSync(cacheDir).filter((file) => file.startsWith('initramfs-'))) {
+  // Older images only: another command may be writing its copy of this one right now.
+  for (const stale of readdirSync(cacheDir).filter((file) => /^initramfs-[0-9a-f]+\.cpio$/.test(file) && file !== name)) {
     rmSync(path.join(cacheDir, stale), { force: true });
   }
-  writeFileSync(`${target}.partial`, image);
-  renameSync(`${target}.partial`, target);
+  replaceAtomically(target, image);
   return { path: target, built: true };
 }

@@ -5,9 +5,10 @@
  * PVH entry point (Debian builds with CONFIG_PVH=y).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
+import { replaceAtomically } from './atomic-file.js';
 
 interface Compression {
   name: string;
@@ -60,8 +61,6 @@ export function cachedVmlinux(image: string, cacheDir: string): string {
   if (existsSync(target) && statSync(target).mtimeMs >= statSync(image).mtimeMs) return target;
   mkdirSync(cacheDir, { recursive: true });
   const vmlinux = extractVmlinux(readFileSync(image));
-  const partial = `${target}.partial`;
-  writeFileSync(partial, vmlinux);
-  renameSync(partial, target);
+  replaceAtomically(target, vmlinux);
   return target;
 }

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseOptions } from '../guest-command.js';
+import { checkWritableFile } from '../output-paths.js';
 import { colourEnabled, paint } from '../terminal.js';
 import { caseLines, isNotable } from './case-lines.js';
 import { writeKtap } from './ktap.js';
@@ -46,6 +47,8 @@ export function mergeCommand(args: string[]): number {
   }
   if (values.reporter !== undefined && values.reporter !== 'ktap') throw new UserError(`merge-results --reporter takes ktap, not '${values.reporter}'`);
   if (values['output-file'] !== undefined && values.reporter === undefined) throw new UserError('--output-file is for --reporter ktap');
+  if (values.results !== undefined) checkWritableFile(values.results, '--results');
+  if (values['output-file'] !== undefined) checkWritableFile(values['output-file'], '--output-file');
   const merged = mergeResults(positionals.map((file) => ({ file, results: readResultsFile(file) })));
 
   const ktap = values.reporter === 'ktap' ? (values['output-file'] !== undefined ? path.resolve(values['output-file']) : '-') : undefined;

@@ -13,6 +13,7 @@ import { runName } from '../run-name.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { GuestKernel } from '../kernel.js';
 import { say } from '../messages.js';
+import { checkWritableDir } from '../output-paths.js';
 import type { VmSession } from '../qemu/session.js';
 import { VM_HELP, VM_OPTIONS, ensureBuilt, forEachKernel, guestOptions, kernelsOf, parseOptions, withGuest } from '../guest-command.js';
 import { SCENARIOS, type ScenarioName } from '../../guest/scenario-types.js';
@@ -67,10 +68,13 @@ export function devicePath(value: string): string {
   throw new UserError(`--device takes remap, fault, ro or an absolute path, not '${value}'`);
 }
 
+/** The output directory, made now: an --out that cannot be written fails before the guest boots. */
 export function outDir(values: Values, name: string): string {
-  const dir = values.out ?? path.join(TRACE_DIR, runName(name));
-  mkdirSync(dir, { recursive: true });
-  return dir;
+  if (values.out !== undefined) {
+    checkWritableDir(values.out, '--out');
+    return values.out;
+  }
+  return ensureDir(path.join(TRACE_DIR, runName(name)));
 }
 
 export const relative = (file: string): string => {

@@ -1,0 +1,38 @@
+/**
+ * `mmapkit` on a fresh clone, before `make setup`: no node_modules, so no
+ * tsx to run the TypeScript CLI. The main usage still prints; anything else
+ * is one line saying to run `make setup`, exit 3, and no stack trace.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../tools/exit-codes.js';
+import { MAIN_USAGE, REPO_ROOT } from '../../tools/paths.js';
+
+// What a clone holds of the entry point: bin/, the usage text, package.json; no node_modules anywhere above.
+const clone = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-fresh-clone-'));
+for (const file of ['bin/mmapkit.js', path.relative(REPO_ROOT, MAIN_USAGE), 'package.json']) {
+  cpSync(path.join(REPO_ROOT, file), path.join(clone, file), { recursive: true });
+}
+afterAll(() => rmSync(clone, { recursive: true, force: true }));
+
+const mmapkit = (...args: string[]) =>
+  spawnSync(process.execPath, [path.join(clone, 'bin', 'mmapkit.js'), ...args], { cwd: clone, encoding: 'utf8' });
+
+describe('before make setup', () => {
+  it.each([[[]], [['--help']], [['-h']], [['help']]])('mmapkit %j prints the main usage and exits 0', (args) => {
+    const result = mmapkit(...args);
+    expect(result.status).toBe(ExitCode.PASSED);
+    expect(result.stdout).toBe(readFileSync(MAIN_USAGE, 'utf8'));
+    expect(result.stderr).toBe('');
+  });
+
+  it.each([[['vm', 'run', '--', 'true']], [['build']], [['test', '--help']]])('mmapkit %j says to run make setup in one line, exit 3', (args) => {
+    const result = mmapkit(...args);
+    expect(result.status).toBe(ExitCode.SETUP);
+    expect(result.stderr).toMatch(/^mmapkit: error: .*run `make setup`\n$/);
+    expect(result.stdout).toBe('');
+  });
+});

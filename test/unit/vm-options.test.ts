@@ -1,0 +1,29 @@
+// The VM options every guest command shares (tools/guest-command.ts): bad
+// values are one-line usage errors naming the option, before anything boots.
+import { describe, expect, it } from 'vitest';
+import { ExitCode } from '../../tools/exit-codes.js';
+import { MAX_TIMEOUT_S, timeoutSeconds } from '../../tools/guest-command.js';
+import { userErrorOf } from './user-error.js';
+
+const usageError = (action: () => unknown): string => userErrorOf(action, ExitCode.USAGE);
+
+describe('timeoutSeconds', () => {
+  it('holds at most what a Node timer can wait: 2^31-1 ms', () => {
+    expect(MAX_TIMEOUT_S * 1000).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect((MAX_TIMEOUT_S + 1) * 1000).toBeGreaterThan(2 ** 31 - 1);
+    expect(timeoutSeconds(String(MAX_TIMEOUT_S), '--timeout')).toBe(MAX_TIMEOUT_S);
+    expect(timeoutSeconds('0.5', '--boot-timeout')).toBe(0.5);
+    expect(timeoutSeconds(undefined, '--timeout')).toBeUndefined();
+  });
+
+  it('a timer Node cannot hold fires at once: such a value is refused, naming the option', () => {
+    expect(usageError(() => timeoutSeconds('3000000', '--timeout'))).toBe(
+      `--timeout takes at most ${MAX_TIMEOUT_S} seconds (about 24 days, the longest timer Node can set), not '3000000'`,
+    );
+    expect(usageError(() => timeoutSeconds('1e10', '--boot-timeout'))).toMatch(/^--boot-timeout takes at most/);
+  });
+
+  it.each(['0', '-1', 'soon', 'Infinity', ''])('refuses %j as a positive number of seconds', (value) => {
+    expect(usageError(() => timeoutSeconds(value, '--timeout'))).toMatch(/^--timeout takes a positive number of seconds/);
+  });
+});
