@@ -81,4 +81,9 @@ Napi::Uint8Array ToBytes(const Napi::Value& value, const char* name) {
   return value.As<Napi::Uint8Array>();
 }
 
+Range ToRange(const Napi::CallbackInfo& info) {
+  const uint64_t addr = ToUint64(info[0], "addr");
+  return {ToPointer(addr), ToUint64(info[1], "length")};
+}
+
 }  // namespace mmapkit

@@ -37,4 +37,12 @@ inline void* ToPointer(uint64_t address) {
   return reinterpret_cast<void*>(address);
 }
 
+// The range of this process's address space the calls on a mapping take
+// first: info[0] (addr) and info[1] (length).
+struct Range {
+  void* addr;
+  uint64_t length;
+};
+Range ToRange(const Napi::CallbackInfo& info);
+
 }  // namespace mmapkit

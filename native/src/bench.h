@@ -23,6 +23,9 @@ struct Faults {
 };
 Faults ThreadFaults();
 
+// The faults this thread took since `before` was read.
+Faults FaultsSince(const Faults& before);
+
 // What a timed loop measured: its time, the faults taken inside it, and the
 // wrapping sum of every 8-byte word it loaded (so the loads cannot be
 // optimised away, and two ways of reading the same bytes can be compared).
@@ -32,6 +35,20 @@ struct Timing {
   uint64_t checksum = 0;
 };
 
+// The frame of every timed loop: the faults around it, the clock inside
+// them, so reading the counters is neither timed nor counted. `loop`
+// returns its checksum; an exception it throws passes through.
+template <typename Loop>
+Timing Measure(Loop loop) {
+  const Faults before = ThreadFaults();
+  const uint64_t start = NowNs();
+  Timing timing;
+  timing.checksum = loop();
+  timing.ns = NowNs() - start;
+  timing.faults = FaultsSince(before);
+  return timing;
+}
+
 // { ns, minorFaults, majorFaults, checksum } as a plain object the guest
 // protocol carries (numbers, and a BigInt for the checksum).
 Napi::Object TimingObject(Napi::Env env, const Timing& timing);
@@ -39,6 +56,18 @@ Napi::Object TimingObject(Napi::Env env, const Timing& timing);
 // Runs fn(context) with the fault trap armed; a fault throws the addon's
 // usual SIGBUS/SIGSEGV error (code, address) instead of killing the agent.
 void RunGuardedOrThrow(Napi::Env env, void (*fn)(void*), void* context);
+
+// Measure(loop) with the fault trap armed: the frame of the loops that load
+// from a mapping. loop must not allocate or throw (GuardedCall).
+template <typename Loop>
+Timing MeasureGuarded(Napi::Env env, Loop loop) {
+  Timing timing;
+  auto run = [&] { timing = Measure(loop); };
+  RunGuardedOrThrow(
+      env, [](void* context) { (*static_cast<decltype(run)*>(context))(); },
+      &run);
+  return timing;
+}
 
 // The pattern benchFill writes: word i (at byte offset 8 * i) of a buffer
 // filled with `seed`. Any reader can recompute what it should have read.

@@ -24,6 +24,11 @@ Faults ThreadFaults() {
   return {usage.ru_minflt, usage.ru_majflt};
 }
 
+Faults FaultsSince(const Faults& before) {
+  const Faults now = ThreadFaults();
+  return {now.minor - before.minor, now.major - before.major};
+}
+
 Napi::Object TimingObject(Napi::Env env, const Timing& timing) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("ns", Napi::Number::New(env, static_cast<double>(timing.ns)));

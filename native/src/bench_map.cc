@@ -112,16 +112,16 @@ Napi::Value BenchMapTouch(const Napi::CallbackInfo& info) {
     munmap(ToPointer(mapped.addr), length);
     throw FaultError(env, fault.signo, fault.address);
   }
-  const bench::Faults after = bench::ThreadFaults();
+  const bench::Faults faults = bench::FaultsSince(before);
 
   Napi::Object result = Napi::Object::New(env);
   result.Set("addr", Napi::BigInt::New(env, static_cast<uint64_t>(mapped.addr)));
   result.Set("mmapNs", Napi::Number::New(env, static_cast<double>(mapped.ns)));
   result.Set("touchNs", Napi::Number::New(env, static_cast<double>(loop.ns)));
   result.Set("minorFaults",
-             Napi::Number::New(env, static_cast<double>(after.minor - before.minor)));
+             Napi::Number::New(env, static_cast<double>(faults.minor)));
   result.Set("majorFaults",
-             Napi::Number::New(env, static_cast<double>(after.major - before.major)));
+             Napi::Number::New(env, static_cast<double>(faults.major)));
   return result;
 }
 

@@ -35,56 +35,6 @@ uint64_t SumWords(const volatile uint64_t* words, size_t count) {
   return a + b + c + d;
 }
 
-struct SequentialLoop {
-  uintptr_t addr;
-  size_t words;
-  size_t passes;
-  Timing timing;
-};
-
-void Sequential(void* context) {
-  SequentialLoop* loop = static_cast<SequentialLoop*>(context);
-  const volatile uint64_t* words =
-      reinterpret_cast<const volatile uint64_t*>(loop->addr);
-  const bench::Faults before = bench::ThreadFaults();
-  const uint64_t start = bench::NowNs();
-  uint64_t sum = 0;
-  for (size_t pass = 0; pass < loop->passes; ++pass) {
-    sum += SumWords(words, loop->words);
-  }
-  loop->timing.ns = bench::NowNs() - start;
-  const bench::Faults after = bench::ThreadFaults();
-  loop->timing.faults = {after.minor - before.minor,
-                         after.major - before.major};
-  loop->timing.checksum = sum;
-}
-
-struct RandomLoop {
-  uintptr_t addr;
-  size_t words;
-  size_t count;
-  uint64_t seed;
-  Timing timing;
-};
-
-void RandomLoads(void* context) {
-  RandomLoop* loop = static_cast<RandomLoop*>(context);
-  const volatile uint64_t* words =
-      reinterpret_cast<const volatile uint64_t*>(loop->addr);
-  bench::Random random(loop->seed);
-  const bench::Faults before = bench::ThreadFaults();
-  const uint64_t start = bench::NowNs();
-  uint64_t sum = 0;
-  for (size_t i = 0; i < loop->count; ++i) {
-    sum += words[random.Next() % loop->words];
-  }
-  loop->timing.ns = bench::NowNs() - start;
-  const bench::Faults after = bench::ThreadFaults();
-  loop->timing.faults = {after.minor - before.minor,
-                         after.major - before.major};
-  loop->timing.checksum = sum;
-}
-
 // A whole number of 8-byte words, at least one.
 size_t ToWords(const Napi::Value& value, const char* name) {
   const size_t bytes = ToSize(value, name);
@@ -103,6 +53,12 @@ size_t ToCount(const Napi::Value& value, const char* name) {
   return count;
 }
 
+// The buffer at `addr`, as the mapping loops load it.
+const volatile uint64_t* ToWordsAt(const Napi::Value& addr) {
+  return static_cast<const volatile uint64_t*>(
+      ToPointer(ToUint64(addr, "addr")));
+}
+
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
@@ -110,18 +66,33 @@ struct FreeDeleter {
 }  // namespace
 
 Napi::Value BenchSequentialRead(const Napi::CallbackInfo& info) {
-  SequentialLoop loop = {ToUint64(info[0], "addr"), ToWords(info[1], "length"),
-                         ToCount(info[2], "passes"), {}};
-  bench::RunGuardedOrThrow(info.Env(), Sequential, &loop);
-  return bench::TimingObject(info.Env(), loop.timing);
+  const volatile uint64_t* words = ToWordsAt(info[0]);
+  const size_t word_count = ToWords(info[1], "length");
+  const size_t passes = ToCount(info[2], "passes");
+  const Timing timing = bench::MeasureGuarded(info.Env(), [&] {
+    uint64_t sum = 0;
+    for (size_t pass = 0; pass < passes; ++pass) {
+      sum += SumWords(words, word_count);
+    }
+    return sum;
+  });
+  return bench::TimingObject(info.Env(), timing);
 }
 
 Napi::Value BenchRandomRead(const Napi::CallbackInfo& info) {
-  RandomLoop loop = {ToUint64(info[0], "addr"), ToWords(info[1], "length"),
-                     ToCount(info[2], "count"),
-                     static_cast<uint64_t>(ToSize(info[3], "seed")), {}};
-  bench::RunGuardedOrThrow(info.Env(), RandomLoads, &loop);
-  return bench::TimingObject(info.Env(), loop.timing);
+  const volatile uint64_t* words = ToWordsAt(info[0]);
+  const size_t word_count = ToWords(info[1], "length");
+  const size_t loads = ToCount(info[2], "count");
+  const uint64_t seed = static_cast<uint64_t>(ToSize(info[3], "seed"));
+  const Timing timing = bench::MeasureGuarded(info.Env(), [&] {
+    bench::Random random(seed);  // not captured: its state stays in a register
+    uint64_t sum = 0;
+    for (size_t i = 0; i < loads; ++i) {
+      sum += words[random.Next() % word_count];
+    }
+    return sum;
+  });
+  return bench::TimingObject(info.Env(), timing);
 }
 
 Napi::Value BenchReadSyscall(const Napi::CallbackInfo& info) {
@@ -139,31 +110,30 @@ Napi::Value BenchReadSyscall(const Napi::CallbackInfo& info) {
   uint64_t* buffer = static_cast<uint64_t*>(holder.get());
   std::memset(buffer, 0, buffer_size);
 
-  Timing timing;
-  const bench::Faults before = bench::ThreadFaults();
-  const uint64_t start = bench::NowNs();
-  for (size_t pass = 0; pass < passes; ++pass) {
-    if (lseek(fd, 0, SEEK_SET) != 0) throw ErrnoError(env, errno, "lseek");
-    size_t done = 0;
-    while (done < length) {
-      const size_t want = length - done < buffer_size ? length - done : buffer_size;
-      const ssize_t got = read(fd, buffer, want);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        throw ErrnoError(env, errno, "read");
+  const Timing timing = bench::Measure([&] {
+    uint64_t sum = 0;
+    for (size_t pass = 0; pass < passes; ++pass) {
+      if (lseek(fd, 0, SEEK_SET) != 0) throw ErrnoError(env, errno, "lseek");
+      size_t done = 0;
+      while (done < length) {
+        const size_t want =
+            length - done < buffer_size ? length - done : buffer_size;
+        const ssize_t got = read(fd, buffer, want);
+        if (got < 0) {
+          if (errno == EINTR) continue;
+          throw ErrnoError(env, errno, "read");
+        }
+        if (got == 0 || got % sizeof(uint64_t) != 0) {
+          throw CodedError(env, "EIO", "read: short read at offset " +
+                                           std::to_string(done) + " of " +
+                                           std::to_string(length));
+        }
+        sum += SumWords(buffer, static_cast<size_t>(got) / sizeof(uint64_t));
+        done += static_cast<size_t>(got);
       }
-      if (got == 0 || got % sizeof(uint64_t) != 0) {
-        throw CodedError(env, "EIO", "read: short read at offset " +
-                                         std::to_string(done) + " of " +
-                                         std::to_string(length));
-      }
-      timing.checksum += SumWords(buffer, static_cast<size_t>(got) / sizeof(uint64_t));
-      done += static_cast<size_t>(got);
     }
-  }
-  timing.ns = bench::NowNs() - start;
-  const bench::Faults after = bench::ThreadFaults();
-  timing.faults = {after.minor - before.minor, after.major - before.major};
+    return sum;
+  });
   return bench::TimingObject(env, timing);
 }
 
@@ -172,26 +142,25 @@ Napi::Value BenchPread(const Napi::CallbackInfo& info) {
   const int fd = ToInt32(info[0], "fd");
   const size_t words = ToWords(info[1], "length");
   const size_t count = ToCount(info[2], "count");
-  bench::Random random(static_cast<uint64_t>(ToSize(info[3], "seed")));
+  const uint64_t seed = static_cast<uint64_t>(ToSize(info[3], "seed"));
 
-  Timing timing;
-  const bench::Faults before = bench::ThreadFaults();
-  const uint64_t start = bench::NowNs();
-  for (size_t i = 0; i < count; ++i) {
-    const off_t offset =
-        static_cast<off_t>((random.Next() % words) * sizeof(uint64_t));
-    uint64_t word;
-    const ssize_t got = pread(fd, &word, sizeof word, offset);
-    if (got != static_cast<ssize_t>(sizeof word)) {
-      if (got < 0) throw ErrnoError(env, errno, "pread");
-      throw CodedError(env, "EIO", "pread: short read at offset " +
-                                       std::to_string(offset));
+  const Timing timing = bench::Measure([&] {
+    bench::Random random(seed);  // not captured: its state stays in a register
+    uint64_t sum = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const off_t offset =
+          static_cast<off_t>((random.Next() % words) * sizeof(uint64_t));
+      uint64_t word;
+      const ssize_t got = pread(fd, &word, sizeof word, offset);
+      if (got != static_cast<ssize_t>(sizeof word)) {
+        if (got < 0) throw ErrnoError(env, errno, "pread");
+        throw CodedError(env, "EIO", "pread: short read at offset " +
+                                         std::to_string(offset));
+      }
+      sum += word;
     }
-    timing.checksum += word;
-  }
-  timing.ns = bench::NowNs() - start;
-  const bench::Faults after = bench::ThreadFaults();
-  timing.faults = {after.minor - before.minor, after.major - before.major};
+    return sum;
+  });
   return bench::TimingObject(env, timing);
 }
 

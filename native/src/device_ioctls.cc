@@ -55,13 +55,20 @@ const char* KindName(Napi::Env env, __u32 kind) {
                        " from MMAPKIT_IOC_INFO");
 }
 
+// What the driver fills in for a request on the fd in info[0].
+template <typename Reply>
+Reply Query(const Napi::CallbackInfo& info, unsigned long request) {
+  const int fd = ToInt32(info[0], "fd");
+  Reply reply{};
+  Ioctl(info.Env(), fd, request, &reply);
+  return reply;
+}
+
 }  // namespace
 
 Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const int fd = ToInt32(info[0], "fd");
-  mmapkit_info device{};
-  Ioctl(env, fd, MMAPKIT_IOC_INFO, &device);
+  const mmapkit_info device = Query<mmapkit_info>(info, MMAPKIT_IOC_INFO);
   Napi::Object result = Napi::Object::New(env);
   result.Set("bufferSize", Napi::BigInt::New(env, static_cast<uint64_t>(
                                                       device.buffer_size)));
@@ -73,9 +80,7 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const int fd = ToInt32(info[0], "fd");
-  mmapkit_stats stats{};
-  Ioctl(env, fd, MMAPKIT_IOC_STATS, &stats);
+  const mmapkit_stats stats = Query<mmapkit_stats>(info, MMAPKIT_IOC_STATS);
   Napi::Object result = Napi::Object::New(env);
   const auto set = [&](const char* field, uint64_t count) {
     result.Set(CamelCase(field), Napi::BigInt::New(env, count));

@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +48,16 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall,
   Napi::Error error = BuildErrnoError(env, err, syscall, " '" + path + "'");
   error.Set("path", Napi::String::New(env, path));
   return error;
+}
+
+Napi::Value UndefinedOrThrow(Napi::Env env, long result, const char* syscall) {
+  if (result != 0) throw ErrnoError(env, errno, syscall);
+  return env.Undefined();
+}
+
+Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall) {
+  if (result == -1) throw ErrnoError(env, errno, syscall);
+  return Napi::BigInt::New(env, static_cast<uint64_t>(result));
 }
 
 Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address) {

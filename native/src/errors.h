@@ -16,6 +16,13 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall,
                        const std::string& path);
 
+// What a call that returns 0, or -1 with errno, gives JavaScript:
+// undefined, or the ErrnoError of `syscall`.
+Napi::Value UndefinedOrThrow(Napi::Env env, long result, const char* syscall);
+
+// The same for a raw syscall that returns an address: the address as a BigInt.
+Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall);
+
 // A fault caught during a guarded access: "SIGBUS at 0x..." with `address`.
 Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address);
 

@@ -12,6 +12,7 @@
 #include "args.h"
 #include "bindings.h"
 #include "errors.h"
+#include "range_call.h"
 
 namespace mmapkit {
 namespace {
@@ -35,58 +36,35 @@ Napi::Value Mremap(const Napi::CallbackInfo& info) {
   // The raw syscall, as for mmap: glibc's variadic mremap() reads new_addr
   // only for the flags it knows about, while the kernel should get exactly
   // what the caller passed.
-  const long result =
-      syscall(SYS_mremap, old_addr, old_size, new_size, flags, new_addr);
-  if (result == -1) throw ErrnoError(info.Env(), errno, "mremap");
-  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(result));
+  return AddressOrThrow(
+      info.Env(),
+      syscall(SYS_mremap, old_addr, old_size, new_size, flags, new_addr),
+      "mremap");
 }
 
 Napi::Value Madvise(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  const int advice = ToInt32(info[2], "advice");
-  if (madvise(ToPointer(addr), length, advice) != 0) {
-    throw ErrnoError(info.Env(), errno, "madvise");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "madvise", "advice", madvise);
 }
 
 Napi::Value Mlock(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  if (mlock(ToPointer(addr), length) != 0) {
-    throw ErrnoError(info.Env(), errno, "mlock");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "mlock", mlock);
 }
 
 Napi::Value Munlock(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  if (munlock(ToPointer(addr), length) != 0) {
-    throw ErrnoError(info.Env(), errno, "munlock");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "munlock", munlock);
 }
 
 Napi::Value Msync(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  const int flags = ToInt32(info[2], "flags");
-  if (msync(ToPointer(addr), length, flags) != 0) {
-    throw ErrnoError(info.Env(), errno, "msync");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "msync", "flags", msync);
 }
 
 Napi::Value Mincore(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
+  const Range range = ToRange(info);
   // Sized before the call: the kernel writes one byte per page and trusts
   // the vector to be that long.
   Napi::Buffer<uint8_t> vec =
-      Napi::Buffer<uint8_t>::New(info.Env(), PagesSpanned(length));
-  if (mincore(ToPointer(addr), length, vec.Data()) != 0) {
+      Napi::Buffer<uint8_t>::New(info.Env(), PagesSpanned(range.length));
+  if (mincore(range.addr, range.length, vec.Data()) != 0) {
     throw ErrnoError(info.Env(), errno, "mincore");
   }
   return vec;

@@ -9,6 +9,7 @@
 #include "args.h"
 #include "bindings.h"
 #include "errors.h"
+#include "range_call.h"
 
 namespace mmapkit {
 namespace {
@@ -40,10 +41,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   // No retry on EINTR: Linux has released the fd by then, and a retry
   // could close an fd another thread was just given.
-  if (close(ToInt32(info[0], "fd")) != 0) {
-    throw ErrnoError(info.Env(), errno, "close");
-  }
-  return info.Env().Undefined();
+  return UndefinedOrThrow(info.Env(), close(ToInt32(info[0], "fd")), "close");
 }
 
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -56,28 +54,17 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   // The raw syscall, not glibc's mmap(): its off_t is signed and the
   // wrapper may vet or adjust the offset, while the point here is to hand
   // the driver exactly the unsigned long the caller asked for.
-  const long result = syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
-  if (result == -1) throw ErrnoError(info.Env(), errno, "mmap");
-  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(result));
+  return AddressOrThrow(
+      info.Env(), syscall(SYS_mmap, addr, length, prot, flags, fd, offset),
+      "mmap");
 }
 
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  if (munmap(ToPointer(addr), length) != 0) {
-    throw ErrnoError(info.Env(), errno, "munmap");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "munmap", munmap);
 }
 
 Napi::Value Mprotect(const Napi::CallbackInfo& info) {
-  const uint64_t addr = ToUint64(info[0], "addr");
-  const uint64_t length = ToUint64(info[1], "length");
-  const int prot = ToInt32(info[2], "prot");
-  if (mprotect(ToPointer(addr), length, prot) != 0) {
-    throw ErrnoError(info.Env(), errno, "mprotect");
-  }
-  return info.Env().Undefined();
+  return RangeCall(info, "mprotect", "prot", mprotect);
 }
 
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
@@ -101,10 +88,9 @@ Napi::Value DeleteModule(const Napi::CallbackInfo& info) {
   // The raw syscall (glibc has no wrapper), so a test sees the kernel's own
   // errno, e.g. EWOULDBLOCK for O_NONBLOCK while the module is in use,
   // instead of whatever rmmod prints about it.
-  if (syscall(SYS_delete_module, name.c_str(), flags) != 0) {
-    throw ErrnoError(info.Env(), errno, "delete_module");
-  }
-  return info.Env().Undefined();
+  return UndefinedOrThrow(
+      info.Env(), syscall(SYS_delete_module, name.c_str(), flags),
+      "delete_module");
 }
 
 }  // namespace mmapkit

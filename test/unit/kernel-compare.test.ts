@@ -4,6 +4,7 @@
  * excerpts recorded by `mmapkit explain --kernels all` (TCG, 2 vCPUs): the
  * mmap() graph and the first two faults on /dev/mmapkit-fault of each kernel,
  * verbatim, with the lock functions traced as graph roots (tools/trace/ftrace.ts).
+ * They are kept as call outlines; recorded() rebuilds the tracer's lines from them.
  */
 import { describe, expect, it } from 'vitest';
 import { type KernelSide, baseName, compareKernels, isNoise, renderComparisonText } from '../../tools/explain/compare.js';
@@ -12,248 +13,211 @@ import { parseFunctionGraph } from '../../tools/trace/graph.js';
 import { renderComparisonHtml } from '../../tools/explain/html.js';
 import { analyseTrace, lockStory } from '../../tools/trace/tree.js';
 
+/**
+ * A function_graph recording as the tracer prints it on one CPU for one task, from an outline: a
+ * call a line, indented two spaces a level, followed by the µs the tracer recorded for it (on its
+ * closing brace when it made calls); comment lines (trace markers, events) stand as they are.
+ */
+const recorded = (cpu: number, task: string, outline: string): string => {
+  const line = (us: string, call: string, depth: number): string =>
+    ` ${cpu})    ${task}    |${durationColumn(us)}|  ${'  '.repeat(depth)}${call}`;
+  const rows = outline.split('\n').map((row) => ({ depth: (row.length - row.trimStart().length) / 2, text: row.trim() }));
+  const lines: string[] = [];
+  const open: { depth: number; us: string }[] = [];
+  const closeFrom = (depth: number): void => {
+    for (let call = open.at(-1); call && call.depth >= depth; call = open.at(-1)) {
+      open.pop();
+      lines.push(line(call.us, '}', call.depth));
+    }
+  };
+  rows.forEach(({ depth, text }, i) => {
+    closeFrom(depth);
+    const at = text.lastIndexOf(' ');
+    const [name, us] = [text.slice(0, at), text.slice(at + 1)];
+    if (text.startsWith('/*')) lines.push(line('', text, depth));
+    else if ((rows[i + 1]?.depth ?? 0) > depth) {
+      lines.push(line('', `${name}() {`, depth));
+      open.push({ depth, us });
+    } else lines.push(line(us, `${name}();`, depth));
+  });
+  closeFrom(0);
+  return lines.join('\n');
+};
+
+/** The duration column: blank on an entry line, else the µs marked + past 10, ! past 100, # past 1000. */
+const durationColumn = (us: string): string => {
+  if (us === '') return ' '.repeat(15);
+  const value = Number(us);
+  const mark = value >= 1000 ? '#' : value >= 100 ? '!' : value >= 10 ? '+' : ' ';
+  return ` ${mark} ${us} us`.padEnd(15);
+};
+
 /** 6.1.0-56-amd64 (6.1.192): mmap(), then two faults on the mapping, each lock_mm_and_find_vma then handle_mm_fault. */
-const TRACE_61 = ` 0)    node-173    |               |  __x64_sys_mmap() {
- 0)    node-173    |               |    ksys_mmap_pgoff() {
- 0)    node-173    |               |      vm_mmap_pgoff() {
- 0)    node-173    |               |        security_mmap_file() {
- 0)    node-173    |   2.670 us    |          cap_mmap_file();
- 0)    node-173    |   5.930 us    |          apparmor_mmap_file();
- 0)    node-173    |   1.160 us    |          bpf_lsm_mmap_file();
- 0)    node-173    |   2.100 us    |          ima_file_mmap();
- 0)    node-173    | + 31.060 us   |        }
- 0)    node-173    |               |        do_mmap() {
- 0)    node-173    |               |          get_unmapped_area() {
- 0)    node-173    |               |            arch_get_unmapped_area_topdown() {
- 0)    node-173    |   1.740 us    |              get_mmap_base();
- 0)    node-173    | + 31.391 us   |              vm_unmapped_area();
- 0)    node-173    | + 42.401 us   |            }
- 0)    node-173    |               |            security_mmap_addr() {
- 0)    node-173    |   1.450 us    |              cap_mmap_addr();
- 0)    node-173    |   1.540 us    |              bpf_lsm_mmap_addr();
- 0)    node-173    |   7.470 us    |            }
- 0)    node-173    | + 57.041 us   |          }
- 0)    node-173    |               |          mmap_region() {
- 0)    node-173    | + 12.980 us   |            do_mas_munmap();
- 0)    node-173    |   1.490 us    |            can_vma_merge_before.isra.0();
- 0)    node-173    |   4.320 us    |            vm_area_alloc();
- 0)    node-173    |               |            mmap_file() {
- 0)    node-173    | + 33.360 us   |              mmapkit_mmap_fault [mmapkit]();
- 0)    node-173    | + 40.500 us   |            }
- 0)    node-173    |   2.130 us    |            vma_merge();
- 0)    node-173    | ! 304.020 us  |            vma_mas_store();
- 0)    node-173    |   3.910 us    |            vma_interval_tree_insert();
- 0)    node-173    |   1.480 us    |            khugepaged_enter_vma();
- 0)    node-173    |   1.940 us    |            perf_event_mmap();
- 0)    node-173    |   2.380 us    |            uprobe_mmap();
- 0)    node-173    |               |            vma_set_page_prot() {
- 0)    node-173    |   3.010 us    |              vma_wants_writenotify();
- 0)    node-173    |   7.920 us    |            }
- 0)    node-173    | ! 440.540 us  |          }
- 0)    node-173    | ! 513.571 us  |        }
- 0)    node-173    |   2.680 us    |        userfaultfd_unmap_complete();
- 0)    node-173    | ! 558.721 us  |      }
- 0)    node-173    | ! 578.671 us  |    }
- 0)    node-173    | ! 597.911 us  |  }
- 0)    node-173    |               |  /* mmapkit: mapped 0x7fed2c428000 16384 */
- 0)    node-173    |               |  /* mmapkit: touch */
- 0)    node-173    |               |  /* page_fault_user: address=0x7fed2c428000 ip=0x7fed2c441d9e error_code=0x4 */
- 0)    node-173    |               |  lock_mm_and_find_vma() {
- 0)    node-173    |   3.310 us    |    find_vma();
- 0)    node-173    | + 10.690 us   |  }
- 0)    node-173    |               |  handle_mm_fault() {
- 0)    node-173    |               |    __handle_mm_fault() {
- 0)    node-173    |               |      do_fault() {
- 0)    node-173    |               |        __do_fault() {
- 0)    node-173    |               |          mmapkit_vma_fault [mmapkit]() {
- 0)    node-173    | + 17.410 us   |            mmapkit_buf_pfn [mmapkit]();
- 0)    node-173    |               |            vmf_insert_pfn() {
- 0)    node-173    |               |              vmf_insert_pfn_prot() {
- 0)    node-173    |   1.920 us    |                pfn_modify_allowed();
- 0)    node-173    | + 17.910 us   |                track_pfn_insert();
- 0)    node-173    |               |                insert_pfn() {
- 0)    node-173    |               |                  __get_locked_pte() {
- 0)    node-173    |   4.830 us    |                    walk_to_pmd();
- 0)    node-173    | + 10.050 us   |                  }
- 0)    node-173    | + 15.590 us   |                }
- 0)    node-173    | + 43.160 us   |              }
- 0)    node-173    | + 45.450 us   |            }
- 0)    node-173    |   4.390 us    |            mmapkit_fault_around_pages [mmapkit]();
- 0)    node-173    | ! 131.890 us  |          }
- 0)    node-173    | ! 138.850 us  |        }
- 0)    node-173    | ! 144.620 us  |      }
- 0)    node-173    | ! 150.820 us  |    }
- 0)    node-173    | ! 154.870 us  |  }
- 0)    node-173    |               |  /* page_fault_user: address=0x7fed2c429000 ip=0x7fed2c441d9e error_code=0x4 */
- 0)    node-173    |               |  lock_mm_and_find_vma() {
- 0)    node-173    |   1.820 us    |    find_vma();
- 0)    node-173    |   4.000 us    |  }
- 0)    node-173    |               |  handle_mm_fault() {
- 0)    node-173    |               |    __handle_mm_fault() {
- 0)    node-173    |               |      do_fault() {
- 0)    node-173    |               |        __do_fault() {
- 0)    node-173    |               |          mmapkit_vma_fault [mmapkit]() {
- 0)    node-173    |   1.100 us    |            mmapkit_buf_pfn [mmapkit]();
- 0)    node-173    |               |            vmf_insert_pfn() {
- 0)    node-173    |               |              vmf_insert_pfn_prot() {
- 0)    node-173    |   1.020 us    |                pfn_modify_allowed();
- 0)    node-173    |   1.990 us    |                track_pfn_insert();
- 0)    node-173    |               |                insert_pfn() {
- 0)    node-173    |               |                  __get_locked_pte() {
- 0)    node-173    |   0.990 us    |                    walk_to_pmd();
- 0)    node-173    |   2.780 us    |                  }
- 0)    node-173    |   5.050 us    |                }
- 0)    node-173    | + 11.550 us   |              }
- 0)    node-173    | + 13.170 us   |            }
- 0)    node-173    |   0.930 us    |            mmapkit_fault_around_pages [mmapkit]();
- 0)    node-173    | + 19.510 us   |          }
- 0)    node-173    | + 21.390 us   |        }
- 0)    node-173    | + 23.320 us   |      }
- 0)    node-173    | + 26.700 us   |    }
- 0)    node-173    | + 29.650 us   |  }`;
+const TRACE_61 = recorded(0, 'node-173', `__x64_sys_mmap 597.911
+  ksys_mmap_pgoff 578.671
+    vm_mmap_pgoff 558.721
+      security_mmap_file 31.060
+        cap_mmap_file 2.670
+        apparmor_mmap_file 5.930
+        bpf_lsm_mmap_file 1.160
+        ima_file_mmap 2.100
+      do_mmap 513.571
+        get_unmapped_area 57.041
+          arch_get_unmapped_area_topdown 42.401
+            get_mmap_base 1.740
+            vm_unmapped_area 31.391
+          security_mmap_addr 7.470
+            cap_mmap_addr 1.450
+            bpf_lsm_mmap_addr 1.540
+        mmap_region 440.540
+          do_mas_munmap 12.980
+          can_vma_merge_before.isra.0 1.490
+          vm_area_alloc 4.320
+          mmap_file 40.500
+            mmapkit_mmap_fault [mmapkit] 33.360
+          vma_merge 2.130
+          vma_mas_store 304.020
+          vma_interval_tree_insert 3.910
+          khugepaged_enter_vma 1.480
+          perf_event_mmap 1.940
+          uprobe_mmap 2.380
+          vma_set_page_prot 7.920
+            vma_wants_writenotify 3.010
+      userfaultfd_unmap_complete 2.680
+/* mmapkit: mapped 0x7fed2c428000 16384 */
+/* mmapkit: touch */
+/* page_fault_user: address=0x7fed2c428000 ip=0x7fed2c441d9e error_code=0x4 */
+lock_mm_and_find_vma 10.690
+  find_vma 3.310
+handle_mm_fault 154.870
+  __handle_mm_fault 150.820
+    do_fault 144.620
+      __do_fault 138.850
+        mmapkit_vma_fault [mmapkit] 131.890
+          mmapkit_buf_pfn [mmapkit] 17.410
+          vmf_insert_pfn 45.450
+            vmf_insert_pfn_prot 43.160
+              pfn_modify_allowed 1.920
+              track_pfn_insert 17.910
+              insert_pfn 15.590
+                __get_locked_pte 10.050
+                  walk_to_pmd 4.830
+          mmapkit_fault_around_pages [mmapkit] 4.390
+/* page_fault_user: address=0x7fed2c429000 ip=0x7fed2c441d9e error_code=0x4 */
+lock_mm_and_find_vma 4.000
+  find_vma 1.820
+handle_mm_fault 29.650
+  __handle_mm_fault 26.700
+    do_fault 23.320
+      __do_fault 21.390
+        mmapkit_vma_fault [mmapkit] 19.510
+          mmapkit_buf_pfn [mmapkit] 1.100
+          vmf_insert_pfn 13.170
+            vmf_insert_pfn_prot 11.550
+              pfn_modify_allowed 1.020
+              track_pfn_insert 1.990
+              insert_pfn 5.050
+                __get_locked_pte 2.780
+                  walk_to_pmd 0.990
+          mmapkit_fault_around_pages [mmapkit] 0.930`);
 
 /** 6.12.117+deb12-amd64: mmap(), then two faults, each lock_vma_under_rcu + handle_mm_fault (gives up), lock_mm_and_find_vma + handle_mm_fault. */
-const TRACE_612 = ` 1)    node-213    |               |  __x64_sys_mmap() {
- 1)    node-213    |               |    ksys_mmap_pgoff() {
- 1)    node-213    |               |      vm_mmap_pgoff() {
- 1)    node-213    |               |        security_mmap_file() {
- 1)    node-213    |   1.380 us    |          cap_mmap_file();
- 1)    node-213    |   4.050 us    |          apparmor_mmap_file();
- 1)    node-213    |   1.040 us    |          bpf_lsm_mmap_file();
- 1)    node-213    |   1.991 us    |          ipe_mmap_file();
- 1)    node-213    |   3.040 us    |          ima_file_mmap();
- 1)    node-213    | + 26.751 us   |        }
- 1)    node-213    |               |        do_mmap() {
- 1)    node-213    |               |          __get_unmapped_area() {
- 1)    node-213    |               |            mm_get_unmapped_area_vmflags() {
- 1)    node-213    |               |              arch_get_unmapped_area_topdown() {
- 1)    node-213    |   1.660 us    |                get_mmap_base();
- 1)    node-213    | + 34.500 us   |                vm_unmapped_area();
- 1)    node-213    | + 44.590 us   |              }
- 1)    node-213    | + 47.250 us   |            }
- 1)    node-213    |               |            security_mmap_addr() {
- 1)    node-213    |   1.340 us    |              cap_mmap_addr();
- 1)    node-213    |   1.090 us    |              bpf_lsm_mmap_addr();
- 1)    node-213    |   7.000 us    |            }
- 1)    node-213    | + 59.680 us   |          }
- 1)    node-213    |   2.420 us    |          memfd_check_seals_mmap();
- 1)    node-213    |               |          mmap_region() {
- 1)    node-213    |               |            __mmap_region() {
- 1)    node-213    |               |              vma_merge_new_range() {
- 1)    node-213    |   2.140 us    |                can_vma_merge_right();
- 1)    node-213    |   6.810 us    |              }
- 1)    node-213    |   6.291 us    |              vm_area_alloc();
- 1)    node-213    | + 49.860 us   |              mmapkit_mmap_fault [mmapkit]();
- 1)    node-213    |   1.080 us    |              vma_merge_new_range();
- 1)    node-213    | # 2620.031 us |              default_send_IPI_single_phys();
- 1)    node-213    |   4.870 us    |              default_send_IPI_single_phys();
- 1)    node-213    |               |              vma_link_file() {
- 1)    node-213    |   6.600 us    |                vma_interval_tree_insert();
- 1)    node-213    | + 89.871 us   |              }
- 1)    node-213    |               |              khugepaged_enter_vma() {
- 1)    node-213    |   1.830 us    |                hugepage_pmd_enabled();
- 1)    node-213    |   3.480 us    |                __thp_vma_allowable_orders();
- 1)    node-213    | + 11.020 us   |              }
- 1)    node-213    |   1.660 us    |              ksm_add_vma();
- 1)    node-213    |   1.950 us    |              perf_event_mmap();
- 1)    node-213    |   1.540 us    |              vms_complete_munmap_vmas();
- 1)    node-213    |   1.960 us    |              uprobe_mmap();
- 1)    node-213    |               |              vma_set_page_prot() {
- 1)    node-213    |   2.770 us    |                vma_wants_writenotify();
- 1)    node-213    |   7.190 us    |              }
- 1)    node-213    | # 3243.816 us |            }
- 1)    node-213    | # 3248.626 us |          }
- 1)    node-213    | # 3323.176 us |        }
- 1)    node-213    |   2.030 us    |        userfaultfd_unmap_complete();
- 1)    node-213    | # 3361.567 us |      }
- 1)    node-213    | # 3369.148 us |    }
- 1)    node-213    | # 3375.158 us |  }
- 1)    node-213    |               |  /* mmapkit: mapped 0x7f9cb0755000 16384 */
- 1)    node-213    |               |  /* mmapkit: touch */
- 1)    node-213    |               |  /* page_fault_user: address=0x7f9cb0755000 ip=0x7f9cb076ed9e error_code=0x4 */
- 1)    node-213    |   2.000 us    |  lock_vma_under_rcu();
- 1)    node-213    |               |  handle_mm_fault() {
- 1)    node-213    |               |    __handle_mm_fault() {
- 1)    node-213    |               |      pte_offset_map_nolock() {
- 1)    node-213    |   0.850 us    |        __pte_offset_map();
- 1)    node-213    |   2.610 us    |      }
- 1)    node-213    |   2.920 us    |      do_fault();
- 1)    node-213    |   8.940 us    |    }
- 1)    node-213    | + 10.970 us   |  }
- 1)    node-213    |               |  lock_mm_and_find_vma() {
- 1)    node-213    |   9.470 us    |    find_vma();
- 1)    node-213    | + 14.030 us   |  }
- 1)    node-213    |               |  handle_mm_fault() {
- 1)    node-213    |               |    __handle_mm_fault() {
- 1)    node-213    |               |      pte_offset_map_nolock() {
- 1)    node-213    |   0.810 us    |        __pte_offset_map();
- 1)    node-213    |   2.500 us    |      }
- 1)    node-213    |               |      do_fault() {
- 1)    node-213    |               |        __do_fault() {
- 1)    node-213    |               |          mmapkit_vma_fault [mmapkit]() {
- 1)    node-213    | + 17.700 us   |            mmapkit_buf_pfn [mmapkit]();
- 1)    node-213    |               |            vmf_insert_pfn() {
- 1)    node-213    |               |              vmf_insert_pfn_prot() {
- 1)    node-213    |   1.200 us    |                pfn_modify_allowed();
- 1)    node-213    | + 16.801 us   |                track_pfn_insert();
- 1)    node-213    |               |                insert_pfn() {
- 1)    node-213    |               |                  __get_locked_pte() {
- 1)    node-213    |   3.590 us    |                    walk_to_pmd();
- 1)    node-213    |               |                    __pte_offset_map_lock() {
- 1)    node-213    |   0.810 us    |                      __pte_offset_map();
- 1)    node-213    |   2.660 us    |                    }
- 1)    node-213    |   9.870 us    |                  }
- 1)    node-213    | + 16.140 us   |                }
- 1)    node-213    | + 41.781 us   |              }
- 1)    node-213    | + 43.791 us   |            }
- 1)    node-213    |   4.010 us    |            mmapkit_fault_around_pages [mmapkit]();
- 1)    node-213    | ! 133.591 us  |          }
- 1)    node-213    | ! 140.541 us  |        }
- 1)    node-213    | ! 143.231 us  |      }
- 1)    node-213    | ! 148.701 us  |    }
- 1)    node-213    | ! 151.111 us  |  }
- 1)    node-213    |               |  /* page_fault_user: address=0x7f9cb0756000 ip=0x7f9cb076ed9e error_code=0x4 */
- 1)    node-213    |   1.700 us    |  lock_vma_under_rcu();
- 1)    node-213    |               |  handle_mm_fault() {
- 1)    node-213    |               |    __handle_mm_fault() {
- 1)    node-213    |               |      pte_offset_map_nolock() {
- 1)    node-213    |   0.840 us    |        __pte_offset_map();
- 1)    node-213    |   3.930 us    |      }
- 1)    node-213    |   1.410 us    |      do_fault();
- 1)    node-213    |   8.970 us    |    }
- 1)    node-213    | + 10.770 us   |  }
- 1)    node-213    |               |  lock_mm_and_find_vma() {
- 1)    node-213    |   1.450 us    |    find_vma();
- 1)    node-213    |   3.470 us    |  }
- 1)    node-213    |               |  handle_mm_fault() {
- 1)    node-213    |               |    __handle_mm_fault() {
- 1)    node-213    |               |      pte_offset_map_nolock() {
- 1)    node-213    |   0.810 us    |        __pte_offset_map();
- 1)    node-213    |   2.470 us    |      }
- 1)    node-213    |               |      do_fault() {
- 1)    node-213    |               |        __do_fault() {
- 1)    node-213    |               |          mmapkit_vma_fault [mmapkit]() {
- 1)    node-213    |   0.820 us    |            mmapkit_buf_pfn [mmapkit]();
- 1)    node-213    |               |            vmf_insert_pfn() {
- 1)    node-213    |               |              vmf_insert_pfn_prot() {
- 1)    node-213    |   0.790 us    |                pfn_modify_allowed();
- 1)    node-213    |   2.080 us    |                track_pfn_insert();
- 1)    node-213    |               |                insert_pfn() {
- 1)    node-213    |               |                  __get_locked_pte() {
- 1)    node-213    |   0.940 us    |                    walk_to_pmd();
- 1)    node-213    |               |                    __pte_offset_map_lock() {
- 1)    node-213    |   0.800 us    |                      __pte_offset_map();
- 1)    node-213    |   2.570 us    |                    }
- 1)    node-213    |   5.910 us    |                  }
- 1)    node-213    |   7.780 us    |                }
- 1)    node-213    | + 14.020 us   |              }
- 1)    node-213    | + 15.530 us   |            }
- 1)    node-213    |   0.830 us    |            mmapkit_fault_around_pages [mmapkit]();
- 1)    node-213    | + 20.700 us   |          }
- 1)    node-213    | + 22.400 us   |        }
- 1)    node-213    | + 24.210 us   |      }
- 1)    node-213    | + 29.310 us   |    }
- 1)    node-213    | + 31.310 us   |  }`;
+const TRACE_612 = recorded(1, 'node-213', `__x64_sys_mmap 3375.158
+  ksys_mmap_pgoff 3369.148
+    vm_mmap_pgoff 3361.567
+      security_mmap_file 26.751
+        cap_mmap_file 1.380
+        apparmor_mmap_file 4.050
+        bpf_lsm_mmap_file 1.040
+        ipe_mmap_file 1.991
+        ima_file_mmap 3.040
+      do_mmap 3323.176
+        __get_unmapped_area 59.680
+          mm_get_unmapped_area_vmflags 47.250
+            arch_get_unmapped_area_topdown 44.590
+              get_mmap_base 1.660
+              vm_unmapped_area 34.500
+          security_mmap_addr 7.000
+            cap_mmap_addr 1.340
+            bpf_lsm_mmap_addr 1.090
+        memfd_check_seals_mmap 2.420
+        mmap_region 3248.626
+          __mmap_region 3243.816
+            vma_merge_new_range 6.810
+              can_vma_merge_right 2.140
+            vm_area_alloc 6.291
+            mmapkit_mmap_fault [mmapkit] 49.860
+            vma_merge_new_range 1.080
+            default_send_IPI_single_phys 2620.031
+            default_send_IPI_single_phys 4.870
+            vma_link_file 89.871
+              vma_interval_tree_insert 6.600
+            khugepaged_enter_vma 11.020
+              hugepage_pmd_enabled 1.830
+              __thp_vma_allowable_orders 3.480
+            ksm_add_vma 1.660
+            perf_event_mmap 1.950
+            vms_complete_munmap_vmas 1.540
+            uprobe_mmap 1.960
+            vma_set_page_prot 7.190
+              vma_wants_writenotify 2.770
+      userfaultfd_unmap_complete 2.030
+/* mmapkit: mapped 0x7f9cb0755000 16384 */
+/* mmapkit: touch */
+/* page_fault_user: address=0x7f9cb0755000 ip=0x7f9cb076ed9e error_code=0x4 */
+lock_vma_under_rcu 2.000
+handle_mm_fault 10.970
+  __handle_mm_fault 8.940
+    pte_offset_map_nolock 2.610
+      __pte_offset_map 0.850
+    do_fault 2.920
+lock_mm_and_find_vma 14.030
+  find_vma 9.470
+handle_mm_fault 151.111
+  __handle_mm_fault 148.701
+    pte_offset_map_nolock 2.500
+      __pte_offset_map 0.810
+    do_fault 143.231
+      __do_fault 140.541
+        mmapkit_vma_fault [mmapkit] 133.591
+          mmapkit_buf_pfn [mmapkit] 17.700
+          vmf_insert_pfn 43.791
+            vmf_insert_pfn_prot 41.781
+              pfn_modify_allowed 1.200
+              track_pfn_insert 16.801
+              insert_pfn 16.140
+                __get_locked_pte 9.870
+                  walk_to_pmd 3.590
+                  __pte_offset_map_lock 2.660
+                    __pte_offset_map 0.810
+          mmapkit_fault_around_pages [mmapkit] 4.010
+/* page_fault_user: address=0x7f9cb0756000 ip=0x7f9cb076ed9e error_code=0x4 */
+lock_vma_under_rcu 1.700
+handle_mm_fault 10.770
+  __handle_mm_fault 8.970
+    pte_offset_map_nolock 3.930
+      __pte_offset_map 0.840
+    do_fault 1.410
+lock_mm_and_find_vma 3.470
+  find_vma 1.450
+handle_mm_fault 31.310
+  __handle_mm_fault 29.310
+    pte_offset_map_nolock 2.470
+      __pte_offset_map 0.810
+    do_fault 24.210
+      __do_fault 22.400
+        mmapkit_vma_fault [mmapkit] 20.700
+          mmapkit_buf_pfn [mmapkit] 0.820
+          vmf_insert_pfn 15.530
+            vmf_insert_pfn_prot 14.020
+              pfn_modify_allowed 0.790
+              track_pfn_insert 2.080
+              insert_pfn 7.780
+                __get_locked_pte 5.910
+                  walk_to_pmd 0.940
+                  __pte_offset_map_lock 2.570
+                    __pte_offset_map 0.800
+          mmapkit_fault_around_pages [mmapkit] 0.830`);
 
 const K61 = '6.1.0-56-amd64';
 const K612 = '6.12.117+deb12-amd64';
@@ -292,12 +256,12 @@ describe('fault locks in the trace (analyseTrace)', () => {
   });
 
   it('a fault handled under the per-VMA lock without a retry', () => {
-    const trace = [
-      ' 1)    node-9    |               |  /* mmapkit: mapped 0x7f0000000000 4096 */',
-      ' 1)    node-9    |               |  /* page_fault_user: address=0x7f0000000000 ip=0x1 error_code=0x4 */',
-      ' 1)    node-9    |   2.000 us    |  lock_vma_under_rcu();',
-      ' 1)    node-9    |   5.000 us    |  handle_mm_fault();',
-    ].join('\n');
+    const trace = recorded(1, 'node-9', [
+      '/* mmapkit: mapped 0x7f0000000000 4096 */',
+      '/* page_fault_user: address=0x7f0000000000 ip=0x1 error_code=0x4 */',
+      'lock_vma_under_rcu 2.000',
+      'handle_mm_fault 5.000',
+    ].join('\n'));
     const [fault] = analyseTrace(parseFunctionGraph(trace)).faults;
     expect(fault?.locks).toEqual(['lock_vma_under_rcu']);
     expect(lockStory(fault!)).toBe('handled under the per-VMA lock (lock_vma_under_rcu)');

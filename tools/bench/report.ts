@@ -33,27 +33,33 @@ export function charts(bench: BenchResults): Record<string, string> {
   const { results } = bench;
   const sizes = bench.settings.sizes;
   const note = environmentNote(bench);
-  const sizeAxis = 'buffer size (log scale)';
   const files: Record<string, string> = {};
+  /** A time per buffer size, one line per strategy of `group`. */
+  const timeBySize = (title: string, remark: string, yLabel: string, group: Group, value: (r: CaseResult) => number): string =>
+    lineChartSvg({
+      title,
+      notes: [note, remark],
+      xLabel: 'buffer size (log scale)',
+      yLabel,
+      series: seriesOf(results, group, sizes, value),
+      formatX: formatSize,
+      formatY: formatNs,
+    });
 
-  files['mapping-cost-per-page.svg'] = lineChartSvg({
-    title: 'Mapping cost per page: mmap + first write of every page',
-    notes: [note, 'lower is better; a flat line costs the same per page at every size'],
-    xLabel: sizeAxis,
-    yLabel: 'time per page (log scale)',
-    series: seriesOf(results, 'map', sizes, figure),
-    formatX: formatSize,
-    formatY: formatNs,
-  });
-  files['mapping-cost-total.svg'] = lineChartSvg({
-    title: 'Mapping cost in total: mmap + first write of every page',
-    notes: [note, 'lower is better'],
-    xLabel: sizeAxis,
-    yLabel: 'total time (log scale)',
-    series: seriesOf(results, 'map', sizes, (r) => r.time.median),
-    formatX: formatSize,
-    formatY: formatNs,
-  });
+  files['mapping-cost-per-page.svg'] = timeBySize(
+    'Mapping cost per page: mmap + first write of every page',
+    'lower is better; a flat line costs the same per page at every size',
+    'time per page (log scale)',
+    'map',
+    figure,
+  );
+  files['mapping-cost-total.svg'] = timeBySize(
+    'Mapping cost in total: mmap + first write of every page',
+    'lower is better',
+    'total time (log scale)',
+    'map',
+    (r) => r.time.median,
+  );
 
   const groups: BarGroup[] = sizes.flatMap((size) => {
     const bars = STRATEGIES.seq
@@ -75,15 +81,13 @@ export function charts(bench: BenchResults): Record<string, string> {
     formatY: (gib) => (gib === 0 ? '0' : formatRate(gib * GiB)),
   });
 
-  files['random-access.svg'] = lineChartSvg({
-    title: 'Random 8-byte reads: mapping vs pread()',
-    notes: [note, 'lower is better'],
-    xLabel: sizeAxis,
-    yLabel: 'time per access (log scale)',
-    series: seriesOf(results, 'random', sizes, figure),
-    formatX: formatSize,
-    formatY: formatNs,
-  });
+  files['random-access.svg'] = timeBySize(
+    'Random 8-byte reads: mapping vs pread()',
+    'lower is better',
+    'time per access (log scale)',
+    'random',
+    figure,
+  );
   return files;
 }
 

@@ -102,6 +102,27 @@ function legend(names: string[], dashedName?: string): string[] {
   return [`<g class="legend">`, ...parts, '</g>'];
 }
 
+/** The y axis, its gridlines, ticks and rotated label, then the plot's border: the same on every chart. */
+function yAxisAndBorder(
+  scale: 'log' | 'linear',
+  ticks: readonly number[],
+  py: (y: number) => number,
+  formatY: (y: number) => string,
+  label: string,
+): string[] {
+  const yMid = MARGIN.top + PLOT_H / 2;
+  return [
+    `<g class="axis" data-axis="y" data-scale="${scale}">`,
+    ...ticks.flatMap((y) => [
+      `<line x1="${MARGIN.left}" y1="${round(py(y))}" x2="${MARGIN.left + PLOT_W}" y2="${round(py(y))}" stroke="#ddd"/>`,
+      text(MARGIN.left - 8, py(y) + 4, formatY(y), 'text-anchor="end" class="tick"'),
+    ]),
+    text(22, yMid, label, `text-anchor="middle" transform="rotate(-90 22 ${round(yMid)})"`),
+    '</g>',
+    `<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${PLOT_W}" height="${PLOT_H}" fill="none" stroke="#333"/>`,
+  ];
+}
+
 /** Both axes logarithmic: x in powers of the data's own x values, y in decades. */
 export function lineChartSvg(chart: LineChart): string {
   const points = chart.series.flatMap((series) => series.points).filter((p) => p.x > 0 && p.y > 0);
@@ -121,14 +142,7 @@ export function lineChartSvg(chart: LineChart): string {
     body.push(text(px(x), MARGIN.top + PLOT_H + 18, chart.formatX(x), 'text-anchor="middle" class="tick"'));
   }
   body.push(text(MARGIN.left + PLOT_W / 2, HEIGHT - 22, chart.xLabel, 'text-anchor="middle"'), '</g>');
-  body.push(`<g class="axis" data-axis="y" data-scale="log">`);
-  for (const y of yTicks) {
-    body.push(`<line x1="${MARGIN.left}" y1="${round(py(y))}" x2="${MARGIN.left + PLOT_W}" y2="${round(py(y))}" stroke="#ddd"/>`);
-    body.push(text(MARGIN.left - 8, py(y) + 4, chart.formatY(y), 'text-anchor="end" class="tick"'));
-  }
-  const yMid = MARGIN.top + PLOT_H / 2;
-  body.push(text(22, yMid, chart.yLabel, `text-anchor="middle" transform="rotate(-90 22 ${round(yMid)})"`), '</g>');
-  body.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${PLOT_W}" height="${PLOT_H}" fill="none" stroke="#333"/>`);
+  body.push(...yAxisAndBorder('log', yTicks, py, chart.formatY, chart.yLabel));
 
   chart.series.forEach((series, i) => {
     const color = PALETTE[i % PALETTE.length]!;
@@ -161,14 +175,9 @@ export function barChartSvg(chart: BarChart): string {
   const groupW = PLOT_W / chart.groups.length;
   const barW = (groupW * 0.8) / names.length;
 
-  const body: string[] = [`<g class="axis" data-axis="y" data-scale="linear">`];
-  for (let y = 0; y <= yMax + step / 2; y += step) {
-    body.push(`<line x1="${MARGIN.left}" y1="${round(py(y))}" x2="${MARGIN.left + PLOT_W}" y2="${round(py(y))}" stroke="#ddd"/>`);
-    body.push(text(MARGIN.left - 8, py(y) + 4, chart.formatY(y), 'text-anchor="end" class="tick"'));
-  }
-  const yMid = MARGIN.top + PLOT_H / 2;
-  body.push(text(22, yMid, chart.yLabel, `text-anchor="middle" transform="rotate(-90 22 ${round(yMid)})"`), '</g>');
-  body.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${PLOT_W}" height="${PLOT_H}" fill="none" stroke="#333"/>`);
+  const yTicks: number[] = [];
+  for (let y = 0; y <= yMax + step / 2; y += step) yTicks.push(y);
+  const body = yAxisAndBorder('linear', yTicks, py, chart.formatY, chart.yLabel);
   chart.groups.forEach((group, g) => {
     const x0 = MARGIN.left + g * groupW + groupW * 0.1;
     body.push(`<g class="group" data-group="${escapeXml(group.label)}">`);
