@@ -218,38 +218,28 @@ function help(topic: string): number {
   return ExitCode.PASSED;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'build':
-      return buildCommand(rest);
-    case 'test':
-      return testCommand(rest);
-    case 'lint':
-      return lintCommand(rest);
-    case 'trace':
-      return traceCommand(rest);
-    case 'explain':
-      return explainCommand(rest);
-    case 'bench':
-      return benchCommand(rest);
-    case 'merge-results':
-      return mergeCommand(rest);
-    case 'vm': {
-      const [sub, ...vmArgs] = rest;
-      if (sub === 'run') return vmRun(vmArgs);
-      if (sub === 'shell') return vmShell(vmArgs);
-      if (sub === undefined || sub === '-h' || sub === '--help') return help('main');
-      throw new UserError(`unknown vm command '${sub}' (try: vm run, vm shell)`);
-    }
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      return help('main');
-    default:
-      throw new UserError(`unknown command '${command}' (try: mmapkit --help)`);
-  }
+/** Every command, by the word that names it; `vm` takes a second word. */
+const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  build: buildCommand,
+  test: testCommand,
+  lint: lintCommand,
+  trace: traceCommand,
+  explain: explainCommand,
+  bench: benchCommand,
+  'merge-results': mergeCommand,
+  vm: async ([sub, ...args]) => {
+    if (sub === 'run') return vmRun(args);
+    if (sub === 'shell') return vmShell(args);
+    if (sub === undefined || sub === '-h' || sub === '--help') return help('main');
+    throw new UserError(`unknown vm command '${sub}' (try: vm run, vm shell)`);
+  },
+};
+
+async function main([command, ...rest]: string[]): Promise<number> {
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') return help('main');
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (run === undefined) throw new UserError(`unknown command '${command}' (try: mmapkit --help)`);
+  return run(rest);
 }
 
 exitOnInterrupt(say);

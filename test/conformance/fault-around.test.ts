@@ -17,12 +17,12 @@
  * The parameter is writable at run time; every case here sets it and puts the
  * default (1) back, and the load case reloads the module with its defaults.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { moduleObject } from '../../tools/paths.js';
 import { attemptLoad, attemptUnload, ensureModule, loadModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
-import { type DeviceUnderTest, openReferenceDriver, pagePattern, writePagePatterns } from './device.js';
-import { Mappings, zeroBuffer } from './mappings.js';
+import { type DeviceUnderTest, pagePattern, writePagePatterns } from './device.js';
+import { type Mappings, useReferenceDriver, zeroBuffer } from './mappings.js';
 
 const FAULT = REFERENCE_DEVICE_PATHS.fault;
 const PARAM = `/sys/module/${MODULE_NAME}/parameters/fault_around`;
@@ -31,16 +31,14 @@ let dut: DeviceUnderTest;
 let mappings: Mappings;
 let pages: bigint;
 
-beforeAll(async () => {
-  dut = await openReferenceDriver();
-  mappings = new Mappings(dut);
-  pages = dut.size / dut.page;
-});
-afterEach(async () => {
-  await mappings.release();
-  await setFaultAround(1);
-});
-afterAll(() => dut.close());
+useReferenceDriver(
+  (opened, made) => {
+    dut = opened;
+    mappings = made;
+    pages = dut.size / dut.page;
+  },
+  () => setFaultAround(1),
+);
 
 const sh = (script: string): Promise<string> => dut.guest.run(['sh', '-c', script]);
 /** `echo value > PARAM`, written by the agent itself: no shell to spawn before and after every case. */

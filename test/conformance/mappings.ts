@@ -2,7 +2,8 @@
  * Opening and mapping devices inside a case, with everything undone after
  * it (munmap, close, and any restore step the case registers), newest first.
  */
-import type { DeviceUnderTest } from './device.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { type DeviceUnderTest, openReferenceDriver } from './device.js';
 
 export interface MapOptions {
   length?: bigint;
@@ -64,4 +65,24 @@ export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<
   } finally {
     await mappings.release();
   }
+}
+
+/**
+ * The frame of the reference driver's own case files: the driver opened once
+ * for the file (`opened` receives it), each case's mappings undone after it,
+ * then `afterCase` (a knob put back, say), and the connection closed at the end.
+ */
+export function useReferenceDriver(opened: (dut: DeviceUnderTest, mappings: Mappings) => void, afterCase?: () => Promise<void>): void {
+  let dut: DeviceUnderTest | undefined;
+  let mappings: Mappings | undefined;
+  beforeAll(async () => {
+    dut = await openReferenceDriver();
+    mappings = new Mappings(dut);
+    opened(dut, mappings);
+  });
+  afterEach(async () => {
+    await mappings?.release();
+    await afterCase?.();
+  });
+  afterAll(() => dut?.close());
 }

@@ -5,26 +5,24 @@
  * failures. Cases here may unload and reload the module; each leaves it
  * loaded as it found it.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseMaps, parseSmaps, vmaStartingAt } from '../../guest/procfs.js';
 import { STAT_COUNTERS } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
 import { attemptLoad, attemptUnload, ensureModule, unloadModule } from '../../tools/qemu/guest-modules.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
-import { type DeviceUnderTest, openReferenceDriver } from './device.js';
-import { Mappings, zeroBuffer } from './mappings.js';
+import type { DeviceUnderTest } from './device.js';
+import { type Mappings, useReferenceDriver, zeroBuffer } from './mappings.js';
 
 let dut: DeviceUnderTest;
 let mappings: Mappings;
 let modulePath: string;
 
-beforeAll(async () => {
-  dut = await openReferenceDriver();
-  mappings = new Mappings(dut);
+useReferenceDriver((opened, made) => {
+  dut = opened;
+  mappings = made;
   modulePath = moduleObject(dut.kernel);
 });
-afterEach(() => mappings.release());
-afterAll(() => dut.close());
 
 /** What `sh -c script` prints in the guest; fails the case if the script fails. */
 const sh = (script: string): Promise<string> => dut.guest.run(['sh', '-c', script]);
