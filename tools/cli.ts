@@ -134,8 +134,6 @@ async function vmShell(args: string[]): Promise<number> {
   const session = await VmSession.boot({
     ...options,
     mode: 'shell',
-    // An interactive shell has no run deadline unless one is asked for.
-    runTimeoutS: options.runTimeoutS ?? 24 * 3600,
     ...(!values['no-module'] && { insmod: moduleObject(kernel.version) }),
   });
   const end = await session.ended;

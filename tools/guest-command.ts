@@ -35,7 +35,7 @@ Kernel and VM options:
   --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
   --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
   --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
-  --timeout S         deadline for the whole run, boot included (default 900)
+  --timeout S         deadline for the whole run, boot included (default: none)
   --console           echo the guest console to stderr while it runs
   --keep              keep the run's temp directory (agent socket) for inspection
   -h, --help          this help`;

@@ -27,7 +27,8 @@ export interface QemuProcessOptions {
   /** Echo the console to stderr as it arrives. */
   showConsole: boolean;
   /** Deadline for the whole session, s. */
-  runTimeoutS: number;
+  /** The whole run's deadline; none when undefined. */
+  runTimeoutS?: number | undefined;
   /** Deadline for the agent's ready message, s; none in shell mode. */
   bootTimeoutS?: number;
   /** Called once QEMU has exited, before `ended` resolves. */
@@ -76,7 +77,7 @@ export class QemuProcess {
       // 'close', not 'exit': console output may still be in the pipe when QEMU exits.
       this.child.on('close', (code, signal) => this.onExit(code, signal, resolve));
     });
-    this.arm('run', options.runTimeoutS);
+    if (options.runTimeoutS !== undefined) this.arm('run', options.runTimeoutS);
     if (options.bootTimeoutS !== undefined) this.arm('boot', options.bootTimeoutS);
   }
 
