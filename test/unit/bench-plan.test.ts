@@ -60,7 +60,7 @@ describe('bench command line', () => {
 
   it('threads --icount to QEMU as -icount shift=N,sleep=off', () => {
     const config: QemuConfig = {
-      accel: 'tcg', vmlinux: '/v', initramfs: '/i', memoryMiB: 1024, cpus: 1, hostRoot: '/', outputDir: '/o',
+      accel: 'tcg', vmlinux: '/v', initramfs: '/i', memoryMiB: 1024, cpus: 1, shares: [],
       interactive: false, guestParams: {},
     };
     expect(qemuArgs(config)).not.toContain('-icount');

@@ -20,8 +20,7 @@ const base: QemuConfig = {
   initramfs: '/work/build/kernels/6.1.0-56-amd64/initramfs.cpio',
   memoryMiB: 1024,
   cpus: 2,
-  hostRoot: '/',
-  outputDir: '/work/build/runs/run-1/out',
+  shares: [{ tag: 'out', path: '/work/build/runs/run-1/out', writable: true }],
   interactive: false,
   guestParams: { mode: 'agent' },
 };
