@@ -10,11 +10,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode } from '../exit-codes.js';
 import { REPO_ROOT } from '../paths.js';
-import { PROFILES_ENV, type Profile } from '../profile.js';
+import { PROFILES_ENV, type Profile, profileFiles } from '../profile.js';
 import { describeFindings, printConsoleTail, reportEnd, say } from '../messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
 import { type GuestRunOptions, shareGuest } from '../qemu/guest-run.js';
 import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
+import { bringUp } from './preflight.js';
 import { type CaseCounts, type CaseResult, KERNEL_FINDING, caseResults, countCases, describeCounts } from './vitest-summary.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
@@ -97,12 +98,25 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget, report: ReportOptions = {}): Promise<number> {
   // The devices the profiles need (profile key qemuDevices); the default VM has none.
   const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
+  const hostFiles = target.profiles.flatMap(profileFiles);
   const shared = await shareGuest({
     ...options,
     loadModule: !target.explicit,
     requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
     ...(qemuDevices.length > 0 && { qemuDevices }),
+    ...(hostFiles.length > 0 && { hostFiles }),
   });
+  try {
+    await bringUp((await shared.supervisor.session()).guest, target.profiles);
+  } catch (error) {
+    await shared.close();
+    // A load that took the guest down is a crash, reported as one; anything else is the one line thrown.
+    const [crash] = shared.supervisor.crashes;
+    if (crash === undefined) throw error;
+    say(`the guest crashed or hung while the targets were brought up, before any case: ${crash.reason} (console: ${crash.consoleLog})`);
+    process.stderr.write(crash.excerpt.map((line) => `  ${line}\n`).join(''));
+    return EXIT_CODE_OF[crash.state];
+  }
   let outcome: VitestOutcome;
   try {
     outcome = await runVitest(shared.socket, target, report);
