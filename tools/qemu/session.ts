@@ -3,9 +3,8 @@
  * the guest sees of the host (guest-view.ts), the user QEMU runs as
  * (qemu-user.ts), the devices (ivshmem.ts), the accelerator (accel.ts),
  * QEMU's process (qemu-process.ts) and, in agent mode, the channel to the
- * guest agent. The
- * temp directory that holds the channel's socket is removed when QEMU goes
- * (unless `keep`).
+ * guest agent. The temp directory that holds the channel's socket is removed
+ * when QEMU goes (unless `keep`).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
