@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SetupError } from '../../tools/exit-codes.js';
+import { INIT_SCRIPT } from '../../tools/paths.js';
 import { checkReadableByOthers, guestRootSkeleton, guestShares, inSharedTree, stageInputs } from '../../tools/qemu/guest-view.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-guest-view-test-'));
@@ -78,6 +79,14 @@ describe('guestShares', () => {
       { tag: 'out', path: '/w/build/runs/r/out', writable: true },
     ]);
     expect(guestShares({ outputDir: '/o' }, '/w').map((share) => share.tag)).toEqual(['usr', 'checkout', 'out']);
+  });
+
+  it('are the tags guest/init.sh mounts, each with the access the host gives it', () => {
+    const init = readFileSync(INIT_SCRIPT, 'utf8');
+    for (const share of guestShares({ outputDir: '/o', inputsDir: '/i' }, '/w')) {
+      expect(init).toMatch(new RegExp(`^\\s*share ${share.tag} \\S+ ${share.writable ? 'rw' : 'ro'}\\b`, 'm'));
+    }
+    expect(init).toContain(`mmapkit.inputs=*) INPUTS=`);
   });
 });
 
