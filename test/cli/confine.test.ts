@@ -126,6 +126,10 @@ describe('a driver kept anywhere, its profile anywhere', () => {
     const result = await runCli('test', '--profile', profile('pfnbuf'));
     expect(result.code, `${result.stdout.slice(-3000)}\n${result.stderr.slice(-2000)}`).toBe(ExitCode.PASSED);
     expect(result.stdout).toMatch(/^[1-9]\d* passed, 0 failed, \d+ skipped, 0 crashed$/m);
+    // The copy served that guest only: no later guest finds it under build/runs/.
+    const runDir = /results in (\S+)\/results\.json/.exec(result.stdout)?.[1];
+    expect(runDir, result.stdout.slice(-500)).toBeDefined();
+    expect(existsSync(path.join(path.resolve(REPO_ROOT, runDir!), 'inputs'))).toBe(false);
   }, 900_000);
 
   it('a device that never appears: one line, exit 2, no case run', async () => {

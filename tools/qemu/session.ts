@@ -81,6 +81,8 @@ export class VmSession {
   readonly ivshmemFile?: string;
 
   private readonly tempDir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-'));
+  /** The run's copies of files from outside the shared trees (guest-view.ts), if any. */
+  private readonly inputsDir?: string;
   private readonly qemu: QemuProcess;
   private readonly server?: Server;
   private readonly agentUp: Promise<ReadyMessage>;
@@ -99,6 +101,7 @@ export class VmSession {
     this.consoleLog = run.consoleLog;
     this.outputDir = run.outputDir;
     const inputs = stageInputs(hostFiles, run.inputsDir, identity?.gid).length > 0 ? run.inputsDir : undefined;
+    this.inputsDir = inputs;
     const cacheDir = kernelBuildDir(kernel.version);
     const { devices, ivshmemFile } = sessionDevices(options.qemuDevices ?? [], this.runDir);
     this.ivshmemFile = ivshmemFile;
@@ -189,9 +192,15 @@ export class VmSession {
 
   private release(): void {
     this.server?.close();
-    if (this.options.keep === true) this.options.log?.(`kept the run's temp directory ${this.tempDir}`);
-    else rmSync(this.tempDir, { recursive: true, force: true });
+    if (this.options.keep === true) {
+      this.options.log?.(`kept the run's temp directory ${this.tempDir}`);
+      return;
+    }
+    rmSync(this.tempDir, { recursive: true, force: true });
+    // The copies served this guest only: a later guest sees the checkout, build/runs/ included.
+    if (this.inputsDir !== undefined) rmSync(this.inputsDir, { recursive: true, force: true });
   }
+
 
   /** Console lines so far. */
   lines(): string[] {
