@@ -1,11 +1,16 @@
 #!/bin/sh
 # PID 1 of the mmapkit guest (static busybox, from the initramfs).
 #
-# It loads the virtio and 9p modules, mounts the host's root read-only over
-# 9p, gives it fresh proc/sys/dev and a tmpfs scratch, mounts the run's
-# output directory (the only host path the guest may write) and then runs,
-# chrooted into the host root, either the guest agent or an interactive
-# shell. Whatever happens, it ends by powering off, so QEMU exits.
+# It loads the virtio and 9p modules and builds the guest's root on a tmpfs
+# from what the host shares (tools/qemu/guest-view.ts says what and why): the
+# skeleton from the initramfs (/bin, /lib, ... as links into /usr, a /etc of
+# its own), /usr and the checkout read-only, the run's inputs (read-only
+# copies of the files the run names elsewhere) at their host paths, fresh
+# proc/sys/dev, tmpfs scratch on /tmp, /run, /root and /var/tmp, and the
+# run's output directory, the only host directory the guest may write. The
+# root itself is then made read-only and, chrooted into it, either the guest
+# agent or an interactive shell runs. Whatever happens, it ends by powering
+# off, so QEMU exits.
 #
 # Parameters come from the kernel command line (mmapkit.*=...). Progress and
 # failures are printed as "mmapkit-init: ..." lines on the console, where the
@@ -30,6 +35,7 @@ for word in $(cat /proc/cmdline); do
 	mmapkit.mode=*) MODE=${word#*=} ;;
 	mmapkit.root=*) REPO=${word#*=} ;;
 	mmapkit.out=*) OUT=${word#*=} ;;
+	mmapkit.inputs=*) INPUTS=${word#*=} ;;
 	mmapkit.insmod=*) INSMOD=${word#*=} ;;
 	mmapkit.term=*) TERM=${word#*=} ;;
 	esac
@@ -42,30 +48,39 @@ while read -r module; do
 	insmod "/lib/modules/$module" || fatal "insmod $module failed"
 done </lib/modules/order
 
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /host ||
-	fatal "cannot mount the host root over 9p"
+ROOT=/sysroot
 
-# A tmpfs over /tmp would hide a checkout that lives under /tmp: keep it
-# visible by moving a bind mount of it on top of the fresh tmpfs.
-case "$REPO" in
-/tmp/*) mkdir -p /keep && mount --bind "/host$REPO" /keep ;;
-esac
+# share TAG DIR OPTIONS: mounts the host directory shared under TAG on DIR.
+share() {
+	mkdir -p "$2" && mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,$3" "$1" "$2" ||
+		fatal "cannot mount the host's $1 share on $2"
+}
+
+mount -t tmpfs -o mode=0755 root "$ROOT" && cp -a /guest-root/. "$ROOT/" || fatal "cannot make the guest's root"
+share usr "$ROOT/usr" ro,cache=loose
 for dir in /tmp /run /root /var/tmp; do
-	mount -t tmpfs -o mode=1777 scratch "/host$dir" || fatal "cannot mount a tmpfs on $dir"
+	mount -t tmpfs -o mode=1777 scratch "$ROOT$dir" || fatal "cannot mount a tmpfs on $dir"
 done
-if [ -d /keep ]; then
-	mkdir -p "/host$REPO" && mount --move /keep "/host$REPO" || fatal "cannot keep $REPO visible"
+# After the scratch tmpfs, so that a checkout under /tmp is not hidden.
+share checkout "$ROOT$REPO" ro,cache=loose
+if [ -n "$INPUTS" ]; then
+	share inputs "$ROOT$INPUTS" ro,cache=loose
+	# Each copy appears at its host path, as a link into the read-only share.
+	(cd "$ROOT$INPUTS" && find . -type f) | while read -r file; do
+		file=${file#.}
+		mkdir -p "$ROOT${file%/*}" && ln -s "$INPUTS$file" "$ROOT$file" || fatal "cannot show the guest $file"
+	done
 fi
 
-mount -t proc proc /host/proc
-mount -t sysfs sysfs /host/sys
-mount -t devtmpfs devtmpfs /host/dev
-mount -t devpts devpts /host/dev/pts 2>/dev/null
-mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
-mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
+mount -t proc proc "$ROOT/proc"
+mount -t sysfs sysfs "$ROOT/sys"
+mount -t devtmpfs devtmpfs "$ROOT/dev"
+mkdir -p "$ROOT/dev/pts" && mount -t devpts devpts "$ROOT/dev/pts" 2>/dev/null
+mount -t debugfs debugfs "$ROOT/sys/kernel/debug" 2>/dev/null
+mount -t tracefs tracefs "$ROOT/sys/kernel/tracing" 2>/dev/null
 
-mkdir -p "/host$OUT" && mount -t 9p -o trans=virtio,version=9p2000.L,rw out "/host$OUT" ||
-	fatal "cannot mount the output directory $OUT"
+share out "$ROOT$OUT" rw
+mount -o remount,ro "$ROOT" || fatal "cannot make the guest's root read-only"
 
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -75,17 +90,17 @@ agent)
 		[ "$(cat "$port/name" 2>/dev/null)" = mmapkit.agent ] && PORT=/dev/${port##*/}
 	done
 	[ -n "$PORT" ] || fatal "no virtio-serial port named mmapkit.agent"
-	chroot /host /usr/bin/env -i PATH=$GUEST_PATH HOME=/root MMAPKIT_PORT="$PORT" \
+	chroot "$ROOT" /usr/bin/env -i PATH=$GUEST_PATH HOME=/root MMAPKIT_PORT="$PORT" \
 		MMAPKIT_ROOT="$REPO" MMAPKIT_OUT="$OUT" \
 		/usr/bin/node "$REPO/build/guest/agent.mjs"
 	say "agent exited with status $?"
 	;;
 shell)
 	if [ -n "$INSMOD" ]; then
-		chroot /host /sbin/insmod "$INSMOD" || say "insmod $INSMOD failed"
+		chroot "$ROOT" /sbin/insmod "$INSMOD" || say "insmod $INSMOD failed"
 	fi
 	say "shell ready: the repository is at $REPO, write results to $OUT; exit to power off"
-	setsid cttyhack chroot /host /usr/bin/env -i PATH=$GUEST_PATH HOME=/root TERM="${TERM:-vt100}" \
+	setsid cttyhack chroot "$ROOT" /usr/bin/env -i PATH=$GUEST_PATH HOME=/root TERM="${TERM:-vt100}" \
 		/bin/bash -i
 	;;
 *)

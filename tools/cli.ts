@@ -10,7 +10,7 @@ import { build } from './build/build.js';
 import { buildFixtures, fixturesBuildDir } from './build/fixtures.js';
 import type { GuestKernel } from './kernel.js';
 import { lintKernels } from './lint/lint.js';
-import { checkModule, loadProfile, referenceProfiles } from './profile.js';
+import { checkModule, loadProfile, profileFiles, referenceProfiles } from './profile.js';
 import { ExitCode, UserError } from './exit-codes.js';
 import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
@@ -18,7 +18,7 @@ import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, r
 import { MERGE_HELP, mergeCommand } from './test/merge-command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
 import { TRACE_HELP, traceCommand } from './trace/command.js';
-import { loadModule } from './qemu/guest-modules.js';
+import { loadTargetModule } from './test/preflight.js';
 import { EXIT_CODE_OF, SessionEndedError } from './qemu/outcome.js';
 import { VmSession } from './qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
@@ -37,8 +37,9 @@ are skipped.
   --verbose           show the compilers' full output`,
   'vm run': `usage: mmapkit vm run [options] -- CMD [ARG...]
 
-Boots the guest, loads the module, runs CMD (in the host's root, mounted
-read-only, with a tmpfs /tmp), streams its output and exits with its status.
+Boots the guest, loads the module, runs CMD (as root in the guest, which sees
+/usr and the checkout read-only, a tmpfs /tmp, and writes only to
+$MMAPKIT_OUT), streams its output and exits with its status.
   --no-module         do not load the module first
   --profile FILE      boot the VM a device profile needs (its qemuDevices) and
                       load the profile's module instead of the reference one
@@ -111,10 +112,10 @@ async function vmRunOn(kernel: GuestKernel, values: VmFlags & { profile?: string
   await ensureBuilt(kernel);
   if (profile !== undefined) checkModule(profile, kernel.version);
   const devices = profile !== undefined && profile.qemuDevices.length > 0 ? { qemuDevices: profile.qemuDevices } : {};
+  const hostFiles = profile !== undefined ? profileFiles(profile) : [];
   const loadReference = !values['no-module'] && profile === undefined;
-  const outcome = await withGuest({ ...options, ...devices, loadModule: loadReference }, async (session) => {
-    const ko = profile?.module;
-    if (ko !== undefined && !values['no-module']) await loadModule(session.guest, ko, profile!.moduleParams);
+  const outcome = await withGuest({ ...options, ...devices, ...(hostFiles.length > 0 && { hostFiles }), loadModule: loadReference }, async (session) => {
+    if (profile !== undefined && !values['no-module']) await loadTargetModule(session.guest, profile);
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command
       onOutput: (event) => (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data),

@@ -37,7 +37,7 @@ Kernel and VM options:
   --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
   --timeout S         deadline for the whole run, boot included (default: none)
   --console           echo the guest console to stderr while it runs
-  --keep              keep the run's temp directory (agent socket) for inspection
+  --keep              keep the run's temp directory (agent socket) and inputs/ for inspection
   -h, --help          this help`;
 
 export interface VmFlags {

@@ -103,6 +103,14 @@ export function resolveModule(module: string, profileFile: string, kernelVersion
   return path.resolve(path.dirname(profileFile), module);
 }
 
+/**
+ * The host files a profile names: its module, unless that is a module of the
+ * guest kernel's own tree. Wherever they lie (/root, /tmp, /home), the guest
+ * sees them at the same paths, read-only (tools/qemu/guest-view.ts).
+ */
+export const profileFiles = (profile: Pick<Profile, 'module'>): string[] =>
+  profile.module !== undefined && !isModuleName(profile.module) ? [profile.module] : [];
+
 /** The kernel release a .ko (or a module of that release's tree, by name) was built for, from its vermagic. */
 export function moduleRelease(ko: string, kernelVersion?: string): string | undefined {
   const release = kernelVersion !== undefined && isModuleName(ko) ? ['-k', kernelVersion] : [];

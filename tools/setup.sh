@@ -103,6 +103,15 @@ if [ -n "$source_tar" ] && [ ! -f build/linux-source-6.1/scripts/checkpatch.pl ]
 	tar -xf "$source_tar" -C build
 fi
 
+# QEMU drops root and runs as this system user (tools/qemu/qemu-user.ts
+# QEMU_USER): no home, no shell, no files but the run directories' out/.
+# Only root needs it: anyone else's QEMU runs as that unprivileged user.
+QEMU_USER=mmapkit-qemu
+if [ "$(id -u)" -eq 0 ] && ! getent passwd "$QEMU_USER" >/dev/null; then
+	echo "setup: creating the system user $QEMU_USER (QEMU runs as it)"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$QEMU_USER"
+fi
+
 # node_modules is current when npm's own record of it matches the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	echo "setup: installing npm packages (npm ci)"

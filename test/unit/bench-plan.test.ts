@@ -61,7 +61,7 @@ describe('bench command line', () => {
 
   it('threads --icount to QEMU: instructions counted at the given shift, an idle guest not sleeping in real time', () => {
     const config: QemuConfig = {
-      accel: 'tcg', vmlinux: '/v', initramfs: '/i', memoryMiB: 1024, cpus: 1, hostRoot: '/', outputDir: '/o',
+      accel: 'tcg', vmlinux: '/v', initramfs: '/i', memoryMiB: 1024, cpus: 1, shares: [],
       interactive: false, guestParams: {},
     };
     expect(qemuArgs(config)).not.toContain('-icount');

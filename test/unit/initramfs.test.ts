@@ -148,6 +148,12 @@ function fakeInputs(tag = ''): InitramfsInputs {
       { name: 'virtio.ko', data: Buffer.from('virtio!') },
       { name: '9p.ko', data: Buffer.alloc(0) },
     ],
+    guestRoot: [
+      { type: 'dir', path: 'usr', mode: 0o755 },
+      { type: 'symlink', path: 'bin', target: 'usr/bin' },
+      { type: 'dir', path: 'etc', mode: 0o755 },
+      { type: 'file', path: 'etc/passwd', mode: 0o644, data: Buffer.from(`root:x:0:0:root:/root:/bin/bash${tag}\n`) },
+    ],
   };
 }
 
@@ -190,7 +196,12 @@ describe('initramfsManifest', () => {
   });
 
   it('has the mount points init uses', () => {
-    for (const dir of ['proc', 'sys', 'dev', 'host', 'tmp']) expect(entry(dir)?.type).toBe('dir');
+    for (const dir of ['proc', 'sys', 'dev', 'sysroot', 'tmp']) expect(entry(dir)?.type).toBe('dir');
+  });
+
+  it('has the guest root skeleton under guest-root/, which init.sh copies', () => {
+    for (const item of inputs.guestRoot) expect(entry(`guest-root/${item.path}`)).toEqual({ ...item, path: `guest-root/${item.path}` });
+    expect(readFileSync(INIT_SCRIPT, 'utf8')).toContain('cp -a /guest-root/. ');
   });
 });
 
@@ -285,6 +296,7 @@ describe('writeCpio', () => {
     busybox: readFileSync(BUSYBOX),
     init: readFileSync(INIT_SCRIPT),
     modules: fakeInputs().modules,
+    guestRoot: fakeInputs().guestRoot,
   };
   const manifest = initramfsManifest(inputs);
   const archive = writeCpio(manifest);

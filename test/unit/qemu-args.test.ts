@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { kernelCommandLine, qemuArgs, type QemuConfig, shellQuote } from '../../tools/qemu/qemu-args.js';
+import { guestShares } from '../../tools/qemu/guest-view.js';
 import { CHANNEL_NAME } from '../../guest/protocol.js';
 import { kernelParams, parseOption, parsedValuesOf, valueOf, valuesOf } from './qemu-command-line.js';
 
@@ -13,8 +14,7 @@ const base: QemuConfig = {
   initramfs: '/work/build/kernels/some-release/initramfs-0123456789abcdef.cpio',
   memoryMiB: 1024,
   cpus: 2,
-  hostRoot: '/',
-  outputDir: '/work/build/runs/run-1',
+  shares: guestShares({ outputDir: '/work/build/runs/run-1/out' }, '/work'),
   interactive: false,
   guestParams: { mode: 'agent', uid: '1000' },
 };
@@ -116,25 +116,53 @@ describe('qemuArgs: the kernel command line', () => {
 });
 
 describe('qemuArgs: shared directories', () => {
-  it('shares the host root read-only and the output directory writable, nothing else', () => {
-    const args = qemuArgs(base);
-    const hostRoot = virtfs(args, 'hostroot');
-    const out = virtfs(args, 'out');
-    expect(hostRoot.get('path')).toBe(base.hostRoot);
-    expect(hostRoot.get('readonly')).toBe('on');
-    expect(out.get('path')).toBe(base.outputDir);
-    expect(out.has('readonly')).toBe(false);
-    expect(valuesOf(args, '-virtfs')).toHaveLength(2);
+  const outputDir = '/work/build/runs/run-1/out';
+  const inputsDir = '/work/build/runs/run-1/inputs';
+
+  it('shares /usr and the checkout read-only, and only the output directory writable; never the host root', () => {
+    const args = qemuArgs(config({ shares: guestShares({ outputDir, inputsDir }, '/work') }));
+    expect(virtfs(args, 'usr').get('path')).toBe('/usr');
+    expect(virtfs(args, 'checkout').get('path')).toBe('/work');
+    expect(virtfs(args, 'inputs').get('path')).toBe(inputsDir);
+    for (const tag of ['usr', 'checkout', 'inputs']) expect(virtfs(args, tag).get('readonly')).toBe('on');
+    expect(virtfs(args, 'out').get('path')).toBe(outputDir);
+    expect(virtfs(args, 'out').has('readonly')).toBe(false);
+    const paths = valuesOf(args, '-virtfs').map((value) => parseOption(value).get('path'));
+    expect(paths).not.toContain('/');
+    expect(paths).toHaveLength(4);
   });
 
-  it('reads paths with commas back unchanged, and a path cannot add options', () => {
-    const args = qemuArgs(config({ hostRoot: '/srv/a,b', outputDir: '/tmp/out,readonly=on', channelSocket: '/tmp/x,y.sock' }));
-    expect(virtfs(args, 'hostroot').get('path')).toBe('/srv/a,b');
+  it('shares no inputs directory when the run has no files to copy', () => {
+    expect(valuesOf(qemuArgs(base), '-virtfs').map((value) => parseOption(value).get('mount_tag'))).toEqual(['usr', 'checkout', 'out']);
+  });
+
+  it('doubles commas in paths so QEMU reads them back unchanged', () => {
+    const shares = guestShares({ outputDir: '/tmp/out,readonly=on' }, '/srv/a,b');
+    const args = qemuArgs(config({ shares, channelSocket: '/tmp/x,y.sock' }));
+    expect(valuesOf(args, '-virtfs').join(' ')).toContain('/srv/a,,b');
+    expect(virtfs(args, 'checkout').get('path')).toBe('/srv/a,b');
     const out = virtfs(args, 'out');
     expect(out.get('path')).toBe('/tmp/out,readonly=on');
     expect(out.has('readonly')).toBe(false);
     const socket = parsedValuesOf(args, '-chardev').find((option) => option.get('') === 'socket');
     expect(socket?.get('path')).toBe('/tmp/x,y.sock');
+  });
+});
+
+describe('qemuArgs: privileges', () => {
+  it('runs QEMU under its seccomp sandbox, denying obsolete calls, new processes and resource control', () => {
+    const sandbox = parseOption(valueOf(qemuArgs(base), '-sandbox'));
+    expect(sandbox.get('')).toBe('on');
+    for (const set of ['obsolete', 'spawn', 'resourcecontrol', 'elevateprivileges']) expect(sandbox.get(set)).toBe('deny');
+    expect(qemuArgs(base)).not.toContain('-runas');
+  });
+
+  it('with a user to run as: -runas, and set*uid allowed for that one change (QEMU 7.2 filters before it drops root)', () => {
+    const args = qemuArgs(config({ runAs: 'mmapkit-qemu' }));
+    expect(valueOf(args, '-runas')).toBe('mmapkit-qemu');
+    const sandbox = parseOption(valueOf(args, '-sandbox'));
+    expect(sandbox.get('elevateprivileges')).toBe('allow');
+    for (const set of ['obsolete', 'spawn', 'resourcecontrol']) expect(sandbox.get(set)).toBe('deny');
   });
 });
 
@@ -180,7 +208,7 @@ describe('shellQuote', () => {
   it('round-trips a whole QEMU command line through /bin/sh', () => {
     const argv = [
       'qemu-system-x86_64',
-      ...qemuArgs(config({ hostRoot: "/odd dir/it's,here", channelSocket: '/tmp/$HOME`x`.sock' })),
+      ...qemuArgs(config({ shares: guestShares({ outputDir: '/o' }, "/odd dir/it's,here"), channelSocket: '/tmp/$HOME`x`.sock' })),
       '',
       '*',
       'a\nb',

@@ -25,8 +25,7 @@ const base: QemuConfig = {
   initramfs: '/work/build/kernels/some-release/initramfs.cpio',
   memoryMiB: 1024,
   cpus: 2,
-  hostRoot: '/',
-  outputDir: '/work/build/runs/run-1/out',
+  shares: [{ tag: 'out', path: '/work/build/runs/run-1/out', writable: true }],
   interactive: false,
   guestParams: { mode: 'agent' },
 };

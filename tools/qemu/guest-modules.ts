@@ -56,13 +56,17 @@ export const loadModule = async (guest: GuestClient, ko: string, params = ''): P
 /** Unloads a module by name; throws what rmmod and the kernel said when it fails. */
 export const unloadModule = async (guest: GuestClient, name: string): Promise<ModuleChange> => succeeded(await attemptUnload(guest, name));
 
-/** Loads a module unless it is there already (a test before may have unloaded it, or it is built in). */
-export async function ensureModule(guest: GuestClient, ko: string, params = ''): Promise<void> {
+/** A module is in the kernel: live, built in, or on its way in or out (there is nothing to load). */
+export async function isLoaded(guest: GuestClient, ko: string): Promise<boolean> {
   const name = moduleName(ko);
   // Every describe block asks: answering from sysfs through the agent spawns nothing.
   const state = await guest.readFile(`/sys/module/${name}/initstate`).catch(() => '');
-  if (state.trim() === 'live') return;
-  // Built in (no initstate), or on its way in or out: /sys/module/<name> exists and there is nothing to load.
-  if ((await guest.exec(['test', '-d', `/sys/module/${name}`])).code === 0) return;
-  await loadModule(guest, ko, params);
+  if (state.trim() === 'live') return true;
+  // Built in (no initstate), or on its way in or out: /sys/module/<name> exists.
+  return (await guest.exec(['test', '-d', `/sys/module/${name}`])).code === 0;
+}
+
+/** Loads a module unless it is there already (a test before may have unloaded it, or it is built in). */
+export async function ensureModule(guest: GuestClient, ko: string, params = ''): Promise<void> {
+  if (!(await isLoaded(guest, ko))) await loadModule(guest, ko, params);
 }

@@ -1,9 +1,10 @@
 /**
  * The guest's initramfs: a static busybox, the virtio and 9p modules the
- * guest kernel needs before it can reach the host root, and guest/init.sh as
- * /init. Everything else (node, the addon, the module under test) comes from
- * the host root over 9p, so the image stays about 3 MB and is rebuilt only
- * when one of its inputs changes.
+ * guest kernel needs before it can reach the host's shares, the skeleton of
+ * the guest's root (guest-view.ts) and guest/init.sh as /init. Everything
+ * else (node, the addon, the module under test) comes from the host over 9p,
+ * so the image stays about 3 MB and is rebuilt only when one of its inputs
+ * changes.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
 import { replaceAtomically } from './atomic-file.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
+import { guestRootSkeleton } from './guest-view.js';
 
 /** Loaded in this order; modprobe adds what they depend on. */
 export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'virtio_console'];
@@ -95,11 +97,16 @@ export interface InitramfsInputs {
   init: Buffer;
   /** Module file name and contents, in load order. */
   modules: { name: string; data: Buffer }[];
+  /** The guest root's skeleton, paths relative to that root; init.sh copies it from /guest-root. */
+  guestRoot: CpioEntry[];
 }
+
+/** Where the skeleton of the guest's root lies in the initramfs. */
+const GUEST_ROOT_SKELETON = 'guest-root';
 
 /** What goes into the image: a pure function of its inputs, so it can be tested and hashed. */
 export function initramfsManifest(inputs: InitramfsInputs): CpioEntry[] {
-  const dirs = ['bin', 'dev', 'proc', 'sys', 'host', 'lib', 'lib/modules', 'tmp'];
+  const dirs = ['bin', 'dev', 'proc', 'sys', 'sysroot', 'lib', 'lib/modules', 'tmp', GUEST_ROOT_SKELETON];
   return [
     ...dirs.map((dir): CpioEntry => ({ type: 'dir', path: dir, mode: 0o755 })),
     // init's stdio is opened on /dev/console before devtmpfs is mounted.
@@ -116,6 +123,7 @@ export function initramfsManifest(inputs: InitramfsInputs): CpioEntry[] {
       mode: 0o644,
       data: Buffer.from(inputs.modules.map((module) => module.name + '\n').join('')),
     },
+    ...inputs.guestRoot.map((entry): CpioEntry => ({ ...entry, path: `${GUEST_ROOT_SKELETON}/${entry.path}` })),
   ];
 }
 
@@ -126,7 +134,7 @@ export function readInitramfsInputs(version: string, initScript: string): Initra
     throw new SetupError(`${BUSYBOX} is dynamically linked: run \`make setup\` (installs busybox-static)`);
   }
   const modules = moduleOrder(version).map(readModule);
-  return { busybox, init: readFileSync(initScript), modules };
+  return { busybox, init: readFileSync(initScript), modules, guestRoot: guestRootSkeleton() };
 }
 
 /**

@@ -13,6 +13,8 @@
  *   ends QEMU at once instead of hanging until a deadline.
  */
 
+import type { GuestShare } from './guest-view.js';
+
 export type Accelerator = 'tcg' | 'kvm';
 
 /**
@@ -48,10 +50,10 @@ export interface QemuConfig {
   initramfs: string;
   memoryMiB: number;
   cpus: number;
-  /** The host's root, shared read-only. */
-  hostRoot: string;
-  /** The only host directory the guest may write. */
-  outputDir: string;
+  /** The host directories the guest sees (guest-view.ts); only the writable one (out) can be written. */
+  shares: GuestShare[];
+  /** The unprivileged user QEMU becomes once it has opened its files (qemu-user.ts); unset when not started by root. */
+  runAs?: string;
   /** Unix socket the host listens on for the agent channel (agent mode only). */
   channelSocket?: string;
   /** Console on the user's terminal (vm shell) instead of a pipe. */
@@ -115,8 +117,9 @@ export function qemuArgs(config: QemuConfig): string[] {
     // `vm shell` reaches the guest instead of killing QEMU.
     '-chardev', 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
-    '-virtfs', `local,path=${optionValue(config.hostRoot)},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
-    '-virtfs', `local,path=${optionValue(config.outputDir)},mount_tag=out,security_model=none,multidevs=remap`,
+    ...config.shares.flatMap((share) => ['-virtfs', virtfsValue(share)]),
+    ...(config.runAs !== undefined ? ['-runas', config.runAs] : []),
+    '-sandbox', sandbox(config),
   ];
   if (config.icount !== undefined) args.push('-icount', `shift=${config.icount},sleep=off`);
   if (config.channelSocket !== undefined) {
@@ -130,6 +133,32 @@ export function qemuArgs(config: QemuConfig): string[] {
   }
   for (const device of config.devices ?? []) args.push(...deviceArgs(device));
   return args;
+}
+
+/**
+ * security_model=none: files are read and written with QEMU's own identity,
+ * owner and mode as the host has them; the guest's chown and chmod are not
+ * mapped onto anything. multidevs=remap keeps inode numbers unique across
+ * the host file systems a share spans.
+ */
+function virtfsValue(share: GuestShare): string {
+  const access = share.writable ? '' : ',readonly=on';
+  return `local,path=${optionValue(share.path)},mount_tag=${share.tag},security_model=none${access},multidevs=remap`;
+}
+
+/**
+ * QEMU's seccomp filter: no obsolete system calls, no new processes, no
+ * changes to scheduling or resource limits, and no set*uid. Except with
+ * -runas: QEMU 7.2 installs the filter while it parses its command line, and
+ * -runas's setgid/setuid come after (os_setup_post), so elevateprivileges=deny
+ * kills it with SIGSYS there (measured: "Bad system call" before the guest
+ * starts). After -runas every uid and gid of the process is the user's and no
+ * capability is left, so set*uid cannot raise them, while spawn=deny still
+ * keeps it from executing a set-uid program.
+ */
+export function sandbox(config: Pick<QemuConfig, 'runAs'>): string {
+  const privileges = config.runAs !== undefined ? 'allow' : 'deny';
+  return `on,obsolete=deny,elevateprivileges=${privileges},spawn=deny,resourcecontrol=deny`;
 }
 
 /** The arguments for one extra device, at its fixed PCI slot. */

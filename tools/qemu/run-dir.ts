@@ -1,10 +1,11 @@
 /**
  * Each guest session's directory under build/runs/: its console log, the
- * QEMU command line, out/ (the one host directory the guest may write), and
- * whatever else the run keeps (the ivshmem memory file, test results). Only
- * the newest KEEP_RUNS directories are kept.
+ * QEMU command line, out/ (the one host directory the guest may write),
+ * inputs/ (copies of the files the run names outside the shared trees,
+ * guest-view.ts), and whatever else the run keeps (the ivshmem memory file,
+ * test results). Only the newest KEEP_RUNS directories are kept.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { RUNS_DIR } from '../paths.js';
 import { runName } from '../run-name.js';
@@ -17,10 +18,16 @@ export interface RunDir {
   consoleLog: string;
   /** Shared with the guest (9p, mount tag "out"). */
   outputDir: string;
+  /** Where stageInputs (guest-view.ts) copies the run's files; made only when there are some. */
+  inputsDir: string;
 }
 
-/** A new, empty run directory; the oldest are removed so that this one is the KEEP_RUNS-th. */
-export function newRunDir(): RunDir {
+/**
+ * A new, empty run directory; the oldest are removed so that this one is the
+ * KEEP_RUNS-th. With `writer` (the user an unprivileged QEMU runs as), out/
+ * belongs to that user: the guest's writes reach it through QEMU.
+ */
+export function newRunDir(writer?: { uid: number; gid: number }): RunDir {
   mkdirSync(RUNS_DIR, { recursive: true });
   // Names start with the time (tools/run-name.ts), so sorting them sorts by age.
   const old = readdirSync(RUNS_DIR).sort();
@@ -30,5 +37,6 @@ export function newRunDir(): RunDir {
   const dir = path.join(RUNS_DIR, runName(Math.random().toString(36).slice(2, 6)));
   const outputDir = path.join(dir, 'out');
   mkdirSync(outputDir, { recursive: true });
-  return { dir, consoleLog: path.join(dir, 'console.log'), outputDir };
+  if (writer !== undefined) chownSync(outputDir, writer.uid, writer.gid);
+  return { dir, consoleLog: path.join(dir, 'console.log'), outputDir, inputsDir: path.join(dir, 'inputs') };
 }

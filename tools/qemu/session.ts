@@ -1,9 +1,10 @@
 /**
- * One guest, from boot until it is gone: the run directory (run-dir.ts), the
- * devices (ivshmem.ts), the accelerator (accel.ts), QEMU's process
- * (qemu-process.ts) and, in agent mode, the channel to the guest agent. The
- * temp directory that holds the channel's socket is removed when QEMU goes
- * (unless `keep`).
+ * One guest, from boot until it is gone: the run directory (run-dir.ts), what
+ * the guest sees of the host (guest-view.ts), the user QEMU runs as
+ * (qemu-user.ts), the devices (ivshmem.ts), the accelerator (accel.ts),
+ * QEMU's process (qemu-process.ts) and, in agent mode, the channel to the
+ * guest agent. The temp directory that holds the channel's socket is removed
+ * when QEMU goes (unless `keep`).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
@@ -11,16 +12,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { AGENT_BUNDLE, INIT_SCRIPT, REPO_ROOT, kernelBuildDir } from '../paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, INIT_SCRIPT, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir } from '../paths.js';
 import type { ReadyMessage } from '../../guest/protocol.js';
 import { type AccelChoice, bootOnAccelerator, icountSettings } from './accel.js';
 import type { Finding } from './console.js';
 import { GuestClient, GuestGoneError } from './guest-client.js';
+import { GUEST_INPUTS_DIR, checkReadableByOthers, guestShares, stageInputs } from './guest-view.js';
 import { cachedInitramfs, readInitramfsInputs } from './initramfs.js';
 import { sessionDevices } from './ivshmem.js';
 import { type SessionEnd, SessionEndedError } from './outcome.js';
 import { type Accelerator, QEMU_BINARY, type QemuConfig, type QemuDeviceName, qemuArgs, shellQuote } from './qemu-args.js';
 import { QemuProcess } from './qemu-process.js';
+import { qemuIdentity } from './qemu-user.js';
 import { newRunDir } from './run-dir.js';
 import { cachedVmlinux } from './vmlinux.js';
 
@@ -40,6 +43,12 @@ export interface BootOptions {
   showConsole?: boolean;
   /** Shell mode: a module for init to insmod before the shell starts. */
   insmod?: string;
+  /**
+   * Host files the run needs besides the checkout and /usr (a profile's
+   * module under /root, say): the guest sees read-only copies at the same
+   * paths (guest-view.ts stageInputs).
+   */
+  hostFiles?: string[];
   /** Progress lines for the user. */
   log?: (line: string) => void;
   /** TCG instruction counting with this shift (QemuConfig.icount); refused with KVM. */
@@ -77,6 +86,8 @@ export class VmSession {
   readonly ivshmemFile?: string;
 
   private readonly tempDir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-'));
+  /** The run's copies of files from outside the shared trees (guest-view.ts), if any. */
+  private readonly inputsDir?: string;
   private readonly qemu: QemuProcess;
   private readonly server?: Server;
   private readonly agentUp: Promise<ReadyMessage>;
@@ -87,10 +98,15 @@ export class VmSession {
     private readonly options: Settings,
   ) {
     const { kernel } = options;
-    const run = newRunDir();
+    const identity = qemuIdentity();
+    const hostFiles = options.hostFiles ?? [];
+    if (identity !== undefined) checkReadableByOthers([AGENT_BUNDLE, ADDON_PATH, SCENARIO_BUNDLE, ...hostFiles], identity.name);
+    const run = newRunDir(identity);
     this.runDir = run.dir;
     this.consoleLog = run.consoleLog;
     this.outputDir = run.outputDir;
+    const inputs = stageInputs(hostFiles, run.inputsDir, identity?.gid).length > 0 ? run.inputsDir : undefined;
+    this.inputsDir = inputs;
     const cacheDir = kernelBuildDir(kernel.version);
     const { devices, ivshmemFile } = sessionDevices(options.qemuDevices ?? [], this.runDir);
     this.ivshmemFile = ivshmemFile;
@@ -102,14 +118,15 @@ export class VmSession {
       cpus: options.cpus,
       ...(options.icount !== undefined && { icount: options.icount }),
       ...(devices.length > 0 && { devices }),
-      hostRoot: '/',
-      outputDir: this.outputDir,
+      shares: guestShares({ outputDir: this.outputDir, ...(inputs !== undefined && { inputsDir: inputs }) }),
+      ...(identity !== undefined && { runAs: identity.name }),
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
       interactive: options.mode === 'shell',
       guestParams: {
         mode: options.mode,
         root: REPO_ROOT,
         out: this.outputDir,
+        ...(inputs !== undefined && { inputs: GUEST_INPUTS_DIR }),
         ...(options.insmod !== undefined && { insmod: options.insmod }),
         ...(process.env.TERM !== undefined && { term: process.env.TERM }),
       },
@@ -180,9 +197,15 @@ export class VmSession {
 
   private release(): void {
     this.server?.close();
-    if (this.options.keep === true) this.options.log?.(`kept the run's temp directory ${this.tempDir}`);
-    else rmSync(this.tempDir, { recursive: true, force: true });
+    if (this.options.keep === true) {
+      this.options.log?.(`kept the run's temp directory ${this.tempDir}`);
+      return;
+    }
+    rmSync(this.tempDir, { recursive: true, force: true });
+    // The copies served this guest only: a later guest sees the checkout, build/runs/ included.
+    if (this.inputsDir !== undefined) rmSync(this.inputsDir, { recursive: true, force: true });
   }
+
 
   /** Console lines so far. */
   lines(): string[] {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Reporter, Vitest } from 'vitest/node';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { REPO_ROOT } from '../paths.js';
-import { PROFILES_ENV, type Profile } from '../profile.js';
+import { PROFILES_ENV, type Profile, profileFiles } from '../profile.js';
 import { printConsoleTail, reportEnd, say } from '../messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
 import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
@@ -22,6 +22,7 @@ import { ConciseReporter } from './concise-reporter.js';
 import { writeKtap } from './ktap.js';
 import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
+import { bringUp } from './preflight.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
@@ -146,6 +147,24 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
   return verdictOf(counts, consoleFindings);
 }
 
+/**
+ * Brings every profile's target up before any case (tools/test/preflight.ts):
+ * a target that never came up is one line, not a case per ->mmap. A load that
+ * took the guest down is a crash, reported as one: its exit code is returned.
+ */
+async function bringUpTargets(shared: SharedGuest, profiles: Profile[]): Promise<number | undefined> {
+  try {
+    await bringUp((await shared.supervisor.session()).guest, profiles);
+    return undefined;
+  } catch (error) {
+    const [crash] = shared.supervisor.crashes;
+    if (crash === undefined) throw error;
+    say(`the guest crashed or hung while the targets were brought up, before any case: ${crash.reason} (console: ${crash.consoleLog})`);
+    process.stderr.write(crash.excerpt.map((line) => `  ${line}\n`).join(''));
+    return EXIT_CODE_OF[crash.state];
+  }
+}
+
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget, report: ReportOptions = {}): Promise<number> {
   const reporting = reportingOf(report);
   const { vitest, filters } = await prepareVitest(target, report, reporting.vitest);
@@ -154,12 +173,20 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   try {
     // The devices the profiles need (profile key qemuDevices); the default VM has none.
     const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
+    // Files the profiles name outside the checkout and /usr: the guest gets read-only copies.
+    const hostFiles = target.profiles.flatMap(profileFiles);
     shared = await shareGuest({
       ...options,
       loadModule: !target.explicit,
       requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
       ...(qemuDevices.length > 0 && { qemuDevices }),
+      ...(hostFiles.length > 0 && { hostFiles }),
     });
+    const crashed = await bringUpTargets(shared, target.profiles);
+    if (crashed !== undefined) {
+      await shared.close();
+      return crashed;
+    }
     outcome = await runVitest(vitest, filters, shared.socket, target);
   } catch (error) {
     await shared?.close();

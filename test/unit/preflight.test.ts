@@ -1,0 +1,138 @@
+// `mmapkit test`'s pre-flight (tools/test/preflight.ts) against a fake agent: each way a target
+// fails to come up is one line with its own exit code, and a target that comes up is left open
+// for the cases with nothing else done.
+import { describe, expect, it } from 'vitest';
+import type { KmsgCursor, OutputEvent } from '../../guest/protocol.js';
+import { ExitCode, UserError } from '../../tools/exit-codes.js';
+import type { Profile } from '../../tools/profile.js';
+import { GuestError, type GuestClient } from '../../tools/qemu/guest-client.js';
+import { bringUp, describeRefusal } from '../../tools/test/preflight.js';
+
+const profile = (overrides: Partial<Profile> = {}): Profile => ({
+  name: 'pfnbuf',
+  device: '/dev/pfnbuf',
+  module: '/root/drivers/pfnbuf.ko',
+  moduleParams: '',
+  size: 4096,
+  offset: 0,
+  writable: false,
+  initial: 'any',
+  population: 'any',
+  private: 'any',
+  readWrite: false,
+  mmio: false,
+  qemuDevices: [],
+  file: '/tmp/profiles/pfnbuf.json',
+  ...overrides,
+});
+
+interface Guest {
+  /** insmod: its exit status, what it prints, the kernel lines it causes. */
+  insmod?: { code: number; output: string; logged: string[] };
+  /** Modules in the kernel already. */
+  live?: string[];
+  /** Device nodes and what opening each does: an fd, or an errno code. */
+  devices?: Record<string, number | string>;
+}
+
+/** A fake agent; `calls` records every command and open, in order. */
+function fakeGuest(setup: Guest): { guest: GuestClient; calls: string[] } {
+  const log = ['[    1.000000] boot'];
+  const calls: string[] = [];
+  const guest = {
+    ready: Promise.resolve({ type: 'ready', uptime: 1, kernel: 'test', clocksource: 'tsc', pageSize: 4096, constants: { O_RDONLY: 0, O_RDWR: 2 } }),
+    kernelLog: (since?: KmsgCursor) =>
+      Promise.resolve({ cursor: { bootId: 'b', seq: log.length }, lines: since === undefined ? [] : log.slice(since.seq), lost: 0, rebooted: false }),
+    readFile: (file: string) => {
+      const name = /^\/sys\/module\/(\w+)\/initstate$/.exec(file)?.[1];
+      return name !== undefined && (setup.live ?? []).includes(name) ? Promise.resolve('live\n') : Promise.reject(new GuestError({ message: 'ENOENT', code: 'ENOENT' }));
+    },
+    exec: (argv: string[], { onOutput }: { onOutput?: (event: OutputEvent) => void } = {}) => {
+      calls.push(argv.join(' '));
+      if (argv[0] === 'test') return Promise.resolve({ code: 1, signal: null });
+      const insmod = setup.insmod ?? { code: 0, output: '', logged: [] };
+      onOutput?.({ id: 1, stream: 'stderr', data: Buffer.from(insmod.output) });
+      log.push(...insmod.logged);
+      return Promise.resolve({ code: insmod.code, signal: null });
+    },
+    native: {
+      open: (device: string, flags: number) => {
+        calls.push(`open ${device} ${flags}`);
+        const outcome = (setup.devices ?? {})[device] ?? 'ENOENT';
+        return typeof outcome === 'number' ? Promise.resolve(outcome) : Promise.reject(new GuestError({ message: `${outcome}: open`, code: outcome }));
+      },
+      close: (fd: number) => {
+        calls.push(`close ${fd}`);
+        return Promise.resolve();
+      },
+    },
+  } as unknown as GuestClient;
+  return { guest, calls };
+}
+
+/** The error bringUp rejects with. */
+async function failure(setup: Guest, target = profile()): Promise<UserError> {
+  const error = await bringUp(fakeGuest(setup).guest, [target]).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  return error as UserError;
+}
+
+describe('bringUp', () => {
+  it('loads the module, opens the device read-only and closes it: nothing else', async () => {
+    const { guest, calls } = fakeGuest({ devices: { '/dev/pfnbuf': 7 } });
+    await bringUp(guest, [profile()]);
+    expect(calls).toEqual(['test -d /sys/module/pfnbuf', 'insmod /root/drivers/pfnbuf.ko', 'open /dev/pfnbuf 0', 'close 7']);
+  });
+
+  it('leaves a module that is in already, and loads nothing for a profile without one', async () => {
+    const { guest, calls } = fakeGuest({ live: ['pfnbuf'], devices: { '/dev/pfnbuf': 3, '/dev/fb0': 4 } });
+    await bringUp(guest, [profile(), profile({ module: undefined, device: '/dev/fb0' })]);
+    expect(calls).toEqual(['open /dev/pfnbuf 0', 'close 3', 'open /dev/fb0 0', 'close 4']);
+  });
+
+  it('a module that does not load: exit 3, insmod\'s own words and the kernel lines it caused, on one line', async () => {
+    const error = await failure({
+      insmod: {
+        code: 1,
+        output: 'insmod: ERROR: could not insert module /root/drivers/pfnbuf.ko: Unknown symbol in module\n',
+        logged: ['[   12.345678] pfnbuf: Unknown symbol vmf_insert_pfnx (err -2)'],
+      },
+    });
+    expect(error.exitCode).toBe(ExitCode.SETUP);
+    expect(error.message).toBe(
+      'pfnbuf.json: module /root/drivers/pfnbuf.ko does not load: insmod: ERROR: could not insert module /root/drivers/pfnbuf.ko: ' +
+        'Unknown symbol in module (kernel: pfnbuf: Unknown symbol vmf_insert_pfnx (err -2))',
+    );
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('a device node missing after the load: exit 2, the profile names a device its driver does not make', async () => {
+    const error = await failure({ devices: {} });
+    expect(error.exitCode).toBe(ExitCode.USAGE);
+    expect(error.message).toBe('pfnbuf.json: device /dev/pfnbuf does not exist after pfnbuf.ko loaded');
+  });
+
+  it('a device that does not open: exit 3, with the errno', async () => {
+    const error = await failure({ devices: { '/dev/pfnbuf': 'ENXIO' } });
+    expect(error.exitCode).toBe(ExitCode.SETUP);
+    expect(error.message).toBe('pfnbuf.json: device /dev/pfnbuf cannot be opened: ENXIO');
+  });
+
+  it('stops at the first target that does not come up', async () => {
+    const { guest, calls } = fakeGuest({ live: ['pfnbuf'], devices: { '/dev/b': 5 } });
+    await expect(bringUp(guest, [profile({ device: '/dev/a' }), profile({ device: '/dev/b' })])).rejects.toThrow(/\/dev\/a does not exist/);
+    expect(calls).not.toContain('open /dev/b 0');
+  });
+});
+
+describe('describeRefusal', () => {
+  it('says the exit status when the tool printed nothing, and joins several lines', () => {
+    expect(describeRefusal({ argv: ['modprobe', 'bochs'], code: 1, output: '', kernelLog: [] })).toBe('modprobe exited with status 1');
+    expect(describeRefusal({ argv: ['insmod', 'x.ko'], code: 1, output: 'a\nb\n', kernelLog: ['[    2.000000] one', '[    2.100000] two'] })).toBe(
+      'a; b (kernel: one; two)',
+    );
+  });
+});
