@@ -13,11 +13,11 @@ try {
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
   const [command] = process.argv.slice(2);
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
-    process.stdout.write(readFileSync(new URL('../tools/usage.txt', import.meta.url), 'utf8'));
+    process.stdout.write(readFileSync(new URL('../tools/cli/usage.txt', import.meta.url), 'utf8'));
     process.exit(0);
   }
   process.stderr.write('mmapkit: error: the dependencies are not installed (no tsx in node_modules): run `make setup`\n');
   process.exit(3);
 }
 tsx.register();
-await import('../tools/cli.ts');
+await import('../tools/cli/main.ts');

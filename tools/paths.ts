@@ -11,7 +11,7 @@ export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
 /** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
 /** `mmapkit --help`: plain text, which bin/mmapkit.js prints even before `make setup`. */
-export const MAIN_USAGE = path.join(REPO_ROOT, 'tools', 'usage.txt');
+export const MAIN_USAGE = path.join(REPO_ROOT, 'tools', 'cli', 'usage.txt');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');
 /** One directory per guest session: console log, QEMU command line, results (tools/qemu/run-dir.ts). */
 export const RUNS_DIR = path.join(BUILD_DIR, 'runs');

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { descendantsOf, signalExitCode } from '../../tools/interrupts.js';
+import { descendantsOf, signalExitCode } from '../../tools/cli/interrupts.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 
 const DEADLINE_MS = 5000;

@@ -6,7 +6,7 @@
  * test workers reach it through the socket provided as `guestSocket`.
  */
 import type { TestProject } from 'vitest/node';
-import { describeFindings } from '../../tools/messages.js';
+import { describeFindings } from '../../tools/cli/messages.js';
 import { discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
 import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test/command.js';

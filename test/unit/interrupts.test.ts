@@ -1,4 +1,4 @@
-// How mmapkit stops when told to (tools/interrupts.ts), tried on a small
+// How mmapkit stops when told to (tools/cli/interrupts.ts), tried on a small
 // program that installs the same handlers and starts a child of its own: a
 // signal, the parent's death and a signal sent to a parent make each end it
 // with 128 + the signal's number, and its child with it.
@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { caughtSignals, descendantsOf, parentOf, signalExitCode } from '../../tools/interrupts.js';
+import { caughtSignals, descendantsOf, parentOf, signalExitCode } from '../../tools/cli/interrupts.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-interrupts-test-'));
@@ -29,7 +29,7 @@ const PROGRAM = path.join(scratch, 'stoppable.ts');
 writeFileSync(
   PROGRAM,
   `import { spawn } from 'node:child_process';
-import { exitOnInterrupt } from ${JSON.stringify(path.join(REPO_ROOT, 'tools', 'interrupts.ts'))};
+import { exitOnInterrupt } from ${JSON.stringify(path.join(REPO_ROOT, 'tools', 'cli', 'interrupts.ts'))};
 exitOnInterrupt((line) => process.stderr.write(\`mmapkit: \${line}\\n\`));
 const child = spawn('sleep', ['60'], { stdio: 'ignore' });
 process.stdout.write(\`\${process.pid} \${child.pid}\\n\`);

@@ -1,4 +1,4 @@
-// Output paths are tried before a run (tools/output-paths.ts): a path that
+// Output paths are tried before a run (tools/cli/output-paths.ts): a path that
 // cannot be written is a one-line usage error naming the option, and a
 // path that can is left as it was.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { checkWritableDir, checkWritableFile } from '../../tools/output-paths.js';
+import { checkWritableDir, checkWritableFile } from '../../tools/cli/output-paths.js';
 import { userErrorOf } from './user-error.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-output-paths-test-'));

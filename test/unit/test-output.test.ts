@@ -10,7 +10,7 @@ import { REPO_ROOT } from '../../tools/paths.js';
 import { caseLines, isNotable } from '../../tools/test/case-lines.js';
 import { describeCounts } from '../../tools/test/case-results.js';
 import { readResultsFile, summaryLines } from '../../tools/test/results-file.js';
-import { colourEnabled, paint } from '../../tools/terminal.js';
+import { colourEnabled, paint } from '../../tools/cli/terminal.js';
 
 const recorded = readResultsFile(path.join(REPO_ROOT, 'test', 'fixtures', 'results', 'crash-and-skips.json'));
 const tty = Object.assign(new PassThrough(), { isTTY: true });

@@ -1,8 +1,8 @@
-// The VM options every guest command shares (tools/guest-command.ts): bad
+// The VM options every guest command shares (tools/cli/guest-command.ts): bad
 // values are one-line usage errors naming the option, before anything boots.
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { MAX_TIMEOUT_S, timeoutSeconds } from '../../tools/guest-command.js';
+import { MAX_TIMEOUT_S, timeoutSeconds } from '../../tools/cli/guest-command.js';
 import { userErrorOf } from './user-error.js';
 
 const usageError = (action: () => unknown): string => userErrorOf(action, ExitCode.USAGE);

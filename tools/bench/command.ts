@@ -11,8 +11,8 @@ import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BENCH_DIR, moduleObject } from '../paths.js';
 import { runStamp } from '../run-name.js';
-import { describeFindings, say } from '../messages.js';
-import { checkWritableDir } from '../output-paths.js';
+import { describeFindings, say } from '../cli/messages.js';
+import { checkWritableDir } from '../cli/output-paths.js';
 import type { AccelChoice } from '../qemu/accel.js';
 import { loadModule } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
@@ -27,7 +27,7 @@ import {
   parseOptions,
   positiveNumber,
   withGuest,
-} from '../guest-command.js';
+} from '../cli/guest-command.js';
 import { DEFAULT_REPEATS, DEFAULT_SIZES, MiB, formatSize, makePlan, parseSizes } from './plan.js';
 import { type BenchResults, type CaseResult, type Environment, figure, judgeTargets } from './results.js';
 import { writeReport } from './report.js';

@@ -7,10 +7,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { say } from '../messages.js';
+import { say } from '../cli/messages.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { VmSession } from '../qemu/session.js';
-import { VM_HELP, forEachKernel, guestOptions, kernelsOf } from '../guest-command.js';
+import { VM_HELP, forEachKernel, guestOptions, kernelsOf } from '../cli/guest-command.js';
 import { measureTargets, prepareTracing, recordScenario } from '../trace/record.js';
 import { OUT_HELP, devicePath, ensureDir, inGuest, outDir, pagesOf, parse, relative } from '../trace/command.js';
 import { type KernelRun, compareKernels, renderComparisonText, sideOf } from './compare.js';

@@ -71,7 +71,7 @@ export interface SharedGuest {
 export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest> {
   const supervisor = await GuestSupervisor.start(() => startGuest(options), options.log);
   const socket = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}-${Date.now().toString(36)}.sock`);
-  // An interrupted run (Ctrl-C, SIGTERM: tools/cli.ts exits) leaves no socket behind either.
+  // An interrupted run (Ctrl-C, SIGTERM: tools/cli/main.ts exits) leaves no socket behind either.
   const removeSocket = (): void => rmSync(socket, { force: true });
   process.once('exit', removeSocket);
   let relay;

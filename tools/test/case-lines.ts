@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { CaseOutcome, CaseResult } from './case-results.js';
-import type { Paint } from '../terminal.js';
+import type { Paint } from '../cli/terminal.js';
 
 const STATUS: Record<CaseOutcome, string> = { passed: '[PASSED]', failed: '[FAILED]', skipped: '[SKIPPED]', crashed: '[CRASHED]' };
 

@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream';
 import type { Reporter, SerializedError, TestCase, TestModule, TestSpecification, Vitest } from 'vitest/node';
 import { type CaseCounts, caseResult, describeCounts, fileSetupResult, unhandledErrorResult } from './case-results.js';
 import { caseLines, isNotable } from './case-lines.js';
-import { type Paint, colourEnabled, paint, rewritesLines } from '../terminal.js';
+import { type Paint, colourEnabled, paint, rewritesLines } from '../cli/terminal.js';
 
 const NON_TTY_PROGRESS_S = 30;
 

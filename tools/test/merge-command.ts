@@ -6,9 +6,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseOptions } from '../guest-command.js';
-import { checkWritableFile } from '../output-paths.js';
-import { colourEnabled, paint } from '../terminal.js';
+import { parseOptions } from '../cli/guest-command.js';
+import { checkWritableFile } from '../cli/output-paths.js';
+import { colourEnabled, paint } from '../cli/terminal.js';
 import { caseLines, isNotable } from './case-lines.js';
 import { writeKtap } from './ktap.js';
 import { mergeResults } from './merge.js';

@@ -7,7 +7,7 @@
  */
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from './exit-codes.js';
+import { UserError } from '../exit-codes.js';
 
 function cannotWrite(option: string, what: string, error: unknown): UserError {
   if (error instanceof UserError) return error;

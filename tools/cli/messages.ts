@@ -1,8 +1,8 @@
 /** What the user sees at the end of a run: one-line reasons, then the console lines that explain them. */
-import type { Finding } from './qemu/console.js';
-import { crashExcerpt, tail } from './qemu/console.js';
-import type { SessionEnd } from './qemu/outcome.js';
-import type { VmSession } from './qemu/session.js';
+import type { Finding } from '../qemu/console.js';
+import { crashExcerpt, tail } from '../qemu/console.js';
+import type { SessionEnd } from '../qemu/outcome.js';
+import type { VmSession } from '../qemu/session.js';
 
 export const say = (line: string): void => {
   process.stderr.write(`mmapkit: ${line}\n`);

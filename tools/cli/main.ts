@@ -5,26 +5,26 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BENCH_HELP, benchCommand } from './bench/command.js';
-import { build } from './build/build.js';
-import { buildFixtures, fixturesBuildDir } from './build/fixtures.js';
-import type { GuestKernel } from './kernel.js';
-import { lintKernels } from './lint/lint.js';
-import { checkModule, loadProfile, profileFiles, referenceProfiles } from './profile.js';
-import { ExitCode, UserError } from './exit-codes.js';
+import { BENCH_HELP, benchCommand } from '../bench/command.js';
+import { build } from '../build/build.js';
+import { buildFixtures, fixturesBuildDir } from '../build/fixtures.js';
+import type { GuestKernel } from '../kernel.js';
+import { lintKernels } from '../lint/lint.js';
+import { checkModule, loadProfile, profileFiles, referenceProfiles } from '../profile.js';
+import { ExitCode, UserError } from '../exit-codes.js';
 import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
-import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, runConformance, shardOf } from './test/command.js';
-import { MERGE_HELP, mergeCommand } from './test/merge-command.js';
-import { EXPLAIN_HELP, explainCommand } from './explain/command.js';
-import { TRACE_HELP, traceCommand } from './trace/command.js';
-import { loadTargetModule } from './test/preflight.js';
-import { EXIT_CODE_OF, SessionEndedError } from './qemu/outcome.js';
-import { VmSession } from './qemu/session.js';
+import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, runConformance, shardOf } from '../test/command.js';
+import { MERGE_HELP, mergeCommand } from '../test/merge-command.js';
+import { EXPLAIN_HELP, explainCommand } from '../explain/command.js';
+import { TRACE_HELP, traceCommand } from '../trace/command.js';
+import { loadTargetModule } from '../test/preflight.js';
+import { EXIT_CODE_OF, SessionEndedError } from '../qemu/outcome.js';
+import { VmSession } from '../qemu/session.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 import { checkWritableFile } from './output-paths.js';
-import { MAIN_USAGE, moduleObject } from './paths.js';
-import { REFERENCE_DEVICE_PATHS } from './reference-driver.js';
+import { MAIN_USAGE, moduleObject } from '../paths.js';
+import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 
 const HELP: Record<string, string> = {
   // Plain text, so that bin/mmapkit.js can print it before `make setup` too.

@@ -5,14 +5,14 @@
  * code before the work's own result or failure does.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { build } from './build/build.js';
-import { UserError } from './exit-codes.js';
-import { type GuestKernel, discoverKernel, discoverKernels } from './kernel.js';
+import { build } from '../build/build.js';
+import { UserError } from '../exit-codes.js';
+import { type GuestKernel, discoverKernel, discoverKernels } from '../kernel.js';
 import { reportEnd, say } from './messages.js';
-import { type GuestRunOptions, startGuest } from './qemu/guest-run.js';
-import { EXIT_CODE_OF } from './qemu/outcome.js';
-import type { AccelChoice } from './qemu/accel.js';
-import type { VmSession } from './qemu/session.js';
+import { type GuestRunOptions, startGuest } from '../qemu/guest-run.js';
+import { EXIT_CODE_OF } from '../qemu/outcome.js';
+import type { AccelChoice } from '../qemu/accel.js';
+import type { VmSession } from '../qemu/session.js';
 
 export const VM_OPTIONS = {
   kernel: { type: 'string' },
