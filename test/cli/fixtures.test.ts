@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { fixtureProfile } from '../../tools/build/fixtures.js';
+import { fixtureProfile } from '../../tools/builder/fixtures.js';
 import { runCli } from './run-cli.js';
 
 interface Expectation {

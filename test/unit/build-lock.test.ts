@@ -1,11 +1,11 @@
-// The checkout's build lock (tools/build/lock.ts): commands wait for one
+// The checkout's build lock (tools/builder/lock.ts): commands wait for one
 // another, say so once, and a holder that dies releases the lock by itself.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { withLock } from '../../tools/build/lock.js';
+import { withLock } from '../../tools/builder/lock.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-lock-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

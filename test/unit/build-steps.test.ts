@@ -1,9 +1,9 @@
-// The build's step loop (tools/build/steps.ts): a step runs when its inputs, its salt or its outputs say so, never otherwise.
+// The build's step loop (tools/builder/steps.ts): a step runs when its inputs, its salt or its outputs say so, never otherwise.
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Step, runSteps, stampFile } from '../../tools/build/steps.js';
+import { type Step, runSteps, stampFile } from '../../tools/builder/steps.js';
 
 const cleanUp: string[] = [];
 afterEach(() => {

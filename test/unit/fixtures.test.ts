@@ -1,9 +1,9 @@
-// The buggy-driver fixtures (test/fixtures/kmod, tools/build/fixtures.ts): each one
+// The buggy-driver fixtures (test/fixtures/kmod, tools/builder/fixtures.ts): each one
 // is a complete module source with a valid profile naming its own device.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES_DIR, fixtureNames, fixtureObject, fixtureProfile } from '../../tools/build/fixtures.js';
+import { FIXTURES_DIR, fixtureNames, fixtureObject, fixtureProfile } from '../../tools/builder/fixtures.js';
 import { parseProfile } from '../../tools/profile.js';
 
 const names = fixtureNames();
@@ -35,7 +35,7 @@ describe.each(names)('%s', (name) => {
     const profile = parseProfile(json, file, '6.1.0-56-amd64');
     expect(profile.name).toBe(name);
     expect(profile.device).toBe(`/dev/${name}`);
-    // "@build/": the module built for the guest kernel (tools/build/fixtures.ts), wherever that is.
+    // "@build/": the module built for the guest kernel (tools/builder/fixtures.ts), wherever that is.
     expect(json.module).toBe(`@build/fixtures/${name}/${name}.ko`);
     expect(profile.module).toBe(fixtureObject('6.1.0-56-amd64', name));
     expect(profile.size % 4096).toBe(0);

@@ -1,4 +1,4 @@
-// The lists `mmapkit build` reads out of C headers (tools/build/header-names.ts).
+// The lists `mmapkit build` reads out of C headers (tools/builder/header-names.ts).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,7 +7,7 @@ import {
   camelCase,
   constantNames,
   statCounters,
-} from '../../tools/build/header-names.js';
+} from '../../tools/builder/header-names.js';
 import { CONSTANT_NAMES, STAT_COUNTERS } from '../../native/index.js';
 
 describe('header names', () => {

@@ -5,7 +5,7 @@
  * code before the work's own result or failure does.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { build } from '../build/build.js';
+import { build } from '../builder/build.js';
 import { UserError } from '../exit-codes.js';
 import { type GuestKernel, discoverKernel, discoverKernels } from '../kernel.js';
 import { reportEnd, say } from './messages.js';

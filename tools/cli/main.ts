@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_HELP, benchCommand } from '../bench/command.js';
-import { build } from '../build/build.js';
-import { buildFixtures, fixturesBuildDir } from '../build/fixtures.js';
+import { build } from '../builder/build.js';
+import { buildFixtures, fixturesBuildDir } from '../builder/fixtures.js';
 import type { GuestKernel } from '../kernel.js';
 import { lintKernels } from '../lint/lint.js';
 import { checkModule, loadProfile, profileFiles, referenceProfiles } from '../profile.js';

@@ -8,8 +8,8 @@ import { $ } from 'zx';
 import { SetupError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { KERNEL_SOURCE_DIR, REPO_ROOT } from '../paths.js';
-import { prepareModuleTree } from '../build/build.js';
-import { withBuildLock } from '../build/lock.js';
+import { prepareModuleTree } from '../builder/build.js';
+import { withBuildLock } from '../builder/lock.js';
 
 const CHECKPATCH = path.join(KERNEL_SOURCE_DIR, 'scripts', 'checkpatch.pl');
 const CLEAN = /total: 0 errors, 0 warnings, 0 checks/;

@@ -4,7 +4,7 @@
  * suite catches what it claims to. Each fixture is a directory with its
  * .c, Kbuild and profile.json; common/ holds the header they share.
  *
- * They are built like kmod/ (tools/build/build.ts): against the guest kernel's
+ * They are built like kmod/ (tools/builder/build.ts): against the guest kernel's
  * headers, in a per-kernel tree of links (build/kernels/<release>/fixtures/
  * <name>/, with common/ next to it), so test/fixtures stays free of build
  * output, and each is skipped when its sources and the headers did not
@@ -62,7 +62,7 @@ export const fixtureObject = (version: string, name: string): string =>
 /**
  * Builds every fixture for `kernel` (W=1, like kmod/; warnings are
  * allowed, the bugs are deliberate) and returns name -> absolute .ko path.
- * A build error throws the UserError of tools/build/build.ts (exit 3), with
+ * A build error throws the UserError of tools/builder/build.ts (exit 3), with
  * Kbuild's output on stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {

@@ -21,7 +21,7 @@ export interface BuildOptions {
 }
 
 const IGNORED = new Set(['node_modules', '.git']);
-/** Build output trees, by their path from the repository root (tools/build/ is source). */
+/** Build output trees, by their path from the repository root (tools/builder/ is source). */
 const OUTPUT_TREES = ['build', path.join('native', 'build')];
 const isBuildOutput = (name: string): boolean =>
   /\.(o|ko|mod|mod\.c|cmd|order|symvers|d)$/.test(name) || name.startsWith('.');

@@ -1,6 +1,6 @@
 /**
- * The build's step loop, shared by `mmapkit build` (tools/build/build.ts) and
- * the fixture modules (tools/build/fixtures.ts): each step fingerprints its
+ * The build's step loop, shared by `mmapkit build` (tools/builder/build.ts) and
+ * the fixture modules (tools/builder/fixtures.ts): each step fingerprints its
  * inputs and is skipped while its stamp under build/stamps/ matches and its
  * outputs exist, so a second build does no work.
  */
@@ -41,7 +41,7 @@ export function upToDate(step: Step, print: string): boolean {
 /**
  * Runs the steps that are not up to date, in order, logging each; returns the
  * names of those it ran. They run under the checkout's build lock
- * (tools/build/lock.ts), so that commands started together wait for one
+ * (tools/builder/lock.ts), so that commands started together wait for one
  * another instead of writing the same objects at once; when every step is up
  * to date no lock is taken and nothing is said.
  */
