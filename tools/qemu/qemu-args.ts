@@ -1,7 +1,7 @@
 /**
  * The one place that knows QEMU's command line.
  *
- * Choices measured on this project's machines (shared/reference/boot-measurements.md):
+ * Choices measured on this project's machines (the figures are in the README, "How a run works"):
  * - the ELF vmlinux through the PVH entry with `-M q35 -nodefaults` boots in
  *   under 2 s under TCG, against 4+ s for the XZ bzImage;
  * - the default SeaBIOS, not qboot: qboot leaves MTRRs off and the guest then
