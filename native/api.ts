@@ -65,6 +65,12 @@ export interface BenchMapping {
   majorFaults: number;
 }
 
+/** What ioctl returns: its result and the argument's bytes after the call. */
+export interface IoctlAnswer {
+  result: number;
+  arg: Buffer;
+}
+
 /** A row of FUNCTIONS: the function's type, carried by the type alone (the value is empty). */
 interface Signature<F extends (...args: never[]) => unknown> {
   readonly type?: F;
@@ -139,6 +145,13 @@ export const FUNCTIONS = {
   resetStats: signature<(fd: number) => void>(),
   /** MMAPKIT_IOC_PFN: the PFN backing `page`, an index into the device's buffer. */
   pagePfn: signature<(fd: number, page: bigint) => bigint>(),
+  /**
+   * ioctl(fd, request, arg) for any driver: `arg` is the request's struct as
+   * bytes (empty: NULL, for requests without one), copied, handed to the
+   * kernel, and returned as the kernel left it, with ioctl's non-negative
+   * result. Retried on EINTR; a failure throws with syscall 'ioctl'.
+   */
+  ioctl: signature<(fd: number, request: bigint, arg: Uint8Array) => IoctlAnswer>(),
   /**
    * The raw delete_module(2) syscall (flags: O_NONBLOCK, O_TRUNC), so a
    * test sees the kernel's errno rather than rmmod's message.

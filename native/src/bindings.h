@@ -31,6 +31,8 @@
   X(deviceStats, DeviceStats)                                                \
   X(resetStats, ResetStats)                                                  \
   X(pagePfn, PagePfn)                                                        \
+  /* generic_ioctl.cc: any ioctl, its argument as bytes (profile setups). */  \
+  X(ioctl, Ioctl)                                                            \
   /* pagemap.cc: this process's page-table entries. */                       \
   X(pagemap, Pagemap)                                                        \
   /* memory_access.cc: fault-guarded accesses to mapped memory. */           \
