@@ -68,11 +68,12 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/sizes.h>
+#include <linux/stringify.h>
 #include <linux/vmalloc.h>
 
 #include "mmapkit-priv.h"
 
-#define MMAPKIT_MAX_SIZE	SZ_256M
+#define MMAPKIT_MAX_SIZE	(MMAPKIT_MAX_SIZE_MIB * SZ_1M)
 
 /* One page table's worth of PTEs (2 MiB with 4 KiB pages). */
 #define MMAPKIT_FAULT_AROUND_MAX	512
@@ -106,7 +107,9 @@ static const struct kernel_param_ops mmapkit_size_ops = {
 
 module_param_cb(size, &mmapkit_size_ops, &mmapkit_size, 0444);
 MODULE_PARM_DESC(size,
-		 "Buffer size in bytes (K/M/G suffixes accepted), 1 byte..256 MiB, rounded up to pages (default 1 MiB); physically contiguous up to 4 MiB, else vmalloc");
+		 "Buffer size in bytes (K/M/G suffixes accepted), 1 byte.."
+		 __stringify(MMAPKIT_MAX_SIZE_MIB)
+		 " MiB, rounded up to pages (default 1 MiB); physically contiguous up to 4 MiB, else vmalloc");
 
 /*
  * Fault-around of the fault device: pages each ->fault maps, the faulting

@@ -17,6 +17,9 @@
 /* 0xB8 is unused in Documentation/userspace-api/ioctl/ioctl-number.rst (6.1). */
 #define MMAPKIT_IOC_MAGIC	0xB8
 
+/* The largest buffer the module takes (its "size" parameter), in MiB. */
+#define MMAPKIT_MAX_SIZE_MIB	256
+
 /* How a device's ->mmap populates page tables. */
 enum mmapkit_kind {
 	MMAPKIT_KIND_REMAP = 0,	/* remap_pfn_range at mmap time, no faults */

@@ -6,6 +6,7 @@ import {
   STATS_HEADER,
   camelCase,
   constantNames,
+  maxSizeMib,
   statCounters,
 } from '../../tools/builder/header-names.js';
 import { CONSTANT_NAMES, STAT_COUNTERS } from '../../native/index.js';
@@ -37,6 +38,12 @@ describe('header names', () => {
     expect(() => statCounters('#define MMAPKIT_STATSX {}')).toThrow(/no #define MMAPKIT_STATS/);
     expect(() => statCounters('#define MMAPKIT_STATS {}')).toThrow(/lists no counter/);
     expect(() => constantNames('#define MMAPKIT_NATIVE_CONSTANTS(X)')).toThrow(/lists no constant/);
+  });
+
+  it('reads the largest buffer size as a decimal number of MiB, and nothing else', () => {
+    expect(maxSizeMib('#define MMAPKIT_MAX_SIZE_MIB\t256\n')).toBe(256);
+    expect(() => maxSizeMib('#define MMAPKIT_MAX_SIZE_MIB\t(1 << 8)\n')).toThrow(/not a positive decimal/);
+    expect(() => maxSizeMib('#define MMAPKIT_MAX_SIZE_MIB\t0\n')).toThrow(/not a positive decimal/);
   });
 
   it('camelCases C names as the addon does', () => {

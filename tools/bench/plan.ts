@@ -3,6 +3,8 @@
  * and the order they run in. Plain data, so the rest (running, tables,
  * plots) can be tested without a guest.
  */
+import { readFileSync } from 'node:fs';
+import { STATS_HEADER, maxSizeMib } from '../builder/header-names.js';
 import { UserError } from '../exit-codes.js';
 import { PAGE_SIZE } from '../kernel.js';
 
@@ -11,8 +13,8 @@ export const MiB = 1024 * KiB;
 
 /** 4 KiB to 64 MiB in powers of 4. */
 export const DEFAULT_SIZES: readonly number[] = [4, 16, 64, 256, 1024, 4096, 16384, 65536].map((k) => k * KiB);
-/** The module refuses larger buffers (MMAPKIT_MAX_SIZE in kmod/mmapkit-main.c). */
-export const MAX_SIZE = 256 * MiB;
+/** The module refuses larger buffers (MMAPKIT_MAX_SIZE_MIB in kmod/uapi/mmapkit.h). */
+export const MAX_SIZE = maxSizeMib(readFileSync(STATS_HEADER, 'utf8')) * MiB;
 /** Samples per figure: the median of 9 shrugs off the few a busy host disturbs, and the whole bench stays near 1.5 minutes. */
 export const DEFAULT_REPEATS = 9;
 
@@ -88,7 +90,7 @@ export function parseSize(text: string): number {
   if (bytes < PAGE_SIZE || bytes % PAGE_SIZE !== 0) {
     throw new UserError(`size ${text} must be a whole number of ${PAGE_SIZE / KiB} KiB pages`);
   }
-  if (bytes > MAX_SIZE) throw new UserError(`size ${text} is larger than the module's 256 MiB buffer limit`);
+  if (bytes > MAX_SIZE) throw new UserError(`size ${text} is larger than the module's ${MAX_SIZE / MiB} MiB buffer limit`);
   return bytes;
 }
 

@@ -65,6 +65,16 @@ export function constantNames(header: string): string[] {
   return names;
 }
 
+/**
+ * MMAPKIT_MAX_SIZE_MIB: the module's largest buffer, which the tools check sizes against before
+ * boot. Read from the header when asked, not generated: the CLI needs it before anything is built.
+ */
+export function maxSizeMib(header: string): number {
+  const value = Number(/^\s*(\d+)\s*$/.exec(macroBody(header, 'MMAPKIT_MAX_SIZE_MIB').replace(/^#define\s+\w+/, ''))?.[1]);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error('MMAPKIT_MAX_SIZE_MIB is not a positive decimal number');
+  return value;
+}
+
 /** The TypeScript module the lists become. */
 function headerNamesModule(stats: StatCounter[], constants: string[]): string {
   const list = (items: unknown[]): string => `[\n${items.map((item) => `  ${JSON.stringify(item)},\n`).join('')}]`;
