@@ -97,14 +97,18 @@ export class QemuProcess {
 
   /** Kills QEMU's process group at once; safe to call at any time, from an exit handler too. */
   killNow(): void {
-    if (!this.exited && this.child.pid !== undefined) {
-      try {
-        process.kill(-this.child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (!this.exited) this.killGroup();
     this.release();
+  }
+
+  /** SIGKILL to QEMU's whole process group: QEMU and any helper it started. */
+  private killGroup(): void {
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
 
   /**
@@ -169,7 +173,8 @@ export class QemuProcess {
     const end = classifyEnd({ ...this.facts, consoleLines: lines, consoleFindings: findings(lines) });
     this.options.onEnd(end);
     // The group may still hold helpers QEMU started; the leader's exit does not end them.
-    this.killNow();
+    this.killGroup();
+    this.release();
     closeSync(this.consoleFd);
     resolve(end);
   }
