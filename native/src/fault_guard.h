@@ -19,8 +19,9 @@ namespace mmapkit {
 // project's 2-core machine (6.1 guest, probe() of every page of
 // /dev/mmapkit, /dev/mmapkit-fault and 64 MiB of /dev/zero, first touch):
 // median 0.02-0.13 ms, slowest 17 ms, call overhead included. 2 s is over
-// 100 times the slowest, and keeps a livelocked access (2.0-2.25 s with the
-// watchdog's tick) far below the host's request deadline, so the agent
+// 100 times the slowest, and keeps a livelocked access (measured against
+// fixture-bug-livelock: 2.0 s, up to 2.5 s with the watchdog's 250 ms tick)
+// far below the host's request deadline (20 s or more), so the agent
 // answers instead of the guest being presumed hung and rebooted.
 constexpr int kStallBudgetMs = 2000;
 
