@@ -21,6 +21,9 @@ export default defineConfig({
           name: 'conformance',
           include: ['test/conformance/**/*.test.ts'],
           globalSetup: ['test/conformance/global-setup.ts'],
+          // Sets the case and hook timeouts from the shared guest's request deadline
+          // (tools/qemu/deadlines.ts); the two below are their floors.
+          setupFiles: ['test/conformance/case-timeout.ts'],
           // One worker for every file (they run one after another anyway): a fresh module
           // graph per file cost about 0.2 s each, most of a quick run's overhead.
           isolate: false,

@@ -91,11 +91,18 @@ export const FUNCTIONS = {
   mmap: signature<(addr: bigint, length: bigint, prot: number, flags: number, fd: number, offset: bigint) => bigint>(),
   munmap: signature<(addr: bigint, length: bigint) => void>(),
   mprotect: signature<(addr: bigint, length: bigint, prot: number) => void>(),
-  /** Copies out of a mapping; a fault throws a NativeError instead of killing the process. */
+  /**
+   * Copies out of a mapping; a fault throws a NativeError instead of killing the process, and so does
+   * a copy stuck on one address for 2 s (a fault retried forever, taxonomy #11): code 'ETIMEDOUT',
+   * `address` where it stuck (the watchdog of native/src/fault_guard.h).
+   */
   readBytes: signature<(addr: bigint, length: number) => Buffer>(),
-  /** Copies into a mapping; a fault throws a NativeError instead of killing the process. */
+  /** Copies into a mapping; a fault or a 2 s stall throws a NativeError as for readBytes. */
   writeBytes: signature<(addr: bigint, data: Uint8Array) => void>(),
-  /** Touches one byte ('write' writes back the byte it read) and reports whether it faulted. */
+  /**
+   * Touches one byte ('write' writes back the byte it read) and reports whether it faulted; a touch
+   * that does not complete within 2 s throws code 'ETIMEDOUT', as readBytes does.
+   */
   probe: signature<(addr: bigint, access: Access) => ProbeResult>(),
   /**
    * Reads `length` bytes at `offset` of `path` through a MAP_SHARED

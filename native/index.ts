@@ -27,7 +27,8 @@ export interface PagemapEntry {
  * What the addon throws. A failing syscall gives Node's fs error shape
  * (`code` 'EINVAL', `errno` -22, `syscall` 'mmap', plus `path` for calls
  * that take one); a fault during a guarded access gives `code` 'SIGBUS' or
- * 'SIGSEGV' and the faulting `address`.
+ * 'SIGSEGV' and the faulting `address`, and a guarded access stuck on one
+ * address gives 'ETIMEDOUT' and that `address`.
  */
 export interface NativeError extends Error {
   code: string;

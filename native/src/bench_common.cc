@@ -43,7 +43,7 @@ Napi::Object TimingObject(Napi::Env env, const Timing& timing) {
 void RunGuardedOrThrow(Napi::Env env, void (*fn)(void*), void* context) {
   Fault fault;
   if (!GuardedCall(fn, context, &fault)) {
-    throw FaultError(env, fault.signo, fault.address);
+    throw FaultError(env, fault);
   }
 }
 

@@ -110,7 +110,7 @@ Napi::Value BenchMapTouch(const Napi::CallbackInfo& info) {
   Fault fault;
   if (!GuardedCall(Touch, &loop, &fault)) {
     munmap(ToPointer(mapped.addr), length);
-    throw FaultError(env, fault.signo, fault.address);
+    throw FaultError(env, fault);
   }
   const bench::Faults faults = bench::FaultsSince(before);
 

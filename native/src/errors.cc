@@ -60,11 +60,18 @@ Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(result));
 }
 
-Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address) {
-  const std::string code = SignalCode(signo);
-  Napi::Error error =
-      CodedError(env, code, code + " at " + HexAddress(address));
-  error.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(address)));
+Napi::Error FaultError(Napi::Env env, const Fault& fault) {
+  const std::string code =
+      fault.stalled ? std::string("ETIMEDOUT") : SignalCode(fault.signo);
+  const std::string message =
+      fault.stalled ? "ETIMEDOUT: no progress for " +
+                          std::to_string(kStallBudgetMs / 1000) +
+                          " s at " + HexAddress(fault.address) +
+                          " (a fault retried forever?)"
+                    : code + " at " + HexAddress(fault.address);
+  Napi::Error error = CodedError(env, code, message);
+  error.Set("address",
+            Napi::BigInt::New(env, static_cast<uint64_t>(fault.address)));
   return error;
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "fault_guard.h"
+
 namespace mmapkit {
 
 // "EINVAL: invalid argument, mmap" with code, errno (negative) and syscall.
@@ -23,8 +25,9 @@ Napi::Value UndefinedOrThrow(Napi::Env env, long result, const char* syscall);
 // The same for a raw syscall that returns an address: the address as a BigInt.
 Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall);
 
-// A fault caught during a guarded access: "SIGBUS at 0x..." with `address`.
-Napi::Error FaultError(Napi::Env env, int signo, uintptr_t address);
+// A fault caught during a guarded access: "SIGBUS at 0x..." with `address`;
+// for a stalled one, code ETIMEDOUT and where it stalled.
+Napi::Error FaultError(Napi::Env env, const Fault& fault);
 
 // An error that has a code but no errno, e.g. a child killed by a signal.
 Napi::Error CodedError(Napi::Env env, const std::string& code,

@@ -1,5 +1,9 @@
 #include "fault_guard.h"
 
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csetjmp>
 #include <csignal>
@@ -9,10 +13,21 @@ namespace mmapkit {
 namespace {
 
 // Where a faulting guarded access jumps back to, and what it reports.
+// `progress` is how far the access got (bytes copied); the copy loops
+// advance it and the watchdog reads it. `seen` and `seen_at_ns` are the
+// watchdog's own: the progress at its last look and when it last moved.
+// `done` is set once the access returned, so that a tick arriving before
+// the trap is cleared cannot turn a finished access into a timeout.
 struct Trap {
   sigjmp_buf env;
+  uintptr_t start;
   volatile int signo;
+  volatile bool stalled;
+  volatile bool done;
   volatile uintptr_t address;
+  volatile uintptr_t progress;
+  volatile uintptr_t seen;
+  volatile int64_t seen_at_ns;
 };
 
 // Non-null only while this thread runs a guarded access; a fault on any
@@ -28,9 +43,16 @@ struct Trap {
 // that are not ours or out-of-bounds Wasm accesses would crash the process.
 struct sigaction previous_segv;
 struct sigaction previous_bus;
+struct sigaction previous_watchdog;
+
+// The watchdog's signal: a real-time one, which neither Node nor libuv
+// uses, and which queues per timer rather than merging with a kill().
+int WatchdogSignal() { return SIGRTMIN + 3; }
 
 const struct sigaction& PreviousAction(int signo) {
-  return signo == SIGBUS ? previous_bus : previous_segv;
+  if (signo == SIGBUS) return previous_bus;
+  if (signo == SIGSEGV) return previous_segv;
+  return previous_watchdog;
 }
 
 // For a default (or ignored) disposition, put it back and let the fault
@@ -66,28 +88,124 @@ void OnFault(int signo, siginfo_t* info, void* context) {
   siglongjmp(trap->env, 1);
 }
 
-int Install(int signo, struct sigaction* previous) {
+int64_t MonotonicNs() {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
+
+// What tells our timers' signals from anyone else's sending the same number.
+char watchdog_tag;
+
+constexpr int64_t kStallBudgetNs = int64_t{kStallBudgetMs} * 1000000;
+// How often the watchdog looks: a stall is reported between kStallBudgetMs
+// and kStallBudgetMs + kTickNs after the last progress.
+constexpr int64_t kTickNs = 250000000;
+
+void OnWatchdog(int signo, siginfo_t* info, void* context) {
+  const bool ours =
+      info->si_code == SI_TIMER && info->si_value.sival_ptr == &watchdog_tag;
+  if (!ours) {
+    ChainToPrevious(signo, info, context);
+    return;
+  }
+  Trap* trap = tls_trap;
+  // A tick queued before the timer was disarmed: nothing to watch.
+  if (trap == nullptr || trap->done) return;
+  const int64_t now = MonotonicNs();
+  const uintptr_t progress = trap->progress;
+  if (progress != trap->seen) {
+    trap->seen = progress;
+    trap->seen_at_ns = now;
+    return;
+  }
+  if (now - trap->seen_at_ns < kStallBudgetNs) return;
+  trap->stalled = true;
+  trap->signo = 0;
+  trap->address = trap->start + progress;
+  siglongjmp(trap->env, 1);
+}
+
+int Install(int signo, struct sigaction* previous,
+            void (*handler)(int, siginfo_t*, void*)) {
   // Read the old disposition before replacing it, so that by the time our
   // handler can run, the action it chains to is already recorded.
   if (sigaction(signo, nullptr, previous) != 0) return errno;
   struct sigaction action;
   std::memset(&action, 0, sizeof action);
-  action.sa_sigaction = OnFault;
+  action.sa_sigaction = handler;
   // SA_ONSTACK: if the faulting thread has an alternate signal stack (as
   // stack-overflow reporters set up), run there, so a fault caused by an
   // exhausted stack still reaches the chained handler instead of
   // double-faulting. SA_NODEFER: keep the signal deliverable inside the
   // handler, so a re-raise or a fault in a chained handler is not held
   // back (a blocked synchronous fault is fatal without any handler).
-  action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  // SA_RESTART: a watchdog tick queued just before the timer was disarmed
+  // may arrive during a later system call, which must not fail with EINTR.
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
   sigemptyset(&action.sa_mask);
   if (sigaction(signo, &action, nullptr) != 0) return errno;
   return 0;
 }
 
-int InstallBoth() {
-  const int err = Install(SIGSEGV, &previous_segv);
-  return err != 0 ? err : Install(SIGBUS, &previous_bus);
+int InstallAll() {
+  int err = Install(SIGSEGV, &previous_segv, OnFault);
+  if (err == 0) err = Install(SIGBUS, &previous_bus, OnFault);
+  if (err == 0) err = Install(WatchdogSignal(), &previous_watchdog, OnWatchdog);
+  return err;
+}
+
+// Each thread's own POSIX timer, signalling that thread only
+// (SIGEV_THREAD_ID): a stall is always the calling thread's. Created on the
+// thread's first watched access and deleted when the thread exits.
+class Watchdog {
+ public:
+  ~Watchdog() {
+    if (created_) timer_delete(timer_);
+  }
+
+  // 0, or the errno of timer_create/timer_settime.
+  int Arm() {
+    if (!created_) {
+      struct sigevent event;
+      std::memset(&event, 0, sizeof event);
+      event.sigev_notify = SIGEV_THREAD_ID;
+      event.sigev_signo = WatchdogSignal();
+      event.sigev_value.sival_ptr = &watchdog_tag;
+      // glibc 2.36 names the field only as _sigev_un._tid (no
+      // sigev_notify_thread_id macro before 2.41).
+      event._sigev_un._tid = gettid();
+      if (timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0) return errno;
+      created_ = true;
+    }
+    return Set(kTickNs);
+  }
+
+  void Disarm() { Set(0); }
+
+ private:
+  int Set(int64_t period_ns) {
+    struct itimerspec spec;
+    spec.it_value.tv_sec = period_ns / 1000000000;
+    spec.it_value.tv_nsec = period_ns % 1000000000;
+    spec.it_interval = spec.it_value;
+    return timer_settime(timer_, 0, &spec, nullptr) == 0 ? 0 : errno;
+  }
+
+  timer_t timer_{};
+  bool created_ = false;
+};
+
+thread_local Watchdog watchdog;
+
+// Unblocks the watchdog's signal (a thread may have it blocked) and says
+// whether it was blocked, so that the caller can put the mask back.
+bool UnblockWatchdog(sigset_t* previous) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, WatchdogSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, previous);
+  return sigismember(previous, WatchdogSignal()) == 1;
 }
 
 // Aligned 8-byte accesses keep large copies fast; being aligned, none of
@@ -97,32 +215,42 @@ bool IsWordAligned(uintptr_t address) { return address % sizeof(uint64_t) == 0; 
 // Reads and writes on the mapping side are volatile: the compiler may
 // neither drop them nor move them out of the window in which tls_trap is
 // set (tls_trap is volatile too, which orders it against them).
-void CopyOut(uintptr_t mapping, uint8_t* out, size_t length) {
+// Each step stores how far it got in *progress first, for the watchdog,
+// which reads it to tell a long copy from one stuck on a single address.
+void CopyOut(uintptr_t mapping, uint8_t* out, size_t length,
+             volatile uintptr_t* progress) {
   size_t i = 0;
   for (; i < length && !IsWordAligned(mapping + i); ++i) {
+    *progress = i;
     out[i] = *reinterpret_cast<const volatile uint8_t*>(mapping + i);
   }
   for (; i + sizeof(uint64_t) <= length; i += sizeof(uint64_t)) {
+    *progress = i;
     const uint64_t word =
         *reinterpret_cast<const volatile uint64_t*>(mapping + i);
     std::memcpy(out + i, &word, sizeof word);
   }
   for (; i < length; ++i) {
+    *progress = i;
     out[i] = *reinterpret_cast<const volatile uint8_t*>(mapping + i);
   }
 }
 
-void CopyIn(uintptr_t mapping, const uint8_t* in, size_t length) {
+void CopyIn(uintptr_t mapping, const uint8_t* in, size_t length,
+            volatile uintptr_t* progress) {
   size_t i = 0;
   for (; i < length && !IsWordAligned(mapping + i); ++i) {
+    *progress = i;
     *reinterpret_cast<volatile uint8_t*>(mapping + i) = in[i];
   }
   for (; i + sizeof(uint64_t) <= length; i += sizeof(uint64_t)) {
+    *progress = i;
     uint64_t word;
     std::memcpy(&word, in + i, sizeof word);
     *reinterpret_cast<volatile uint64_t*>(mapping + i) = word;
   }
   for (; i < length; ++i) {
+    *progress = i;
     *reinterpret_cast<volatile uint8_t*>(mapping + i) = in[i];
   }
 }
@@ -133,21 +261,45 @@ void Touch(uintptr_t address, bool write) {
   if (write) *byte = value;
 }
 
-// Runs `access` with the trap armed. sigsetjmp(..., 1) saves the signal
-// mask so that siglongjmp restores it: the thread leaves the handler with
-// SIGSEGV/SIGBUS unblocked, ready for the next fault.
+// Runs `access(&trap.progress)` with the trap armed. sigsetjmp(..., 1)
+// saves the signal mask so that siglongjmp restores it: the thread leaves
+// the handler with SIGSEGV/SIGBUS unblocked, ready for the next fault, and
+// the watchdog's signal as blocked or not as it was before the access.
+// Watched accesses also run the watchdog; where it cannot be armed (no
+// timer left), the access runs unwatched rather than not at all. Nothing
+// with a destructor lives between sigsetjmp and the access: siglongjmp
+// would skip it.
 template <typename Access>
-bool RunGuarded(const Access& access, Fault* fault) {
+bool RunGuarded(uintptr_t start, bool watched, const Access& access,
+                Fault* fault) {
   Trap trap;
+  trap.start = start;
+  trap.signo = 0;
+  trap.stalled = false;
+  trap.done = false;
+  trap.progress = 0;
+  trap.seen = 0;
+  // Written after sigsetjmp and read after siglongjmp: volatile, or the
+  // compiler may keep it in a register that the jump restores.
+  volatile bool armed = false;
   if (sigsetjmp(trap.env, 1) != 0) {
     tls_trap = nullptr;
+    if (armed) watchdog.Disarm();
     fault->signo = trap.signo;
+    fault->stalled = trap.stalled;
     fault->address = trap.address;
     return false;
   }
+  sigset_t previous_mask;
+  const bool was_blocked = watched && UnblockWatchdog(&previous_mask);
+  trap.seen_at_ns = MonotonicNs();
   tls_trap = &trap;
-  access();
+  armed = watched && watchdog.Arm() == 0;
+  access(&trap.progress);
+  trap.done = true;
   tls_trap = nullptr;
+  if (armed) watchdog.Disarm();
+  if (was_blocked) pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
   return true;
 }
 
@@ -156,25 +308,38 @@ bool RunGuarded(const Access& access, Fault* fault) {
 int InstallFaultHandlers() {
   // A function-local static is initialised exactly once even when several
   // worker threads load the addon at the same time.
-  static const int result = InstallBoth();
+  static const int result = InstallAll();
   return result;
 }
 
 bool GuardedRead(uintptr_t mapping, uint8_t* out, size_t length, Fault* fault) {
-  return RunGuarded([=] { CopyOut(mapping, out, length); }, fault);
+  return RunGuarded(
+      mapping, true,
+      [=](volatile uintptr_t* progress) {
+        CopyOut(mapping, out, length, progress);
+      },
+      fault);
 }
 
 bool GuardedWrite(uintptr_t mapping, const uint8_t* in, size_t length,
                   Fault* fault) {
-  return RunGuarded([=] { CopyIn(mapping, in, length); }, fault);
+  return RunGuarded(
+      mapping, true,
+      [=](volatile uintptr_t* progress) {
+        CopyIn(mapping, in, length, progress);
+      },
+      fault);
 }
 
 bool GuardedProbe(uintptr_t address, bool write, Fault* fault) {
-  return RunGuarded([=] { Touch(address, write); }, fault);
+  return RunGuarded(
+      address, true,
+      [=](volatile uintptr_t*) { Touch(address, write); }, fault);
 }
 
 bool GuardedCall(void (*fn)(void*), void* context, Fault* fault) {
-  return RunGuarded([=] { fn(context); }, fault);
+  return RunGuarded(
+      0, false, [=](volatile uintptr_t*) { fn(context); }, fault);
 }
 
 }  // namespace mmapkit

@@ -12,7 +12,7 @@ Napi::Value ReadBytes(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), length);
   Fault fault;
   if (!GuardedRead(addr, out.Data(), length, &fault)) {
-    throw FaultError(info.Env(), fault.signo, fault.address);
+    throw FaultError(info.Env(), fault);
   }
   return out;
 }
@@ -22,7 +22,7 @@ Napi::Value WriteBytes(const Napi::CallbackInfo& info) {
   const Napi::Uint8Array data = ToBytes(info[1], "data");
   Fault fault;
   if (!GuardedWrite(addr, data.Data(), data.ElementLength(), &fault)) {
-    throw FaultError(info.Env(), fault.signo, fault.address);
+    throw FaultError(info.Env(), fault);
   }
   return info.Env().Undefined();
 }
@@ -34,6 +34,8 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   if (GuardedProbe(addr, write, &fault)) {
     return Napi::String::New(info.Env(), "ok");
   }
+  // A touch that never completes has no signal to report: it is an error.
+  if (fault.stalled) throw FaultError(info.Env(), fault);
   return Napi::String::New(info.Env(), SignalCode(fault.signo));
 }
 

@@ -15,6 +15,8 @@ import { ensureModule } from '../../tools/qemu/guest-modules.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     guestSocket: string;
+    /** A case's timeout, ms: some request deadlines of the shared guest (tools/qemu/deadlines.ts caseTimeoutMs). */
+    caseTimeoutMs: number;
     /** The profiles this run tests, validated by the global setup. */
     profiles: Profile[];
   }
@@ -47,7 +49,8 @@ export interface ProfileTarget extends DeviceUnderTest {
 export async function connectGuest(): Promise<Guest> {
   const socket = connect(inject('guestSocket'));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const guest = new GuestClient(socket, { requestTimeoutMs: 60_000 });
+  // The host's session enforces the real request deadline and answers for a hung guest; this one is a backstop.
+  const guest = new GuestClient(socket, { requestTimeoutMs: inject('caseTimeoutMs') });
   // The ready message carries the addon's constants and the page size: nothing to ask per connection.
   const { kernel, constants, pageSize } = await guest.ready;
   return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, close: () => guest.close() };

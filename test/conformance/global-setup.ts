@@ -9,7 +9,8 @@ import type { TestProject } from 'vitest/node';
 import { describeFindings } from '../../tools/cli/messages.js';
 import { discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
-import { CONFORMANCE_REQUEST_TIMEOUT_S, GUEST_SOCKET_ENV } from '../../tools/test/command.js';
+import { CASE_TIMEOUT_ENV, GUEST_SOCKET_ENV } from '../../tools/test/command.js';
+import { DEADLINE_FLOORS, caseTimeoutMs } from '../../tools/qemu/deadlines.js';
 import { crashExcerpt, tail } from '../../tools/qemu/console.js';
 import { shareGuest } from '../../tools/qemu/guest-run.js';
 import type { AccelChoice } from '../../tools/qemu/accel.js';
@@ -21,15 +22,18 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const external = process.env[GUEST_SOCKET_ENV];
   if (external !== undefined) {
     project.provide('guestSocket', external);
+    const given = Number(process.env[CASE_TIMEOUT_ENV]);
+    project.provide('caseTimeoutMs', Number.isFinite(given) && given > 0 ? given : caseTimeoutMs(DEADLINE_FLOORS.conformanceRequestS));
     return undefined;
   }
   const shared = await shareGuest({
     kernel,
     accel: (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice,
-    requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
+    requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
     log: (line) => process.stderr.write(`mmapkit: ${line}\n`),
   });
   project.provide('guestSocket', shared.socket);
+  project.provide('caseTimeoutMs', shared.caseTimeoutMs);
   return async () => {
     const end = await shared.close();
     const { crashes, sessions } = shared.supervisor;

@@ -20,6 +20,7 @@ export const VM_OPTIONS = {
   kdir: { type: 'string' },
   accel: { type: 'string', default: 'tcg' },
   'boot-timeout': { type: 'string' },
+  'request-timeout': { type: 'string' },
   timeout: { type: 'string' },
   console: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
@@ -34,7 +35,10 @@ Kernel and VM options:
                       comma list, e.g. 6.1,6.12; one summary per kernel, then a combined verdict
   --kdir DIR          kernel headers to build against (default: /usr/src/linux-headers-REL)
   --accel MODE        tcg (default), kvm, or auto (KVM only if a probe boot reaches the guest)
-  --boot-timeout S    give up if the guest agent is not up after S seconds (default 60)
+  --boot-timeout S    give up if the guest agent is not up after S seconds (default: 60, times how
+                      much slower than 5.8 s this machine's last boot of the kernel was)
+  --request-timeout S presume the guest hung when one request takes longer than S seconds (default:
+                      60, 20 for test, times how much slower than 5.8 s this guest's boot was)
   --timeout S         deadline for the whole run, boot included (default: none)
   --console           echo the guest console to stderr while it runs
   --keep              keep the run's temp directory (agent socket) and inputs/ for inspection
@@ -46,6 +50,7 @@ export interface VmFlags {
   kdir?: string;
   accel?: string;
   'boot-timeout'?: string;
+  'request-timeout'?: string;
   timeout?: string;
   console?: boolean;
   keep?: boolean;
@@ -134,6 +139,7 @@ export async function forEachKernel(kernels: GuestKernel[], run: (kernel: GuestK
 /** Everything a guest needs from the flags; invalid values fail here, before anything is built or booted. */
 export function guestOptions(flags: VmFlags, kernel: GuestKernel): GuestRunOptions {
   const bootTimeoutS = timeoutSeconds(flags['boot-timeout'], '--boot-timeout');
+  const requestTimeoutS = timeoutSeconds(flags['request-timeout'], '--request-timeout');
   const runTimeoutS = timeoutSeconds(flags.timeout, '--timeout');
   return {
     kernel,
@@ -141,6 +147,7 @@ export function guestOptions(flags: VmFlags, kernel: GuestKernel): GuestRunOptio
     keep: flags.keep === true,
     showConsole: flags.console === true,
     ...(bootTimeoutS !== undefined && { bootTimeoutS }),
+    ...(requestTimeoutS !== undefined && { requestTimeoutS }),
     ...(runTimeoutS !== undefined && { runTimeoutS }),
     log: say,
   };

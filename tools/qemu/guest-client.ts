@@ -87,11 +87,13 @@ export class GuestClient {
   private nextId = 1;
   private gone?: GuestGoneError;
   private announceReady!: (message: ReadyMessage) => void;
+  private requestTimeoutMs: number;
 
   constructor(
     private readonly stream: Duplex,
     private readonly options: ClientOptions,
   ) {
+    this.requestTimeoutMs = options.requestTimeoutMs;
     let refuse!: (error: Error) => void;
     this.ready = new Promise((resolve, reject) => {
       this.announceReady = resolve;
@@ -113,6 +115,11 @@ export class GuestClient {
       get: (_target, fn) =>
         typeof fn === 'string' ? (...args: unknown[]) => this.request('native', { fn, args }) : undefined,
     });
+  }
+
+  /** The deadline for requests sent from now on (the session derives it once the guest booted: deadlines.ts). */
+  setRequestTimeoutMs(ms: number): void {
+    this.requestTimeoutMs = ms;
   }
 
   /** One line from the guest: checked, then routed to whoever waits for it. */
@@ -153,7 +160,7 @@ export class GuestClient {
   ): Promise<ResultOf<O>> {
     if (this.gone !== undefined) return Promise.reject(this.gone);
     const id = this.nextId++;
-    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     return new Promise((resolve, reject) => {
       const settle = (): void => {
         this.pending.delete(id);

@@ -10,6 +10,7 @@ import type { GuestKernel } from '../kernel.js';
 import { moduleObject } from '../paths.js';
 import type { AccelChoice } from './accel.js';
 import { loadModule } from './guest-modules.js';
+import { DEADLINE_FLOORS, caseTimeoutMs } from './deadlines.js';
 import { GuestSupervisor } from './guest-supervisor.js';
 import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
@@ -25,8 +26,10 @@ export interface GuestRunOptions {
   showConsole?: boolean;
   bootTimeoutS?: number;
   runTimeoutS?: number;
-  /** Deadline for one request to the guest: past it the guest is presumed hung. */
+  /** Deadline for one request to the guest: past it the guest is presumed hung (default: deadlines.ts). */
   requestTimeoutS?: number;
+  /** The request deadline's floor when none is given (BootOptions.requestFloorS). */
+  requestFloorS?: number;
   /** Guest RAM (default: session.ts DEFAULTS, 512 MiB). */
   memoryMiB?: number;
   /** TCG instruction counting (BootOptions.icount). */
@@ -40,7 +43,7 @@ export interface GuestRunOptions {
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'memoryMiB', 'icount', 'qemuDevices', 'hostFiles'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'hostFiles'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(
@@ -64,6 +67,8 @@ export interface SharedGuest {
   supervisor: GuestSupervisor;
   /** The relay's unix socket (tools/qemu/relay.ts). */
   socket: string;
+  /** How long a case using this guest may take: some request deadlines of the first guest (deadlines.ts caseTimeoutMs). */
+  caseTimeoutMs: number;
   /** Closes the relay and stops the live guest; the last session's end. */
   close(): Promise<SessionEnd>;
 }
@@ -81,9 +86,11 @@ export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest>
     await supervisor.stop();
     throw error;
   }
+  const [first] = supervisor.sessions;
   return {
     supervisor,
     socket,
+    caseTimeoutMs: caseTimeoutMs(first?.requestTimeoutS ?? DEADLINE_FLOORS.conformanceRequestS),
     async close() {
       relay.close();
       removeSocket();

@@ -22,6 +22,8 @@ import { cachedInitramfs, readInitramfsInputs } from './initramfs.js';
 import { sessionDevices } from './ivshmem.js';
 import { type SessionEnd, SessionEndedError } from './outcome.js';
 import { type Accelerator, QEMU_BINARY, type QemuConfig, type QemuDeviceName, qemuArgs, shellQuote } from './qemu-args.js';
+import { lastBootSeconds, recordBootSeconds } from './boot-record.js';
+import { DEADLINE_FLOORS, bootDeadlineS, requestDeadlineS } from './deadlines.js';
 import { QemuProcess } from './qemu-process.js';
 import { qemuIdentity } from './qemu-user.js';
 import { newRunDir } from './run-dir.js';
@@ -33,8 +35,12 @@ export interface BootOptions {
   mode: 'agent' | 'shell';
   cpus?: number;
   memoryMiB?: number;
+  /** The agent must be up within this; default: deadlines.ts bootDeadlineS, scaled by the last boot here. */
   bootTimeoutS?: number;
+  /** Deadline for one request; default: requestFloorS scaled by this guest's boot (deadlines.ts). */
   requestTimeoutS?: number;
+  /** The request deadline's floor when none is given (default DEADLINE_FLOORS.requestS). */
+  requestFloorS?: number;
   /** Deadline for the whole session, boot included. */
   runTimeoutS?: number;
   /** Keep the temp directory (socket, QEMU command line) for inspection. */
@@ -66,10 +72,11 @@ export interface BootOptions {
 // does has no size known in advance (a user's command, a suite that grows
 // with its profiles, a slower machine), and a fixed one turned a slow machine
 // into a failure. Hangs are caught by the boot and per-request deadlines and
-// by the console watch; a run can always be interrupted.
-const DEFAULTS = { cpus: 2, memoryMiB: 512, bootTimeoutS: 60, requestTimeoutS: 60 };
+// by the console watch; a run can always be interrupted. Those scale with
+// this machine's measured boot (deadlines.ts).
+const DEFAULTS: { cpus: number; memoryMiB: number; requestFloorS: number } = { cpus: 2, memoryMiB: 512, requestFloorS: DEADLINE_FLOORS.requestS };
 
-type Settings = BootOptions & typeof DEFAULTS;
+type Settings = BootOptions & typeof DEFAULTS & { bootTimeoutS: number };
 
 export class VmSession {
   readonly runDir: string;
@@ -80,6 +87,8 @@ export class VmSession {
   ready?: ReadyMessage;
   /** Wall time from QEMU's start to the agent's ready message. */
   bootMs?: number;
+  /** The deadline for one request, once the agent is ready: derived from bootMs unless one was given. */
+  requestTimeoutS?: number;
   /** The QEMU command line, also saved as qemu-command.sh in the run directory. */
   readonly command: string[];
   /** With the ivshmem device: the host file behind its shared memory (ivshmem.ts). */
@@ -154,7 +163,8 @@ export class VmSession {
   static async boot(options: BootOptions): Promise<VmSession> {
     // An option left undefined keeps its default rather than overriding it.
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as BootOptions;
-    return bootOnAccelerator(icountSettings({ ...DEFAULTS, ...given }), (accel, settings) => VmSession.bootWith(accel, settings));
+    const bootTimeoutS = bootDeadlineS(given.bootTimeoutS, lastBootSeconds(options.kernel.version));
+    return bootOnAccelerator(icountSettings({ ...DEFAULTS, ...given, bootTimeoutS }), (accel, settings) => VmSession.bootWith(accel, settings));
   }
 
   private static async bootWith(accel: Accelerator, settings: Settings): Promise<VmSession> {
@@ -173,8 +183,10 @@ export class VmSession {
       socket.destroy();
       return;
     }
+    const { requestTimeoutS, requestFloorS } = this.options;
     const client = new GuestClient(socket, {
-      requestTimeoutMs: this.options.requestTimeoutS * 1000,
+      // Until the agent is ready, no request is sent: the floor stands in for the derived deadline.
+      requestTimeoutMs: requestDeadlineS(requestTimeoutS, requestFloorS, undefined) * 1000,
       onRequestTimeout: (seconds) => this.qemu.abort('request', seconds),
     });
     this.client = client;
@@ -182,6 +194,10 @@ export class VmSession {
       (ready) => {
         this.ready = ready;
         this.bootMs = Date.now() - this.qemu.startedAt;
+        this.requestTimeoutS = requestDeadlineS(requestTimeoutS, requestFloorS, this.bootMs / 1000);
+        client.setRequestTimeoutMs(this.requestTimeoutS * 1000);
+        // TCG boots only: they are what a slow machine stretches; a KVM boot would make the next TCG deadline the floor.
+        if (this.accel === 'tcg') recordBootSeconds(this.options.kernel.version, this.bootMs / 1000);
         this.qemu.agentReady();
         this.announceAgentUp(ready);
       },

@@ -15,6 +15,7 @@ import { PROFILES_ENV, type Profile, profileFiles } from '../profile.js';
 import { printConsoleTail, reportEnd, say } from '../cli/messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
 import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
+import { DEADLINE_FLOORS } from '../qemu/deadlines.js';
 import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
 import { plainVitestOutput } from '../cli/terminal.js';
 import { type CaseCounts, KERNEL_FINDING, type RunCases, caseResults, countCases } from './case-results.js';
@@ -28,12 +29,11 @@ import { bringUp } from './preflight.js';
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
 
 /**
- * A guest that does not answer one request within this is presumed hung (a
- * livelocking fault handler, say): the case is reported CRASHED and the guest
- * replaced. Below vitest's 60 s test timeout, so that the hang is reported as
- * what it is rather than as a test timeout.
+ * The environment variable that gives the conformance files their case
+ * timeout (ms): REQUEST_DEADLINES_PER_CASE request deadlines of the guest
+ * they share (tools/qemu/deadlines.ts), known only once it booted.
  */
-export const CONFORMANCE_REQUEST_TIMEOUT_S = 20;
+export const CASE_TIMEOUT_ENV = 'MMAPKIT_CASE_TIMEOUT_MS';
 
 /** Explicit profiles run the profile cases only; the reference driver's own promises run with the default set. */
 const PROFILE_CASES = 'test/conformance/cases/';
@@ -130,8 +130,9 @@ async function prepareVitest(target: ConformanceTarget, report: ReportOptions, r
   return { vitest, filters };
 }
 
-async function runVitest(vitest: Vitest, filters: string[], socket: string, target: ConformanceTarget): Promise<VitestOutcome> {
-  process.env[GUEST_SOCKET_ENV] = socket;
+async function runVitest(vitest: Vitest, filters: string[], shared: SharedGuest, target: ConformanceTarget): Promise<VitestOutcome> {
+  process.env[GUEST_SOCKET_ENV] = shared.socket;
+  process.env[CASE_TIMEOUT_ENV] = String(shared.caseTimeoutMs);
   process.env[PROFILES_ENV] = JSON.stringify(target.profiles);
   await vitest.start(filters);
   const run = caseResults(vitest.state.getTestModules(), vitest.state.getUnhandledErrors());
@@ -178,7 +179,8 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     shared = await shareGuest({
       ...options,
       loadModule: !target.explicit,
-      requestTimeoutS: CONFORMANCE_REQUEST_TIMEOUT_S,
+      // A hang is reported CRASHED and the guest replaced: a shorter floor than other commands' (deadlines.ts).
+      requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
       ...(qemuDevices.length > 0 && { qemuDevices }),
       ...(hostFiles.length > 0 && { hostFiles }),
     });
@@ -187,7 +189,7 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
       await shared.close();
       return crashed;
     }
-    outcome = await runVitest(vitest, filters, shared.socket, target);
+    outcome = await runVitest(vitest, filters, shared, target);
   } catch (error) {
     await shared?.close();
     throw error;
