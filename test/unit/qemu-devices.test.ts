@@ -93,6 +93,12 @@ describe('extra QEMU devices', () => {
     expect(map).not.toContain('0');
   });
 
+  it('bochs with the framebuffer console asked for (profile key console): no fbcon parameter, so fbcon takes fb0 over', () => {
+    const params = kernelParams(kernelCommandLine({ ...base, devices: [DEVICES.bochs], framebufferConsole: true }));
+    expect(params.has('fbcon')).toBe(false);
+    expect(params.get('console')).toBe('ttyS0');
+  });
+
   it('each device asked for comes once, after the default arguments', () => {
     // ivshmem alone leaves the default arguments as they are (bochs changes -append).
     expect(qemuArgs({ ...base, devices: [DEVICES.ivshmem] })).toEqual([...qemuArgs(base), ...deviceArgs(DEVICES.ivshmem)]);

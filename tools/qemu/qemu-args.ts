@@ -70,6 +70,12 @@ export interface QemuConfig {
   icount?: number;
   /** Extra devices (profile key `qemuDevices`); none in the default VM. */
   devices?: QemuDevice[];
+  /**
+   * Let the kernel's framebuffer console take the devices' framebuffers over
+   * (profile key `console`), as on a machine whose console is its display.
+   * Off by default: a console draws into the memory under test.
+   */
+  framebufferConsole?: boolean;
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -91,11 +97,15 @@ export function kernelCommandLine(config: QemuConfig): string {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
   }
   const params = Object.entries(config.guestParams).map(([key, value]) => `mmapkit.${key}=${value}`);
-  // With a framebuffer, fbcon would take fb0 over as soon as it registers and
-  // blink its cursor into the memory under test; map:1 points every console at
-  // a framebuffer that does not exist (fbcon.c, fb_console_setup), so fbcon
-  // leaves fb0 alone. The console stays on ttyS0 either way.
-  const fbcon = (config.devices ?? []).some((device) => device.name === 'bochs') ? ['fbcon=map:1'] : [];
+  // With a framebuffer and without this, fbcon takes fb0 over as soon as it registers
+  // (do_fb_registered: Debian builds without FRAMEBUFFER_CONSOLE_DEFERRED_TAKEOVER,
+  // 6.1 and 6.12) and blinks its cursor into the memory under test (tools/test/region-record.ts).
+  // map:1 points every console at fb1, which the VM does not have (fb_console_setup
+  // fills con2fb_map_boot), so do_fb_registered finds no console for fb0 and never
+  // calls do_fbcon_takeover; it also sets map_override, so fbcon_select_primary
+  // does not remap the consoles to fb0 (6.1 and 6.12). The console stays on ttyS0.
+  const framebuffer = (config.devices ?? []).some((device) => device.name === 'bochs');
+  const fbcon = framebuffer && config.framebufferConsole !== true ? ['fbcon=map:1'] : [];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
   return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');
