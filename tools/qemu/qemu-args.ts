@@ -71,7 +71,7 @@ export interface QemuConfig {
   /** Extra devices (profile key `qemuDevices`); none in the default VM. */
   devices?: QemuDevice[];
   /**
-   * Let the kernel's framebuffer console take the devices' framebuffers over
+   * Let the kernel's framebuffer console take the VM's framebuffers over
    * (profile key `console`), as on a machine whose console is its display.
    * Off by default: a console draws into the memory under test.
    */
@@ -92,20 +92,24 @@ const optionValue = (value: string): string => value.replace(/,/g, ',,');
  */
 export const LEAK_REVEALING = ['init_on_alloc=0', 'page_poison=1'];
 
+/** Keeps fbcon off every framebuffer of the VM (kernelCommandLine says how); profile key `console` lifts it. */
+const NO_FRAMEBUFFER_CONSOLE = 'fbcon=map:9';
+
 export function kernelCommandLine(config: QemuConfig): string {
   for (const [key, value] of Object.entries(config.guestParams)) {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
   }
   const params = Object.entries(config.guestParams).map(([key, value]) => `mmapkit.${key}=${value}`);
-  // With a framebuffer and without this, fbcon takes fb0 over as soon as it registers
-  // (do_fb_registered: Debian builds without FRAMEBUFFER_CONSOLE_DEFERRED_TAKEOVER,
-  // 6.1 and 6.12) and blinks its cursor into the memory under test (tools/test/region-record.ts).
-  // map:1 points every console at fb1, which the VM does not have (fb_console_setup
-  // fills con2fb_map_boot), so do_fb_registered finds no console for fb0 and never
-  // calls do_fbcon_takeover; it also sets map_override, so fbcon_select_primary
-  // does not remap the consoles to fb0 (6.1 and 6.12). The console stays on ttyS0.
-  const framebuffer = (config.devices ?? []).some((device) => device.name === 'bochs');
-  const fbcon = framebuffer && config.framebufferConsole !== true ? ['fbcon=map:1'] : [];
+  // Without this, fbcon takes over a framebuffer as soon as it registers (bochs's
+  // fb0, or one a profile's own driver makes): do_fb_registered calls
+  // do_fbcon_takeover, as Debian builds without FRAMEBUFFER_CONSOLE_DEFERRED_TAKEOVER
+  // (6.1 and 6.12), and its cursor then blinks into the memory under test
+  // (tools/test/region-record.ts). NO_FRAMEBUFFER_CONSOLE points every console at
+  // fb9 (fb_console_setup fills con2fb_map_boot), a tenth framebuffer no run has,
+  // so do_fb_registered finds no console for the ones there are; it also sets
+  // map_override, so fbcon_select_primary does not move the consoles to the
+  // primary one (6.1; the same checks upstream since). The console stays on ttyS0.
+  const fbcon = config.framebufferConsole === true ? [] : [NO_FRAMEBUFFER_CONSOLE];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
   return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');
