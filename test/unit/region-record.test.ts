@@ -27,7 +27,7 @@ function fakeGuest(regions: Record<string, RegionSample | string>): { guest: Gue
 }
 
 const still: RegionSample = { nonZero: 0, firstNonZero: -1 };
-const live: RegionSample = { nonZero: 48, firstNonZero: 30720, changed: { apartMs: 512, bytes: 48, firstAt: 30720 } };
+const live: RegionSample = { nonZero: 48, firstNonZero: 35840, changed: { apartMs: 1012, bytes: 48, firstAt: 35840 } };
 const region = (device: string) => ({ device, offset: 0n, length: 8192 });
 
 describe('regionRecord', () => {
@@ -50,8 +50,8 @@ describe('recordRegions', () => {
     const profile = (name: string, device: string) => ({ name, device, offset: 0, size: 4096 });
     const lines = await recordRegions(guest, [profile('A', '/dev/a'), profile('B', '/dev/b'), profile('C', '/dev/c')]);
     expect(lines).toEqual([
-      'A: the region changed on its own between two reads 0.5 s apart (48 bytes differ, first at offset 30720): content cases are skipped',
-      'C: the region changed on its own between two reads 0.5 s apart (48 bytes differ, first at offset 30720): content cases are skipped',
+      'A: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
+      'C: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
     ]);
     expect(describeChange(live.changed!)).not.toContain('\n');
   });

@@ -26,18 +26,20 @@ export interface Region {
 }
 
 /**
- * A read, then three more after 300, 450 and 650 ms, each compared with the
- * first and the one before. fbcon's cursor blink (fb_flashcursor) toggles
+ * A read, then four more after 300, 450, 650 and 1000 ms, each compared with
+ * the first and the one before. fbcon's cursor blink (fb_flashcursor) toggles
  * the cursor every cur_blink_jiffies: 200 ms (fbcon_startup, vc_cur_blink_ms;
  * 6.1 and 6.12), later under TCG, where it re-queues itself only after it
  * ran. The first gap is longer than one toggle; gaps that are not multiples
  * of one another keep a blink from aliasing with the reads: against a
  * 200 ms toggle the read 1.4 s after the first is exactly 7 toggles (odd)
  * later, against 250 ms the 750 ms read is 3, against 300 ms the first gap is 1.
- * Measured under TCG on 6.1 with fbcon bound to /dev/fb0 (profile key
- * console): the cursor's 48 bytes toggled all through 4 s of reads.
+ * The last read, 2.4 s after the first, is for a blink that TCG slows down:
+ * measured under TCG on 6.1 with fbcon bound to /dev/fb0 (profile key
+ * console), the cursor's 48 bytes toggled all through 4 s of reads, and the
+ * first pair of reads that differed was 1.0 s apart.
  */
-export const STABILITY_GAPS_MS = [300, 450, 650];
+export const STABILITY_GAPS_MS = [300, 450, 650, 1000];
 
 function recordFile(region: Region): string {
   return `/tmp/mmapkit-region${region.device.replace(/\//g, '_')}@${region.offset}.json`;
