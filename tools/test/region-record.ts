@@ -28,9 +28,9 @@ export interface Region {
 /**
  * A read, then four more after 300, 450, 650 and 1000 ms, each compared with
  * the first and the one before. fbcon's cursor blink (fb_flashcursor) toggles
- * the cursor every cur_blink_jiffies: 200 ms (fbcon_startup, vc_cur_blink_ms;
- * 6.1 and 6.12), later under TCG, where it re-queues itself only after it
- * ran. The first gap is longer than one toggle; gaps that are not multiples
+ * the cursor every cur_blink_jiffies, which fbcon_cursor takes from the
+ * console's vc_cur_blink_ms, DEFAULT_CURSOR_BLINK_MS = 200 ms (visual_init; 6.1),
+ * later under TCG, where the work re-queues itself only after it ran. The first gap is longer than one toggle; gaps that are not multiples
  * of one another keep a blink from aliasing with the reads: against a
  * 200 ms toggle the read 1.4 s after the first is exactly 7 toggles (odd)
  * later, against 250 ms the 750 ms read is 3, against 300 ms the first gap is 1.
