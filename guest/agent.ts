@@ -26,13 +26,16 @@ import {
   type Op,
   type ReadyMessage,
   type Request,
+  type RegionSample,
   type ResultOf,
+  type SampleRegionArgs,
   type WritePatternArgs,
   LineDecoder,
   encodeMessage,
   kmsgLines,
   parseKmsgRecord,
   patternBytes,
+  regionDifference,
 } from './protocol.js';
 
 function required(name: string): string {
@@ -198,6 +201,30 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
   native.writeBytes(addr, patternBytes(pattern));
 }
 
+/**
+ * The region read once and again after each gap, compared here with the first read and the one
+ * before: only the counts travel. Other requests are served during the gaps; each read blocks
+ * the agent as readInChild always does.
+ */
+async function sampleRegion({ path: device, offset, length, gapsMs }: SampleRegionArgs): Promise<RegionSample> {
+  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: native.readInChild(device, offset, length) });
+  const first = read();
+  let nonZero = 0;
+  for (const byte of first.bytes) if (byte !== 0) nonZero++;
+  const sample: RegionSample = { nonZero, firstNonZero: first.bytes.findIndex((byte) => byte !== 0) };
+  let previous = first;
+  for (const gap of gapsMs) {
+    await new Promise((resolve) => setTimeout(resolve, gap));
+    const next = read();
+    for (const earlier of [first, previous]) {
+      const difference = regionDifference(earlier.bytes, next.bytes);
+      if (difference.bytes > 0) return { ...sample, changed: { apartMs: next.at - earlier.at, ...difference } };
+    }
+    previous = next;
+  }
+  return sample;
+}
+
 type AgentOp = Exclude<Op, 'reattach'>;
 
 /** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
@@ -212,6 +239,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     return undefined;
   },
   readFile: ({ path: file }) => readFileSync(file, 'utf8'),
+  sampleRegion,
   writeFile: ({ path: file, data }) => {
     writeFileSync(file, data);
     return undefined;

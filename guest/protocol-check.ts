@@ -15,6 +15,7 @@ import type {
   GuestPattern,
   KmsgCursor,
   NativeArgs,
+  RegionChange,
   Op,
   OutputEvent,
   ReadyMessage,
@@ -106,6 +107,15 @@ const guestPattern: Check<GuestPattern> = (value, at) => {
   };
 };
 
+const regionChange: Check<RegionChange> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    apartMs: number(record.apartMs, `${at}.apartMs`),
+    bytes: integer(record.bytes, `${at}.bytes`),
+    firstAt: integer(record.firstAt, `${at}.firstAt`),
+  };
+};
+
 const errorInfo: Check<ErrorInfo> = (value, at) => {
   const record = fields(value, at);
   return {
@@ -165,6 +175,15 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     return { addr: bigint(record.addr, `${at}.addr`), pattern: guestPattern(record.pattern, `${at}.pattern`) };
   },
   readFile: (value, at) => ({ path: string(fields(value, at).path, `${at}.path`) }),
+  sampleRegion: (value, at) => {
+    const record = fields(value, at);
+    return {
+      path: string(record.path, `${at}.path`),
+      offset: bigint(record.offset, `${at}.offset`),
+      length: integer(record.length, `${at}.length`),
+      gapsMs: arrayOf(integer)(record.gapsMs, `${at}.gapsMs`),
+    };
+  },
   writeFile: (value, at) => {
     const record = fields(value, at);
     return { path: string(record.path, `${at}.path`), data: string(record.data, `${at}.data`) };
@@ -193,6 +212,14 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
   },
   writePattern: nothing,
   readFile: string,
+  sampleRegion: (value, at) => {
+    const record = fields(value, at);
+    return {
+      nonZero: integer(record.nonZero, `${at}.nonZero`),
+      firstNonZero: integer(record.firstNonZero, `${at}.firstNonZero`),
+      ...optional(record, 'changed', regionChange, at),
+    };
+  },
   writeFile: nothing,
   reattach: readyMessage,
 };

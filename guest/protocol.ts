@@ -82,6 +82,47 @@ export interface WritePatternArgs {
 }
 
 /**
+ * Reads a device's region once, then again after each of `gapsMs`, each time
+ * through a fresh MAP_SHARED mapping in a forked child (the addon's
+ * readInChild), so that nobody keeps it mapped in between; the agent compares
+ * each read with the first and with the one before it and sends back only
+ * what it found, not the bytes.
+ */
+export interface SampleRegionArgs {
+  path: string;
+  offset: bigint;
+  length: number;
+  gapsMs: number[];
+}
+
+/** What sampleRegion found. */
+export interface RegionSample {
+  /** Bytes of the first read that are not zero, and the offset of the first (-1: none). */
+  nonZero: number;
+  firstNonZero: number;
+  /** The first two reads found to differ: how far apart they started, how many bytes differ, the first at which offset. */
+  changed?: RegionChange;
+}
+
+export interface RegionChange {
+  apartMs: number;
+  bytes: number;
+  firstAt: number;
+}
+
+/** How many bytes of `later` differ from `first` (same length), and the first offset that does (-1: none). */
+export function regionDifference(first: Uint8Array, later: Uint8Array): { bytes: number; firstAt: number } {
+  let bytes = 0;
+  let firstAt = -1;
+  for (let at = 0; at < first.length; at++) {
+    if (first[at] === later[at]) continue;
+    if (firstAt === -1) firstAt = at;
+    bytes++;
+  }
+  return { bytes, firstAt };
+}
+
+/**
  * Several native calls in one request, run in order in the guest exactly as one request each
  * would run them: only the round trips are saved. With `until`, the batch stops after the first
  * call whose outcome is that ('ok': it succeeded; 'error': it threw), so a caller can react
@@ -115,6 +156,7 @@ export interface Ops {
   writePattern: { args: WritePatternArgs; result: undefined };
   /** A file's whole content as text, read by the agent itself (e.g. /proc/self/smaps: the agent's own mappings). */
   readFile: { args: { path: string }; result: string };
+  sampleRegion: { args: SampleRegionArgs; result: RegionSample };
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
   writeFile: { args: { path: string; data: string }; result: undefined };
   /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */

@@ -56,6 +56,13 @@ export interface Profile {
   mmio: boolean;
   /** Devices the guest must have for this profile, added to the VM of `mmapkit test` (QEMU_DEVICES). */
   qemuDevices: QemuDeviceName[];
+  /**
+   * Let the kernel's framebuffer console take over the framebuffers of those
+   * devices, as on a machine whose console is its display: fbcon then draws
+   * into /dev/fb0 (its cursor blinks), the region changes on its own and the
+   * content cases skip (tools/test/region-record.ts). Off by default.
+   */
+  console: boolean;
   /** The file it came from. */
   file: string;
 }
@@ -88,6 +95,7 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   writer: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path', fallback: undefined },
   mmio: { check: isBoolean, expected: 'true or false', fallback: false },
   qemuDevices: { check: listOf(QEMU_DEVICES), expected: `a list of distinct names out of ${QEMU_DEVICES.map((name) => `"${name}"`).join(', ')}`, fallback: [] },
+  console: { check: isBoolean, expected: 'true or false', fallback: false },
 };
 
 /**
@@ -176,6 +184,21 @@ export function checkModule(profile: Profile, kernelVersion: string): void {
   if (release !== kernelVersion) {
     throw new UserError(`${where}: "module" ${ko} was built for ${release ?? 'an unknown kernel'}, not ${kernelVersion}`);
   }
+}
+
+/**
+ * What the profiles of one run ask of the VM they share: the union of their
+ * devices, a framebuffer console if any asks for one, and their host files.
+ */
+export function profilesVm(profiles: readonly Profile[]): { qemuDevices?: QemuDeviceName[]; framebufferConsole?: true; hostFiles?: string[] } {
+  const qemuDevices = [...new Set(profiles.flatMap((profile) => profile.qemuDevices))];
+  // Files the profiles name outside the checkout and /usr: the guest gets read-only copies.
+  const hostFiles = profiles.flatMap(profileFiles);
+  return {
+    ...(qemuDevices.length > 0 && { qemuDevices }),
+    ...(profiles.some((profile) => profile.console) && { framebufferConsole: true as const }),
+    ...(hostFiles.length > 0 && { hostFiles }),
+  };
 }
 
 /** The reference driver's profiles, which `make run` and a plain `mmapkit test` use. */

@@ -11,6 +11,7 @@ import type { Profile } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { GuestClient, type RemoteNative } from '../../tools/qemu/guest-client.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
+import { type RegionRecord, regionRecord } from '../../tools/test/region-record.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -39,11 +40,9 @@ export interface DeviceUnderTest extends Guest {
   offset: bigint;
 }
 
-/** What the region held when the run first opened its profile, before any case could write to it. */
-export type InitialContent = { nonZero: number; firstNonZero: number } | { error: string };
-
 export interface ProfileTarget extends DeviceUnderTest {
-  initial: InitialContent;
+  /** What the region held when the run first read it, and whether it changed on its own (tools/test/region-record.ts). */
+  initial: RegionRecord;
 }
 
 export async function connectGuest(): Promise<Guest> {
@@ -56,38 +55,16 @@ export async function connectGuest(): Promise<Guest> {
   return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, close: () => guest.close() };
 }
 
+/**
+ * The profile's device, its module loaded, with the region's record: made by
+ * `mmapkit test` before any case ran, or here by the first file to open the
+ * profile (a plain `vitest run`, or a guest that rebooted since).
+ */
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
   const base = await connectGuest();
   if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
   const target = { ...base, path: profile.device, size: BigInt(profile.size), offset: BigInt(profile.offset) };
-  return { ...target, initial: await initialContent(target) };
-}
-
-/**
- * The region's content as the first opener of the run saw it, kept in the
- * guest's /tmp so that every file of the suite, whatever its order, judges
- * the content right after load rather than after other cases wrote to it.
- * Read in a forked child with a watchdog, so a fault handler that never
- * installs a PTE gives an error here instead of hanging the agent.
- */
-async function initialContent(dut: DeviceUnderTest): Promise<InitialContent> {
-  const record = `/tmp/mmapkit-initial/${dut.path.replace(/\//g, '_')}.json`;
-  const saved = await dut.guest.readFile(record).catch((error: { code?: string }) => {
-    if (error.code === 'ENOENT') return '';
-    throw error;
-  });
-  if (saved !== '') return JSON.parse(saved) as InitialContent;
-  let initial: InitialContent;
-  try {
-    const bytes = await dut.native.readInChild(dut.path, dut.offset, Number(dut.size));
-    const first = bytes.findIndex((byte) => byte !== 0);
-    initial = { nonZero: bytes.reduce((count, byte) => count + (byte !== 0 ? 1 : 0), 0), firstNonZero: first };
-  } catch (error) {
-    const { code, message } = error as { code?: string; message: string };
-    initial = { error: code ?? message };
-  }
-  await dut.guest.run(['sh', '-c', `mkdir -p /tmp/mmapkit-initial && printf '%s' '${JSON.stringify(initial)}' > ${record}`]);
-  return initial;
+  return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: profile.size }) };
 }
 
 /** The reference driver's remap device, its module (kmod/, built for the guest's kernel) loaded if it is not. */

@@ -12,6 +12,7 @@ import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { BRANCH_ANNOTATION } from '../../tools/test/case-results.js';
+import { describeChange } from '../../tools/test/region-record.js';
 import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 import { settle } from './cases/vma.js';
@@ -54,8 +55,17 @@ export interface ProfileCase {
   readonly mappings: Mappings;
   /** A path that can be mapped writable over the same memory: the device itself, or the profile's writer. */
   writer: string | undefined;
-  /** For cases that must write content: skips when the profile offers no way, and restores zeroes afterwards. */
+  /**
+   * For cases that write content to read it back: skips when the profile offers no way, or when the
+   * region changes on its own (needsStableContent), and restores zeroes afterwards.
+   */
   needsWriter(ctx: TestContext): string;
+  /**
+   * For every case that compares content with what it wrote, what it read before, or what the
+   * profile promises: skips, with the change as the reason, when the region changed on its own
+   * while the run first read it (tools/test/region-record.ts), so a live device is never failed for it.
+   */
+  needsStableContent(ctx: TestContext): void;
   /** What `sh -c script` prints in the guest; throws if it fails. */
   sh(script: string): Promise<string>;
   /**
@@ -153,6 +163,11 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       return { addr: mapped.value };
     }
 
+    function needsStableContent(ctx: TestContext): void {
+      const { initial } = need(dut);
+      if ('changed' in initial && initial.changed !== undefined) ctx.skip(`${describeChange(initial.changed)}: this case compares content`);
+    }
+
     body({
       profile,
       get dut() {
@@ -164,9 +179,11 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       writer,
       needsWriter(ctx) {
         ctx.skip(writer === undefined, 'the profile allows no writable mapping (writable: false, no writer)');
+        needsStableContent(ctx);
         need(mappings).later(() => zeroBuffer(need(dut), writer!));
         return writer!;
       },
+      needsStableContent,
       sh: (script) => need(dut).guest.run(['sh', '-c', script]),
       mapPrivate,
       async needsPrivate(ctx, prot, length, openFlags) {

@@ -22,6 +22,7 @@ const profile = (overrides: Partial<Profile> = {}): Profile => ({
   readWrite: false,
   mmio: false,
   qemuDevices: [],
+  console: false,
   file: '/tmp/profiles/pfnbuf.json',
   ...overrides,
 });

@@ -1,11 +1,11 @@
-// Profile keys for real in-kernel drivers: qemuDevices, mmio, and a module
+// Profile keys for real in-kernel drivers: qemuDevices, console, mmio, and a module
 // named by its bare name (modprobe from the guest kernel's own tree).
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../tools/exit-codes.js';
 import { DEFAULT_SERIES, newestOfSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
-import { checkModule, isModuleName, loadProfile, parseProfile, resolveModule } from '../../tools/profile.js';
+import { checkModule, isModuleName, loadProfile, parseProfile, profilesVm, resolveModule } from '../../tools/profile.js';
 import { IVSHMEM_SIZE, guestPciDevice } from '../../tools/qemu/qemu-args.js';
 
 // Checked against this machine's modules: the release is discovered, never written down.
@@ -13,9 +13,9 @@ const KERNEL = newestOfSeries(DEFAULT_SERIES);
 const minimal = { name: 'x', device: '/dev/x', size: 8192 };
 const parse = (json: unknown) => parseProfile(json, '/p/my.json', KERNEL);
 
-describe('qemuDevices and mmio', () => {
+describe('qemuDevices, console and mmio', () => {
   it('default to none and false', () => {
-    expect(parse(minimal)).toMatchObject({ qemuDevices: [], mmio: false });
+    expect(parse(minimal)).toMatchObject({ qemuDevices: [], console: false, mmio: false });
   });
 
   it('accept known device names and a boolean', () => {
@@ -27,9 +27,22 @@ describe('qemuDevices and mmio', () => {
     [{ qemuDevices: ['virtio-gpu'] }, /"qemuDevices" must be a list/],
     [{ qemuDevices: ['bochs', 'bochs'] }, /"qemuDevices" must be a list of distinct/],
     [{ mmio: 'yes' }, /"mmio" must be true or false/],
+    [{ console: 'fbcon' }, /"console" must be true or false/],
   ])('refuses %j', (extra, pattern) => {
     expect(() => parse({ ...minimal, ...extra })).toThrow(UserError);
     expect(() => parse({ ...minimal, ...extra })).toThrow(pattern);
+  });
+});
+
+describe('the VM a run\'s profiles share (profilesVm)', () => {
+  it('the default VM for profiles that ask for nothing', () => {
+    expect(profilesVm([parse(minimal), parse(minimal)])).toEqual({});
+  });
+
+  it('the union of their devices, and a framebuffer console when any one asks for it', () => {
+    const fb = parse({ ...minimal, qemuDevices: ['bochs'] });
+    expect(profilesVm([fb, parse({ ...minimal, qemuDevices: ['ivshmem', 'bochs'] })])).toEqual({ qemuDevices: ['bochs', 'ivshmem'] });
+    expect(profilesVm([fb, parse({ ...minimal, qemuDevices: ['bochs'], console: true })])).toEqual({ qemuDevices: ['bochs'], framebufferConsole: true });
   });
 });
 

@@ -3,7 +3,7 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ProtocolError, checkGuestMessage, checkRequest, checkResult, idOf, readRequest } from '../../guest/protocol-check.js';
-import { type ReadyMessage, type Request, decodeMessage, encodeMessage } from '../../guest/protocol.js';
+import { type ReadyMessage, type Request, decodeMessage, encodeMessage, regionDifference } from '../../guest/protocol.js';
 import { GuestClient, GuestError } from '../../tools/qemu/guest-client.js';
 
 /** A message as the other side decodes it. */
@@ -31,6 +31,7 @@ describe('checkRequest', () => {
     { id: 9, op: 'readFile', args: { path: '/proc/self/smaps' } },
     { id: 10, op: 'writeFile', args: { path: '/sys/kernel/debug/x', data: '0\n' } },
     { id: 11, op: 'reattach', args: {} },
+    { id: 12, op: 'sampleRegion', args: { path: '/dev/fb0', offset: 0n, length: 1228800, gapsMs: [300, 450, 650] } },
   ])('accepts $op (id $id) as sent', (request) => {
     expect(checkRequest(overTheChannel(request))).toEqual(request);
   });
@@ -85,12 +86,17 @@ describe('checkResult', () => {
     const outcomes = [{ ok: true, value: 5n }, { ok: false, error: { message: 'EINVAL', code: 'EINVAL', errno: -22, address: 1n } }];
     expect(checkResult('batch', overTheChannel(outcomes))).toEqual(outcomes);
     expect(checkResult('reattach', overTheChannel(READY))).toEqual(READY);
+    const still = { nonZero: 0, firstNonZero: -1 };
+    expect(checkResult('sampleRegion', overTheChannel(still))).toEqual(still);
+    const live = { nonZero: 48, firstNonZero: 30720, changed: { apartMs: 312, bytes: 48, firstAt: 30720 } };
+    expect(checkResult('sampleRegion', overTheChannel(live))).toEqual(live);
   });
 
   it.each([
     ['readFile', 42, /^the answer to readFile must be a string, not 42$/],
     ['kmsg', { cursor: { bootId: 'b', seq: 1 }, lines: 'x', lost: 0, rebooted: false }, /^the answer to kmsg\.lines must be an array/],
     ['writeFile', 'done', /^the answer to writeFile must be absent/],
+    ['sampleRegion', { nonZero: 0, firstNonZero: -1, changed: { apartMs: 300, bytes: '48', firstAt: 0 } }, /^the answer to sampleRegion\.changed\.bytes must be an integer/],
     ['exec', { code: 0 }, /^the answer to exec\.signal must be a string, not undefined$/],
     ['reattach', { type: 'ready', uptime: 1, kernel: 'k', clocksource: 'tsc', pageSize: 4096 }, /^the answer to reattach\.constants must be an object/],
   ] as const)('refuses a %s answer of the wrong kind', (op, value, reason) => {
@@ -179,5 +185,14 @@ describe('GuestClient', () => {
     ]);
     reply(JSON.stringify({ id: sent()[1]!.id, ok: false, error: { message: 'no such file', code: 'ENOENT' } }));
     await expect(second).rejects.toThrow(GuestError);
+  });
+});
+
+describe('regionDifference', () => {
+  it('counts the bytes that differ and finds the first', () => {
+    const first = Buffer.from([0, 1, 2, 3, 4, 5]);
+    expect(regionDifference(first, Buffer.from(first))).toEqual({ bytes: 0, firstAt: -1 });
+    expect(regionDifference(first, Buffer.from([0, 1, 9, 3, 9, 9]))).toEqual({ bytes: 3, firstAt: 2 });
+    expect(regionDifference(first, Buffer.from([7, 1, 2, 3, 4, 5]))).toEqual({ bytes: 1, firstAt: 0 });
   });
 });

@@ -49,11 +49,10 @@ function sysfsAddress(dir: string): number[] {
 }
 
 describe('extra QEMU devices', () => {
-  it('the default VM has none of them, and no fbcon parameter', () => {
+  it('the default VM has none of them', () => {
     const args = qemuArgs(base);
     expect(valuesOf(args, '-device')).toEqual([]);
     expect(valuesOf(args, '-object')).toEqual([]);
-    expect(kernelParams(kernelCommandLine(base)).has('fbcon')).toBe(false);
     expect(qemuArgs({ ...base, devices: [] })).toEqual(args);
   });
 
@@ -84,17 +83,29 @@ describe('extra QEMU devices', () => {
     expect(backend?.get('share')).toBe('on');
   });
 
-  it('bochs: the mode is BOCHS_RESOLUTION, and no console maps to framebuffer 0', () => {
+  it('bochs: the mode is BOCHS_RESOLUTION', () => {
     const display = placedDevice(deviceArgs(DEVICES.bochs));
     expect([Number(display.get('xres')), Number(display.get('yres'))]).toEqual([BOCHS_RESOLUTION.xres, BOCHS_RESOLUTION.yres]);
-    // fbcon=map:<digits>: console N goes to framebuffer digit N (cycled); fb0 must get none.
-    const map = /^map:(\d+)$/.exec(kernelParams(kernelCommandLine({ ...base, devices: [DEVICES.bochs] })).get('fbcon') ?? '')?.[1];
+  });
+
+  it.each([
+    ['the default VM', base],
+    ['a VM with bochs', { ...base, devices: [DEVICES.bochs] }],
+  ])('%s: no console maps to fb0 or fb1 (bochs\'s, or one a profile\'s driver makes)', (_what, config) => {
+    // fbcon=map:<digits>: console N goes to framebuffer digit N (cycled).
+    const map = /^map:(\d+)$/.exec(kernelParams(kernelCommandLine(config)).get('fbcon') ?? '')?.[1];
     expect(map).toBeDefined();
-    expect(map).not.toContain('0');
+    expect(map).not.toMatch(/[01]/);
+  });
+
+  it('bochs with the framebuffer console asked for (profile key console): no fbcon parameter, so fbcon takes fb0 over', () => {
+    const params = kernelParams(kernelCommandLine({ ...base, devices: [DEVICES.bochs], framebufferConsole: true }));
+    expect(params.has('fbcon')).toBe(false);
+    expect(params.get('console')).toBe('ttyS0');
   });
 
   it('each device asked for comes once, after the default arguments', () => {
-    // ivshmem alone leaves the default arguments as they are (bochs changes -append).
+    // ivshmem alone leaves the default arguments as they are.
     expect(qemuArgs({ ...base, devices: [DEVICES.ivshmem] })).toEqual([...qemuArgs(base), ...deviceArgs(DEVICES.ivshmem)]);
     const both = qemuArgs({ ...base, devices: QEMU_DEVICES.map((name) => DEVICES[name]) });
     const placed = parsedValuesOf(both, '-device').filter((device) => device.has('addr'));

@@ -10,7 +10,7 @@ import { build } from '../builder/build.js';
 import { buildFixtures, fixturesBuildDir } from '../builder/fixtures.js';
 import type { GuestKernel } from '../kernel.js';
 import { lintKernels } from '../lint/lint.js';
-import { checkModule, loadProfile, profileFiles, referenceProfiles } from '../profile.js';
+import { checkModule, loadProfile, profilesVm, referenceProfiles } from '../profile.js';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { exitOnInterrupt, signalExitCode } from './interrupts.js';
 import { reportEnd, say } from './messages.js';
@@ -111,10 +111,8 @@ async function vmRunOn(kernel: GuestKernel, values: VmFlags & { profile?: string
   const profile = values.profile !== undefined ? loadProfile(path.resolve(values.profile), kernel.version) : undefined;
   await ensureBuilt(kernel);
   if (profile !== undefined) checkModule(profile, kernel.version);
-  const devices = profile !== undefined && profile.qemuDevices.length > 0 ? { qemuDevices: profile.qemuDevices } : {};
-  const hostFiles = profile !== undefined ? profileFiles(profile) : [];
   const loadReference = !values['no-module'] && profile === undefined;
-  const outcome = await withGuest({ ...options, ...devices, ...(hostFiles.length > 0 && { hostFiles }), loadModule: loadReference }, async (session) => {
+  const outcome = await withGuest({ ...options, ...profilesVm(profile !== undefined ? [profile] : []), loadModule: loadReference }, async (session) => {
     if (profile !== undefined && !values['no-module']) await loadTargetModule(session.guest, profile);
     const result = await session.guest.exec(positionals, {
       timeoutMs: 0, // the run's own deadline (--timeout) bounds the command

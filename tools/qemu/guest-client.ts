@@ -19,7 +19,9 @@ import {
   type Op,
   type OutputEvent,
   type ReadyMessage,
+  type RegionSample,
   type ResultOf,
+  type SampleRegionArgs,
   LineDecoder,
   decodeMessage,
   encodeMessage,
@@ -247,6 +249,11 @@ export class GuestClient {
   /** A guest file's content as text, read by the agent itself (no `cat` to spawn); /proc/self is the agent. */
   readFile(path: string): Promise<string> {
     return this.request('readFile', { path });
+  }
+
+  /** A device region read several times in a child, some time apart, compared in the guest (guest/protocol.ts SampleRegionArgs). */
+  sampleRegion(args: SampleRegionArgs): Promise<RegionSample> {
+    return this.request('sampleRegion', args);
   }
 
   /** Writes `data` to a guest file from the agent (no shell to spawn): open O_WRONLY|O_CREAT|O_TRUNC, one write, as `>` does. */

@@ -36,6 +36,8 @@ export interface GuestRunOptions {
   icount?: number;
   /** Extra devices the profiles under test need (BootOptions.qemuDevices). */
   qemuDevices?: QemuDeviceName[];
+  /** fbcon may take the devices' framebuffers over (BootOptions.framebufferConsole). */
+  framebufferConsole?: boolean;
   /** Host files the run names outside the checkout and /usr (BootOptions.hostFiles). */
   hostFiles?: string[];
   log: (line: string) => void;
@@ -43,7 +45,7 @@ export interface GuestRunOptions {
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'hostFiles'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(

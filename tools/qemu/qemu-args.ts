@@ -70,6 +70,12 @@ export interface QemuConfig {
   icount?: number;
   /** Extra devices (profile key `qemuDevices`); none in the default VM. */
   devices?: QemuDevice[];
+  /**
+   * Let the kernel's framebuffer console take the VM's framebuffers over
+   * (profile key `console`), as on a machine whose console is its display.
+   * Off by default: a console draws into the memory under test.
+   */
+  framebufferConsole?: boolean;
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -86,16 +92,24 @@ const optionValue = (value: string): string => value.replace(/,/g, ',,');
  */
 export const LEAK_REVEALING = ['init_on_alloc=0', 'page_poison=1'];
 
+/** Keeps fbcon off every framebuffer of the VM (kernelCommandLine says how); profile key `console` lifts it. */
+const NO_FRAMEBUFFER_CONSOLE = 'fbcon=map:9';
+
 export function kernelCommandLine(config: QemuConfig): string {
   for (const [key, value] of Object.entries(config.guestParams)) {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
   }
   const params = Object.entries(config.guestParams).map(([key, value]) => `mmapkit.${key}=${value}`);
-  // With a framebuffer, fbcon would take fb0 over as soon as it registers and
-  // blink its cursor into the memory under test; map:1 points every console at
-  // a framebuffer that does not exist (fbcon.c, fb_console_setup), so fbcon
-  // leaves fb0 alone. The console stays on ttyS0 either way.
-  const fbcon = (config.devices ?? []).some((device) => device.name === 'bochs') ? ['fbcon=map:1'] : [];
+  // Without this, fbcon takes over a framebuffer as soon as it registers (bochs's
+  // fb0, or one a profile's own driver makes): do_fb_registered calls
+  // do_fbcon_takeover, as Debian builds without FRAMEBUFFER_CONSOLE_DEFERRED_TAKEOVER
+  // (6.1 and 6.12), and its cursor then blinks into the memory under test
+  // (tools/test/region-record.ts). NO_FRAMEBUFFER_CONSOLE points every console at
+  // fb9 (fb_console_setup fills con2fb_map_boot), a tenth framebuffer no run has,
+  // so do_fb_registered finds no console for the ones there are; it also sets
+  // map_override, so fbcon_select_primary does not move the consoles to the
+  // primary one (read in 6.1; on 6.12 measured: fb0 stays zero). The console stays on ttyS0.
+  const fbcon = config.framebufferConsole === true ? [] : [NO_FRAMEBUFFER_CONSOLE];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
   return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');

@@ -61,6 +61,8 @@ export interface BootOptions {
   icount?: number;
   /** Extra devices for the profiles under test (profile key `qemuDevices`); none by default. */
   qemuDevices?: QemuDeviceName[];
+  /** fbcon may take those devices' framebuffers over (profile key `console`, QemuConfig.framebufferConsole). */
+  framebufferConsole?: boolean;
 }
 
 /**
@@ -127,6 +129,7 @@ export class VmSession {
       cpus: options.cpus,
       ...(options.icount !== undefined && { icount: options.icount }),
       ...(devices.length > 0 && { devices }),
+      ...(options.framebufferConsole === true && { framebufferConsole: true }),
       shares: guestShares({ outputDir: this.outputDir, ...(inputs !== undefined && { inputsDir: inputs }) }),
       ...(identity !== undefined && { runAs: identity.name }),
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Reporter, Vitest } from 'vitest/node';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { REPO_ROOT } from '../paths.js';
-import { PROFILES_ENV, type Profile, profileFiles } from '../profile.js';
+import { PROFILES_ENV, type Profile, profilesVm } from '../profile.js';
 import { printConsoleTail, reportEnd, say } from '../cli/messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
 import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
@@ -24,6 +24,7 @@ import { writeKtap } from './ktap.js';
 import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 import { bringUp } from './preflight.js';
+import { recordRegions } from './region-record.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
@@ -150,12 +151,17 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
 
 /**
  * Brings every profile's target up before any case (tools/test/preflight.ts):
- * a target that never came up is one line, not a case per ->mmap. A load that
+ * a target that never came up is one line, not a case per ->mmap. Then
+ * records each region (tools/test/region-record.ts): one line for each that
+ * changed on its own, whose content cases then skip. A load that
  * took the guest down is a crash, reported as one: its exit code is returned.
  */
 async function bringUpTargets(shared: SharedGuest, profiles: Profile[]): Promise<number | undefined> {
   try {
-    await bringUp((await shared.supervisor.session()).guest, profiles);
+    const { guest } = await shared.supervisor.session();
+    await bringUp(guest, profiles);
+    // Before any case writes to them: what each region holds, and whether it holds still.
+    for (const line of await recordRegions(guest, profiles)) say(line);
     return undefined;
   } catch (error) {
     const [crash] = shared.supervisor.crashes;
@@ -172,17 +178,13 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   let shared: SharedGuest | undefined;
   let outcome: VitestOutcome;
   try {
-    // The devices the profiles need (profile key qemuDevices); the default VM has none.
-    const qemuDevices = [...new Set(target.profiles.flatMap((profile) => profile.qemuDevices))];
-    // Files the profiles name outside the checkout and /usr: the guest gets read-only copies.
-    const hostFiles = target.profiles.flatMap(profileFiles);
+    // The devices the profiles need (profile key qemuDevices; the default VM has none) and their files.
     shared = await shareGuest({
       ...options,
       loadModule: !target.explicit,
       // A hang is reported CRASHED and the guest replaced: a shorter floor than other commands' (deadlines.ts).
       requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
-      ...(qemuDevices.length > 0 && { qemuDevices }),
-      ...(hostFiles.length > 0 && { hostFiles }),
+      ...profilesVm(target.profiles),
     });
     const crashed = await bringUpTargets(shared, target.profiles);
     if (crashed !== undefined) {

@@ -11,9 +11,10 @@ import { describeProfiles } from '../profile-suite.js';
 describeProfiles('content and offsets', (t) => {
   // catalogue A2, taxonomy #5 (stale data): nothing left over from earlier users of the memory may show.
   // The content was read when the run first opened the profile, before any case wrote to it,
-  // in a forked child with a watchdog (device.ts, initialContent).
+  // in a forked child with a watchdog (tools/test/region-record.ts).
   it('a whole-device map reads zero right after load', { tags: ['core'] }, async (ctx) => {
     ctx.skip(t.profile.initial !== 'zero', 'the profile says the initial content is device-defined');
+    t.needsStableContent(ctx);
     const initial = t.dut.initial;
     if ('error' in initial) throw new Error(`reading the whole region (in a child, with a watchdog) failed: ${initial.error}`);
     expect(initial.nonZero, `the first non-zero byte is at offset ${initial.firstNonZero}`).toBe(0);
@@ -62,6 +63,7 @@ describeProfiles('content and offsets', (t) => {
 
   it('read() and write() at an offset mirror the mapping', async (ctx) => {
     ctx.skip(!t.profile.readWrite, 'the profile says read()/write() do not mirror the mapping');
+    t.needsStableContent(ctx);
     t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
     const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page });
     const sh = (script: string): Promise<string> => t.dut.guest.run(['sh', '-c', script]);

@@ -31,10 +31,11 @@ describeProfiles('access modes and protections', (t) => {
   });
 
   // catalogue B7: PTEs follow vma->vm_page_prot; a driver hard-coding PAGE_SHARED makes this write succeed (taxonomy #6).
-  it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', { tags: ['core'] }, async () => {
+  it('a write to a PROT_READ mapping raises SIGSEGV and changes nothing', { tags: ['core'] }, async (ctx) => {
     const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
     const before = await t.dut.native.readBytes(addr, 1);
     expect(await t.dut.native.probe(addr, 'write')).toBe('SIGSEGV');
+    t.needsStableContent(ctx);
     expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(before);
   });
 
@@ -47,7 +48,8 @@ describeProfiles('access modes and protections', (t) => {
 
   if (t.profile.writable) {
     // catalogue B4: O_RDWR + MAP_SHARED + PROT_READ, then mprotect(+W): change_protection makes the PTEs writable.
-    it('mprotect adds PROT_WRITE to a shared mapping of an O_RDWR fd', async () => {
+    it('mprotect adds PROT_WRITE to a shared mapping of an O_RDWR fd', async (ctx) => {
+      t.needsStableContent(ctx);
       t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
       const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
       await t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE);
@@ -81,6 +83,7 @@ describeProfiles('access modes and protections', (t) => {
       await ranBranch(ctx, `refused with ${mapped.refused}`);
     } else {
       expect(t.profile.private, 'the profile promises that MAP_PRIVATE is refused').not.toBe('rejected');
+      t.needsStableContent(ctx);
       const at = length - t.dut.page;
       const before = await native.readInChild(t.profile.device, t.dut.offset + at, 7);
       await native.writeBytes(mapped.addr + at, Buffer.from('private'));

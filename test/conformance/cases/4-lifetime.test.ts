@@ -12,6 +12,7 @@ describeProfiles('lifetime and sharing', (t) => {
   // catalogue D1: the VMA holds its own reference to the file (get_file in __mmap_region); ->release
   // only runs at the last munmap (fput in remove_vma; both 6.1 and 6.12).
   it('the mapping stays valid after close(fd)', { tags: ['core'] }, async (ctx) => {
+    t.needsStableContent(ctx);
     const { fd, addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const before = await t.dut.native.readBytes(addr, Number(t.dut.page));
     await t.dut.native.close(fd);

@@ -33,13 +33,15 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
       await ctx.annotate('quality warning: VM_MIXEDMAP mapping without ->fault SIGBUSes after MADV_DONTNEED (catalogue G2)');
       await ranBranch(ctx, 'SIGBUS after MADV_DONTNEED (VM_MIXEDMAP without ->fault)');
     } else {
+      t.needsStableContent(ctx);
       expect(after.value).toEqual(before);
       await ranBranch(ctx, result === 'ok' ? 'zapped; the content showed again' : 'refused with EINVAL (VM_PFNMAP); the content stayed');
     }
   });
 
   // catalogue G1: MADV_WILLNEED on a file vma: vfs_fadvise is called and its result ignored (madvise_willneed, 6.1); 0.
-  it('MADV_WILLNEED succeeds and changes nothing', async () => {
+  it('MADV_WILLNEED succeeds and changes nothing', async (ctx) => {
+    t.needsStableContent(ctx);
     const { addr, length } = await mapReadOnly(upTo(2n));
     const before = await t.dut.native.readBytes(addr, Number(length));
     await t.dut.native.madvise(addr, length, t.dut.c.MADV_WILLNEED);
@@ -58,7 +60,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
 
   // catalogue E2: MADV_DOFORK on a VM_IO vma is EINVAL (madvise_vma_behavior, 6.1); otherwise it clears
   // VM_DONTCOPY and the child inherits the mapping again.
-  it('MADV_DOFORK: EINVAL on a VM_IO vma, otherwise the child inherits the mapping again', async () => {
+  it('MADV_DOFORK: EINVAL on a VM_IO vma, otherwise the child inherits the mapping again', async (ctx) => {
     const { addr } = await mapReadOnly();
     const before = await t.dut.native.readBytes(addr, 8);
     await t.dut.native.madvise(addr, page(), t.dut.c.MADV_DONTFORK);
@@ -69,6 +71,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
       await expect(t.dut.native.readInForkedChild(addr, 8)).rejects.toMatchObject({ code: 'SIGSEGV' });
     } else {
       expect(result).toBe('ok');
+      t.needsStableContent(ctx);
       expect(await t.dut.native.readInForkedChild(addr, 8)).toEqual(before);
     }
   });
@@ -100,7 +103,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
 
   // catalogue G4: mlock returns 0; on a VM_SPECIAL vma it does nothing (mlock_fixup, 6.1 and 6.12): no "lo", Locked 0 kB.
   // Elsewhere it faults every page in through ->fault; the content stays the same.
-  it('mlock and munlock succeed; a VM_SPECIAL vma is not locked', { tags: ['core'] }, async () => {
+  it('mlock and munlock succeed; a VM_SPECIAL vma is not locked', { tags: ['core'] }, async (ctx) => {
     const { addr, length } = await mapReadOnly(upTo(4n));
     const before = await t.dut.native.readBytes(addr, Number(length));
     await t.dut.native.mlock(addr, length);
@@ -111,6 +114,7 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
     } else {
       expect(vma.flags.has('lo')).toBe(true);
     }
+    t.needsStableContent(ctx);
     expect(await t.dut.native.readBytes(addr, Number(length))).toEqual(before);
     await t.dut.native.munlock(addr, length);
     expect((await vmaAt(t, addr)).flags.has('lo')).toBe(false);
@@ -167,7 +171,8 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
 
   // catalogue G5: MAP_POPULATE is skipped for VM_IO|VM_PFNMAP (__mm_populate, 6.1 and 6.12) and pre-faults other
   // vmas, ignoring errors; either way the mapping shows the same data as a plain one.
-  it('MAP_POPULATE succeeds and reads the same data as a plain mapping', { tags: ['core'] }, async () => {
+  it('MAP_POPULATE succeeds and reads the same data as a plain mapping', { tags: ['core'] }, async (ctx) => {
+    t.needsStableContent(ctx);
     const { c } = t.dut;
     const length = upTo(4n);
     const plain = await mapReadOnly(length);
@@ -190,11 +195,12 @@ describeProfiles('madvise, mlock, msync, mincore, populate, mmap flags (catalogu
   });
 
   // catalogue A8: with plain MAP_SHARED unknown flags are dropped (do_mmap): the mapping works.
-  it('MAP_SHARED|MAP_SYNC maps as plain MAP_SHARED (the flag is dropped)', async () => {
+  it('MAP_SHARED|MAP_SYNC maps as plain MAP_SHARED (the flag is dropped)', async (ctx) => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     const addr = await native.mmap(0n, page(), c.PROT_READ, c.MAP_SHARED | c.MAP_SYNC, fd, t.dut.offset);
     t.mappings.later(() => native.munmap(addr, page()));
+    t.needsStableContent(ctx);
     expect(await native.readBytes(addr, 16)).toEqual(await native.readInChild(t.profile.device, t.dut.offset, 16));
   });
 

@@ -28,7 +28,8 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
 
   // catalogue I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
   // VM_IO|VM_PFNMAP.
-  it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async () => {
+  it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async (ctx) => {
+    t.needsStableContent(ctx);
     const expected = await content(40n, 'written to a pipe');
     const out = await python<{ n: number; data: string }>(
       t,
@@ -63,7 +64,7 @@ done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
   // catalogue I1: process_vm_readv pins the remote pages with GUP, which refuses VM_IO|VM_PFNMAP
   // (check_vma_flags, 6.1 and 6.12) -> EFAULT (process_vm_rw_single_vec, 6.1).
   // Page-backed vmas (catalogue I3) give the bytes.
-  it('process_vm_readv from the mapping: EFAULT on VM_IO/VM_PFNMAP, otherwise the mapped bytes', async () => {
+  it('process_vm_readv from the mapping: EFAULT on VM_IO/VM_PFNMAP, otherwise the mapped bytes', async (ctx) => {
     const expected = await content(8n, 'remote read');
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
@@ -84,6 +85,7 @@ done({'n': n, 'err': errname(ctypes.get_errno()) if n < 0 else None, 'data': buf
       expect(out.err, `${vma.line}`).toBe('EFAULT');
     } else {
       expect(out.n).toBe(11);
+      t.needsStableContent(ctx);
       expect(Buffer.from(out.data, 'hex')).toEqual(expected);
     }
   });
@@ -106,6 +108,7 @@ except OSError as e:
 `,
     );
     if (out.err === null) {
+      t.needsStableContent(ctx);
       expect(Buffer.from(out.data, 'hex')).toEqual(expected);
       await ranBranch(ctx, 'read the mapped bytes');
     } else {
@@ -145,6 +148,7 @@ else:
 `,
     );
     if (out.err === null) {
+      t.needsStableContent(ctx);
       expect(Buffer.from(out.data, 'hex')).toEqual(expected);
       await ranBranch(ctx, 'read the mapped word');
     } else {

@@ -108,6 +108,7 @@ done({'ok': True})
       await ranBranch(ctx, 'fork failed with ENOMEM (kernel finding)');
     }
     // Either way the private copy and the device are as they were.
+    t.needsStableContent(ctx);
     expect(await native.readBytes(addr, 7)).toEqual(Buffer.from('private'));
     expect(await native.readBytes(shared.addr, 7)).toEqual(before);
   });
@@ -117,6 +118,7 @@ done({'ok': True})
   it('fork after writing a later page of a MAP_PRIVATE mapping: the child sees the private copy and the device', async (ctx) => {
     ctx.skip(t.profile.private === 'rejected', 'the profile says MAP_PRIVATE is refused');
     ctx.skip(pages() < 2n, 'the device has fewer than 2 pages');
+    t.needsStableContent(ctx);
     const { native, c } = t.dut;
     const addr = await t.needsPrivate(ctx, c.PROT_READ | c.PROT_WRITE, 2n * page(), c.O_RDWR);
     const device = await native.readInChild(t.profile.device, t.dut.offset, 16);
@@ -128,13 +130,14 @@ done({'ok': True})
 
   // catalogue B8 / mprotect: PROT_NONE makes every access SIGSEGV (SEGV_ACCERR); restoring PROT_READ
   // rewrites the PTEs (change_protection, 6.1 and 6.12) or re-faults: same content.
-  it('mprotect to PROT_NONE and back keeps the content', async () => {
+  it('mprotect to PROT_NONE and back keeps the content', async (ctx) => {
     const length = pages() >= 2n ? 2n * page() : page();
     const { addr } = await t.mappings.map(t.profile.device, { length, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const before = await t.dut.native.readBytes(addr, Number(length));
     await t.dut.native.mprotect(addr, page(), t.dut.c.PROT_NONE);
     expect(await t.dut.native.probe(addr, 'read')).toBe('SIGSEGV');
     await t.dut.native.mprotect(addr, page(), t.dut.c.PROT_READ);
+    t.needsStableContent(ctx);
     expect(await t.dut.native.readBytes(addr, Number(length))).toEqual(before);
   });
 
@@ -145,7 +148,7 @@ done({'ok': True})
   // Taxonomy #15: a driver's ->mmap error path must not leak or leave state behind. 200 out-of-range
   // mmaps (catalogue A6) are each refused (or SIGBUS past the end); the module refcount, the agent's
   // vmas of the device and the device's content stay as they were.
-  it('200 refused out-of-range mmaps leave the device working', async () => {
+  it('200 refused out-of-range mmaps leave the device working', async (ctx) => {
     const { native, c } = t.dut;
     const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
     const baseline = await native.readInChild(t.profile.device, t.dut.offset, 64);
@@ -170,6 +173,7 @@ done({'ok': True})
     }
     expect(await refcnt()).toBe(refsBefore);
     expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);
+    t.needsStableContent(ctx);
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
     expect(await native.readBytes(addr, 64)).toEqual(baseline);
   });
@@ -177,7 +181,7 @@ done({'ok': True})
   // Taxonomy #15 with the kernel's and the driver's own refusals: O_RDONLY + PROT_WRITE (catalogue B2,
   // kernel) and, where the profile refuses them, MAP_PRIVATE (catalogue C1) or writable (catalogue B4) mappings,
   // 200 times each kind; nothing may be left behind.
-  it('200 refused mmaps of each other kind leave the device working', async () => {
+  it('200 refused mmaps of each other kind leave the device working', async (ctx) => {
     const { native, c } = t.dut;
     const ro = await t.mappings.open(t.profile.device, c.O_RDONLY);
     const rw = await t.mappings.open(t.profile.device, c.O_RDWR);
@@ -200,6 +204,7 @@ done({'ok': True})
     }
     expect(await refcnt()).toBe(refsBefore);
     expect(await vmaCount(t, t.profile.device)).toBe(vmasBefore);
+    t.needsStableContent(ctx);
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: c.PROT_READ, openFlags: c.O_RDONLY });
     expect(await native.readBytes(addr, 64)).toEqual(baseline);
   });

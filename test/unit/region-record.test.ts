@@ -1,0 +1,58 @@
+// The region record (tools/test/region-record.ts) against a fake agent: made once per guest and
+// then read back, an unreadable region recorded as its error, and one line per profile whose
+// region changed on its own, in profile order.
+import { describe, expect, it } from 'vitest';
+import type { RegionSample, SampleRegionArgs } from '../../guest/protocol.js';
+import { GuestError, type GuestClient } from '../../tools/qemu/guest-client.js';
+import { STABILITY_GAPS_MS, describeChange, recordRegions, regionRecord } from '../../tools/test/region-record.js';
+
+/** A fake agent whose regions answer sampleRegion as given (an errno code: the read fails); files live in `files`. */
+function fakeGuest(regions: Record<string, RegionSample | string>): { guest: GuestClient; files: Map<string, string>; sampled: SampleRegionArgs[] } {
+  const files = new Map<string, string>();
+  const sampled: SampleRegionArgs[] = [];
+  const guest = {
+    readFile: (file: string) =>
+      files.has(file) ? Promise.resolve(files.get(file)!) : Promise.reject(new GuestError({ message: `ENOENT: ${file}`, code: 'ENOENT' })),
+    writeFile: (file: string, data: string) => {
+      files.set(file, data);
+      return Promise.resolve();
+    },
+    sampleRegion: (args: SampleRegionArgs) => {
+      sampled.push(args);
+      const answer = regions[args.path] ?? 'ENOENT';
+      return typeof answer === 'string' ? Promise.reject(new GuestError({ message: `${answer}: readInChild`, code: answer })) : Promise.resolve(answer);
+    },
+  } as unknown as GuestClient;
+  return { guest, files, sampled };
+}
+
+const still: RegionSample = { nonZero: 0, firstNonZero: -1 };
+const live: RegionSample = { nonZero: 48, firstNonZero: 35840, changed: { apartMs: 1012, bytes: 48, firstAt: 35840 } };
+const region = (device: string) => ({ device, offset: 0n, length: 8192 });
+
+describe('regionRecord', () => {
+  it('samples the whole region with the stability gaps once, then reads the record back', async () => {
+    const { guest, sampled } = fakeGuest({ '/dev/a': still });
+    expect(await regionRecord(guest, region('/dev/a'))).toEqual(still);
+    expect(await regionRecord(guest, region('/dev/a'))).toEqual(still);
+    expect(sampled).toEqual([{ path: '/dev/a', offset: 0n, length: 8192, gapsMs: STABILITY_GAPS_MS }]);
+  });
+
+  it('records a region that cannot be read as its errno, for the initial-content case to fail with', async () => {
+    const { guest } = fakeGuest({ '/dev/a': 'ETIMEDOUT' });
+    expect(await regionRecord(guest, region('/dev/a'))).toEqual({ error: 'ETIMEDOUT' });
+  });
+});
+
+describe('recordRegions', () => {
+  it('one line for each profile whose region changed on its own, in profile order', async () => {
+    const { guest } = fakeGuest({ '/dev/a': live, '/dev/b': still, '/dev/c': live });
+    const profile = (name: string, device: string) => ({ name, device, offset: 0, size: 4096 });
+    const lines = await recordRegions(guest, [profile('A', '/dev/a'), profile('B', '/dev/b'), profile('C', '/dev/c')]);
+    expect(lines).toEqual([
+      'A: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
+      'C: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
+    ]);
+    expect(describeChange(live.changed!)).not.toContain('\n');
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * What a profile's region held when the run first read it, and whether it
+ * held still: recorded once per run, before any case could write to it.
+ *
+ * Content cases compare what they read with what they wrote or what the
+ * profile promises. A region that something else writes to (the kernel's
+ * framebuffer console blinking its cursor into /dev/fb0) fails them on a
+ * correct driver, so the run first reads the region a few times with nobody
+ * mapping it in between, and when it changes, says so in one line and skips
+ * the content cases with that reason instead of failing them.
+ *
+ * The record lives in the guest's /tmp: every file of the suite, whatever
+ * its order and whichever worker runs it, reads the same one; a guest that
+ * rebooted has none, and the first file to open the profile makes it again.
+ */
+import type { RegionChange, RegionSample } from '../../guest/protocol.js';
+import type { GuestClient } from '../qemu/guest-client.js';
+
+/** The record: the first read's non-zero bytes and any change the later reads saw, or why the region could not be read. */
+export type RegionRecord = RegionSample | { error: string };
+
+export interface Region {
+  device: string;
+  offset: bigint;
+  length: number;
+}
+
+/**
+ * A read, then four more after 300, 450, 650 and 1000 ms, each compared with
+ * the first and the one before. fbcon's cursor blink (fb_flashcursor) toggles
+ * the cursor every cur_blink_jiffies, which fbcon_cursor takes from the
+ * console's vc_cur_blink_ms, DEFAULT_CURSOR_BLINK_MS = 200 ms (visual_init; 6.1),
+ * later under TCG, where the work re-queues itself only after it ran. The first gap is longer than one toggle; gaps that are not multiples
+ * of one another keep a blink from aliasing with the reads: against a
+ * 200 ms toggle the read 1.4 s after the first is exactly 7 toggles (odd)
+ * later, against 250 ms the 750 ms read is 3, against 300 ms the first gap is 1.
+ * The last read, 2.4 s after the first, is for a blink that TCG slows down:
+ * measured under TCG on 6.1 with fbcon bound to /dev/fb0 (profile key
+ * console), the cursor's 48 bytes toggled all through 4 s of reads, and the
+ * first pair of reads that differed was 1.0 s apart.
+ */
+export const STABILITY_GAPS_MS = [300, 450, 650, 1000];
+
+function recordFile(region: Region): string {
+  return `/tmp/mmapkit-region${region.device.replace(/\//g, '_')}@${region.offset}.json`;
+}
+
+/** The region's record, read from the guest or, the first time in this guest, made and saved there. */
+export async function regionRecord(guest: GuestClient, region: Region): Promise<RegionRecord> {
+  const file = recordFile(region);
+  const saved = await guest.readFile(file).catch((error: { code?: string }) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+  if (saved !== '') return JSON.parse(saved) as RegionRecord;
+  let record: RegionRecord;
+  try {
+    record = await guest.sampleRegion({ path: region.device, offset: region.offset, length: region.length, gapsMs: STABILITY_GAPS_MS });
+  } catch (error) {
+    // A fault handler that never installs a PTE ends in the child's watchdog (readInChild), not in a hung agent.
+    const { code, message } = error as { code?: string; message: string };
+    record = { error: code ?? message };
+  }
+  await guest.writeFile(file, JSON.stringify(record));
+  return record;
+}
+
+/** The change, as the run's line and the skip reasons say it. */
+export function describeChange(change: RegionChange): string {
+  const apart = (change.apartMs / 1000).toFixed(1);
+  return `the region changed on its own between two reads ${apart} s apart (${change.bytes} bytes differ, first at offset ${change.firstAt})`;
+}
+
+/** The run's one line for a region that changed on its own. */
+export const changedLine = (name: string, change: RegionChange): string => `${name}: ${describeChange(change)}: content cases are skipped`;
+
+/**
+ * Makes every profile's record before the first case runs and returns the
+ * line to print for each region that changed on its own, in profile order.
+ * The profiles are sampled side by side (the agent serves other requests
+ * during the gaps), so a run pays the gaps once, not once per profile.
+ */
+export async function recordRegions(guest: GuestClient, profiles: ReadonlyArray<{ name: string; device: string; offset: number; size: number }>): Promise<string[]> {
+  const records = await Promise.all(
+    profiles.map((profile) => regionRecord(guest, { device: profile.device, offset: BigInt(profile.offset), length: profile.size })),
+  );
+  return profiles.flatMap((profile, index) => {
+    const record = records[index]!;
+    return 'changed' in record && record.changed !== undefined ? [changedLine(profile.name, record.changed)] : [];
+  });
+}
