@@ -62,7 +62,7 @@ function unexpectedOutcomes(workers: RaceWorker[], allowed: (op: string, code: s
   );
 }
 
-describeProfiles('concurrency (J7, D2, D3)', (t) => {
+describeProfiles('concurrency (J, D, E, F)', (t) => {
   const page = (): bigint => t.dut.page;
   const windowPages = (): bigint => (t.dut.size / page() < WINDOW_PAGES ? t.dut.size / page() : WINDOW_PAGES);
   const windowLength = (): bigint => windowPages() * page();
