@@ -71,6 +71,84 @@ export interface IoctlAnswer {
   arg: Buffer;
 }
 
+/** A page a racing worker found holding another index than its own (the page-index pattern). */
+export interface WrongPage {
+  /** The round (raceFaults) or iteration (raceMappings). */
+  round: number;
+  /** The index the page should hold. */
+  page: number;
+  /** What its first 8-byte word held. */
+  seen: bigint;
+  /** How many of its words were wrong. */
+  wrongWords: number;
+}
+
+/**
+ * How often an operation of a racing worker ended one way: `code` is 'ok', an errno name
+ * ('EAGAIN'), a forked child's exit status ('0'; '1': it found a page holding another page's
+ * index) or the signal that killed it ('SIGBUS').
+ */
+export interface RaceOutcome {
+  op: 'mmap' | 'munmap' | 'mremap-shrink' | 'mremap-move' | 'fork' | 'child-exit' | 'child-signal' | 'delete_module';
+  code: string;
+  count: number;
+}
+
+/** What one racing worker did and saw. */
+export interface RaceWorker {
+  /** The CPU it was pinned to. */
+  cpu: number;
+  /** The CPUs it was seen running on (sched_getcpu after each touch). */
+  ranOn: number[];
+  /** Rounds or loop iterations it went through. */
+  iterations: number;
+  /** Pages it touched and checked. */
+  touched: number;
+  /** Wrong pages in all; `wrong` lists the first 16. */
+  wrongCount: number;
+  wrong: WrongPage[];
+  outcomes: RaceOutcome[];
+}
+
+/** raceFaults: how a run of racing first-touch faults went. */
+export interface RaceFaultsOptions {
+  /** 1..8 workers; worker w is pinned to the w-th CPU the process may use (mod their count). */
+  workers: number;
+  /** One process per worker, each mapping on its own; else threads of one process sharing each round's mapping. */
+  processes: boolean;
+  /** 'same': every worker touches every page, in order; 'distinct': worker w touches pages w, w + workers, ... */
+  pages: 'same' | 'distinct';
+  /** 'write': the touch is a locked add of 0 (a write fault that leaves the word as it was). */
+  access: Access;
+  /** The index the page at `offset` holds. */
+  firstIndex: number;
+  /** Rounds at most, each on fresh mappings... */
+  rounds: number;
+  /** ...and none started after this many milliseconds. */
+  timeLimitMs: number;
+}
+
+export interface RaceFaultsResult {
+  /** Rounds run. */
+  rounds: number;
+  /** A mapping failed (the workers' `outcomes` say how) and the rounds stopped. */
+  failed: boolean;
+  workers: RaceWorker[];
+}
+
+export interface RaceMappingsOptions {
+  /** One worker (a thread, pinned as for raceFaults) per role, 1..8. */
+  roles: ('map' | 'mremap' | 'fork' | 'unload')[];
+  /** The pattern index at `offset`, or -1 to touch without checking. */
+  firstIndex: number;
+  /** For the 'unload' role: the module delete_module(O_NONBLOCK) tries to unload. */
+  module?: string;
+  /** Iterations per worker at most... */
+  iterations: number;
+  /** ...and none started after this many milliseconds. */
+  timeLimitMs: number;
+}
+
 /** A row of FUNCTIONS: the function's type, carried by the type alone (the value is empty). */
 interface Signature<F extends (...args: never[]) => unknown> {
   readonly type?: F;
@@ -125,6 +203,25 @@ export const FUNCTIONS = {
    * throws code 'SIGBUS' etc.
    */
   forkAndExit: signature<() => number>(),
+  /**
+   * Racing first-touch faults: `workers` threads (or processes) pinned to distinct CPUs map
+   * `length` bytes of `fd` at `offset` (MAP_SHARED; PROT_READ, plus PROT_WRITE for 'write'),
+   * start faulting together at a spinning barrier, check every word of each page they touch
+   * against the page-index pattern, unmap, and go again with fresh mappings. Runs in a forked
+   * child (its own process group): if the workers are not done within the time limit plus 5 s,
+   * it is killed and the call throws code 'ETIMEDOUT' saying where each worker stopped (step,
+   * page, round, kernel task state and wchan); a worker killed by a signal throws that signal
+   * ('SIGBUS') with the same.
+   */
+  raceFaults: signature<(fd: number, offset: bigint, length: bigint, options: RaceFaultsOptions) => RaceFaultsResult>(),
+  /**
+   * Concurrent loops on `fd`, one thread per role, started together, in a forked child with the
+   * deadline of raceFaults: 'map' maps `length` bytes at `offset` PROT_READ, touches the first and
+   * last pages, unmaps; 'mremap' maps, shrinks to one page, moves it, touches, unmaps; 'fork' maps,
+   * touches, forks a child that checks every page of its copy, unmaps while the child runs and
+   * reaps it; 'unload' calls delete_module(module, O_NONBLOCK). Every outcome is counted.
+   */
+  raceMappings: signature<(fd: number, offset: bigint, length: bigint, options: RaceMappingsOptions) => { workers: RaceWorker[] }>(),
   /** `newAddr` (default 0n) is passed to the kernel whatever the flags. */
   mremap: signature<(oldAddr: bigint, oldSize: bigint, newSize: bigint, flags: number, newAddr?: bigint) => bigint>(),
   madvise: signature<(addr: bigint, length: bigint, advice: number) => void>(),

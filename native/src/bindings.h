@@ -44,6 +44,9 @@
   X(readInForkedChild, ReadInForkedChild)                                    \
   /* fork_exit.cc: a child that is forked and exits at once. */              \
   X(forkAndExit, ForkAndExit)                                                \
+  /* race_faults.cc, race_mappings.cc: workers racing on one device. */     \
+  X(raceFaults, RaceFaults)                                                  \
+  X(raceMappings, RaceMappings)                                              \
   /* bench_map.cc, bench_read.cc: the timed loops of `mmapkit bench`. */     \
   X(benchMapTouch, BenchMapTouch)                                            \
   X(benchFill, BenchFill)                                                    \

@@ -11,7 +11,6 @@
 #include "errors.h"
 
 namespace mmapkit {
-namespace {
 
 // The child inherits our SIGSEGV/SIGBUS handlers (which would chain into
 // Node's) and the forking thread's signal mask. With default, unblocked
@@ -30,6 +29,8 @@ void ResetSignalsInChild() {
   }
   sigprocmask(SIG_UNBLOCK, &fatal, nullptr);
 }
+
+namespace {
 
 // Reads until EOF into the pre-sized `buffer` without growing it; excess
 // bytes (a protocol error) are counted in *received but dropped.

@@ -30,6 +30,10 @@ constexpr int kExitPipeFailed = 2;
 
 bool WriteAll(int fd, const void* data, size_t length);
 
+// Default, unblocked SIGSEGV, SIGBUS and SIGALRM: a fault or the watchdog
+// kills the child by that signal, for the parent to read from waitpid().
+void ResetSignalsInChild();
+
 // Copies `length` bytes of a mapping to `out`; false if a write failed.
 bool CopyToPipe(int out, const uint8_t* mapping, size_t length);
 

@@ -8,7 +8,6 @@
 #include <cstring>
 
 namespace mmapkit {
-namespace {
 
 // libuv names the codes Node itself reports; for an errno it has no name
 // for, it writes "Unknown system error N", which is not a usable code.
@@ -18,6 +17,8 @@ std::string ErrnoCode(int err) {
   if (std::strncmp(name, "Unknown", 7) == 0) return "E" + std::to_string(err);
   return name;
 }
+
+namespace {
 
 std::string ErrnoDescription(int err) {
   char text[128];

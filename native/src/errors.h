@@ -33,6 +33,9 @@ Napi::Error FaultError(Napi::Env env, const Fault& fault);
 Napi::Error CodedError(Napi::Env env, const std::string& code,
                        const std::string& message);
 
+// "EINVAL", "EAGAIN", ... as used for `code` on errno errors.
+std::string ErrnoCode(int err);
+
 // "SIGBUS", "SIGSEGV", ... as used for `code` on signal errors.
 std::string SignalCode(int signo);
 
