@@ -13,10 +13,12 @@ import type {
   ErrorInfo,
   GuestMessage,
   GuestPattern,
+  Holder,
   KmsgCursor,
   NativeArgs,
   Op,
   OutputEvent,
+  PatternMismatch,
   ReadyMessage,
   Request,
   RequestBody,
@@ -106,6 +108,26 @@ const guestPattern: Check<GuestPattern> = (value, at) => {
   };
 };
 
+const patternMismatch: Check<PatternMismatch> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    offset: integer(record.offset, `${at}.offset`),
+    expected: bigint(record.expected, `${at}.expected`),
+    found: bigint(record.found, `${at}.found`),
+    words: integer(record.words, `${at}.words`),
+  };
+};
+
+const holder: Check<Holder> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    pid: integer(record.pid, `${at}.pid`),
+    comm: string(record.comm, `${at}.comm`),
+    kind: oneOf('fd', 'mapping')(record.kind, `${at}.kind`),
+    name: string(record.name, `${at}.name`),
+  };
+};
+
 const errorInfo: Check<ErrorInfo> = (value, at) => {
   const record = fields(value, at);
   return {
@@ -164,6 +186,11 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return { addr: bigint(record.addr, `${at}.addr`), pattern: guestPattern(record.pattern, `${at}.pattern`) };
   },
+  checkPattern: (value, at) => {
+    const record = fields(value, at);
+    return { read: nativeArgs(record.read, `${at}.read`), expect: arrayOf(guestPattern)(record.expect, `${at}.expect`) };
+  },
+  holders: (value, at) => ({ paths: arrayOf(string)(fields(value, at).paths, `${at}.paths`) }),
   readFile: (value, at) => ({ path: string(fields(value, at).path, `${at}.path`) }),
   writeFile: (value, at) => {
     const record = fields(value, at);
@@ -192,6 +219,8 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
     };
   },
   writePattern: nothing,
+  checkPattern: nullable(patternMismatch),
+  holders: arrayOf(holder),
   readFile: string,
   writeFile: nothing,
   reattach: readyMessage,

@@ -42,6 +42,7 @@
   /* child_reader.cc: reading a mapping from a second process. */            \
   X(readInChild, ReadInChild)                                                \
   X(readInForkedChild, ReadInForkedChild)                                    \
+  X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
   /* fork_exit.cc: a child that is forked and exits at once. */              \
   X(forkAndExit, ForkAndExit)                                                \
   /* bench_map.cc, bench_read.cc: the timed loops of `mmapkit bench`. */     \

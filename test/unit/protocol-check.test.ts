@@ -31,6 +31,12 @@ describe('checkRequest', () => {
     { id: 9, op: 'readFile', args: { path: '/proc/self/smaps' } },
     { id: 10, op: 'writeFile', args: { path: '/sys/kernel/debug/x', data: '0\n' } },
     { id: 11, op: 'reattach', args: {} },
+    {
+      id: 12,
+      op: 'checkPattern',
+      args: { read: { fn: 'readInChildAfterUnmap', args: [0x7f00n, 8192n, 2] }, expect: [{ kind: 'pageIndex', pageSize: 4096, first: 0n, count: 2 }] },
+    },
+    { id: 13, op: 'holders', args: { paths: ['/dev/mmapkit', '/dev/mmapkit-remap'] } },
   ])('accepts $op (id $id) as sent', (request) => {
     expect(checkRequest(overTheChannel(request))).toEqual(request);
   });
@@ -85,6 +91,11 @@ describe('checkResult', () => {
     const outcomes = [{ ok: true, value: 5n }, { ok: false, error: { message: 'EINVAL', code: 'EINVAL', errno: -22, address: 1n } }];
     expect(checkResult('batch', overTheChannel(outcomes))).toEqual(outcomes);
     expect(checkResult('reattach', overTheChannel(READY))).toEqual(READY);
+    expect(checkResult('checkPattern', null)).toBeNull();
+    const mismatch = { offset: 4096, expected: 1n, found: 0n, words: 512 };
+    expect(checkResult('checkPattern', overTheChannel(mismatch))).toEqual(mismatch);
+    const holders = [{ pid: 1, comm: 'node', kind: 'mapping', name: '7f00-7f01' }];
+    expect(checkResult('holders', overTheChannel(holders))).toEqual(holders);
   });
 
   it.each([
@@ -93,6 +104,8 @@ describe('checkResult', () => {
     ['writeFile', 'done', /^the answer to writeFile must be absent/],
     ['exec', { code: 0 }, /^the answer to exec\.signal must be a string, not undefined$/],
     ['reattach', { type: 'ready', uptime: 1, kernel: 'k', clocksource: 'tsc', pageSize: 4096 }, /^the answer to reattach\.constants must be an object/],
+    ['checkPattern', { offset: 0, expected: 1, found: 0n, words: 1 }, /^the answer to checkPattern\.expected must be a BigInt/],
+    ['holders', [{ pid: 1, comm: 'sh', kind: 'socket', name: '3' }], /^the answer to holders\[0\]\.kind must be "fd" or "mapping"/],
   ] as const)('refuses a %s answer of the wrong kind', (op, value, reason) => {
     expect(() => checkResult(op, value)).toThrow(reason);
   });
