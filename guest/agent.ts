@@ -11,11 +11,13 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
+import { holders } from './holders.js';
 import { readRequest } from './protocol-check.js';
 import {
   type ArgsOf,
   type BatchArgs,
   type BatchOutcome,
+  type CheckPatternArgs,
   type ErrorInfo,
   type ExecArgs,
   type ExecResult,
@@ -36,6 +38,7 @@ import {
   parseKmsgRecord,
   patternBytes,
   regionDifference,
+  patternMismatch,
 } from './protocol.js';
 
 function required(name: string): string {
@@ -225,6 +228,13 @@ async function sampleRegion({ path: device, offset, length, gapsMs }: SampleRegi
   return sample;
 }
 
+/** Runs the read (any native call that returns bytes) and compares what it gave with the patterns. */
+function checkPattern({ read, expect }: CheckPatternArgs): ReturnType<typeof patternMismatch> {
+  const bytes = callNative(read);
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`checkPattern: ${read.fn} does not return bytes`);
+  return patternMismatch(bytes, expect);
+}
+
 type AgentOp = Exclude<Op, 'reattach'>;
 
 /** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
@@ -238,6 +248,8 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     writePattern(args);
     return undefined;
   },
+  checkPattern,
+  holders: ({ paths }) => holders(paths),
   readFile: ({ path: file }) => readFileSync(file, 'utf8'),
   sampleRegion,
   writeFile: ({ path: file, data }) => {

@@ -13,11 +13,13 @@ import type {
   ErrorInfo,
   GuestMessage,
   GuestPattern,
+  Holder,
   KmsgCursor,
   NativeArgs,
   RegionChange,
   Op,
   OutputEvent,
+  PatternMismatch,
   ReadyMessage,
   Request,
   RequestBody,
@@ -116,6 +118,26 @@ const regionChange: Check<RegionChange> = (value, at) => {
   };
 };
 
+const patternMismatch: Check<PatternMismatch> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    offset: integer(record.offset, `${at}.offset`),
+    expected: bigint(record.expected, `${at}.expected`),
+    found: bigint(record.found, `${at}.found`),
+    words: integer(record.words, `${at}.words`),
+  };
+};
+
+const holder: Check<Holder> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    pid: integer(record.pid, `${at}.pid`),
+    comm: string(record.comm, `${at}.comm`),
+    kind: oneOf('fd', 'mapping')(record.kind, `${at}.kind`),
+    name: string(record.name, `${at}.name`),
+  };
+};
+
 const errorInfo: Check<ErrorInfo> = (value, at) => {
   const record = fields(value, at);
   return {
@@ -174,6 +196,11 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return { addr: bigint(record.addr, `${at}.addr`), pattern: guestPattern(record.pattern, `${at}.pattern`) };
   },
+  checkPattern: (value, at) => {
+    const record = fields(value, at);
+    return { read: nativeArgs(record.read, `${at}.read`), expect: arrayOf(guestPattern)(record.expect, `${at}.expect`) };
+  },
+  holders: (value, at) => ({ paths: arrayOf(string)(fields(value, at).paths, `${at}.paths`) }),
   readFile: (value, at) => ({ path: string(fields(value, at).path, `${at}.path`) }),
   sampleRegion: (value, at) => {
     const record = fields(value, at);
@@ -211,6 +238,8 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
     };
   },
   writePattern: nothing,
+  checkPattern: nullable(patternMismatch),
+  holders: arrayOf(holder),
   readFile: string,
   sampleRegion: (value, at) => {
     const record = fields(value, at);

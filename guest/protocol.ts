@@ -123,6 +123,38 @@ export function regionDifference(first: Uint8Array, later: Uint8Array): { bytes:
 }
 
 /**
+ * Compares bytes read in the guest with patterns built there: `read` is a native call that returns
+ * bytes (readBytes, or a read in a child process), `expect` the patterns those bytes must be, one
+ * after another. Only the verdict travels, never the bytes (1.4 MB of base64 per MiB).
+ */
+export interface CheckPatternArgs {
+  read: NativeArgs;
+  expect: GuestPattern[];
+}
+
+/** Where bytes first differ from the patterns they should hold; a checkPattern that found them equal answers null. */
+export interface PatternMismatch {
+  /** Byte offset, in what was read, of the first differing 8-byte word. */
+  offset: number;
+  /** That word as the patterns have it, and as read (little-endian). */
+  expected: bigint;
+  found: bigint;
+  /** How many 8-byte words differ in all. */
+  words: number;
+}
+
+/** A process's fd or mapping that refers to a file asked about in a holders request. */
+export interface Holder {
+  pid: number;
+  /** The process's name (/proc/PID/comm). */
+  comm: string;
+  /** 'fd': an open file descriptor; 'mapping': a mapped range (a VMA), named by its address range. */
+  kind: 'fd' | 'mapping';
+  /** The fd's number, or the mapping's "start-end" in hex as /proc/PID/map_files names it. */
+  name: string;
+}
+
+/**
  * Several native calls in one request, run in order in the guest exactly as one request each
  * would run them: only the round trips are saved. With `until`, the batch stops after the first
  * call whose outcome is that ('ok': it succeeded; 'error': it threw), so a caller can react
@@ -154,6 +186,12 @@ export interface Ops {
   /** Kernel log records after `since`; without it, none, and a cursor at the log's current end. */
   kmsg: { args: { since?: KmsgCursor }; result: KmsgRead };
   writePattern: { args: WritePatternArgs; result: undefined };
+  checkPattern: { args: CheckPatternArgs; result: PatternMismatch | null };
+  /**
+   * Every fd and mapping of every process in the guest that refers to one of `paths`: the same
+   * device number for a device node (an alias node counts), the same inode for any other file.
+   */
+  holders: { args: { paths: string[] }; result: Holder[] };
   /** A file's whole content as text, read by the agent itself (e.g. /proc/self/smaps: the agent's own mappings). */
   readFile: { args: { path: string }; result: string };
   sampleRegion: { args: SampleRegionArgs; result: RegionSample };
@@ -282,6 +320,28 @@ export function patternBytes(pattern: GuestPattern): Buffer {
     }
   }
   return bytes;
+}
+
+/**
+ * Where `bytes` differ from `expected` laid end to end (patternBytes of each), or null if they are
+ * equal. Compared in 8-byte words, the unit of the page-index pattern; a length that differs, or one
+ * that is not a whole number of words, is an error in the request rather than a mismatch.
+ */
+export function patternMismatch(bytes: Uint8Array, expected: readonly GuestPattern[]): PatternMismatch | null {
+  const want = Buffer.concat(expected.map(patternBytes));
+  const got = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (got.length !== want.length) throw new RangeError(`read ${got.length} bytes where the patterns make ${want.length}`);
+  if (want.length % 8 !== 0) throw new RangeError(`the patterns make ${want.length} bytes, not a whole number of 8-byte words`);
+  if (got.equals(want)) return null;
+  let first = -1;
+  let words = 0;
+  for (let offset = 0; offset < want.length; offset += 8) {
+    // Bytes compared first: a BigInt per word for 128 Ki words is slow under TCG, and most words match.
+    if (got.compare(want, offset, offset + 8, offset, offset + 8) === 0) continue;
+    words += 1;
+    if (first < 0) first = offset;
+  }
+  return { offset: first, expected: want.readBigUInt64LE(first), found: got.readBigUInt64LE(first), words };
 }
 
 /** One /dev/kmsg record (Documentation/ABI/testing/dev-kmsg). */

@@ -197,6 +197,17 @@ export const FUNCTIONS = {
    */
   readInForkedChild: signature<(addr: bigint, length: number) => Buffer>(),
   /**
+   * fork()s a child that keeps the mapping at `addr` it inherits, munmap()s
+   * this process's copy of [addr, addr + length), and only then lets the
+   * child read the range `passes` times (1-16) through its copy, the bytes
+   * of each pass returned one after another: what survives when the
+   * mapping's other VMA is gone. The first pass faults in any page nobody
+   * had touched. Once the fork succeeded the range is unmapped here, however
+   * the child ends. Throws the munmap's errno, code 'SIGBUS'/'SIGSEGV' if the
+   * child died of a fault, 'ETIMEDOUT' if it did not finish within 10 s.
+   */
+  readInChildAfterUnmap: signature<(addr: bigint, length: bigint, passes: number) => Buffer>(),
+  /**
    * fork()s a child that _exit(0)s at once, waits for it and returns its
    * exit status: every VMA is copied and torn down once, as a driver's
    * vm_ops open/close accounting must survive. A child killed by a signal

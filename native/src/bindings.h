@@ -42,6 +42,7 @@
   /* child_reader.cc: reading a mapping from a second process. */            \
   X(readInChild, ReadInChild)                                                \
   X(readInForkedChild, ReadInForkedChild)                                    \
+  X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
   /* fork_exit.cc: a child that is forked and exits at once. */              \
   X(forkAndExit, ForkAndExit)                                                \
   /* race_faults.cc, race_mappings.cc: workers racing on one device. */     \

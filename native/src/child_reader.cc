@@ -1,7 +1,8 @@
-// readInChild and readInForkedChild: read a mapping from a second process,
-// so a test can check that data written through one process's mapping is
-// seen by another, whether that process maps the file itself or inherits
-// the parent's mapping across fork().
+// readInChild, readInForkedChild and readInChildAfterUnmap: read a mapping
+// from a second process, so a test can check that data written through one
+// process's mapping is seen by another, whether that process maps the file
+// itself or inherits the parent's mapping across fork(), and whether the
+// parent still maps it while the child reads.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -86,19 +87,40 @@ Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
                                      buffer.size() - sizeof report);
 }
 
-// The same for readInForkedChild, whose child sends the bytes alone.
+// The same for readInForkedChild and readInChildAfterUnmap, whose children
+// send the bytes alone.
 Napi::Value InterpretInherited(Napi::Env env, uint64_t addr,
                                const std::vector<uint8_t>& buffer,
-                               const ChildOutcome& outcome) {
+                               const ChildOutcome& outcome, const char* call) {
   if (WIFSIGNALED(outcome.status)) {
     throw ChildSignalError(env, WTERMSIG(outcome.status),
                            "reading " + HexAddress(addr));
   }
   if (WEXITSTATUS(outcome.status) != 0 || outcome.received != buffer.size()) {
     throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
-                         "readInForkedChild");
+                         call);
   }
   return Napi::Buffer<uint8_t>::Copy(env, buffer.data(), buffer.size());
+}
+
+// Exit status of readInChildAfterUnmap's child when the parent sent no go
+// (its munmap failed): nothing was read.
+constexpr int kExitNoGo = 3;
+
+// readInChildAfterUnmap's child: waits for the parent's go byte, then copies
+// the inherited range `passes` times.
+int CopyAfterGo(int out, int go, const uint8_t* mapping, size_t length,
+                uint32_t passes) {
+  char byte = 0;
+  ssize_t n;
+  do {
+    n = read(go, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return kExitNoGo;
+  for (uint32_t pass = 0; pass < passes; pass++) {
+    if (!CopyToPipe(out, mapping, length)) return kExitPipeFailed;
+  }
+  return 0;
 }
 
 uint64_t RoundUpToPage(uint64_t length) {
@@ -134,7 +156,54 @@ Napi::Value ReadInForkedChild(const Napi::CallbackInfo& info) {
         CopyToPipe(out, reinterpret_cast<const uint8_t*>(addr), length);
     return sent ? 0 : kExitPipeFailed;
   });
-  return InterpretInherited(env, addr, buffer, outcome);
+  return InterpretInherited(env, addr, buffer, outcome, "readInForkedChild");
+}
+
+Napi::Value ReadInChildAfterUnmap(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Range range = ToRange(info);
+  const uint32_t passes = static_cast<uint32_t>(ToInt32(info[2], "passes"));
+  if (passes < 1 || passes > 16) {
+    throw Napi::RangeError::New(env, "passes must be 1 to 16");
+  }
+  const size_t length = static_cast<size_t>(range.length);
+  std::vector<uint8_t> buffer(length * passes);
+  const Pipe pipe = OpenPipe(env);
+  Pipe go{-1, -1};
+  try {
+    go = OpenPipe(env);
+  } catch (...) {
+    close(pipe.read_end);
+    close(pipe.write_end);
+    throw;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(go.write_end);
+    const int out = EnterChild(pipe);
+    _exit(CopyAfterGo(out, go.read_end,
+                      static_cast<const uint8_t*>(range.addr), length,
+                      passes));
+  }
+  // The child holds the only copy of the mapping once ours is gone: it is
+  // told to read only after the munmap, so that whatever the driver did
+  // when this process's VMA closed has happened by then.
+  const int fork_err = errno;
+  close(go.read_end);
+  int unmap_err = 0;
+  if (pid > 0) {
+    if (munmap(range.addr, length) != 0) {
+      unmap_err = errno;
+    } else if (!WriteAll(go.write_end, "g", 1)) {
+      unmap_err = errno;
+    }
+  }
+  close(go.write_end);
+  errno = fork_err;  // CollectChild reports a failed fork by errno
+  const ChildOutcome outcome = CollectChild(env, pid, pipe, buffer);
+  if (unmap_err != 0) throw ErrnoError(env, unmap_err, "munmap");
+  return InterpretInherited(env, reinterpret_cast<uint64_t>(range.addr),
+                            buffer, outcome, "readInChildAfterUnmap");
 }
 
 }  // namespace mmapkit

@@ -36,6 +36,10 @@ const BUGGY: Expectation[] = [
   { fixture: 'fixture-bug-racyfault', caughtBy: /threads faulting distinct pages at the same moment each see their own page/, exitCodes: [ExitCode.TESTS_FAILED] },
   { fixture: 'fixture-bug-dontexpand', caughtBy: /mremap cannot grow a mapping past the region/, exitCodes: [ExitCode.TESTS_FAILED] },
   { fixture: 'fixture-bug-cow', caughtBy: /MAP_PRIVATE with PROT_WRITE is refused/, exitCodes: [ExitCode.TESTS_FAILED, ExitCode.GUEST_CRASHED] },
+  // Wiped by its own ->close when the child's copy goes: a count that ->open never raised reaches zero.
+  { fixture: 'fixture-bug-unbalanced', caughtBy: /a fork whose child exits leaves the parent's mapping its whole content/, exitCodes: [ExitCode.TESTS_FAILED] },
+  // Wiped by the ->release of a second file while the mapping (holding the first) lives.
+  { fixture: 'fixture-bug-release', caughtBy: /the last close\(\) of every fd leaves the mapping its whole content/, exitCodes: [ExitCode.TESTS_FAILED] },
   // Unloaded while mapped: the case fails, then the unmap touches freed module memory and the guest dies.
   {
     fixture: 'fixture-bug-noowner',

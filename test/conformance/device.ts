@@ -9,7 +9,8 @@ import type { ConstantName } from '../../native/index.js';
 import { moduleObject } from '../../tools/paths.js';
 import type { Profile } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
-import { GuestClient, type RemoteNative } from '../../tools/qemu/guest-client.js';
+import type { GuestPattern } from '../../guest/protocol.js';
+import { GuestClient, type NativeCall, type RemoteNative } from '../../tools/qemu/guest-client.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { type RegionRecord, regionRecord } from '../../tools/test/region-record.js';
 
@@ -81,7 +82,30 @@ export async function openReferenceDriver(): Promise<DeviceUnderTest> {
  * tested against pagePattern) instead of sent page by page.
  */
 export async function writePagePatterns(dut: Guest, addr: bigint, first: bigint, count: bigint): Promise<void> {
-  await dut.guest.writePattern(addr, { kind: 'pageIndex', pageSize: Number(dut.page), first, count: Number(count) });
+  await dut.guest.writePattern(addr, pageIndexPattern(dut, first, count));
+}
+
+/** pagePattern(first), ..., pagePattern(first + count - 1), as the guest builds it (guest/protocol.ts patternBytes). */
+export function pageIndexPattern(dut: Guest, first: bigint, count: bigint): GuestPattern {
+  return { kind: 'pageIndex', pageSize: Number(dut.page), first, count: Number(count) };
+}
+
+/**
+ * Reads with `read` (a native call returning the bytes of `count` pages, `passes` times over) and
+ * compares them in the guest with pagePattern(first), ... each time: one request, and only the
+ * verdict on the channel. Undefined when every pass matches; else which pass, page and word
+ * first differed, and with what.
+ */
+export async function pagePatternsDiffer(dut: Guest, read: NativeCall, first: bigint, count: bigint, passes = 1): Promise<string | undefined> {
+  const mismatch = await dut.guest.checkPattern(read, Array.from({ length: passes }, () => pageIndexPattern(dut, first, count)));
+  if (mismatch === null) return undefined;
+  const page = BigInt(mismatch.offset) / dut.page;
+  const pass = page / count;
+  const hex = (word: bigint): string => `0x${word.toString(16)}`;
+  return (
+    `${passes > 1 ? `pass ${pass + 1n} of ${passes}: ` : ''}page ${first + (page % count)} at byte ${BigInt(mismatch.offset) % dut.page} ` +
+    `holds ${hex(mismatch.found)} instead of ${hex(mismatch.expected)}; ${mismatch.words} of ${(BigInt(passes) * count * dut.page) / 8n} words differ`
+  );
 }
 
 /** One page whose every 8-byte word holds the page's index: a misplaced page shows at once. */

@@ -11,6 +11,8 @@ export interface MapOptions {
   prot?: number;
   flags?: number;
   openFlags?: number;
+  /** Map through this fd, which the case opened (open()), instead of a fresh open of the path. */
+  fd?: number;
 }
 
 export interface Mapping {
@@ -19,8 +21,29 @@ export interface Mapping {
   length: bigint;
 }
 
+/** [start, end) in the agent's address space. */
+type Span = [bigint, bigint];
+
+/** What is left of `span` once every span of `gone` is taken out of it. */
+function remaining(span: Span, gone: readonly Span[]): Span[] {
+  let left: Span[] = [span];
+  for (const [goneStart, goneEnd] of gone) {
+    left = left.flatMap(([start, end]): Span[] =>
+      goneEnd <= start || goneStart >= end
+        ? [[start, end]]
+        : ([
+            [start, goneStart],
+            [goneEnd, end],
+          ] as Span[]).filter(([from, to]) => from < to),
+    );
+  }
+  return left;
+}
+
 export class Mappings {
   private readonly undo: (() => Promise<unknown>)[] = [];
+  /** Ranges the case gave back to the kernel itself (released()): map()'s undo steps leave them alone. */
+  private gone: Span[] = [];
 
   constructor(private readonly dut: DeviceUnderTest) {}
 
@@ -39,16 +62,33 @@ export class Mappings {
   async map(path: string, options: MapOptions = {}): Promise<Mapping> {
     const { native, c } = this.dut;
     const length = options.length ?? this.dut.size;
-    const fd = await this.open(path, options.openFlags ?? c.O_RDWR);
+    const fd = options.fd ?? (await this.open(path, options.openFlags ?? c.O_RDWR));
     const prot = options.prot ?? c.PROT_READ | c.PROT_WRITE;
     const addr = await native.mmap(0n, length, prot, options.flags ?? c.MAP_SHARED, fd, options.offset ?? this.dut.offset);
-    this.later(() => native.munmap(addr, length).catch(() => undefined));
+    // The kernel gave this range out afresh: whatever the case released there before is not this mapping.
+    this.gone = this.gone.flatMap((span) => remaining(span, [[addr, addr + length]]));
+    // Only what the case did not give back itself: the agent may have mapped something else there since.
+    this.later(async () => {
+      for (const [start, end] of remaining([addr, addr + length], this.gone)) await native.munmap(start, end - start).catch(() => undefined);
+    });
     return { fd, addr, length };
+  }
+
+  /** Says that the case gave [addr, addr + length) back to the kernel itself (a munmap, a move, a shrink), so that no undo step unmaps it. */
+  released(addr: bigint, length: bigint): void {
+    this.gone.push([addr, addr + length]);
+  }
+
+  /** munmap()s part or all of a mapping made by map(), and remembers that the case did (released()). */
+  async unmap(addr: bigint, length: bigint): Promise<void> {
+    await this.dut.native.munmap(addr, length);
+    this.released(addr, length);
   }
 
   /** Undoes everything, newest first. */
   async release(): Promise<void> {
     for (const step of this.undo.splice(0).reverse()) await step();
+    this.gone = [];
   }
 }
 

@@ -49,7 +49,7 @@ export type PrivateMapping = { addr: bigint } | { refused: string };
 
 export interface ProfileCase {
   profile: Profile;
-  /** The device under test (open from the first case on). */
+  /** The device under test, connected from the first case on; the suite holds no fd of it between cases (catalogue D5 counts on that). */
   readonly dut: ProfileTarget;
   /** Mappings made by the current case, undone after it. */
   readonly mappings: Mappings;

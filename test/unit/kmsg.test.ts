@@ -1,11 +1,11 @@
 // The guest agent's kernel log reader parses /dev/kmsg records (guest/protocol.ts,
 // parseKmsgRecord) and prints them as dmesg does, for the conformance log gate;
 // and the agent builds write patterns (patternBytes) that must equal the bytes
-// the cases compare against.
+// the cases compare against, and compares what it reads with them (patternMismatch).
 import { describe, expect, it } from 'vitest';
 import { findings } from '../../tools/qemu/console.js';
 import { pagePattern } from '../conformance/device.js';
-import { kmsgLines, parseKmsgRecord, patternBytes } from '../../guest/protocol.js';
+import { kmsgLines, parseKmsgRecord, patternBytes, patternMismatch } from '../../guest/protocol.js';
 
 describe('parseKmsgRecord', () => {
   it('reads priority, sequence number, timestamp and text', () => {
@@ -79,5 +79,24 @@ describe('patternBytes', () => {
   it('fills pages that are not a power of two in size', () => {
     const bytes = patternBytes({ kind: 'pageIndex', pageSize: 24, first: 1n, count: 2 });
     expect([0, 8, 16, 24, 32, 40].map((at) => bytes.readBigUInt64LE(at))).toEqual([1n, 1n, 1n, 2n, 2n, 2n]);
+  });
+});
+
+describe('patternMismatch', () => {
+  const page = { kind: 'pageIndex', pageSize: 64, first: 2n, count: 3 } as const;
+
+  it('finds nothing in bytes that are the patterns laid end to end', () => {
+    expect(patternMismatch(Buffer.concat([patternBytes(page), patternBytes(page)]), [page, page])).toBeNull();
+  });
+
+  it('names the first differing word, what it should hold and what it holds, and counts every word that differs', () => {
+    const bytes = patternBytes(page);
+    bytes.fill(0, 64 + 8, 64 + 24); // two words of the second page (index 3)
+    bytes.writeBigUInt64LE(0x6b6b6b6b6b6b6b6bn, 128 + 56); // the last word of the third
+    expect(patternMismatch(bytes, [page])).toEqual({ offset: 72, expected: 3n, found: 0n, words: 3 });
+  });
+
+  it('refuses a read whose length is not the patterns\' length', () => {
+    expect(() => patternMismatch(Buffer.alloc(64), [page])).toThrow(/read 64 bytes where the patterns make 192/);
   });
 });

@@ -32,6 +32,12 @@ describe('checkRequest', () => {
     { id: 10, op: 'writeFile', args: { path: '/sys/kernel/debug/x', data: '0\n' } },
     { id: 11, op: 'reattach', args: {} },
     { id: 12, op: 'sampleRegion', args: { path: '/dev/fb0', offset: 0n, length: 1228800, gapsMs: [300, 450, 650] } },
+    {
+      id: 13,
+      op: 'checkPattern',
+      args: { read: { fn: 'readInChildAfterUnmap', args: [0x7f00n, 8192n, 2] }, expect: [{ kind: 'pageIndex', pageSize: 4096, first: 0n, count: 2 }] },
+    },
+    { id: 14, op: 'holders', args: { paths: ['/dev/mmapkit', '/dev/mmapkit-remap'] } },
   ])('accepts $op (id $id) as sent', (request) => {
     expect(checkRequest(overTheChannel(request))).toEqual(request);
   });
@@ -90,6 +96,11 @@ describe('checkResult', () => {
     expect(checkResult('sampleRegion', overTheChannel(still))).toEqual(still);
     const live = { nonZero: 48, firstNonZero: 30720, changed: { apartMs: 312, bytes: 48, firstAt: 30720 } };
     expect(checkResult('sampleRegion', overTheChannel(live))).toEqual(live);
+    expect(checkResult('checkPattern', null)).toBeNull();
+    const mismatch = { offset: 4096, expected: 1n, found: 0n, words: 512 };
+    expect(checkResult('checkPattern', overTheChannel(mismatch))).toEqual(mismatch);
+    const holders = [{ pid: 1, comm: 'node', kind: 'mapping', name: '7f00-7f01' }];
+    expect(checkResult('holders', overTheChannel(holders))).toEqual(holders);
   });
 
   it.each([
@@ -99,6 +110,8 @@ describe('checkResult', () => {
     ['sampleRegion', { nonZero: 0, firstNonZero: -1, changed: { apartMs: 300, bytes: '48', firstAt: 0 } }, /^the answer to sampleRegion\.changed\.bytes must be an integer/],
     ['exec', { code: 0 }, /^the answer to exec\.signal must be a string, not undefined$/],
     ['reattach', { type: 'ready', uptime: 1, kernel: 'k', clocksource: 'tsc', pageSize: 4096 }, /^the answer to reattach\.constants must be an object/],
+    ['checkPattern', { offset: 0, expected: 1, found: 0n, words: 1 }, /^the answer to checkPattern\.expected must be a BigInt/],
+    ['holders', [{ pid: 1, comm: 'sh', kind: 'socket', name: '3' }], /^the answer to holders\[0\]\.kind must be "fd" or "mapping"/],
   ] as const)('refuses a %s answer of the wrong kind', (op, value, reason) => {
     expect(() => checkResult(op, value)).toThrow(reason);
   });

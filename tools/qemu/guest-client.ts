@@ -14,10 +14,12 @@ import {
   type ExecResult,
   type GuestMessage,
   type GuestPattern,
+  type Holder,
   type KmsgCursor,
   type KmsgRead,
   type Op,
   type OutputEvent,
+  type PatternMismatch,
   type ReadyMessage,
   type RegionSample,
   type ResultOf,
@@ -244,6 +246,19 @@ export class GuestClient {
   /** Writes `pattern`, built in the guest, at `addr` with the addon's writeBytes: no bulk bytes on the channel. */
   async writePattern(addr: bigint, pattern: GuestPattern): Promise<void> {
     await this.request('writePattern', { addr, pattern });
+  }
+
+  /**
+   * Runs `read`, a native call that returns bytes, in the guest and compares them there with
+   * `expect`, the patterns laid end to end: null when equal, else where they first differ.
+   */
+  checkPattern(read: NativeCall, expect: GuestPattern[]): Promise<PatternMismatch | null> {
+    return this.request('checkPattern', { read, expect });
+  }
+
+  /** Every fd and mapping, of any guest process, of the files at `paths` (guest/holders.ts). */
+  holders(paths: string[]): Promise<Holder[]> {
+    return this.request('holders', { paths });
   }
 
   /** A guest file's content as text, read by the agent itself (no `cat` to spawn); /proc/self is the agent. */
