@@ -10,8 +10,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import { readRequest } from './protocol-check.js';
+import { type SetupObject, type TargetSetup, checkSetupObject } from './setup-api.js';
 import {
   type ArgsOf,
   type BatchArgs,
@@ -27,6 +29,7 @@ import {
   type ReadyMessage,
   type Request,
   type ResultOf,
+  type TargetOpenArgs,
   type WritePatternArgs,
   LineDecoder,
   encodeMessage,
@@ -75,16 +78,17 @@ const NOT_STARTED: Record<string, { code: number; why: string }> = {
   ENOEXEC: { code: 126, why: 'cannot execute binary file' },
 };
 
-function exec(id: number, { argv, env }: ExecArgs): Promise<ExecResult> {
+function exec(id: number, { argv, env, fds = [] }: ExecArgs): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const [command, ...args] = argv;
     if (command === undefined) {
       reject(new Error('exec needs a command'));
       return;
     }
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    child.stdout.on('data', (data: Buffer) => send({ id, stream: 'stdout', data }));
-    child.stderr.on('data', (data: Buffer) => send({ id, stream: 'stderr', data }));
+    // Passed fds become the child's 3, 4, ... (libuv dup2s them, which drops O_CLOEXEC).
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { ...process.env, ...env } });
+    child.stdout!.on('data', (data: Buffer) => send({ id, stream: 'stdout', data }));
+    child.stderr!.on('data', (data: Buffer) => send({ id, stream: 'stderr', data }));
     child.on('error', (error: NodeJS.ErrnoException) => {
       const notStarted = child.pid === undefined ? NOT_STARTED[error.code ?? ''] : undefined;
       if (notStarted === undefined) {
@@ -198,6 +202,41 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
   native.writeBytes(addr, patternBytes(pattern));
 }
 
+/** Setup modules by path, imported once: a run opens the same setup once per case. */
+const setups = new Map<string, Promise<TargetSetup>>();
+
+async function loadSetup(module: string): Promise<TargetSetup> {
+  let loaded = setups.get(module);
+  if (loaded === undefined) {
+    loaded = import(pathToFileURL(module).href).then((exports: { default?: unknown }) => {
+      const setup = exports.default as Partial<TargetSetup> | undefined;
+      if (typeof setup?.open !== 'function') throw new Error(`${module}: its default export is not a TargetSetup (no open())`);
+      return setup as TargetSetup;
+    });
+    setups.set(module, loaded);
+    loaded.catch(() => setups.delete(module));
+  }
+  return loaded;
+}
+
+/** Runs a profile's setup (guest/setup-api.ts) in this process, so that the fds it returns serve the native calls that follow. */
+async function targetOpen({ module, device, params }: TargetOpenArgs): Promise<SetupObject> {
+  const setup = await loadSetup(module);
+  const object = setup.open({ native, c: native.constants, pageSize: native.pageSize(), device, params });
+  const wrong = checkSetupObject(object, native.pageSize());
+  if (wrong !== undefined) {
+    for (const fd of new Set(object.fds)) {
+      try {
+        native.close(fd);
+      } catch {
+        // Already closed, or never an fd: the setup's object is refused either way.
+      }
+    }
+    throw new Error(`${path.basename(module)}: open() returned ${wrong}`);
+  }
+  return object;
+}
+
 type AgentOp = Exclude<Op, 'reattach'>;
 
 /** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
@@ -216,6 +255,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     writeFileSync(file, data);
     return undefined;
   },
+  targetOpen,
 };
 
 async function answer<O extends AgentOp>({ id, op, args }: Request<O>): Promise<ResultOf<O>> {

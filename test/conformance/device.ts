@@ -11,6 +11,8 @@ import type { Profile } from '../../tools/profile.js';
 import { MODULE_NAME, REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { GuestClient, type RemoteNative } from '../../tools/qemu/guest-client.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
+import { setupBundlePath } from '../../tools/test/setup-bundle.js';
+import type { SetupObject } from '../../guest/setup-api.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -29,12 +31,22 @@ export interface Guest {
   close(): void;
 }
 
+/** An object a profile's setup made, as the suite holds it: `closed` once every fd of it was closed. */
+export interface HeldObject extends SetupObject {
+  closed: boolean;
+}
+
 export interface DeviceUnderTest extends Guest {
   path: string;
-  /** Bytes mappable from `offset` on. */
+  /** Bytes mappable from `offset` on (for a setup profile: the current object's). */
   size: bigint;
-  /** The mmap offset where the device's region starts. */
+  /** The mmap offset where the device's region starts (for a setup profile: the current object's). */
   offset: bigint;
+  /**
+   * For a setup profile, the object of the current case (openObject): every
+   * open of `path` in the case is a dup of its fd (test/conformance/mappings.ts).
+   */
+  object?: HeldObject;
 }
 
 /** What the region held when the run first opened its profile, before any case could write to it. */
@@ -42,6 +54,7 @@ export type InitialContent = { nonZero: number; firstNonZero: number } | { error
 
 export interface ProfileTarget extends DeviceUnderTest {
   initial: InitialContent;
+  profile: Profile;
 }
 
 export async function connectGuest(): Promise<Guest> {
@@ -56,8 +69,65 @@ export async function connectGuest(): Promise<Guest> {
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
   const base = await connectGuest();
   if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
-  const target = { ...base, path: profile.device, size: BigInt(profile.size), offset: BigInt(profile.offset) };
-  return { ...target, initial: await initialContent(target) };
+  const target: DeviceUnderTest & { profile: Profile } = { ...base, profile, path: profile.device, size: BigInt(profile.size ?? 0), offset: BigInt(profile.offset) };
+  if (profile.setup === undefined) return { ...target, initial: await initialContent(target) };
+  // A setup's object exists only while a case holds it: the first one is read for its initial content and released.
+  await openObject(target);
+  try {
+    return { ...target, initial: await initialContent(target) };
+  } finally {
+    await releaseObject(target);
+  }
+}
+
+/**
+ * Runs the profile's setup in the guest (guest/setup-api.ts) and makes its
+ * object the target's current one: `offset` and `size` are then the
+ * object's. At most one at a time: a V4L2 queue or an ALSA substream cannot
+ * be set up twice.
+ */
+export async function openObject(target: DeviceUnderTest & { profile: Profile }): Promise<HeldObject> {
+  const { setup, size } = target.profile;
+  if (setup === undefined) throw new Error(`${target.profile.name} has no setup`);
+  if (target.object !== undefined && !target.object.closed) throw new Error('the previous object of this profile was not released');
+  const object = { ...(await target.guest.targetOpen({ module: setupBundlePath(setup.module), device: target.path, params: setup.params })), closed: false };
+  target.object = object;
+  if (size !== undefined && BigInt(size) !== object.size) throw new Error(`the setup made an object of ${object.size} bytes, not the profile's "size" ${size}`);
+  target.offset = object.offset;
+  target.size = object.size;
+  return object;
+}
+
+/** Closes every fd of the current object not closed yet (a case may have closed them: Mappings.closeAll). */
+export async function closeObjectFds(target: DeviceUnderTest): Promise<void> {
+  const object = target.object;
+  if (object === undefined || object.closed) return;
+  object.closed = true;
+  for (const fd of new Set(object.fds)) await target.native.close(fd);
+}
+
+/** Releases the current object: its fds closed, none current until the next openObject. */
+export async function releaseObject(target: DeviceUnderTest): Promise<void> {
+  try {
+    await closeObjectFds(target);
+  } finally {
+    target.object = undefined;
+  }
+}
+
+/**
+ * Reads `length` bytes at `offset` of the device from a second process: a
+ * forked child that opens and maps the node itself, or, for a setup object
+ * that a second open does not reach (reach 'fork'), that maps the fd it
+ * inherits.
+ */
+export async function readDeviceInChild(dut: DeviceUnderTest, offset: bigint, length: number): Promise<Buffer> {
+  const object = dut.object;
+  if (object !== undefined && object.reach === 'fork') {
+    if (object.closed) throw new Error('every fd of the object was closed: no second process can reach it');
+    return dut.native.readFdInChild(object.fd, offset, length);
+  }
+  return dut.native.readInChild(dut.path, offset, length);
 }
 
 /**
@@ -76,7 +146,7 @@ async function initialContent(dut: DeviceUnderTest): Promise<InitialContent> {
   if (saved !== '') return JSON.parse(saved) as InitialContent;
   let initial: InitialContent;
   try {
-    const bytes = await dut.native.readInChild(dut.path, dut.offset, Number(dut.size));
+    const bytes = await readDeviceInChild(dut, dut.offset, Number(dut.size));
     const first = bytes.findIndex((byte) => byte !== 0);
     initial = { nonZero: bytes.reduce((count, byte) => count + (byte !== 0 ? 1 : 0), 0), firstNonZero: first };
   } catch (error) {

@@ -21,6 +21,8 @@ const profile = (overrides: Partial<Profile> = {}): Profile => ({
   private: 'any',
   readWrite: false,
   mmio: false,
+  interiorOffsets: true,
+  knownFindings: [],
   qemuDevices: [],
   file: '/tmp/profiles/pfnbuf.json',
   ...overrides,
