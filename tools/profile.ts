@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './exit-codes.js';
-import { PAGE_SIZE } from './kernel.js';
+import { PAGE_SIZE, isSeries } from './kernel.js';
 import { REPO_ROOT, kernelBuildDir } from './paths.js';
 import { QEMU_DEVICES, type QemuDeviceName } from './qemu/qemu-args.js';
 
@@ -88,6 +88,8 @@ export interface KnownFinding {
   finding: string;
   /** A regular expression the case's failure message must match (the finding's evidence). */
   match: string;
+  /** The kernel series it is known on (e.g. ["6.1"]); on any other the case must pass as for any driver. Default: every series. */
+  series?: string[];
 }
 
 type Check = (value: unknown) => boolean;
@@ -109,7 +111,8 @@ const isRegExp = (value: unknown): boolean => {
 };
 const isKnownFinding: Check = (value) =>
   isObject(value) &&
-  Object.keys(value as object).every((key) => ['case', 'finding', 'match'].includes(key)) &&
+  Object.keys(value as object).every((key) => ['case', 'finding', 'match', 'series'].includes(key)) &&
+  ((value as KnownFinding).series === undefined || (Array.isArray((value as KnownFinding).series) && (value as KnownFinding).series!.every((item) => typeof item === 'string' && isSeries(item)))) &&
   isString((value as KnownFinding).case) &&
   isString((value as KnownFinding).finding) &&
   isRegExp((value as KnownFinding).match);
@@ -137,7 +140,7 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   interiorOffsets: { check: isBoolean, expected: 'true or false', fallback: true },
   knownFindings: {
     check: (value) => Array.isArray(value) && value.every(isKnownFinding) && new Set(value.map((item: KnownFinding) => item.case)).size === value.length,
-    expected: 'a list of {"case", "finding", "match"} (non-empty strings, match a regular expression), one per case',
+    expected: 'a list of {"case", "finding", "match", "series"?} (non-empty strings, match a regular expression, series a list like ["6.1"]), one per case',
     fallback: [],
   },
   qemuDevices: { check: listOf(QEMU_DEVICES), expected: `a list of distinct names out of ${QEMU_DEVICES.map((name) => `"${name}"`).join(', ')}`, fallback: [] },

@@ -20,6 +20,7 @@ import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { BRANCH_ANNOTATION } from '../../tools/test/case-results.js';
 import { type DeviceUnderTest, type ProfileTarget, openObject, openProfileTarget, releaseObject } from './device.js';
 import { judgeKnownFinding } from '../../tools/test/known-findings.js';
+import { seriesOf } from '../../tools/kernel.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 import { settle } from './cases/vma.js';
 
@@ -169,7 +170,8 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
      * after the hooks); a pass, a skip or another failure fails it.
      */
     async function judgeKnownFindings(ctx: TestContext): Promise<void> {
-      const known = profile.knownFindings.find((item) => item.case === ctx.task.name);
+      const series = seriesOf(need(dut).kernel);
+      const known = profile.knownFindings.find((item) => item.case === ctx.task.name && (item.series?.includes(series) ?? true));
       const result = ctx.task.result;
       if (known === undefined || result === undefined) return;
       const state = result.state === 'fail' ? 'fail' : result.state === 'skip' ? 'skip' : 'pass';

@@ -64,8 +64,9 @@ describe('parseProfile: setup profiles (#11 item 3)', () => {
   const finding = { case: 'a case', finding: 'what the driver does', match: '^expected' };
 
   it('resolves the setup next to the profile, gives it its params, and needs no size', () => {
-    const profile = parseProfile({ ...setup, setupParams: { width: 64 }, interiorOffsets: false, knownFindings: [finding] }, '/p/my.json', KERNEL);
-    expect(profile).toMatchObject({ setup: { module: '/p/setups/drm.ts', params: { width: 64 } }, interiorOffsets: false, knownFindings: [finding], offset: 0 });
+    const findings = [finding, { ...finding, case: 'another', series: ['6.1'] }];
+    const profile = parseProfile({ ...setup, setupParams: { width: 64 }, interiorOffsets: false, knownFindings: findings }, '/p/my.json', KERNEL);
+    expect(profile).toMatchObject({ setup: { module: '/p/setups/drm.ts', params: { width: 64 } }, interiorOffsets: false, knownFindings: findings, offset: 0 });
     expect(profile.size).toBeUndefined();
     expect(parseProfile({ ...setup, size: 8192 }, '/p/my.json', KERNEL)).toMatchObject({ size: 8192, setup: { params: {} } });
     expect(parseProfile(minimal, '/p/my.json', KERNEL)).toMatchObject({ interiorOffsets: true, knownFindings: [] });
@@ -84,6 +85,7 @@ describe('parseProfile: setup profiles (#11 item 3)', () => {
     [{ ...setup, knownFindings: [{ ...finding, match: '(' }] }, /"knownFindings" must be a list of/],
     [{ ...setup, knownFindings: [{ ...finding, extra: 1 }] }, /"knownFindings" must be a list of/],
     [{ ...setup, knownFindings: [finding, finding] }, /one per case/],
+    [{ ...setup, knownFindings: [{ ...finding, series: ['6'] }] }, /"knownFindings" must be/],
     [{ ...setup, knownFindings: [{ case: 'c', finding: '' , match: 'x' }] }, /"knownFindings" must be/],
   ])('refuses %j', (json, pattern) => expectBadProfile(json, pattern));
 });
