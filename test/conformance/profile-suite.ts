@@ -145,8 +145,12 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
     };
 
     afterEach(async (ctx) => {
-      await need(mappings).release().catch(recoverFromCrash);
-      if (profile.setup !== undefined) await releaseObject(need(dut)).catch(recoverFromCrash);
+      try {
+        await need(mappings).release().catch(recoverFromCrash);
+      } finally {
+        // Whatever the undo steps did, the object goes: the next case's setup must not find it held.
+        if (profile.setup !== undefined) await releaseObject(need(dut)).catch(recoverFromCrash);
+      }
       // One read per case: what was logged since the last one, cleanup included.
       const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
