@@ -72,7 +72,7 @@ export class Mappings {
       fds.delete(fd);
       await this.dut.native.close(fd);
     }
-    if (this.objectAt(path) !== undefined) await closeObjectFds(this.dut);
+    if (path === this.dut.path) await closeObjectFds(this.dut);
   }
 
   /**
