@@ -10,9 +10,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import { holders } from './holders.js';
 import { readRequest } from './protocol-check.js';
+import { type SetupObject, type TargetSetup, checkSetupObject } from './setup-api.js';
 import {
   type ArgsOf,
   type BatchArgs,
@@ -31,6 +33,7 @@ import {
   type RegionSample,
   type ResultOf,
   type SampleRegionArgs,
+  type TargetOpenArgs,
   type WritePatternArgs,
   LineDecoder,
   encodeMessage,
@@ -81,16 +84,17 @@ const NOT_STARTED: Record<string, { code: number; why: string }> = {
   ENOEXEC: { code: 126, why: 'cannot execute binary file' },
 };
 
-function exec(id: number, { argv, env }: ExecArgs): Promise<ExecResult> {
+function exec(id: number, { argv, env, fds = [] }: ExecArgs): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const [command, ...args] = argv;
     if (command === undefined) {
       reject(new Error('exec needs a command'));
       return;
     }
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    child.stdout.on('data', (data: Buffer) => send({ id, stream: 'stdout', data }));
-    child.stderr.on('data', (data: Buffer) => send({ id, stream: 'stderr', data }));
+    // Passed fds become the child's 3, 4, ... (libuv dup2s them, which drops O_CLOEXEC).
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { ...process.env, ...env } });
+    child.stdout!.on('data', (data: Buffer) => send({ id, stream: 'stdout', data }));
+    child.stderr!.on('data', (data: Buffer) => send({ id, stream: 'stderr', data }));
     child.on('error', (error: NodeJS.ErrnoException) => {
       const notStarted = child.pid === undefined ? NOT_STARTED[error.code ?? ''] : undefined;
       if (notStarted === undefined) {
@@ -209,8 +213,9 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
  * before: only the counts travel. Other requests are served during the gaps; each read blocks
  * the agent as readInChild always does.
  */
-async function sampleRegion({ path: device, offset, length, gapsMs }: SampleRegionArgs): Promise<RegionSample> {
-  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: native.readInChild(device, offset, length) });
+async function sampleRegion({ path: device, fd, offset, length, gapsMs }: SampleRegionArgs): Promise<RegionSample> {
+  const readOnce = (): Buffer => (fd === undefined ? native.readInChild(device, offset, length) : native.readFdInChild(fd, offset, length));
+  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readOnce() });
   const first = read();
   let nonZero = 0;
   for (const byte of first.bytes) if (byte !== 0) nonZero++;
@@ -235,6 +240,41 @@ function checkPattern({ read, expect }: CheckPatternArgs): ReturnType<typeof pat
   return patternMismatch(bytes, expect);
 }
 
+/** Setup modules by path, imported once: a run opens the same setup once per case. */
+const setups = new Map<string, Promise<TargetSetup>>();
+
+async function loadSetup(module: string): Promise<TargetSetup> {
+  let loaded = setups.get(module);
+  if (loaded === undefined) {
+    loaded = import(pathToFileURL(module).href).then((exports: { default?: unknown }) => {
+      const setup = exports.default as Partial<TargetSetup> | undefined;
+      if (typeof setup?.open !== 'function') throw new Error(`${module}: its default export is not a TargetSetup (no open())`);
+      return setup as TargetSetup;
+    });
+    setups.set(module, loaded);
+    loaded.catch(() => setups.delete(module));
+  }
+  return loaded;
+}
+
+/** Runs a profile's setup (guest/setup-api.ts) in this process, so that the fds it returns serve the native calls that follow. */
+async function targetOpen({ module, device, params }: TargetOpenArgs): Promise<SetupObject> {
+  const setup = await loadSetup(module);
+  const object = setup.open({ native, c: native.constants, pageSize: native.pageSize(), device, params });
+  const wrong = checkSetupObject(object, native.pageSize());
+  if (wrong !== undefined) {
+    for (const fd of new Set(object.fds)) {
+      try {
+        native.close(fd);
+      } catch {
+        // Already closed, or never an fd: the setup's object is refused either way.
+      }
+    }
+    throw new Error(`${path.basename(module)}: open() returned ${wrong}`);
+  }
+  return object;
+}
+
 type AgentOp = Exclude<Op, 'reattach'>;
 
 /** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
@@ -256,6 +296,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     writeFileSync(file, data);
     return undefined;
   },
+  targetOpen,
 };
 
 async function answer<O extends AgentOp>({ id, op, args }: Request<O>): Promise<ResultOf<O>> {

@@ -25,7 +25,9 @@ import type {
   RequestBody,
   Response,
   ResultOf,
+  TargetOpenArgs,
 } from './protocol.js';
+import type { SetupObject } from './setup-api.js';
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -174,6 +176,22 @@ const readyMessage: Check<ReadyMessage> = (value, at) => {
   };
 };
 
+const targetOpenArgs: Check<TargetOpenArgs> = (value, at) => {
+  const record = fields(value, at);
+  return { module: string(record.module, `${at}.module`), device: string(record.device, `${at}.device`), params: recordOf(anything)(record.params, `${at}.params`) };
+};
+
+const setupObject: Check<SetupObject> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    fd: integer(record.fd, `${at}.fd`),
+    fds: arrayOf(integer)(record.fds, `${at}.fds`),
+    offset: bigint(record.offset, `${at}.offset`),
+    size: bigint(record.size, `${at}.size`),
+    reach: oneOf('reopen', 'fork')(record.reach, `${at}.reach`),
+  };
+};
+
 const noArgs: Check<Record<string, never>> = (value, at) => {
   const extra = Object.keys(fields(value, at));
   return extra.length === 0 ? {} : refuse(`${at}.${extra[0]!}`, 'absent', fields(value, at)[extra[0]!]);
@@ -183,7 +201,7 @@ const noArgs: Check<Record<string, never>> = (value, at) => {
 const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   exec: (value, at) => {
     const record = fields(value, at);
-    return { argv: arrayOf(string)(record.argv, `${at}.argv`), ...optional(record, 'env', recordOf(string), at) };
+    return { argv: arrayOf(string)(record.argv, `${at}.argv`), ...optional(record, 'env', recordOf(string), at), ...optional(record, 'fds', arrayOf(integer), at) };
   },
   native: nativeArgs,
   batch: (value, at) => {
@@ -206,6 +224,7 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return {
       path: string(record.path, `${at}.path`),
+      ...optional(record, 'fd', integer, at),
       offset: bigint(record.offset, `${at}.offset`),
       length: integer(record.length, `${at}.length`),
       gapsMs: arrayOf(integer)(record.gapsMs, `${at}.gapsMs`),
@@ -215,6 +234,7 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return { path: string(record.path, `${at}.path`), data: string(record.data, `${at}.data`) };
   },
+  targetOpen: targetOpenArgs,
   reattach: noArgs,
 };
 
@@ -250,6 +270,7 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
     };
   },
   writeFile: nothing,
+  targetOpen: setupObject,
   reattach: readyMessage,
 };
 

@@ -9,6 +9,7 @@
  */
 
 import type { ConstantName } from '../native/index.js';
+import type { SetupObject } from './setup-api.js';
 
 export const CHANNEL_NAME = 'mmapkit.agent';
 
@@ -33,6 +34,11 @@ export interface ExecArgs {
   argv: string[];
   /** Extra environment for the command. */
   env?: Record<string, string>;
+  /**
+   * Fds of the agent the command gets as its fds 3, 4, ...: the way a second program reaches an
+   * object that another open() of its node does not (a profile setup's reach 'fork').
+   */
+  fds?: number[];
 }
 
 export interface ExecResult {
@@ -90,6 +96,8 @@ export interface WritePatternArgs {
  */
 export interface SampleRegionArgs {
   path: string;
+  /** A setup object's fd in the agent: the child maps the fd it inherits instead of opening `path`. */
+  fd?: number;
   offset: bigint;
   length: number;
   gapsMs: number[];
@@ -169,6 +177,18 @@ export interface BatchArgs {
 export type BatchOutcome = { ok: true; value: unknown } | { ok: false; error: ErrorInfo };
 
 /**
+ * Runs a profile's setup in the agent (guest/setup-api.ts): the module is the
+ * host's bundle of the profile's "setup" (tools/test/setup-bundle.ts), at a
+ * path the guest sees read-only; its default export's open() gets the addon,
+ * `device` and `params` (the profile's "setupParams").
+ */
+export interface TargetOpenArgs {
+  module: string;
+  device: string;
+  params: Record<string, unknown>;
+}
+
+/**
  * Every request: its arguments and what a successful answer's value holds.
  * The agent answers each op with its result (guest/agent.ts), the host's
  * client returns it typed (tools/qemu/guest-client.ts request), and
@@ -197,6 +217,8 @@ export interface Ops {
   sampleRegion: { args: SampleRegionArgs; result: RegionSample };
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
   writeFile: { args: { path: string; data: string }; result: undefined };
+  /** The object a profile's setup made: its fds are the agent's, for the native calls that follow. */
+  targetOpen: { args: TargetOpenArgs; result: SetupObject };
   /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */
   reattach: { args: Record<string, never>; result: ReadyMessage };
 }

@@ -53,3 +53,17 @@ export interface TargetSetup {
    */
   open(context: SetupContext): SetupObject;
 }
+
+/** What is wrong with an object a setup returned, or undefined: the agent refuses such an object and closes its fds. */
+export function checkSetupObject(object: unknown, pageSize: number): string | undefined {
+  if (typeof object !== 'object' || object === null) return 'no object';
+  const { fd, fds, offset, size, reach } = object as Partial<Record<keyof SetupObject, unknown>>;
+  const isFd = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+  if (!isFd(fd)) return `fd ${String(fd)}, not an fd`;
+  if (!Array.isArray(fds) || !fds.every(isFd) || !fds.includes(fd)) return 'fds that are not a list of fds including fd';
+  const page = BigInt(pageSize);
+  if (typeof offset !== 'bigint' || offset < 0n || offset % page !== 0n) return `offset ${String(offset)}, not a page multiple (a BigInt)`;
+  if (typeof size !== 'bigint' || size <= 0n || size % page !== 0n) return `size ${String(size)}, not a positive page multiple (a BigInt)`;
+  if (reach !== 'reopen' && reach !== 'fork') return `reach ${String(reach)}, not 'reopen' or 'fork'`;
+  return undefined;
+}

@@ -166,6 +166,8 @@ export const FUNCTIONS = {
   /** Returns the fd; O_CLOEXEC is always added. */
   open: signature<(path: string, flags: number) => number>(),
   close: signature<(fd: number) => void>(),
+  /** A new fd (the lowest free, O_CLOEXEC) for the same open file: F_DUPFD_CLOEXEC. */
+  dup: signature<(fd: number) => number>(),
   mmap: signature<(addr: bigint, length: bigint, prot: number, flags: number, fd: number, offset: bigint) => bigint>(),
   munmap: signature<(addr: bigint, length: bigint) => void>(),
   mprotect: signature<(addr: bigint, length: bigint, prot: number) => void>(),
@@ -189,6 +191,12 @@ export const FUNCTIONS = {
    * 'ETIMEDOUT' if it did not finish within 10 s.
    */
   readInChild: signature<(path: string, offset: bigint, length: number) => Buffer>(),
+  /**
+   * readInChild through an fd the forked child inherits instead of an
+   * open() of its own: the same open file, for objects a second open of
+   * their node does not reach (a profile setup's reach 'fork').
+   */
+  readFdInChild: signature<(fd: number, offset: bigint, length: number) => Buffer>(),
   /**
    * Reads `length` bytes at `addr` in a forked child, through the copy of
    * this process's mapping that the child inherits. Throws code

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './exit-codes.js';
-import { PAGE_SIZE } from './kernel.js';
+import { PAGE_SIZE, isSeries } from './kernel.js';
 import { REPO_ROOT, kernelBuildDir } from './paths.js';
 import { QEMU_DEVICES, type QemuDeviceName } from './qemu/qemu-args.js';
 
@@ -25,10 +25,20 @@ export interface Profile {
    */
   module?: string;
   moduleParams: string;
-  /** Bytes mappable from `offset` on, a page multiple. */
-  size: number;
-  /** The mmap offset where the region starts. */
+  /**
+   * Bytes mappable from `offset` on, a page multiple. Required for a fixed
+   * region; for a setup profile the object's size comes from the setup, and
+   * when the profile gives one too, the object must have that size.
+   */
+  size?: number;
+  /** The mmap offset where the region starts (0 for a setup profile: the object's offset comes from the setup). */
   offset: number;
+  /** The object to map is made by this setup, in the guest, per case (guest/setup-api.ts). */
+  setup?: ProfileSetup;
+  /** An mmap at an offset inside the region (`offset` + k pages) maps from page k; false: only from the region's start. */
+  interiorOffsets: boolean;
+  /** Cases the driver fails by a choice the catalogue calls a bug: reported as findings, and the run fails if one disappears or changes. */
+  knownFindings: KnownFinding[];
   /** Shared writable mappings of an O_RDWR fd are allowed. */
   writable: boolean;
   /** Content right after load: all zero, or anything the device defines. */
@@ -67,6 +77,28 @@ export interface Profile {
   file: string;
 }
 
+/** A profile's "setup" and "setupParams": the module's absolute path on the host, and the parameters it is given. */
+export interface ProfileSetup {
+  module: string;
+  params: Record<string, unknown>;
+}
+
+/**
+ * A case the driver fails for a reason the catalogue calls a bug, known and
+ * explained: the case's failure becomes a reported finding, as long as its
+ * message matches `match`; a pass, or another failure, fails the run.
+ */
+export interface KnownFinding {
+  /** The case's title, as the report prints it after the area ("a whole-device map reads zero right after load"). */
+  case: string;
+  /** What the driver does, with the evidence and the kernel source that explains it (function and series). */
+  finding: string;
+  /** A regular expression the case's failure message must match (the finding's evidence). */
+  match: string;
+  /** The kernel series it is known on (e.g. ["6.1"]); on any other the case must pass as for any driver. Default: every series. */
+  series?: string[];
+}
+
 type Check = (value: unknown) => boolean;
 
 const isString: Check = (value) => typeof value === 'string' && value !== '';
@@ -75,6 +107,22 @@ const isCount: Check = (value) => Number.isSafeInteger(value) && (value as numbe
 const oneOf = (...allowed: string[]): Check => (value) => typeof value === 'string' && allowed.includes(value);
 const listOf = (allowed: readonly string[]): Check => (value) =>
   Array.isArray(value) && value.every((item) => typeof item === 'string' && allowed.includes(item)) && new Set(value).size === value.length;
+
+const isObject: Check = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRegExp = (value: unknown): boolean => {
+  try {
+    return typeof value === 'string' && value !== '' && new RegExp(value) instanceof RegExp;
+  } catch {
+    return false;
+  }
+};
+const isKnownFinding: Check = (value) =>
+  isObject(value) &&
+  Object.keys(value as object).every((key) => ['case', 'finding', 'match', 'series'].includes(key)) &&
+  ((value as KnownFinding).series === undefined || (Array.isArray((value as KnownFinding).series) && (value as KnownFinding).series!.every((item) => typeof item === 'string' && isSeries(item)))) &&
+  isString((value as KnownFinding).case) &&
+  isString((value as KnownFinding).finding) &&
+  isRegExp((value as KnownFinding).match);
 
 /** A module named without a path or .ko: one of the guest kernel's own, loaded with modprobe. */
 export const isModuleName = (module: string): boolean => /^[A-Za-z0-9_-]+$/.test(module);
@@ -85,7 +133,7 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   device: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path' },
   module: { check: isString, expected: 'a path to a .ko or a module name', fallback: undefined },
   moduleParams: { check: (value) => typeof value === 'string', expected: 'a string', fallback: '' },
-  size: { check: (value) => isCount(value) && (value as number) > 0, expected: 'a positive number of bytes' },
+  size: { check: (value) => isCount(value) && (value as number) > 0, expected: 'a positive number of bytes', fallback: undefined },
   offset: { check: isCount, expected: 'a number of bytes', fallback: 0 },
   writable: { check: isBoolean, expected: 'true or false', fallback: false },
   initial: { check: oneOf('zero', 'any'), expected: '"zero" or "any"', fallback: 'any' },
@@ -94,6 +142,14 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   readWrite: { check: isBoolean, expected: 'true or false', fallback: false },
   writer: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path', fallback: undefined },
   mmio: { check: isBoolean, expected: 'true or false', fallback: false },
+  setup: { check: (value) => isString(value) && /\.(ts|mts|js|mjs)$/.test(value as string), expected: 'a path to a TypeScript or JavaScript module', fallback: undefined },
+  setupParams: { check: isObject, expected: 'an object', fallback: undefined },
+  interiorOffsets: { check: isBoolean, expected: 'true or false', fallback: true },
+  knownFindings: {
+    check: (value) => Array.isArray(value) && value.every(isKnownFinding) && new Set(value.map((item: KnownFinding) => item.case)).size === value.length,
+    expected: 'a list of {"case", "finding", "match", "series"?} (non-empty strings, match a regular expression, series a list like ["6.1"]), one per case',
+    fallback: [],
+  },
   qemuDevices: { check: listOf(QEMU_DEVICES), expected: `a list of distinct names out of ${QEMU_DEVICES.map((name) => `"${name}"`).join(', ')}`, fallback: [] },
   console: { check: isBoolean, expected: 'true or false', fallback: false },
 };
@@ -149,11 +205,30 @@ export function parseProfile(json: unknown, file: string, kernelVersion: string)
     }
   }
   for (const key of ['size', 'offset'] as const) {
-    if ((values[key] as number) % PAGE_SIZE !== 0) throw new UserError(`${where}: "${key}" must be a multiple of ${PAGE_SIZE}`);
+    if (values[key] !== undefined && (values[key] as number) % PAGE_SIZE !== 0) throw new UserError(`${where}: "${key}" must be a multiple of ${PAGE_SIZE}`);
   }
-  const profile = { ...values, file } as Profile;
+  const { setup, setupParams, ...rest } = values;
+  checkSetupKeys(where, record);
+  const profile = { ...rest, file } as Profile;
+  if (setup !== undefined) profile.setup = { module: path.resolve(path.dirname(file), setup as string), params: (setupParams ?? {}) as Record<string, unknown> };
   if (profile.module !== undefined) profile.module = resolveModule(profile.module, file, kernelVersion);
   return profile;
+}
+
+/**
+ * A setup profile's object has its own offset, size and memory: the keys
+ * that describe a fixed region of the node (where it starts, another
+ * device over it, read()/write() at its file offsets) do not apply.
+ */
+function checkSetupKeys(where: string, record: Record<string, unknown>): void {
+  if (record.setup === undefined) {
+    if (record.setupParams !== undefined) throw new UserError(`${where}: "setupParams" needs "setup"`);
+    if (record.size === undefined) throw new UserError(`${where}: missing required key "size" (or a "setup" that makes the object to map)`);
+    return;
+  }
+  for (const key of ['offset', 'writer', 'readWrite'] as const) {
+    if (record[key] !== undefined) throw new UserError(`${where}: "${key}" describes a fixed region of the node; a "setup" profile's object has its own (remove "${key}")`);
+  }
 }
 
 /** Reads and validates a profile file, and checks that its module exists and was built for this kernel. */

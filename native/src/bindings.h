@@ -12,6 +12,7 @@
   /* syscalls.cc: thin wrappers, one syscall each. */                        \
   X(open, Open)                                                              \
   X(close, Close)                                                            \
+  X(dup, Dup)                                                                \
   X(mmap, Mmap)                                                              \
   X(munmap, Munmap)                                                          \
   X(mprotect, Mprotect)                                                      \
@@ -41,6 +42,7 @@
   X(probe, Probe)                                                            \
   /* child_reader.cc: reading a mapping from a second process. */            \
   X(readInChild, ReadInChild)                                                \
+  X(readFdInChild, ReadFdInChild)                                            \
   X(readInForkedChild, ReadInForkedChild)                                    \
   X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
   /* fork_exit.cc: a child that is forked and exits at once. */              \

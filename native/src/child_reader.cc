@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "args.h"
@@ -31,7 +32,8 @@ struct Report {
 };
 
 struct ChildRequest {
-  const char* path;
+  const char* path;  // opened by the child, unless `fd` is one it inherited
+  int fd;
   uint64_t offset;
   size_t length;
   uint64_t map_length;  // length rounded up to whole pages
@@ -49,7 +51,8 @@ int Fail(int out, Stage stage, int err) {
 }
 
 int MapAndCopy(int out, const ChildRequest& request) {
-  const int fd = open(request.path, O_RDONLY | O_CLOEXEC);
+  const int fd =
+      request.fd >= 0 ? request.fd : open(request.path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Fail(out, kOpenFailed, errno);
   const long addr = syscall(SYS_mmap, 0UL, request.map_length, PROT_READ,
                             MAP_SHARED, fd, request.offset);
@@ -135,12 +138,29 @@ Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
   const std::string path = ToPath(info[0], "path");
   const uint64_t offset = ToUint64(info[1], "offset");
   const size_t length = ToSize(info[2], "length");
-  const ChildRequest request{path.c_str(), offset, length,
+  const ChildRequest request{path.c_str(), -1, offset, length,
                              RoundUpToPage(length)};
   std::vector<uint8_t> buffer(sizeof(Report) + length);
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndCopy(out, request); });
   return InterpretMapped(env, path, buffer, outcome);
+}
+
+Napi::Value ReadFdInChild(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int fd = ToInt32(info[0], "fd");
+  const uint64_t offset = ToUint64(info[1], "offset");
+  const size_t length = ToSize(info[2], "length");
+  // The child maps the fd fork() gave it: the same open file, for objects
+  // that a second open() of their node does not reach (a DRM fake offset
+  // belongs to its drm_file; a dma-buf has no node).
+  const std::string name = "fd " + std::to_string(fd);
+  const ChildRequest request{name.c_str(), fd, offset, length,
+                             RoundUpToPage(length)};
+  std::vector<uint8_t> buffer(sizeof(Report) + length);
+  const ChildOutcome outcome = RunInChild(
+      env, buffer, [&request](int out) { return MapAndCopy(out, request); });
+  return InterpretMapped(env, name, buffer, outcome);
 }
 
 Napi::Value ReadInForkedChild(const Napi::CallbackInfo& info) {

@@ -35,6 +35,29 @@ describe('the suite on real drivers', () => {
     },
     RUN_TIMEOUT_MS,
   );
+
+  // DRM dumb buffers through a profile setup (test/profiles/real/setups/drm.ts), on both kernel series: vgem
+  // (shmem GEM, no QEMU device) and bochs (VRAM through TTM). vgem's known finding (drm_gem_shmem_fault after
+  // a split) must be reported on each series, and the run pass only because it is.
+  it.each([
+    ['vgem-dumb.json', '6.1'],
+    ['vgem-dumb.json', '6.12'],
+    ['bochs-dumb.json', '6.1'],
+    ['bochs-dumb.json', '6.12'],
+  ])(
+    '%s on %s: every case passes or reports its known finding',
+    async (file, series) => {
+      const profile = JSON.parse(readFileSync(path.join(REAL, file), 'utf8')) as { knownFindings?: { case: string }[] };
+      const result = await runCli('test', '--profile', path.join(REAL, file), '--kernel', series);
+      expect(result.code, `${result.stdout.slice(-4000)}\n${result.stderr.slice(-2000)}`).toBe(ExitCode.PASSED);
+      expect(result.stdout).toMatch(/^[1-9]\d* passed, 0 failed, \d+ skipped, 0 crashed$/m);
+      expect(result.stdout).toMatch(/kernel log findings: none/);
+      const reported = result.stderr.split('\n').filter((line) => line.startsWith('mmapkit: driver finding: '));
+      expect(reported).toHaveLength(profile.knownFindings?.length ?? 0);
+      for (const known of profile.knownFindings ?? []) expect(reported.some((line) => line.endsWith(` > ${known.case}]`)), known.case).toBe(true);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });
 
 describe('a live framebuffer: fb0-bochs with fbcon bound to it (console: true)', () => {

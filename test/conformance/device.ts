@@ -13,6 +13,8 @@ import type { GuestPattern } from '../../guest/protocol.js';
 import { GuestClient, type NativeCall, type RemoteNative } from '../../tools/qemu/guest-client.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { type RegionRecord, regionRecord } from '../../tools/test/region-record.js';
+import { setupBundlePath } from '../../tools/test/setup-bundle.js';
+import type { SetupObject } from '../../guest/setup-api.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -33,17 +35,28 @@ export interface Guest {
   close(): void;
 }
 
+/** An object a profile's setup made, as the suite holds it: `closed` once every fd of it was closed. */
+export interface HeldObject extends SetupObject {
+  closed: boolean;
+}
+
 export interface DeviceUnderTest extends Guest {
   path: string;
-  /** Bytes mappable from `offset` on. */
+  /** Bytes mappable from `offset` on (for a setup profile: the current object's). */
   size: bigint;
-  /** The mmap offset where the device's region starts. */
+  /** The mmap offset where the device's region starts (for a setup profile: the current object's). */
   offset: bigint;
+  /**
+   * For a setup profile, the object of the current case (openObject): every
+   * open of `path` in the case is a dup of its fd (test/conformance/mappings.ts).
+   */
+  object?: HeldObject;
 }
 
 export interface ProfileTarget extends DeviceUnderTest {
   /** What the region held when the run first read it, and whether it changed on its own (tools/test/region-record.ts). */
   initial: RegionRecord;
+  profile: Profile;
 }
 
 export async function connectGuest(): Promise<Guest> {
@@ -64,8 +77,67 @@ export async function connectGuest(): Promise<Guest> {
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
   const base = await connectGuest();
   if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
-  const target = { ...base, path: profile.device, size: BigInt(profile.size), offset: BigInt(profile.offset) };
-  return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: profile.size }) };
+  const target: DeviceUnderTest & { profile: Profile } = { ...base, profile, path: profile.device, size: BigInt(profile.size ?? 0), offset: BigInt(profile.offset) };
+  if (profile.setup === undefined) {
+    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: Number(target.size) }) };
+  }
+  // A setup's object exists only while a case holds it: the first one is read for its initial content and released.
+  const object = await openObject(target);
+  try {
+    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: object.offset, length: Number(object.size), fd: object.fd }) };
+  } finally {
+    await releaseObject(target);
+  }
+}
+
+/**
+ * Runs the profile's setup in the guest (guest/setup-api.ts) and makes its
+ * object the target's current one: `offset` and `size` are then the
+ * object's. At most one at a time: a V4L2 queue or an ALSA substream cannot
+ * be set up twice.
+ */
+export async function openObject(target: DeviceUnderTest & { profile: Profile }): Promise<HeldObject> {
+  const { setup, size } = target.profile;
+  if (setup === undefined) throw new Error(`${target.profile.name} has no setup`);
+  if (target.object !== undefined && !target.object.closed) throw new Error('the previous object of this profile was not released');
+  const object = { ...(await target.guest.targetOpen({ module: setupBundlePath(setup.module), device: target.path, params: setup.params })), closed: false };
+  target.object = object;
+  if (size !== undefined && BigInt(size) !== object.size) throw new Error(`the setup made an object of ${object.size} bytes, not the profile's "size" ${size}`);
+  target.offset = object.offset;
+  target.size = object.size;
+  return object;
+}
+
+/** Closes every fd of the current object not closed yet (a case may have closed them: Mappings.closeAll). */
+export async function closeObjectFds(target: DeviceUnderTest): Promise<void> {
+  const object = target.object;
+  if (object === undefined || object.closed) return;
+  object.closed = true;
+  for (const fd of new Set(object.fds)) await target.native.close(fd);
+}
+
+/** Releases the current object: its fds closed, none current until the next openObject. */
+export async function releaseObject(target: DeviceUnderTest): Promise<void> {
+  try {
+    await closeObjectFds(target);
+  } finally {
+    target.object = undefined;
+  }
+}
+
+/**
+ * Reads `length` bytes at `offset` of the device from a second process: a
+ * forked child that opens and maps the node itself, or, for a setup object
+ * that a second open does not reach (reach 'fork'), that maps the fd it
+ * inherits.
+ */
+export async function readDeviceInChild(dut: DeviceUnderTest, offset: bigint, length: number): Promise<Buffer> {
+  const object = dut.object;
+  if (object !== undefined && object.reach === 'fork') {
+    if (object.closed) throw new Error('every fd of the object was closed: no second process can reach it');
+    return dut.native.readFdInChild(object.fd, offset, length);
+  }
+  return dut.native.readInChild(dut.path, offset, length);
 }
 
 /** The reference driver's remap device, its module (kmod/, built for the guest's kernel) loaded if it is not. */

@@ -1,9 +1,17 @@
 /**
  * Opening and mapping devices inside a case, with everything undone after
  * it (munmap, close, and any restore step the case registers), newest first.
+ *
+ * A profile whose object a setup makes (guest/setup-api.ts) has one object
+ * per case (DeviceUnderTest.object): every open of the device in the case is
+ * a dup() of the object's fd, never a second open() of the node, which
+ * need not reach the same memory (a DRM fake offset belongs to the open
+ * file that made it). So content written through one mapping is seen
+ * through another, and closeAll() closes every fd of it, the object's own
+ * included, for a case about the last close.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { type DeviceUnderTest, openReferenceDriver } from './device.js';
+import { type DeviceUnderTest, closeObjectFds, openReferenceDriver, readDeviceInChild } from './device.js';
 
 export interface MapOptions {
   length?: bigint;
@@ -44,6 +52,8 @@ export class Mappings {
   private readonly undo: (() => Promise<unknown>)[] = [];
   /** Ranges the case gave back to the kernel itself (released()): map()'s undo steps leave them alone. */
   private gone: Span[] = [];
+  /** The fds this case opened of each path, not closed through closeAll. */
+  private readonly held = new Map<string, Set<number>>();
 
   constructor(private readonly dut: DeviceUnderTest) {}
 
@@ -52,11 +62,55 @@ export class Mappings {
     this.undo.push(step);
   }
 
+  /**
+   * An fd of `path`: open(path, flags), or for the current setup object a
+   * dup of its fd (which is O_RDWR: an O_RDONLY open gets it all the same,
+   * so a case whose point is the fd's access mode calls needsAccessMode).
+   */
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
-    const fd = await this.dut.native.open(path, flags);
+    const { native, c } = this.dut;
+    const object = this.objectAt(path);
+    if (object !== undefined && (flags & (c.O_WRONLY | c.O_RDWR)) === c.O_WRONLY) {
+      throw new Error(`${path}: the setup's object is reached through its O_RDWR fd only; an O_WRONLY fd of it cannot be made (needsAccessMode skips such a case)`);
+    }
+    const fd = object !== undefined ? await native.dup(object.fd) : await native.open(path, flags);
+    let fds = this.held.get(path);
+    if (fds === undefined) this.held.set(path, (fds = new Set()));
+    fds.add(fd);
     // A case may close the fd itself (catalogue D1); closing again then fails with EBADF, harmlessly.
-    this.later(() => this.dut.native.close(fd).catch(() => undefined));
+    this.later(async () => {
+      if (fds.delete(fd)) await native.close(fd).catch(() => undefined);
+    });
     return fd;
+  }
+
+  /**
+   * Closes every fd this case holds of `path` (each open of it; for a setup
+   * object, the object's own fds too), leaving the mappings: the last close
+   * of the device is then the kernel's to do, at the last munmap.
+   */
+  async closeAll(path: string): Promise<void> {
+    const fds = this.held.get(path) ?? new Set<number>();
+    for (const fd of [...fds]) {
+      fds.delete(fd);
+      await this.dut.native.close(fd);
+    }
+    if (path === this.dut.path) await closeObjectFds(this.dut);
+  }
+
+  /**
+   * Reads `length` bytes at `offset` of `path` from a second process that maps it itself: its own open,
+   * or for a setup object that a second open does not reach (reach 'fork'), the fd it inherits.
+   */
+  readInChild(path: string, offset: bigint, length: number): Promise<Buffer> {
+    return path === this.dut.path ? readDeviceInChild(this.dut, offset, length) : this.dut.native.readInChild(path, offset, length);
+  }
+
+  private objectAt(path: string): DeviceUnderTest['object'] {
+    const object = this.dut.object;
+    if (object === undefined || path !== this.dut.path) return undefined;
+    if (object.closed) throw new Error(`${path}: every fd of the setup's object was closed (closeAll): nothing can open it again in this case`);
+    return object;
   }
 
   async map(path: string, options: MapOptions = {}): Promise<Mapping> {
@@ -98,6 +152,8 @@ export class Mappings {
  * rather than sent, 1.4 MB of base64 per MiB.
  */
 export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<void> {
+  // A setup object whose every fd the case closed is unreachable; the next case gets a new one from the setup.
+  if (writer === dut.path && dut.object?.closed === true) return;
   const mappings = new Mappings(dut);
   try {
     const { addr } = await mappings.map(writer);

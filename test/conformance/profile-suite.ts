@@ -4,8 +4,14 @@
  * mappings undone after each case, and the kernel log gate — a case during
  * which the guest kernel logged a BUG, WARNING, Oops, bad page or PAT error
  * fails with those lines, even when its own assertions passed.
+ *
+ * A profile with a "setup" gets a new object from it before each case and
+ * has it released after (device.ts openObject, releaseObject): at most one
+ * at a time, every open of the device in the case a dup of its fd. A case
+ * listed in the profile's knownFindings is judged by
+ * tools/test/known-findings.ts after it ran.
  */
-import { type TestContext, afterAll, afterEach, beforeAll, describe, expect, inject } from 'vitest';
+import { type TestContext, afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
 import { type Finding, findings } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
@@ -13,7 +19,9 @@ import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tool
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
 import { BRANCH_ANNOTATION } from '../../tools/test/case-results.js';
 import { describeChange } from '../../tools/test/region-record.js';
-import { type DeviceUnderTest, type ProfileTarget, openProfileTarget } from './device.js';
+import { type DeviceUnderTest, type ProfileTarget, openObject, openProfileTarget, releaseObject } from './device.js';
+import { judgeKnownFinding } from '../../tools/test/known-findings.js';
+import { seriesOf } from '../../tools/kernel.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 import { settle } from './cases/vma.js';
 
@@ -76,6 +84,13 @@ export interface ProfileCase {
   mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<PrivateMapping>;
   /** For cases about a MAP_PRIVATE mapping: mapPrivate, skipping the case when the driver refused it. */
   needsPrivate(ctx: TestContext, prot: number, length: bigint, openFlags?: number): Promise<bigint>;
+  /**
+   * For cases whose point is the access mode of the fd (O_RDONLY, O_WRONLY): skips a setup profile,
+   * whose object is reached through the setup's O_RDWR fd only (every open is a dup of it).
+   */
+  needsAccessMode(ctx: TestContext): void;
+  /** For cases that map from a page inside the region: skips a profile whose driver maps only from the region's start (interiorOffsets: false). */
+  needsInteriorOffsets(ctx: TestContext): void;
 }
 
 /**
@@ -109,6 +124,12 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       mappings = new Mappings(dut);
       logCursor = (await dut.guest.kernelLog()).cursor;
     });
+    // One object per case, made before it and released after it (afterEach).
+    if (profile.setup !== undefined) {
+      beforeEach(async () => {
+        await openObject(need(dut)).catch(recoverFromCrash);
+      });
+    }
     /**
      * The guest died under this case and the relay booted a new one: attach to it, load the
      * profile's module again, and forget what the dead guest held; then fail the case as CRASHED.
@@ -123,6 +144,8 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
         await target.guest.reattach();
         if (profile.module !== undefined) await ensureModule(target.guest, profile.module, profile.moduleParams);
         mappings = new Mappings(target);
+        // The dead guest's object died with it.
+        target.object = undefined;
         logCursor = (await target.guest.kernelLog()).cursor;
       } catch (reattachError) {
         // No guest left (too many crashes): the remaining cases fail as not run; this one still crashed.
@@ -131,8 +154,13 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       throw crashed;
     };
 
-    afterEach(async () => {
-      await need(mappings).release().catch(recoverFromCrash);
+    afterEach(async (ctx) => {
+      try {
+        await need(mappings).release().catch(recoverFromCrash);
+      } finally {
+        // Whatever the undo steps did, the object goes: the next case's setup must not find it held.
+        if (profile.setup !== undefined) await releaseObject(need(dut)).catch(recoverFromCrash);
+      }
       // One read per case: what was logged since the last one, cleanup included.
       const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
@@ -147,7 +175,29 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       if (bad.length > 0) {
         throw new Error(`the guest kernel logged during this case:\n${bad.map((finding) => `  ${finding.line}`).join('\n')}`);
       }
+      await judgeKnownFindings(ctx);
     });
+
+    /**
+     * A case the profile lists in knownFindings: its failure, when it matches, is reported as a finding
+     * about the driver and the case counted as passed (vitest's own `fails` flips a result the same way,
+     * after the hooks); a pass, a skip or another failure fails it.
+     */
+    async function judgeKnownFindings(ctx: TestContext): Promise<void> {
+      const series = seriesOf(need(dut).kernel);
+      const known = profile.knownFindings.find((item) => item.case === ctx.task.name && (item.series?.includes(series) ?? true));
+      const result = ctx.task.result;
+      if (known === undefined || result === undefined) return;
+      const state = result.state === 'fail' ? 'fail' : result.state === 'skip' ? 'skip' : 'pass';
+      const verdict = judgeKnownFinding(known, state, (result.errors ?? []).map((error) => error.message ?? ''));
+      if (verdict.kind === 'wrong') throw new Error(verdict.message);
+      // ctx.annotate is refused once a case has a verdict: it runs again while the finding is recorded, then passes.
+      result.state = 'run';
+      result.errors = undefined;
+      console.log(verdict.note);
+      await ctx.annotate(verdict.note);
+      result.state = 'pass';
+    }
     afterAll(() => dut?.close());
 
     async function mapPrivate(prot: number, length: bigint, openFlags?: number): Promise<PrivateMapping> {
@@ -186,6 +236,12 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       needsStableContent,
       sh: (script) => need(dut).guest.run(['sh', '-c', script]),
       mapPrivate,
+      needsAccessMode(ctx) {
+        ctx.skip(profile.setup !== undefined, "the object is the setup's, reached through its O_RDWR fd only: no fd of another access mode reaches it");
+      },
+      needsInteriorOffsets(ctx) {
+        ctx.skip(!profile.interiorOffsets, 'the driver maps the region only from its start (interiorOffsets: false)');
+      },
       async needsPrivate(ctx, prot, length, openFlags) {
         const mapped = await mapPrivate(prot, length, openFlags);
         if ('refused' in mapped) return ctx.skip(`the driver refused MAP_PRIVATE with ${mapped.refused} (profile private: ${profile.private}): no mapping to test`);

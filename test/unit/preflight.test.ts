@@ -1,6 +1,7 @@
 // `mmapkit test`'s pre-flight (tools/test/preflight.ts) against a fake agent: each way a target
 // fails to come up is one line with its own exit code, and a target that comes up is left open
 // for the cases with nothing else done.
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { KmsgCursor, OutputEvent } from '../../guest/protocol.js';
 import { ExitCode, UserError } from '../../tools/exit-codes.js';
@@ -21,6 +22,8 @@ const profile = (overrides: Partial<Profile> = {}): Profile => ({
   private: 'any',
   readWrite: false,
   mmio: false,
+  interiorOffsets: true,
+  knownFindings: [],
   qemuDevices: [],
   console: false,
   file: '/tmp/profiles/pfnbuf.json',
@@ -34,6 +37,8 @@ interface Guest {
   live?: string[];
   /** Device nodes and what opening each does: an fd, or an errno code. */
   devices?: Record<string, number | string>;
+  /** What the profile's setup does: the object it makes, or the error it throws. */
+  setup?: { fds: number[]; size: bigint } | { message: string; code: string };
 }
 
 /** A fake agent; `calls` records every command and open, in order. */
@@ -66,6 +71,12 @@ function fakeGuest(setup: Guest): { guest: GuestClient; calls: string[] } {
         calls.push(`close ${fd}`);
         return Promise.resolve();
       },
+    },
+    targetOpen: ({ module, device, params }: { module: string; device: string; params: unknown }) => {
+      calls.push(`targetOpen ${path.basename(module).replace(/-[0-9a-f]{12}\.mjs$/, '')} ${device} ${JSON.stringify(params)}`);
+      const made = setup.setup ?? { message: 'no setup', code: 'EIO' };
+      if ('code' in made) return Promise.reject(new GuestError(made));
+      return Promise.resolve({ fd: made.fds[0], fds: made.fds, offset: 1n << 32n, size: made.size, reach: 'fork' });
     },
   } as unknown as GuestClient;
   return { guest, calls };
@@ -126,6 +137,28 @@ describe('bringUp', () => {
     const { guest, calls } = fakeGuest({ live: ['pfnbuf'], devices: { '/dev/b': 5 } });
     await expect(bringUp(guest, [profile({ device: '/dev/a' }), profile({ device: '/dev/b' })])).rejects.toThrow(/\/dev\/a does not exist/);
     expect(calls).not.toContain('open /dev/b 0');
+  });
+});
+
+describe('bringUp: a profile with a setup', () => {
+  const drm = profile({ module: undefined, device: '/dev/dri/card0', size: 8192, setup: { module: '/p/setups/drm.ts', params: { width: 64 } } });
+
+  it('runs the setup once after the device opens, and closes every fd of its object', async () => {
+    const { guest, calls } = fakeGuest({ devices: { '/dev/dri/card0': 4 }, setup: { fds: [5, 6], size: 8192n } });
+    await bringUp(guest, [drm]);
+    expect(calls).toEqual(['open /dev/dri/card0 0', 'close 4', 'targetOpen drm /dev/dri/card0 {"width":64}', 'close 5', 'close 6']);
+  });
+
+  it('a setup that fails: exit 3, the step and its errno', async () => {
+    const error = await failure({ devices: { '/dev/dri/card0': 4 }, setup: { message: 'DRM_IOCTL_MODE_CREATE_DUMB 64x64x32: ENOSYS', code: 'ENOSYS' } }, drm);
+    expect(error.exitCode).toBe(ExitCode.SETUP);
+    expect(error.message).toBe('pfnbuf.json: setup drm.ts fails: DRM_IOCTL_MODE_CREATE_DUMB 64x64x32: ENOSYS');
+  });
+
+  it('an object of another size than the profile says: exit 2, a bad profile', async () => {
+    const error = await failure({ devices: { '/dev/dri/card0': 4 }, setup: { fds: [5], size: 4096n } }, drm);
+    expect(error.exitCode).toBe(ExitCode.USAGE);
+    expect(error.message).toBe('pfnbuf.json: "size" is 8192, but setup drm.ts made an object of 4096 bytes');
   });
 });
 

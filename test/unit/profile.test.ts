@@ -59,6 +59,37 @@ describe('parseProfile', () => {
   ])('refuses %j', (json, pattern) => expectBadProfile(json, pattern));
 });
 
+describe('parseProfile: setup profiles (#11 item 3)', () => {
+  const setup = { name: 'x', device: '/dev/dri/card0', setup: 'setups/drm.ts' };
+  const finding = { case: 'a case', finding: 'what the driver does', match: '^expected' };
+
+  it('resolves the setup next to the profile, gives it its params, and needs no size', () => {
+    const findings = [finding, { ...finding, case: 'another', series: ['6.1'] }];
+    const profile = parseProfile({ ...setup, setupParams: { width: 64 }, interiorOffsets: false, knownFindings: findings }, '/p/my.json', KERNEL);
+    expect(profile).toMatchObject({ setup: { module: '/p/setups/drm.ts', params: { width: 64 } }, interiorOffsets: false, knownFindings: findings, offset: 0 });
+    expect(profile.size).toBeUndefined();
+    expect(parseProfile({ ...setup, size: 8192 }, '/p/my.json', KERNEL)).toMatchObject({ size: 8192, setup: { params: {} } });
+    expect(parseProfile(minimal, '/p/my.json', KERNEL)).toMatchObject({ interiorOffsets: true, knownFindings: [] });
+    expect(parseProfile(minimal, '/p/my.json', KERNEL).setup).toBeUndefined();
+  });
+
+  it.each([
+    [{ name: 'x', device: '/dev/x' }, /missing required key "size" \(or a "setup"/],
+    [{ ...minimal, setupParams: {} }, /"setupParams" needs "setup"/],
+    [{ ...setup, setup: 'drm.json' }, /"setup" must be a path to a TypeScript or JavaScript module/],
+    [{ ...setup, setupParams: [1] }, /"setupParams" must be an object/],
+    [{ ...setup, offset: 4096 }, /"offset" describes a fixed region of the node/],
+    [{ ...setup, readWrite: false }, /"readWrite" describes a fixed region/],
+    [{ ...setup, writer: '/dev/w' }, /"writer" describes a fixed region/],
+    [{ ...setup, interiorOffsets: 'no' }, /"interiorOffsets" must be true or false/],
+    [{ ...setup, knownFindings: [{ ...finding, match: '(' }] }, /"knownFindings" must be a list of/],
+    [{ ...setup, knownFindings: [{ ...finding, extra: 1 }] }, /"knownFindings" must be a list of/],
+    [{ ...setup, knownFindings: [finding, finding] }, /one per case/],
+    [{ ...setup, knownFindings: [{ ...finding, series: ['6'] }] }, /"knownFindings" must be/],
+    [{ ...setup, knownFindings: [{ case: 'c', finding: '' , match: 'x' }] }, /"knownFindings" must be/],
+  ])('refuses %j', (json, pattern) => expectBadProfile(json, pattern));
+});
+
 describe('modules', () => {
   it('resolves @build/ against the kernel build directory and other paths against the profile', () => {
     expect(resolveModule('@build/kmod/mmapkit.ko', '/p/my.json', KERNEL)).toBe(path.join(kernelBuildDir(KERNEL), 'kmod/mmapkit.ko'));

@@ -6,6 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { NativeFunctions } from '../../native/index.js';
+import type { SetupObject } from '../../guest/setup-api.js';
 import { ProtocolError, checkGuestMessage, checkResult, idOf } from '../../guest/protocol-check.js';
 import {
   type ArgsOf,
@@ -24,6 +25,7 @@ import {
   type RegionSample,
   type ResultOf,
   type SampleRegionArgs,
+  type TargetOpenArgs,
   LineDecoder,
   decodeMessage,
   encodeMessage,
@@ -200,13 +202,14 @@ export class GuestClient {
   /** Runs a command in the guest; output is streamed to onOutput as it comes. */
   exec(
     argv: string[],
-    options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number; env?: Record<string, string> } = {},
+    options: { onOutput?: (event: OutputEvent) => void; timeoutMs?: number; env?: Record<string, string>; fds?: number[] } = {},
   ): Promise<ExecResult> {
-    return this.request('exec', { argv, ...(options.env !== undefined && { env: options.env }) }, options);
+    const { env, fds } = options;
+    return this.request('exec', { argv, ...(env !== undefined && { env }), ...(fds !== undefined && { fds }) }, options);
   }
 
   /** Runs a command and returns its output; rejects when it does not exit 0. */
-  async run(argv: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
+  async run(argv: string[], options: { timeoutMs?: number; env?: Record<string, string>; fds?: number[] } = {}): Promise<string> {
     const chunks: Uint8Array[] = [];
     const result = await this.exec(argv, { ...options, onOutput: (event) => chunks.push(event.data) });
     const output = Buffer.concat(chunks).toString();
@@ -274,6 +277,11 @@ export class GuestClient {
   /** Writes `data` to a guest file from the agent (no shell to spawn): open O_WRONLY|O_CREAT|O_TRUNC, one write, as `>` does. */
   async writeFile(path: string, data: string): Promise<void> {
     await this.request('writeFile', { path, data });
+  }
+
+  /** Runs a profile's setup in the agent (guest/setup-api.ts): the object it made, whose fds are the agent's. */
+  targetOpen(args: TargetOpenArgs): Promise<SetupObject> {
+    return this.request('targetOpen', args);
   }
 
   /** Rejects every pending and future request. */

@@ -25,6 +25,8 @@ import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 import { bringUp } from './preflight.js';
 import { recordRegions } from './region-record.js';
+import { bundleSetups } from './setup-bundle.js';
+import { DRIVER_FINDING } from './known-findings.js';
 
 /** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
 export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
@@ -178,7 +180,8 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   let shared: SharedGuest | undefined;
   let outcome: VitestOutcome;
   try {
-    // The devices the profiles need (profile key qemuDevices; the default VM has none) and their files.
+    // Before the boot: a setup that does not bundle is a bad profile, and costs no guest.
+    await bundleSetups(target.profiles);
     shared = await shareGuest({
       ...options,
       loadModule: !target.explicit,
@@ -210,6 +213,10 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     result.annotations.filter((note) => note.startsWith(KERNEL_FINDING)).map((note) => ({ case: result.name, finding: note })),
   );
   for (const { case: name, finding } of kernelFindings) say(`${finding} [${name}]`);
+  // A profile's knownFindings (tools/test/known-findings.ts): each case that failed the known way, named.
+  for (const result of outcome.cases) {
+    for (const note of result.annotations.filter((annotation) => annotation.startsWith(DRIVER_FINDING))) say(`${note} [${result.name}]`);
+  }
   for (const crash of supervisor.crashes) say(`guest crashed or hung: ${crash.reason} (console: ${crash.consoleLog})`);
   if (supervisor.failure !== undefined) {
     // Their files could not even connect: vitest shows them skipped, but nothing decided that.

@@ -5,12 +5,17 @@
  * exit 2 when the profile names a device its driver does not make (a bad
  * profile), exit 3 when the module does not load or the device does not open
  * (a prerequisite the guest lacks: the hardware, a symbol, a parameter).
+ * A profile with a "setup" also has its setup run once, and its object
+ * released: a setup that fails is exit 3 with the step and its errno; an
+ * object whose size is not the profile's "size" is a bad profile.
  */
 import path from 'node:path';
 import { ExitCode, SetupError, UserError } from '../exit-codes.js';
-import type { Profile } from '../profile.js';
+import type { Profile, ProfileSetup } from '../profile.js';
+import type { SetupObject } from '../../guest/setup-api.js';
 import type { GuestClient } from '../qemu/guest-client.js';
 import { type ModuleChange, attemptLoad, isLoaded } from '../qemu/guest-modules.js';
+import { setupBundlePath } from './setup-bundle.js';
 
 /** What insmod (or modprobe) printed and the kernel lines the load caused, on one line, timestamps dropped. */
 export function describeRefusal(change: ModuleChange): string {
@@ -43,5 +48,24 @@ export async function bringUp(guest: GuestClient, profiles: readonly Profile[]):
       throw new SetupError(`${where}: device ${profile.device} cannot be opened: ${code ?? message}`);
     }
     await guest.native.close(fd);
+    if (profile.setup !== undefined) await tryTargetSetup(guest, profile, profile.setup);
+  }
+}
+
+/** Runs the profile's setup once and releases its object. */
+async function tryTargetSetup(guest: GuestClient, profile: Profile, { module, params }: ProfileSetup): Promise<void> {
+  const where = path.basename(profile.file);
+  const setup = path.basename(module);
+  let object: SetupObject;
+  try {
+    object = await guest.targetOpen({ module: setupBundlePath(module), device: profile.device, params });
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    const errno = code !== undefined && !message.includes(code) ? ` (${code})` : '';
+    throw new SetupError(`${where}: setup ${setup} fails: ${message}${errno}`);
+  }
+  for (const fd of new Set(object.fds)) await guest.native.close(fd);
+  if (profile.size !== undefined && BigInt(profile.size) !== object.size) {
+    throw new UserError(`${where}: "size" is ${profile.size}, but setup ${setup} made an object of ${object.size} bytes`, ExitCode.USAGE);
   }
 }

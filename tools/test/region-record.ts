@@ -14,7 +14,9 @@
  * rebooted has none, and the first file to open the profile makes it again.
  */
 import type { RegionChange, RegionSample } from '../../guest/protocol.js';
+import type { Profile } from '../profile.js';
 import type { GuestClient } from '../qemu/guest-client.js';
+import { setupBundlePath } from './setup-bundle.js';
 
 /** The record: the first read's non-zero bytes and any change the later reads saw, or why the region could not be read. */
 export type RegionRecord = RegionSample | { error: string };
@@ -23,6 +25,12 @@ export interface Region {
   device: string;
   offset: bigint;
   length: number;
+  /**
+   * For a profile's setup object: the agent's fd of it, read through a mapping
+   * a forked child makes of the fd it inherits (a second open of the node may
+   * not reach the object, guest/setup-api.ts).
+   */
+  fd?: number;
 }
 
 /**
@@ -41,8 +49,9 @@ export interface Region {
  */
 export const STABILITY_GAPS_MS = [300, 450, 650, 1000];
 
+/** One record per region: a setup's object may come at another offset each time it is made, so it is named by its node alone. */
 function recordFile(region: Region): string {
-  return `/tmp/mmapkit-region${region.device.replace(/\//g, '_')}@${region.offset}.json`;
+  return `/tmp/mmapkit-region${region.device.replace(/\//g, '_')}@${region.fd === undefined ? region.offset : 'setup'}.json`;
 }
 
 /** The region's record, read from the guest or, the first time in this guest, made and saved there. */
@@ -55,7 +64,8 @@ export async function regionRecord(guest: GuestClient, region: Region): Promise<
   if (saved !== '') return JSON.parse(saved) as RegionRecord;
   let record: RegionRecord;
   try {
-    record = await guest.sampleRegion({ path: region.device, offset: region.offset, length: region.length, gapsMs: STABILITY_GAPS_MS });
+    const { device, offset, length, fd } = region;
+    record = await guest.sampleRegion({ path: device, ...(fd !== undefined && { fd }), offset, length, gapsMs: STABILITY_GAPS_MS });
   } catch (error) {
     // A fault handler that never installs a PTE ends in the child's watchdog (readInChild), not in a hung agent.
     const { code, message } = error as { code?: string; message: string };
@@ -78,14 +88,24 @@ export const changedLine = (name: string, change: RegionChange): string => `${na
  * Makes every profile's record before the first case runs and returns the
  * line to print for each region that changed on its own, in profile order.
  * The profiles are sampled side by side (the agent serves other requests
- * during the gaps), so a run pays the gaps once, not once per profile.
+ * during the gaps), so a run pays the gaps once, not once per profile. A
+ * setup profile's object is made for the sampling and released after it.
  */
-export async function recordRegions(guest: GuestClient, profiles: ReadonlyArray<{ name: string; device: string; offset: number; size: number }>): Promise<string[]> {
-  const records = await Promise.all(
-    profiles.map((profile) => regionRecord(guest, { device: profile.device, offset: BigInt(profile.offset), length: profile.size })),
-  );
+export async function recordRegions(guest: GuestClient, profiles: ReadonlyArray<Pick<Profile, 'name' | 'device' | 'offset' | 'size' | 'setup'>>): Promise<string[]> {
+  const records = await Promise.all(profiles.map((profile) => profileRecord(guest, profile)));
   return profiles.flatMap((profile, index) => {
     const record = records[index]!;
     return 'changed' in record && record.changed !== undefined ? [changedLine(profile.name, record.changed)] : [];
   });
+}
+
+async function profileRecord(guest: GuestClient, profile: Pick<Profile, 'device' | 'offset' | 'size' | 'setup'>): Promise<RegionRecord> {
+  const { device, setup } = profile;
+  if (setup === undefined) return regionRecord(guest, { device, offset: BigInt(profile.offset), length: profile.size! });
+  const object = await guest.targetOpen({ module: setupBundlePath(setup.module), device, params: setup.params });
+  try {
+    return await regionRecord(guest, { device, offset: object.offset, length: Number(object.size), fd: object.fd });
+  } finally {
+    for (const fd of new Set(object.fds)) await guest.native.close(fd);
+  }
 }

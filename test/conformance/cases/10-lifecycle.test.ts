@@ -89,8 +89,9 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   };
 
   /** The rest of step 2: the fd closed, and nothing but the mapping holds the device. */
-  const closeAndAlone = async (fd: number, addr: bigint): Promise<void> => {
-    await t.dut.native.close(fd);
+  const closeAndAlone = async (addr: bigint): Promise<void> => {
+    // Every fd the case holds of the device: `fd`, and a setup object's own fds too (Mappings.closeAll).
+    await t.mappings.closeAll(t.profile.device);
     expect(await strayHolders([whole(addr)]), 'fds and mappings of the device in the guest besides the one mapping, before the event').toEqual([]);
   };
 
@@ -109,8 +110,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // 6.1; 6.12: vm_area_dup and remove_vma (dup_mmap is not visible in its BTF). A driver counting
   // VMAs without ->open reaches zero here while the parent's mapping lives (taxonomy #7).
   it('a fork whose child exits leaves the parent\'s mapping its whole content', { tags: ['core'] }, async (ctx) => {
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     expect(await t.dut.native.forkAndExit()).toBe(0);
     await survived('a fork and the child\'s exit', [whole(addr)]);
   });
@@ -119,9 +120,9 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // child's copy is the one left; the child reads it (readInChildAfterUnmap, no fd of its own) only
   // after the parent's munmap returned. The parent holds nothing more: no fd, no mapping.
   it('after a fork, the child\'s mapping keeps its whole content when the parent unmaps', async (ctx) => {
-    const { fd, addr } = await prepare(ctx);
+    const { addr } = await prepare(ctx);
     ctx.skip((await vmaAt(t, addr)).flags.has('dc'), 'the driver sets VM_DONTCOPY: a child inherits no mapping (catalogue E2)');
-    await closeAndAlone(fd, addr);
+    await closeAndAlone(addr);
     let differs: string | undefined;
     try {
       // Two passes: the first faults in the half the parent never touched, the second reads all again.
@@ -142,8 +143,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
     { part: 'middle', index: (): bigint => pages() / 2n },
     { part: 'tail', index: (): bigint => pages() - 1n },
   ])('a munmap of the $part page leaves the rest of the mapping its content', async ({ part, index }, ctx) => {
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     const gone = index();
     const unmapped = await settle(t.dut.native.munmap(addr + gone * page(), page()));
     if ('code' in unmapped) {
@@ -165,8 +166,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // ->mremap veto in move_vma) and unmaps the old one (->close). mm/mremap.c and mm/mmap.c, 6.1;
   // 6.12: the same names.
   it('an mremap move leaves the mapping its whole content at the new address', async (ctx) => {
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     const { native, c } = t.dut;
     const length = t.dut.size;
     const target = await native.mmap(0n, length, c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS, -1, 0n);
@@ -188,8 +189,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // catalogue D5, D3, F3: shrinking splits off the tail (__split_vma: ->open, or a may_split veto)
   // and unmaps it (->close). The mremap syscall, 6.1; 6.12: __x64_sys_mremap.
   it('an mremap shrink by one page leaves the rest of the mapping its content', async (ctx) => {
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     const length = t.dut.size;
     const shrunk = await settle(t.dut.native.mremap(addr, length, length - page(), 0));
     if ('code' in shrunk) {
@@ -209,8 +210,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // the pieces back only for vm_ops without ->close (is_mergeable_vma). mm/mprotect.c and mm/mmap.c,
   // 6.1; 6.12: mprotect_fixup, __split_vma.
   it('an mprotect split leaves every piece its content', async (ctx) => {
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     const { native, c } = t.dut;
     const middle = pages() / 2n;
     const split = await settle(native.mprotect(addr + middle * page(), page(), c.PROT_NONE));
@@ -242,12 +243,13 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // (taxonomy #8).
   it('the last close() of every fd leaves the mapping its whole content', { tags: ['core'] }, async (ctx) => {
     const { fd, addr } = await prepare(ctx);
-    const { native, c } = t.dut;
+    const { c } = t.dut;
     // A second open file of the device, nothing mapped through it, as a program's control fd.
     const second = await t.mappings.open(t.profile.device, c.O_RDONLY);
-    expect(await strayHolders([whole(addr)], [fd, second]), 'fds and mappings of the device besides the mapping and its two fds, before the close').toEqual([]);
-    await native.close(fd);
-    await native.close(second);
+    const objectFds = t.dut.object?.fds ?? [];
+    expect(await strayHolders([whole(addr)], [fd, second, ...objectFds]), 'fds and mappings of the device besides the mapping and its fds, before the close').toEqual([]);
+    // The mapping's fd, then the second, then (for a setup profile) the object's own fds: the order the case opened them.
+    await t.mappings.closeAll(t.profile.device);
     await survived('the close() of the mapping\'s fd and then of the last fd', [whole(addr)]);
   });
 
@@ -256,8 +258,8 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
   // __x64_sys_delete_module, 6.12 (try_stop_module not visible). The memory must not be touched.
   it('a refused module unload leaves the mapping its whole content', async (ctx) => {
     ctx.skip(t.profile.module === undefined, 'the profile names no module to unload');
-    const { fd, addr } = await prepare(ctx);
-    await closeAndAlone(fd, addr);
+    const { addr } = await prepare(ctx);
+    await closeAndAlone(addr);
     await expect(t.dut.native.deleteModule(moduleName(t.profile.module!), t.dut.c.O_NONBLOCK)).rejects.toMatchObject({ code: 'EAGAIN' });
     await survived('a refused delete_module', [whole(addr)]);
   });

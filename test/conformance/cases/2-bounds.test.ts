@@ -50,6 +50,22 @@ describeProfiles('bounds (catalogue A6: the driver refuses what lies past its re
       await ranBranch(ctx, 'refused with EOVERFLOW by the core (a regular file)');
     }
   });
+  // catalogue A6: a driver that hands out whole objects may map each only from its start: DRM GEM looks the
+  // offset up exactly (drm_gem_mmap: drm_vma_offset_exact_lookup_locked, 6.1 and 6.12) and refuses any other
+  // with EINVAL. The profile says which (interiorOffsets); "a map at page offset k" checks the content.
+  it('an offset one page into the region: mapped, or refused where the profile says only its start maps', async (ctx) => {
+    const { native, c } = t.dut;
+    ctx.skip(t.dut.size < 2n * t.dut.page, 'the region has one page');
+    const fd = await t.mappings.open(t.profile.device, c.O_RDONLY);
+    const mapped = await settle(native.mmap(0n, t.dut.page, c.PROT_READ, c.MAP_SHARED, fd, t.dut.offset + t.dut.page));
+    if ('value' in mapped) t.mappings.later(() => native.munmap(mapped.value, t.dut.page));
+    if (t.profile.interiorOffsets) {
+      expect('code' in mapped ? mapped.code : 'mapped').toBe('mapped');
+    } else {
+      expect(REFUSALS).toContain('code' in mapped ? mapped.code : 'mapped');
+      await ranBranch(ctx, `refused with ${'code' in mapped ? mapped.code : ''} (interiorOffsets: false)`);
+    }
+  });
   // catalogue A1: do_mmap (6.1 and 6.12) refuses a zero length before any driver code runs.
   it('a zero length is refused with EINVAL (kernel, do_mmap)', async () => {
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);

@@ -10,13 +10,15 @@ import { outcome } from './vma.js';
 
 describeProfiles('access modes and protections', (t) => {
   // catalogue B1: read access is always required (do_mmap, 6.1 and 6.12).
-  it('any mapping of an O_WRONLY fd is refused with EACCES (kernel)', async () => {
+  it('any mapping of an O_WRONLY fd is refused with EACCES (kernel)', async (ctx) => {
+    t.needsAccessMode(ctx);
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_WRONLY);
     await expect(t.dut.native.mmap(0n, t.dut.page, t.dut.c.PROT_READ, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
   });
 
   // catalogue B2: do_mmap (6.1 and 6.12).
-  it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', { tags: ['core'] }, async () => {
+  it('a shared writable mapping of an O_RDONLY fd is refused with EACCES (kernel)', { tags: ['core'] }, async (ctx) => {
+    t.needsAccessMode(ctx);
     const fd = await t.mappings.open(t.profile.device, t.dut.c.O_RDONLY);
     const prot = t.dut.c.PROT_READ | t.dut.c.PROT_WRITE;
     await expect(t.dut.native.mmap(0n, t.dut.page, prot, t.dut.c.MAP_SHARED, fd, t.dut.offset)).rejects.toMatchObject({ code: 'EACCES' });
@@ -24,7 +26,8 @@ describeProfiles('access modes and protections', (t) => {
 
   // catalogue B3: the kernel clears VM_SHARED and VM_MAYWRITE (do_mmap, 6.1 and 6.12); a driver
   // that tests VM_SHARED instead of is_cow_mapping() wrongly refuses this (the row's pitfall).
-  it('a shared read-only mapping of an O_RDONLY fd works, and mprotect cannot add PROT_WRITE', async () => {
+  it('a shared read-only mapping of an O_RDONLY fd works, and mprotect cannot add PROT_WRITE', async (ctx) => {
+    t.needsAccessMode(ctx);
     const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     expect(await t.dut.native.probe(addr, 'read')).toBe('ok');
     await expect(t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE)).rejects.toMatchObject({ code: 'EACCES' });
@@ -36,7 +39,7 @@ describeProfiles('access modes and protections', (t) => {
     const before = await t.dut.native.readBytes(addr, 1);
     expect(await t.dut.native.probe(addr, 'write')).toBe('SIGSEGV');
     t.needsStableContent(ctx);
-    expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(before);
+    expect(await t.mappings.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(before);
   });
 
   // catalogue B8: PROT_NONE: any access faults with SIGSEGV.
@@ -54,7 +57,7 @@ describeProfiles('access modes and protections', (t) => {
       const { addr } = await t.mappings.map(t.profile.device, { prot: t.dut.c.PROT_READ, length: t.dut.page });
       await t.dut.native.mprotect(addr, t.dut.page, t.dut.c.PROT_READ | t.dut.c.PROT_WRITE);
       await t.dut.native.writeBytes(addr, Buffer.from([0x5a]));
-      expect(await t.dut.native.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(Buffer.from([0x5a]));
+      expect(await t.mappings.readInChild(t.profile.device, t.dut.offset, 1)).toEqual(Buffer.from([0x5a]));
     });
   } else {
     // catalogue B4, driver override: a device that is not writable refuses VM_WRITE and clears VM_MAYWRITE.
@@ -85,10 +88,10 @@ describeProfiles('access modes and protections', (t) => {
       expect(t.profile.private, 'the profile promises that MAP_PRIVATE is refused').not.toBe('rejected');
       t.needsStableContent(ctx);
       const at = length - t.dut.page;
-      const before = await native.readInChild(t.profile.device, t.dut.offset + at, 7);
+      const before = await t.mappings.readInChild(t.profile.device, t.dut.offset + at, 7);
       await native.writeBytes(mapped.addr + at, Buffer.from('private'));
       expect(await native.readBytes(mapped.addr + at, 7)).toEqual(Buffer.from('private'));
-      expect(await native.readInChild(t.profile.device, t.dut.offset + at, 7)).toEqual(before);
+      expect(await t.mappings.readInChild(t.profile.device, t.dut.offset + at, 7)).toEqual(before);
       await ranBranch(ctx, 'copy-on-write');
     }
   });

@@ -96,6 +96,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   // asked one page longer, shows that page and then a page past the region, which ->fault must
   // refuse with SIGBUS (do_fault's comment, 6.1: "missing VM_DONTEXPAND").
   it('mremap with old_size 0 (duplicate) of the last page: EFAULT, or the same page and SIGBUS past the region', async (ctx) => {
+    t.needsInteriorOffsets(ctx);
     const last = pages() - 1n;
     await fillPatterns(t.needsWriter(ctx), pages(), [last]);
     const view = await mapTracked(1n, last);
@@ -175,6 +176,7 @@ describeProfiles('mremap, munmap and MAP_FIXED (F)', (t) => {
   // catalogue F8: MAP_FIXED unmaps the old range before ->mmap runs (do_mas_munmap in __mmap_region, 6.1);
   // the new mapping's offset decides what shows.
   it('MAP_FIXED over a device mapping replaces it with the new offset', async (ctx) => {
+    t.needsInteriorOffsets(ctx);
     const last = pages() - 1n;
     await fillPatterns(t.needsWriter(ctx), pages(), [0n, last]);
     const view = await mapTracked(1n);

@@ -23,7 +23,7 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
       t.mappings.later(() => t.dut.native.writeBytes(addr + at, Buffer.alloc(text.length)));
       await t.dut.native.writeBytes(addr + at, Buffer.from(text));
     }
-    return t.dut.native.readInChild(t.profile.device, t.dut.offset, Number(at) + text.length).then((bytes) => bytes.subarray(Number(at)));
+    return t.mappings.readInChild(t.profile.device, t.dut.offset, Number(at) + text.length).then((bytes) => bytes.subarray(Number(at)));
   };
 
   // catalogue I4: copy_from_user walks the page tables, no GUP: write(pipe, mapping, n) works even on
@@ -57,7 +57,7 @@ done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
 `,
     );
     expect(out.n).toBe(17);
-    const seen = await t.dut.native.readInChild(t.profile.device, t.dut.offset, 217);
+    const seen = await t.mappings.readInChild(t.profile.device, t.dut.offset, 217);
     expect(seen.subarray(200).toString()).toBe('read into the map');
   });
 

@@ -57,7 +57,9 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
  * The program starts with helpers: `libc` (ctypes, errno kept), `devmap(path,
  * offset, length, prot, flags, oflags)` returning the address of a fresh
  * mapping of the device in the python process, `errname(errno)`, and `AGENT`,
- * the agent's pid.
+ * the agent's pid. For a setup's object that another open() of the node does
+ * not reach (reach 'fork'), the program is handed the object's fd (as its fd 3)
+ * and devmap of the device maps a dup of it: the fd passed, as over a socket.
  */
 export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   const program = `${PRELUDE}\n${body}\n`;
@@ -65,7 +67,10 @@ export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   // PYTHON* variables, which the program (standard library only) does not need and which cost
   // file lookups over the guest's 9p root at every start.
   const agent = (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
-  const out = await t.dut.guest.run(['python3', '-I', '-S', '-c', program], { env: { AGENT: agent } });
+  const object = t.dut.object;
+  const passed = object !== undefined && object.reach === 'fork' && !object.closed;
+  const env = { AGENT: agent, ...(passed && { DEVICE: t.dut.path, DEVICE_FD: '3' }) };
+  const out = await t.dut.guest.run(['python3', '-I', '-S', '-c', program], { env, ...(passed && { fds: [object.fd] }) });
   const last = out.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as T;
 }
@@ -83,7 +88,7 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 def errname(n):
     return errno.errorcode.get(n, str(n))
 def devmap(path, offset, length, prot=1, flags=1, oflags=os.O_RDONLY):
-    fd = os.open(path, oflags)
+    fd = os.dup(int(os.environ['DEVICE_FD'])) if path == os.environ.get('DEVICE') else os.open(path, oflags)
     addr = libc.mmap(None, length, prot, flags, fd, offset)
     if addr is None or addr == MAP_FAILED:
         raise OSError(ctypes.get_errno(), 'mmap ' + path)
