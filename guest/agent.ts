@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
+import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 import { readRequest } from './protocol-check.js';
 import {
   type ArgsOf,
@@ -179,6 +180,17 @@ class KmsgReader {
 
 const kmsg = new KmsgReader();
 
+/**
+ * The fuzz (guest/fuzz.ts, with fast-check) is a bundle of its own next to
+ * the agent's, build/guest/fuzz.mjs, imported at its first request: every
+ * other boot loads none of it.
+ */
+async function fuzz(args: FuzzArgs): Promise<FuzzReport> {
+  const bundle = new URL('./fuzz.mjs', import.meta.url).href;
+  const { fuzzOnDevice } = (await import(bundle)) as typeof import('./fuzz.js');
+  return fuzzOnDevice(native, args);
+}
+
 function batch({ calls, until }: BatchArgs): BatchOutcome[] {
   const outcomes: BatchOutcome[] = [];
   for (const call of calls) {
@@ -216,6 +228,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     writeFileSync(file, data);
     return undefined;
   },
+  fuzz,
 };
 
 async function answer<O extends AgentOp>({ id, op, args }: Request<O>): Promise<ResultOf<O>> {

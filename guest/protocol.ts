@@ -9,6 +9,7 @@
  */
 
 import type { ConstantName } from '../native/index.js';
+import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 
 export const CHANNEL_NAME = 'mmapkit.agent';
 
@@ -117,6 +118,8 @@ export interface Ops {
   readFile: { args: { path: string }; result: string };
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
   writeFile: { args: { path: string; data: string }; result: undefined };
+  /** Runs `mmapkit fuzz` on a device in the agent's process (guest/fuzz.ts): sequences, the model's verdict, a shrunk failure. */
+  fuzz: { args: FuzzArgs; result: FuzzReport };
   /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */
   reattach: { args: Record<string, never>; result: ReadyMessage };
 }
