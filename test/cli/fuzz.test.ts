@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { fixtureProfile } from '../../tools/builder/fixtures.js';
-import type { FuzzResults } from '../../tools/fuzz/results.js';
+import { type FuzzResults, seedPathArgument } from '../../tools/fuzz/results.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
 import { runCli } from './run-cli.js';
@@ -62,7 +62,7 @@ describe('mmapkit fuzz', () => {
       expect(failure.path).toMatch(/^\d+(:\d+)*$/);
       expect(first.output).toMatch(/fixture-bug-nobounds: FAILED after \d+ operations in \d+ sequences, seed 7/);
       expect(first.output).toContain('<- fails');
-      expect(first.output).toContain(`--replay 7:${failure.path!}`);
+      expect(first.output).toContain(`--replay '${seedPathArgument(7, failure.path!, failure.replayPath)}'`);
     }, RUN_TIMEOUT_MS);
 
     it('--replay FILE reruns exactly the recorded sequence and fails the same way', async () => {
@@ -74,8 +74,8 @@ describe('mmapkit fuzz', () => {
       expect(run?.replayOf).toBe(first!.file);
     }, RUN_TIMEOUT_MS);
 
-    it('--replay SEED:PATH reruns fast-check\'s counterexample and fails the same way', async () => {
-      const replayed = await fuzz('nobounds-replay-path', '--profile', profile, '--replay', `7:${failed().path!}`);
+    it('--replay SEED:PATH@REPLAYPATH reruns fast-check\'s counterexample and fails the same way', async () => {
+      const replayed = await fuzz('nobounds-replay-path', '--profile', profile, '--replay', seedPathArgument(7, failed().path!, failed().replayPath));
       expect(replayed.code).toBe(ExitCode.TESTS_FAILED);
       expect(replayed.results.profiles[0]?.failure?.steps).toEqual(failed().steps);
     }, RUN_TIMEOUT_MS);

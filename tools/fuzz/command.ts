@@ -20,9 +20,9 @@ import { loadTargetModule } from '../test/preflight.js';
 import { say } from '../cli/messages.js';
 import { checkWritableFile } from '../cli/output-paths.js';
 import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, positiveNumber, withGuest } from '../cli/guest-command.js';
-import { type FuzzProfileResult, type FuzzResults, type ReplayPlan, replayPlan } from './results.js';
+import { type FuzzProfileResult, type FuzzResults, type ReplayPlan, replayPlan, seedPathArgument } from './results.js';
 
-export const FUZZ_HELP = `usage: mmapkit fuzz [--profile FILE]... [--ops N] [--seed S] [--replay FILE|SEED:PATH] [options]
+export const FUZZ_HELP = `usage: mmapkit fuzz [--profile FILE]... [--ops N] [--seed S] [--replay FILE|SEED:PATH[@REPLAYPATH]] [options]
 
 Model-based fuzzing of each profile's device, in the guest: random sequences
 of open/close, mmap (offsets and lengths at the region's edges: its first and
@@ -39,7 +39,9 @@ Any kernel log finding (BUG, WARNING, Oops, bad page) fails the profile.
   --seed S            fast-check's seed (default: a random one, printed)
   --replay FILE       rerun, as they are, the failed sequences a results file recorded
                       (its profiles, or those of --profile)
-  --replay SEED:PATH  rerun fast-check's counterexample SEED:PATH (as a failure prints it) on one --profile
+  --replay SEED:PATH[@REPLAYPATH]
+                      rerun fast-check's counterexample (seed, path, and the commands' replayPath,
+                      as a failure prints it) on one --profile
   --results FILE      the JSON results file (default: results.json in the run's build/runs/ directory):
                       per profile the seed, the operations run, the outcome and the shrunk sequence
 ${VM_HELP}`;
@@ -151,7 +153,8 @@ export async function fuzzCommand(args: string[]): Promise<number> {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   for (const result of results.filter((each) => each.outcome === 'failed' && each.failure !== undefined && each.replayOf === undefined)) {
-    const how = result.failure!.path !== undefined ? ` (or --profile ${relative(result.file)} --replay ${result.seed}:${result.failure!.path})` : '';
+    const { path: at, replayPath } = result.failure!;
+    const how = at !== undefined ? ` (or --profile ${relative(result.file)} --replay '${seedPathArgument(result.seed, at, replayPath)}')` : '';
     process.stdout.write(`replay ${result.name}: npx mmapkit fuzz --replay ${relative(file)}${how}\n`);
   }
   process.stdout.write(

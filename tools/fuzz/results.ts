@@ -35,13 +35,24 @@ export interface FuzzResults {
 /** What --replay asks for: per profile file (absolute), the seed and how to rerun. */
 export type ReplayPlan = { kind: 'file'; file: string; runs: Map<string, { seed: number; replay: FuzzReplay }> } | { kind: 'path'; seed: number; replay: FuzzReplay };
 
-const SEED_PATH = /^(-?\d+):(\d+(?::\d+)*)$/;
+/**
+ * fast-check's seed and counterexample path, and after '@' the commands' replayPath: fast-check
+ * walks the path without running the property, so it needs the replayPath to shrink a command
+ * list the way the run that found it did.
+ */
+const SEED_PATH = /^(-?\d+):(\d+(?::\d+)*)(?:@([A-Za-z0-9+/:=]+))?$/;
 
-/** Reads --replay: a results file of an earlier fuzz, or SEED:PATH (fast-check's seed and counterexample path). */
+/** The --replay argument that asks fast-check for a failure again. */
+export const seedPathArgument = (seed: number, path: string, replayPath: string | undefined): string =>
+  `${seed}:${path}${replayPath !== undefined ? `@${replayPath}` : ''}`;
+
+/** Reads --replay: a results file of an earlier fuzz, or SEED:PATH[@REPLAYPATH] (fast-check's seed, path and replayPath). */
 export function replayPlan(value: string): ReplayPlan {
   const seedPath = SEED_PATH.exec(value);
-  if (seedPath !== null && !existsSync(value)) return { kind: 'path', seed: Number(seedPath[1]), replay: { path: seedPath[2]! } };
-  if (!existsSync(value)) throw new UserError(`--replay takes a fuzz results file or SEED:PATH (as a failed fuzz prints it), not '${value}'`);
+  if (seedPath !== null && !existsSync(value)) {
+    return { kind: 'path', seed: Number(seedPath[1]), replay: { path: seedPath[2]!, ...(seedPath[3] !== undefined && { replayPath: seedPath[3] }) } };
+  }
+  if (!existsSync(value)) throw new UserError(`--replay takes a fuzz results file or SEED:PATH[@REPLAYPATH] (as a failed fuzz prints it), not '${value}'`);
   let results: FuzzResults;
   try {
     results = JSON.parse(readFileSync(value, 'utf8')) as FuzzResults;
