@@ -13,6 +13,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import { holders } from './holders.js';
+import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 import { readRequest } from './protocol-check.js';
 import { type SetupObject, type TargetSetup, checkSetupObject } from './setup-api.js';
 import {
@@ -189,6 +190,17 @@ class KmsgReader {
 
 const kmsg = new KmsgReader();
 
+/**
+ * The fuzz (guest/fuzz.ts, with fast-check) is a bundle of its own next to
+ * the agent's, build/guest/fuzz.mjs, imported at its first request: every
+ * other boot loads none of it.
+ */
+async function fuzz(args: FuzzArgs): Promise<FuzzReport> {
+  const bundle = new URL('./fuzz.mjs', import.meta.url).href;
+  const { fuzzOnDevice } = (await import(bundle)) as typeof import('./fuzz.js');
+  return fuzzOnDevice(native, args);
+}
+
 function batch({ calls, until }: BatchArgs): BatchOutcome[] {
   const outcomes: BatchOutcome[] = [];
   for (const call of calls) {
@@ -297,6 +309,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     return undefined;
   },
   targetOpen,
+  fuzz,
 };
 
 async function answer<O extends AgentOp>({ id, op, args }: Request<O>): Promise<ResultOf<O>> {

@@ -7,6 +7,7 @@
  */
 import type { ConstantName } from '../native/index.js';
 import { decodeMessage } from './protocol.js';
+import type { FuzzArgs, FuzzFailure, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget } from './fuzz-types.js';
 import type {
   ArgsOf,
   BatchOutcome,
@@ -192,6 +193,68 @@ const setupObject: Check<SetupObject> = (value, at) => {
   };
 };
 
+const scalar: Check<string | number | boolean> = (value, at) =>
+  typeof value === 'string' || typeof value === 'boolean' ? value : number(value, at);
+
+const fuzzStep: Check<FuzzStep> = (value, at) => {
+  const record = recordOf(scalar)(value, at);
+  return { ...record, op: string(record.op, `${at}.op`) };
+};
+
+const fuzzTarget: Check<FuzzTarget> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    name: string(record.name, `${at}.name`),
+    device: string(record.device, `${at}.device`),
+    size: integer(record.size, `${at}.size`),
+    offset: integer(record.offset, `${at}.offset`),
+    writable: boolean(record.writable, `${at}.writable`),
+    initial: oneOf('zero', 'any')(record.initial, `${at}.initial`),
+    private: oneOf('cow', 'rejected', 'any')(record.private, `${at}.private`),
+    readWrite: boolean(record.readWrite, `${at}.readWrite`),
+  };
+};
+
+const fuzzReplay: Check<FuzzReplay> = (value, at) => {
+  const record = fields(value, at);
+  if (record.steps !== undefined) return { steps: arrayOf(fuzzStep)(record.steps, `${at}.steps`) };
+  return { path: string(record.path, `${at}.path`), ...optional(record, 'replayPath', string, at) };
+};
+
+const fuzzArgs: Check<FuzzArgs> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    target: fuzzTarget(record.target, `${at}.target`),
+    ops: integer(record.ops, `${at}.ops`),
+    seed: integer(record.seed, `${at}.seed`),
+    ...optional(record, 'replay', fuzzReplay, at),
+  };
+};
+
+const fuzzFailure: Check<FuzzFailure> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    error: string(record.error, `${at}.error`),
+    steps: arrayOf(fuzzStep)(record.steps, `${at}.steps`),
+    shrinks: integer(record.shrinks, `${at}.shrinks`),
+    ...optional(record, 'path', string, at),
+    ...optional(record, 'replayPath', string, at),
+  };
+};
+
+const fuzzReport: Check<FuzzReport> = (value, at) => {
+  const record = fields(value, at);
+  return {
+    passed: boolean(record.passed, `${at}.passed`),
+    seed: integer(record.seed, `${at}.seed`),
+    ops: integer(record.ops, `${at}.ops`),
+    runs: integer(record.runs, `${at}.runs`),
+    shrinkOps: integer(record.shrinkOps, `${at}.shrinkOps`),
+    ms: number(record.ms, `${at}.ms`),
+    ...optional(record, 'failure', fuzzFailure, at),
+  };
+};
+
 const noArgs: Check<Record<string, never>> = (value, at) => {
   const extra = Object.keys(fields(value, at));
   return extra.length === 0 ? {} : refuse(`${at}.${extra[0]!}`, 'absent', fields(value, at)[extra[0]!]);
@@ -235,6 +298,7 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     return { path: string(record.path, `${at}.path`), data: string(record.data, `${at}.data`) };
   },
   targetOpen: targetOpenArgs,
+  fuzz: fuzzArgs,
   reattach: noArgs,
 };
 
@@ -271,6 +335,7 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
   },
   writeFile: nothing,
   targetOpen: setupObject,
+  fuzz: fuzzReport,
   reattach: readyMessage,
 };
 

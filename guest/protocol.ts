@@ -10,6 +10,7 @@
 
 import type { ConstantName } from '../native/index.js';
 import type { SetupObject } from './setup-api.js';
+import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 
 export const CHANNEL_NAME = 'mmapkit.agent';
 
@@ -219,6 +220,8 @@ export interface Ops {
   writeFile: { args: { path: string; data: string }; result: undefined };
   /** The object a profile's setup made: its fds are the agent's, for the native calls that follow. */
   targetOpen: { args: TargetOpenArgs; result: SetupObject };
+  /** Runs `mmapkit fuzz` on a device in the agent's process (guest/fuzz.ts): sequences, the model's verdict, a shrunk failure. */
+  fuzz: { args: FuzzArgs; result: FuzzReport };
   /** Answered by the host's relay (tools/qemu/relay.ts), never by the agent: attach to the current guest after a reboot. */
   reattach: { args: Record<string, never>; result: ReadyMessage };
 }

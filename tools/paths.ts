@@ -10,6 +10,8 @@ export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mm
 export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
 /** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
+/** `mmapkit fuzz`'s program, which the agent imports in the guest (guest/fuzz.ts). */
+export const FUZZ_BUNDLE = path.join(BUILD_DIR, 'guest', 'fuzz.mjs');
 /** `mmapkit --help`: plain text, which bin/mmapkit.js prints even before `make setup`. */
 export const MAIN_USAGE = path.join(REPO_ROOT, 'tools', 'cli', 'usage.txt');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');

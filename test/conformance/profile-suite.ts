@@ -13,7 +13,7 @@
  */
 import { type TestContext, afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject } from 'vitest';
 import type { Profile } from '../../tools/profile.js';
-import { type Finding, findings } from '../../tools/qemu/console.js';
+import { type Finding, findings, isSplitMmioPat } from '../../tools/qemu/console.js';
 import type { KmsgCursor } from '../../guest/protocol.js';
 import { CRASHED_CODE, CRASHED_MARK, GONE_CODE, REBOOTED_CODE } from '../../tools/qemu/relay.js';
 import { ensureModule } from '../../tools/qemu/guest-modules.js';
@@ -24,25 +24,10 @@ import { judgeKnownFinding } from '../../tools/test/known-findings.js';
 import { seriesOf } from '../../tools/kernel.js';
 import { Mappings, zeroBuffer } from './mappings.js';
 import { settle } from './cases/vma.js';
+import { REFUSALS } from '../../guest/allowed-errnos.js';
 
-/**
- * Errnos a driver may refuse a mapping with in ->mmap (catalogue A6, B5, C1: EINVAL, EAGAIN, EPERM, EACCES;
- * POSIX ENXIO). The driver chooses: mmap_file() returns ->mmap's error as it is (6.1 and 6.12).
- */
-export const REFUSALS = ['EINVAL', 'EAGAIN', 'EPERM', 'EACCES', 'ENXIO'];
-
-/**
- * Errnos a driver refuses VM_WRITE with on a device that is never writable: EACCES, as the core
- * itself refuses a shared writable map of an O_RDONLY fd (catalogue B2; mmapkit-ro), or EPERM (usbmon's mon_bin_mmap).
- */
-export const WRITE_REFUSALS = ['EACCES', 'EPERM'];
-
-/**
- * Errnos a driver vetoes moving or splitting its mapping with: move_vma() returns what
- * vm_ops->may_split or ->mremap returned (6.1 and 6.12). In tree:
- * uacce's ->mremap EPERM, resctrl pseudo-lock's ->mremap EINVAL, privcmd's and device-dax's ->may_split EINVAL.
- */
-export const MOVE_VETOES = ['EINVAL', 'EPERM'];
+/** The allowed errno sets, shared with `mmapkit fuzz`'s model: one place (guest/allowed-errnos.ts). */
+export { MOVE_VETOES, REFUSALS, WRITE_REFUSALS } from '../../guest/allowed-errnos.js';
 
 /**
  * Records which of its allowed outcomes a case ran, so that its pass says what it passed as
@@ -165,9 +150,7 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
       logCursor = read.cursor;
       const found = findings(read.lines);
-      // Catalogue F7: on x86 (6.1 and 6.12), unmapping part of a whole-VMA PFN map of MMIO makes PAT's
-      // untrack_pfn free a sub-range of a memtype reserved whole (logged by memtype_free). Only a profile that says its region is MMIO has it reported, not failed.
-      const kernelsOwn = (finding: Finding): boolean => profile.mmio && finding.kind === 'pat' && /freeing invalid memtype/.test(finding.line);
+      const kernelsOwn = (finding: Finding): boolean => isSplitMmioPat(finding, profile.mmio);
       for (const finding of found.filter(kernelsOwn)) {
         console.log(`kernel (catalogue F7, PAT on a split MMIO mapping; reported, not failed): ${finding.line}`);
       }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { $, type ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { ADDON_PATH, AGENT_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, FUZZ_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
 import { HEADER_NAMES_MODULE, HEADER_NAMES_SOURCES, writeHeaderNames } from './header-names.js';
 import { type Step, runSteps } from './steps.js';
 
@@ -131,14 +131,17 @@ function steps(options: BuildOptions): Step[] {
       name: 'agent',
       inputs: () => [
         ...['guest', 'native'].flatMap((dir) => filesUnder(path.join(REPO_ROOT, dir), (file) => file.endsWith('.ts'))),
+        // fast-check, bundled into the fuzz program.
+        ...rootFiles('package-lock.json'),
       ],
-      outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE],
+      outputs: [AGENT_BUNDLE, SCENARIO_BUNDLE, FUZZ_BUNDLE],
       run: async () => {
         const { build } = await import('esbuild');
         // One file per program: every module the guest loads over 9p costs a round trip under emulation.
-        // The agent, and the scenario program that `mmapkit trace` runs as a process of its own.
+        // The agent, the scenario program that `mmapkit trace` runs as a process of its own, and the fuzz
+        // the agent imports for `mmapkit fuzz` (with fast-check).
         await build({
-          entryPoints: [path.join(REPO_ROOT, 'guest', 'agent.ts'), path.join(REPO_ROOT, 'guest', 'scenario.ts')],
+          entryPoints: ['agent', 'scenario', 'fuzz'].map((name) => path.join(REPO_ROOT, 'guest', `${name}.ts`)),
           outdir: path.dirname(AGENT_BUNDLE),
           outExtension: { '.js': '.mjs' },
           bundle: true,

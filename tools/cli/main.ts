@@ -18,6 +18,7 @@ import { REPORTERS, type ReportOptions, type ReporterName, checkReportOptions, r
 import { MERGE_HELP, mergeCommand } from '../test/merge-command.js';
 import { EXPLAIN_HELP, explainCommand } from '../explain/command.js';
 import { TRACE_HELP, traceCommand } from '../trace/command.js';
+import { FUZZ_HELP, fuzzCommand } from '../fuzz/command.js';
 import { loadTargetModule } from '../test/preflight.js';
 import { EXIT_CODE_OF, SessionEndedError } from '../qemu/outcome.js';
 import { VmSession } from '../qemu/session.js';
@@ -210,7 +211,7 @@ async function lintCommand(args: string[]): Promise<number> {
 }
 
 function help(topic: string): number {
-  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP, 'merge-results': MERGE_HELP };
+  const text: Record<string, string> = { ...HELP, trace: TRACE_HELP, explain: EXPLAIN_HELP, bench: BENCH_HELP, fuzz: FUZZ_HELP, 'merge-results': MERGE_HELP };
   process.stdout.write(`${text[topic] ?? HELP.main}\n`);
   return ExitCode.PASSED;
 }
@@ -223,6 +224,7 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   trace: traceCommand,
   explain: explainCommand,
   bench: benchCommand,
+  fuzz: fuzzCommand,
   'merge-results': mergeCommand,
   vm: async ([sub, ...args]) => {
     if (sub === 'run') return vmRun(args);

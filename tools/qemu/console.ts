@@ -25,6 +25,14 @@ const SIGNATURES: { kind: FindingKind; pattern: RegExp }[] = [
   { kind: 'pat', pattern: /x86\/PAT: .*(conflicting memory types|freeing invalid memtype|map pfn expected mapping type|Invalid)/ },
 ];
 
+/**
+ * Catalogue F7: on x86 (6.1 and 6.12), unmapping part of a whole-VMA PFN map of MMIO makes PAT's
+ * untrack_pfn free a sub-range of a memtype reserved whole (logged by memtype_free): the kernel's
+ * own line, reported rather than failed, but only for a profile that says its region is MMIO.
+ */
+export const isSplitMmioPat = (finding: Finding, mmio: boolean): boolean =>
+  mmio && finding.kind === 'pat' && /freeing invalid memtype/.test(finding.line);
+
 /** These end the guest (oops=panic makes every oops a panic). */
 export const FATAL_KINDS: ReadonlySet<FindingKind> = new Set(['panic', 'oops', 'bug']);
 
