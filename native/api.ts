@@ -276,6 +276,14 @@ export const FUNCTIONS = {
    */
   ioctl: signature<(fd: number, request: bigint, arg: Uint8Array) => IoctlAnswer>(),
   /**
+   * memfd_create(2) (MFD_CLOEXEC is always added); returns the fd. For
+   * profile setups that hand a driver shmem pages (udmabuf).
+   */
+  memfdCreate: signature<(name: string, flags: number) => number>(),
+  ftruncate: signature<(fd: number, length: bigint) => void>(),
+  /** fcntl(2) with an int argument (F_ADD_SEALS, F_GET_SEALS, ...); returns its non-negative result. */
+  fcntl: signature<(fd: number, cmd: number, arg: number) => number>(),
+  /**
    * The raw delete_module(2) syscall (flags: O_NONBLOCK, O_TRUNC), so a
    * test sees the kernel's errno rather than rmmod's message.
    */

@@ -20,6 +20,9 @@
   X(minorFaults, MinorFaults)                                                \
   X(majorFaults, MajorFaults)                                                \
   X(deleteModule, DeleteModule)                                              \
+  X(memfdCreate, MemfdCreate)                                                \
+  X(ftruncate, Ftruncate)                                                    \
+  X(fcntl, Fcntl)                                                            \
   /* mapping_syscalls.cc: thin wrappers for calls on an existing mapping. */ \
   X(mremap, Mremap)                                                          \
   X(madvise, Madvise)                                                        \
@@ -81,6 +84,7 @@
   X(O_RDWR)                         \
   X(O_NONBLOCK)                     \
   X(O_SYNC)                         \
+  X(O_CLOEXEC)                      \
   X(MREMAP_MAYMOVE)                 \
   X(MREMAP_FIXED)                   \
   X(MREMAP_DONTUNMAP)               \
@@ -95,7 +99,15 @@
   X(MADV_POPULATE_READ)             \
   X(MS_ASYNC)                       \
   X(MS_SYNC)                        \
-  X(MS_INVALIDATE)
+  X(MS_INVALIDATE)                  \
+  X(MFD_CLOEXEC)                    \
+  X(MFD_ALLOW_SEALING)              \
+  X(F_ADD_SEALS)                    \
+  X(F_GET_SEALS)                    \
+  X(F_SEAL_SEAL)                    \
+  X(F_SEAL_SHRINK)                  \
+  X(F_SEAL_GROW)                    \
+  X(F_SEAL_WRITE)
 
 namespace mmapkit {
 

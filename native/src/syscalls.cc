@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <string>
 
 #include "args.h"
 #include "bindings.h"
@@ -99,6 +101,39 @@ Napi::Value DeleteModule(const Napi::CallbackInfo& info) {
   return UndefinedOrThrow(
       info.Env(), syscall(SYS_delete_module, name.c_str(), flags),
       "delete_module");
+}
+
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  const std::string name = ToName(info[0], "name");
+  const int flags = ToInt32(info[1], "flags");
+  // MFD_CLOEXEC always, as open() adds O_CLOEXEC: a spawned child must not
+  // inherit memory a setup hands to a driver (udmabuf).
+  const int fd = memfd_create(name.c_str(), flags | MFD_CLOEXEC);
+  if (fd < 0) throw ErrnoError(info.Env(), errno, "memfd_create");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  const int fd = ToInt32(info[0], "fd");
+  const uint64_t length = ToUint64(info[1], "length");
+  // off_t is signed: a length past its range is the kernel's EINVAL, not a wrap.
+  if (length > static_cast<uint64_t>(INT64_MAX)) {
+    throw ErrnoError(info.Env(), EINVAL, "ftruncate");
+  }
+  return UndefinedOrThrow(info.Env(),
+                          ftruncate(fd, static_cast<off_t>(length)),
+                          "ftruncate");
+}
+
+Napi::Value Fcntl(const Napi::CallbackInfo& info) {
+  const int fd = ToInt32(info[0], "fd");
+  const int cmd = ToInt32(info[1], "cmd");
+  const int arg = ToInt32(info[2], "arg");
+  // Commands with an int argument only (F_ADD_SEALS, F_GET_SEALS,
+  // F_GETFL...): a pointer argument has no place in this signature.
+  const int result = fcntl(fd, cmd, arg);
+  if (result < 0) throw ErrnoError(info.Env(), errno, "fcntl");
+  return Napi::Number::New(info.Env(), result);
 }
 
 }  // namespace mmapkit

@@ -576,3 +576,27 @@ describe('deleteModule', () => {
     expect(() => native.deleteModule('mmapkit\0x', C.O_NONBLOCK)).toThrow(TypeError);
   });
 });
+
+describe('memfdCreate, ftruncate and fcntl (profile setups: udmabuf)', () => {
+  it('make a sealed memfd whose size the seal then holds', () => {
+    const fd = native.memfdCreate('mmapkit-test', C.MFD_ALLOW_SEALING);
+    fds.push(fd);
+    native.ftruncate(fd, BigInt(2 * PAGE));
+    expect(native.fcntl(fd, C.F_GET_SEALS, 0) & C.F_SEAL_SHRINK).toBe(0);
+    expect(native.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK)).toBe(0);
+    expect(native.fcntl(fd, C.F_GET_SEALS, 0) & C.F_SEAL_SHRINK).toBe(C.F_SEAL_SHRINK);
+    const error = nativeErrorOf(() => native.ftruncate(fd, BigInt(PAGE)));
+    expect([error.code, error.syscall]).toEqual(['EPERM', 'ftruncate']);
+    native.ftruncate(fd, BigInt(3 * PAGE));
+  });
+
+  it('report errors shaped like Node fs errors, and refuse a length past off_t', () => {
+    expect(nativeErrorOf(() => native.fcntl(-1, C.F_GET_SEALS, 0))).toMatchObject({ code: 'EBADF', syscall: 'fcntl' });
+    const fd = native.memfdCreate('mmapkit-test', 0);
+    fds.push(fd);
+    // Without MFD_ALLOW_SEALING the memfd starts sealed with F_SEAL_SEAL: no seal can be added.
+    expect(nativeErrorOf(() => native.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK))).toMatchObject({ code: 'EPERM', syscall: 'fcntl' });
+    expect(nativeErrorOf(() => native.ftruncate(fd, 1n << 63n))).toMatchObject({ code: 'EINVAL', syscall: 'ftruncate' });
+    expect(nativeErrorOf(() => native.memfdCreate('x', -1))).toMatchObject({ code: 'EINVAL', syscall: 'memfd_create' });
+  });
+});

@@ -14,48 +14,40 @@
  *
  * setupParams: width, height (pixels, default 512 x 512) and bpp (default 32).
  */
-import { ioctlStruct, iowr, step, struct } from '../../../../guest/ioctl-layout.js';
+import { decode, encode, iowr, struct, u32, u64 } from '../../../../guest/ioctl-layout.js';
 import type { SetupContext, SetupObject, TargetSetup } from '../../../../guest/setup-api.js';
+import { countParam, doing, ioctl, onlyParams } from './setup-support.js';
 
-const createDumb = struct([
-  ['height', 'u32'],
-  ['width', 'u32'],
-  ['bpp', 'u32'],
-  ['flags', 'u32'],
-  ['handle', 'u32'],
-  ['pitch', 'u32'],
-  ['size', 'u64'],
-] as const);
-const mapDumb = struct([
-  ['handle', 'u32'],
-  ['pad', 'u32'],
-  ['offset', 'u64'],
-] as const);
+/** struct drm_mode_create_dumb (include/uapi/drm/drm_mode.h). */
+export const createDumb = struct('drm_mode_create_dumb', 32, {
+  height: u32(0),
+  width: u32(4),
+  bpp: u32(8),
+  flags: u32(12),
+  handle: u32(16),
+  pitch: u32(20),
+  size: u64(24),
+});
+/** struct drm_mode_map_dumb. */
+export const mapDumb = struct('drm_mode_map_dumb', 16, { handle: u32(0), pad: u32(4), offset: u64(8) });
 
-const DRM_IOCTL_BASE = 'd';
-export const DRM_IOCTL_MODE_CREATE_DUMB = iowr(DRM_IOCTL_BASE, 0xb2, createDumb);
-export const DRM_IOCTL_MODE_MAP_DUMB = iowr(DRM_IOCTL_BASE, 0xb3, mapDumb);
-export const DRM_LAYOUTS = { createDumb, mapDumb };
-
-function dimension(params: SetupContext['params'], key: string, fallback: number): number {
-  const value = params[key] ?? fallback;
-  if (!Number.isSafeInteger(value) || (value as number) <= 0) throw new Error(`setupParams.${key} must be a positive integer, not ${JSON.stringify(value)}`);
-  return value as number;
-}
+// DRM_IOCTL_BASE 'd'; DRM_IOWR(0xB2, ...) and DRM_IOWR(0xB3, ...) of include/uapi/drm/drm.h.
+export const DRM_IOCTL_MODE_CREATE_DUMB = iowr('d', 0xb2, createDumb.size);
+export const DRM_IOCTL_MODE_MAP_DUMB = iowr('d', 0xb3, mapDumb.size);
 
 const setup: TargetSetup = {
-  open({ native, c, device, params }: SetupContext): SetupObject {
-    const known = new Set(['width', 'height', 'bpp']);
-    const unknown = Object.keys(params).find((key) => !known.has(key));
-    if (unknown !== undefined) throw new Error(`setupParams.${unknown} is not a DRM dumb buffer parameter (width, height, bpp)`);
-    const width = dimension(params, 'width', 512);
-    const height = dimension(params, 'height', 512);
-    const bpp = dimension(params, 'bpp', 32);
-    const fd = step(`open ${device}`, () => native.open(device, c.O_RDWR));
+  open(context: SetupContext): SetupObject {
+    const { native, c, device } = context;
+    onlyParams(context, ['width', 'height', 'bpp']);
+    const width = countParam(context, 'width', 512);
+    const height = countParam(context, 'height', 512);
+    const bpp = countParam(context, 'bpp', 32);
+    const fd = doing(`open ${device}`, () => native.open(device, c.O_RDWR));
     try {
       // The handle lives as long as this drm_file: closing fd releases it (drm_gem_release, 6.1 and 6.12).
-      const created = ioctlStruct(native, fd, `DRM_IOCTL_MODE_CREATE_DUMB ${width}x${height}x${bpp}`, DRM_IOCTL_MODE_CREATE_DUMB, createDumb, { width, height, bpp });
-      const mapped = ioctlStruct(native, fd, `DRM_IOCTL_MODE_MAP_DUMB handle ${created.handle}`, DRM_IOCTL_MODE_MAP_DUMB, mapDumb, { handle: created.handle });
+      const what = `DRM_IOCTL_MODE_CREATE_DUMB ${width}x${height}x${bpp}`;
+      const created = decode(createDumb, ioctl(context, fd, DRM_IOCTL_MODE_CREATE_DUMB, encode(createDumb, { width, height, bpp }), what));
+      const mapped = decode(mapDumb, ioctl(context, fd, DRM_IOCTL_MODE_MAP_DUMB, encode(mapDumb, { handle: created.handle }), `DRM_IOCTL_MODE_MAP_DUMB handle ${created.handle}`));
       return { fd, fds: [fd], offset: mapped.offset, size: created.size, reach: 'fork' };
     } catch (error) {
       native.close(fd);
