@@ -277,7 +277,7 @@ int main(void) {
 }
 `,
       );
-      execFileSync('cc', ['-Wall', '-Werror', '-I', path.join('/usr/src', common.at(-1)!, 'include/uapi/drm'), '-o', path.join(dir, 'drm'), path.join(dir, 'drm.c')]);
+      execFileSync('cc', ['-Wall', '-Werror', '-D__user=', '-I', path.join('/usr/src', common.at(-1)!, 'include/uapi/drm'), '-o', path.join(dir, 'drm'), path.join(dir, 'drm.c')]);
       const printed = new Map(
         execFileSync(path.join(dir, 'drm'), { encoding: 'utf8' })
           .trim()
