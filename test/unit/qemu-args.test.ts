@@ -113,6 +113,16 @@ describe('qemuArgs: the kernel command line', () => {
     expect(() => kernelCommandLine(config({ guestParams: { cmd: '' } }))).toThrow();
     expect(() => qemuArgs(config({ guestParams: { mode: 'agent now' } }))).toThrow();
   });
+
+  it('adds the extra words a boot lever is measured with at the end, after everything it must not replace', () => {
+    const plain = kernelCommandLine(base);
+    expect(kernelCommandLine(config({ kernelArgs: [] }))).toBe(plain);
+    const line = kernelCommandLine(config({ kernelArgs: ['tsc=reliable', 'quiet'] }));
+    expect(line).toBe(`${plain} tsc=reliable quiet`);
+    expect(kernelParams(line).get('tsc')).toBe('reliable');
+    expect(() => kernelCommandLine(config({ kernelArgs: ['a b'] }))).toThrow(/kernel argument/);
+    expect(() => kernelCommandLine(config({ kernelArgs: [''] }))).toThrow(/kernel argument/);
+  });
 });
 
 describe('qemuArgs: shared directories', () => {

@@ -70,6 +70,11 @@ export interface QemuConfig {
   icount?: number;
   /** Extra devices (profile key `qemuDevices`); none in the default VM. */
   devices?: QemuDevice[];
+  /**
+   * Words added at the end of the kernel command line (`mmapkit bench --tool
+   * --variant`, to measure a boot lever); none otherwise.
+   */
+  kernelArgs?: string[];
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -98,7 +103,9 @@ export function kernelCommandLine(config: QemuConfig): string {
   const fbcon = (config.devices ?? []).some((device) => device.name === 'bochs') ? ['fbcon=map:1'] : [];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
-  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');
+  const extra = config.kernelArgs ?? [];
+  for (const word of extra) if (/\s/.test(word) || word === '') throw new Error(`a kernel argument cannot be empty or contain spaces: '${word}'`);
+  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params, ...extra].join(' ');
 }
 
 export function qemuArgs(config: QemuConfig): string[] {

@@ -55,6 +55,8 @@ export interface BootOptions {
   icount?: number;
   /** Extra devices for the profiles under test (profile key `qemuDevices`); none by default. */
   qemuDevices?: QemuDeviceName[];
+  /** Words added to the kernel command line (QemuConfig.kernelArgs); none by default. */
+  kernelArgs?: string[];
 }
 
 /**
@@ -118,6 +120,7 @@ export class VmSession {
       cpus: options.cpus,
       ...(options.icount !== undefined && { icount: options.icount }),
       ...(devices.length > 0 && { devices }),
+      ...(options.kernelArgs !== undefined && options.kernelArgs.length > 0 && { kernelArgs: options.kernelArgs }),
       shares: guestShares({ outputDir: this.outputDir, ...(inputs !== undefined && { inputsDir: inputs }) }),
       ...(identity !== undefined && { runAs: identity.name }),
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
