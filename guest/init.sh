@@ -32,11 +32,7 @@ mark() {
 	read -r up _ </proc/uptime && echo "<6>mmapkit-init: at $1 $up" >/dev/kmsg
 }
 
-# Debian's static busybox runs its applets from the shell itself (a
-# "standalone" shell), with no link per applet in /bin: making the links cost
-# about 70 ms under TCG (docs/benchmarks.md, "The tool itself"). A busybox
-# built without that feature gets its links.
-command -v mount >/dev/null || /bin/busybox --install -s /bin
+/bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
