@@ -192,11 +192,11 @@ const kmsg = new KmsgReader();
 
 /**
  * The fuzz (guest/fuzz.ts, with fast-check) is a bundle of its own next to
- * the agent's, build/guest/fuzz.mjs, imported at its first request: every
+ * the agent's, build/guest/fuzz.cjs, imported at its first request: every
  * other boot loads none of it.
  */
 async function fuzz(args: FuzzArgs): Promise<FuzzReport> {
-  const bundle = new URL('./fuzz.mjs', import.meta.url).href;
+  const bundle = new URL('./fuzz.cjs', import.meta.url).href;
   const { fuzzOnDevice } = (await import(bundle)) as typeof import('./fuzz.js');
   return fuzzOnDevice(native, args);
 }

@@ -8,7 +8,7 @@
  * one; the report carries it, the seed and fast-check's path, so that
  * either replays it.
  *
- * Bundled by `mmapkit build` to build/guest/fuzz.mjs; the agent imports it
+ * Bundled by `mmapkit build` to build/guest/fuzz.cjs; the agent imports it
  * for a 'fuzz' request (guest/agent.ts), so the agent itself stays small.
  * Model and system run in one process, calling the addon synchronously: no
  * round trip per operation.

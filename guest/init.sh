@@ -24,11 +24,19 @@ fatal() {
 	poweroff -f
 	sleep 5
 }
+# mark NAME: a kernel log record "mmapkit-init: at NAME UPTIME" at level 6, so
+# not on the console, from which `mmapkit bench --tool` times the boot's
+# phases (tools/bench/tool-phases.ts). read and echo are shell builtins: no
+# process is started for it.
+mark() {
+	read -r up _ </proc/uptime && echo "<6>mmapkit-init: at $1 $up" >/dev/kmsg
+}
 
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mark init
 
 for word in $(cat /proc/cmdline); do
 	case "$word" in
@@ -47,6 +55,7 @@ done
 while read -r module; do
 	insmod "/lib/modules/$module" || fatal "insmod $module failed"
 done </lib/modules/order
+mark modules
 
 ROOT=/sysroot
 
@@ -81,6 +90,7 @@ mount -t tracefs tracefs "$ROOT/sys/kernel/tracing" 2>/dev/null
 
 share out "$ROOT$OUT" rw
 mount -o remount,ro "$ROOT" || fatal "cannot make the guest's root read-only"
+mark root
 
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -92,7 +102,7 @@ agent)
 	[ -n "$PORT" ] || fatal "no virtio-serial port named mmapkit.agent"
 	chroot "$ROOT" /usr/bin/env -i PATH=$GUEST_PATH HOME=/root MMAPKIT_PORT="$PORT" \
 		MMAPKIT_ROOT="$REPO" MMAPKIT_OUT="$OUT" \
-		/usr/bin/node "$REPO/build/guest/agent.mjs"
+		/usr/bin/node "$REPO/build/guest/agent.cjs"
 	say "agent exited with status $?"
 	;;
 shell)

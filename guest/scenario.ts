@@ -2,10 +2,10 @@
  * The scenario program: runs in the guest as a process of its own, so that
  * ftrace can be limited to it (set_ftrace_pid), and prints one JSON line
  * (guest/scenario-types.ts) with what it saw. Bundled by `mmapkit build` to
- * build/guest/scenario.mjs and started by tools/trace/ through the agent.
+ * build/guest/scenario.cjs and started by tools/trace/ through the agent.
  *
- *   scenario.mjs trace --scenario map|touch|fork|mremap|munmap|private-write --target PATH [--pages N] [--tracefs DIR]
- *   scenario.mjs measure --target PATH [--target PATH...] [--pages N]
+ *   scenario.cjs trace --scenario map|touch|fork|mremap|munmap|private-write --target PATH [--pages N] [--tracefs DIR]
+ *   scenario.cjs measure --target PATH [--target PATH...] [--pages N]
  *
  * `trace` switches tracing on (tracing_on) only around the operation under
  * study, after writing its own pid into set_ftrace_pid and set_event_pid;
@@ -552,7 +552,7 @@ function main(): void {
   } else if (command === 'measure') {
     output = measure(targets, pages);
   } else {
-    throw new Error('usage: scenario.mjs trace|measure ...');
+    throw new Error('usage: scenario.cjs trace|measure ...');
   }
   process.stdout.write(`${JSON.stringify(output)}\n`);
 }

@@ -7,11 +7,11 @@ export const BUILD_DIR = path.join(REPO_ROOT, 'build');
 /** Per-kernel artefacts: the extracted vmlinux, the initramfs, the built module. */
 export const kernelBuildDir = (version: string): string => path.join(BUILD_DIR, 'kernels', version);
 export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
-export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.mjs');
+export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.cjs');
 /** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
-export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.mjs');
+export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.cjs');
 /** `mmapkit fuzz`'s program, which the agent imports in the guest (guest/fuzz.ts). */
-export const FUZZ_BUNDLE = path.join(BUILD_DIR, 'guest', 'fuzz.mjs');
+export const FUZZ_BUNDLE = path.join(BUILD_DIR, 'guest', 'fuzz.cjs');
 /** `mmapkit --help`: plain text, which bin/mmapkit.js prints even before `make setup`. */
 export const MAIN_USAGE = path.join(REPO_ROOT, 'tools', 'cli', 'usage.txt');
 export const INIT_SCRIPT = path.join(REPO_ROOT, 'guest', 'init.sh');

@@ -3,7 +3,7 @@
 // what happens when the guest crashes, rather than the strings the code writes.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { kernelCommandLine, qemuArgs, type QemuConfig, shellQuote } from '../../tools/qemu/qemu-args.js';
+import { BOOT_LEVERS, LEAK_REVEALING, kernelCommandLine, qemuArgs, type QemuConfig, shellQuote } from '../../tools/qemu/qemu-args.js';
 import { guestShares } from '../../tools/qemu/guest-view.js';
 import { CHANNEL_NAME } from '../../guest/protocol.js';
 import { kernelParams, parseOption, parsedValuesOf, valueOf, valuesOf } from './qemu-command-line.js';
@@ -112,6 +112,27 @@ describe('qemuArgs: the kernel command line', () => {
     expect(() => kernelCommandLine(config({ guestParams: { cmd: 'a\tb' } }))).toThrow();
     expect(() => kernelCommandLine(config({ guestParams: { cmd: '' } }))).toThrow();
     expect(() => qemuArgs(config({ guestParams: { mode: 'agent now' } }))).toThrow();
+  });
+
+  it('carries the measured boot levers, none of which touches PAT, the leak-revealing boot or what the console shows', () => {
+    const params = paramsOf(qemuArgs(base));
+    for (const lever of BOOT_LEVERS) {
+      const [key, value] = lever.split('=');
+      expect(params.get(key!)).toBe(value);
+    }
+    const guarded = ['nopat', 'pat', 'init_on_alloc', 'init_on_free', 'page_poison', 'loglevel', 'quiet', 'console', 'panic', 'oops'];
+    expect(BOOT_LEVERS.map((lever) => lever.split('=')[0]).filter((key) => guarded.includes(key!))).toEqual([]);
+    for (const word of LEAK_REVEALING) expect(kernelCommandLine(base).split(' ')).toContain(word);
+  });
+
+  it('adds the extra words a boot lever is measured with at the end, after everything it must not replace', () => {
+    const plain = kernelCommandLine(base);
+    expect(kernelCommandLine(config({ kernelArgs: [] }))).toBe(plain);
+    const line = kernelCommandLine(config({ kernelArgs: ['tsc=reliable', 'quiet'] }));
+    expect(line).toBe(`${plain} tsc=reliable quiet`);
+    expect(kernelParams(line).get('tsc')).toBe('reliable');
+    expect(() => kernelCommandLine(config({ kernelArgs: ['a b'] }))).toThrow(/kernel argument/);
+    expect(() => kernelCommandLine(config({ kernelArgs: [''] }))).toThrow(/kernel argument/);
   });
 });
 

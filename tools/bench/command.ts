@@ -4,9 +4,6 @@
  * guest's native addon, and prints a table, then writes results.json and
  * SVG plots (default build/bench/<time>/).
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BENCH_DIR, moduleObject } from '../paths.js';
@@ -32,7 +29,9 @@ import { DEFAULT_REPEATS, DEFAULT_SIZES, MiB, formatSize, makePlan, parseSizes }
 import { type BenchResults, type CaseResult, type Environment, figure, judgeTargets } from './results.js';
 import { writeReport } from './report.js';
 import { TMPFS_FILE, runBench, timerFloor } from './run.js';
+import { hostFacts } from './host.js';
 import { formatNs, formatRate, formatSpread, renderReport } from './table.js';
+import { toolBenchCommand } from './tool-command.js';
 
 /** -icount shift: 2^0 = 1 ns of guest time per instruction. */
 export const ICOUNT_SHIFT = 0;
@@ -43,6 +42,8 @@ export const ICOUNT_MEANING =
   'call dominates): interrupts and host I/O still land at different instructions.';
 
 export const BENCH_HELP = `usage: mmapkit bench [options]
+       mmapkit bench --tool [options]   the tool's own speed: boot phases, agent round trips
+                                        (mmapkit bench --tool --help)
 
 Measures, in the guest, what mapping the reference driver's buffer costs and
 how fast it reads, against anonymous memory, a tmpfs file and read()/pread():
@@ -121,17 +122,6 @@ function progressLine(result: CaseResult, index: number, total: number): string 
   return `bench [${index}/${total}] ${result.group} ${result.strategy} ${formatSize(result.size)}: ${value} ${formatSpread(result.time.spread)}, ${faults}${driver}`;
 }
 
-function hostFacts(): { qemu: string; hostCpu: string } {
-  let qemu = 'unknown';
-  try {
-    qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0] ?? qemu;
-  } catch {
-    // reported as unknown
-  }
-  const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
-  return { qemu, hostCpu: `${model} (${os.cpus().length} host CPUs)` };
-}
-
 async function guestEnvironment(session: VmSession, memoryMiB: number, icount: boolean): Promise<Environment> {
   const guest = session.guest;
   const facts = (
@@ -162,6 +152,7 @@ async function guestEnvironment(session: VmSession, memoryMiB: number, icount: b
 }
 
 export async function benchCommand(args: string[]): Promise<number> {
+  if (args.includes('--tool')) return toolBenchCommand(args.filter((arg) => arg !== '--tool'));
   const started = Date.now();
   const flags = parseBenchArgs(args);
   if (flags.help) {

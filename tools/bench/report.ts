@@ -9,7 +9,7 @@ import { formatNs, formatRate } from './table.js';
 const GiB = 1024 ** 3;
 
 /** JSON with BigInt-free content (samples hold checksums as strings already). */
-export const resultsJson = (bench: BenchResults): string => `${JSON.stringify(bench, null, 2)}\n`;
+export const resultsJson = (bench: object): string => `${JSON.stringify(bench, null, 2)}\n`;
 
 /** The environment, in one line under each plot's title. */
 function environmentNote(bench: BenchResults): string {
@@ -91,17 +91,17 @@ export function charts(bench: BenchResults): Record<string, string> {
   return files;
 }
 
-/** Writes results.json and the plots into `dir`; returns the paths written. */
-export function writeReport(dir: string, bench: BenchResults, table: string): string[] {
+/** Writes each file name -> content into `dir`; returns the paths written. */
+export function writeFiles(dir: string, files: Record<string, string>): string[] {
   mkdirSync(dir, { recursive: true });
-  const written: string[] = [];
-  const write = (name: string, content: string): void => {
+  return Object.entries(files).map(([name, content]) => {
     const file = path.join(dir, name);
     writeFileSync(file, content);
-    written.push(file);
-  };
-  write('results.json', resultsJson(bench));
-  write('table.txt', table);
-  for (const [name, svg] of Object.entries(charts(bench))) write(name, svg);
-  return written;
+    return file;
+  });
+}
+
+/** Writes results.json and the plots into `dir`; returns the paths written. */
+export function writeReport(dir: string, bench: BenchResults, table: string): string[] {
+  return writeFiles(dir, { 'results.json': resultsJson(bench), 'table.txt': table, ...charts(bench) });
 }

@@ -140,13 +140,18 @@ function steps(options: BuildOptions): Step[] {
         // One file per program: every module the guest loads over 9p costs a round trip under emulation.
         // The agent, the scenario program that `mmapkit trace` runs as a process of its own, and the fuzz
         // the agent imports for `mmapkit fuzz` (with fast-check).
+        // CommonJS, not ESM: node starts a CommonJS program without its ESM loader, and the agent
+        // was ready about 0.3 s sooner under TCG (docs/benchmarks.md, "The tool itself").
+        // import.meta.url (native/index.ts, guest/scenario.ts) becomes the file's URL.
         await build({
           entryPoints: ['agent', 'scenario', 'fuzz'].map((name) => path.join(REPO_ROOT, 'guest', `${name}.ts`)),
           outdir: path.dirname(AGENT_BUNDLE),
-          outExtension: { '.js': '.mjs' },
+          outExtension: { '.js': '.cjs' },
           bundle: true,
           platform: 'node',
-          format: 'esm',
+          format: 'cjs',
+          banner: { js: 'const __mmapkit_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+          define: { 'import.meta.url': '__mmapkit_import_meta_url' },
           target: 'node20',
           logLevel: 'error',
         });

@@ -40,12 +40,14 @@ export interface GuestRunOptions {
   framebufferConsole?: boolean;
   /** Host files the run names outside the checkout and /usr (BootOptions.hostFiles). */
   hostFiles?: string[];
+  /** Words added to the kernel command line (BootOptions.kernelArgs). */
+  kernelArgs?: string[];
   log: (line: string) => void;
 }
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(

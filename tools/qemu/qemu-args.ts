@@ -76,6 +76,11 @@ export interface QemuConfig {
    * Off by default: a console draws into the memory under test.
    */
   framebufferConsole?: boolean;
+  /**
+   * Words added at the end of the kernel command line (`mmapkit bench --tool
+   * --variant`, to measure a boot lever); none otherwise.
+   */
+  kernelArgs?: string[];
 }
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -95,6 +100,16 @@ export const LEAK_REVEALING = ['init_on_alloc=0', 'page_poison=1'];
 /** Keeps fbcon off every framebuffer of the VM (kernelCommandLine says how); profile key `console` lifts it. */
 const NO_FRAMEBUFFER_CONSOLE = 'fbcon=map:9';
 
+/**
+ * Kernel parameters that shorten the boot and change nothing a test looks at,
+ * each kept because `mmapkit bench --tool` measured it (docs/benchmarks.md,
+ * "The tool itself"). cryptomgr.notests=1: Debian's kernels (6.1 and 6.12
+ * alike: CONFIG_CRYPTO_MANAGER_DISABLE_TESTS unset) test every crypto
+ * algorithm they register at boot (crypto_algapi_init runs crypto_start_tests,
+ * 6.1), about 0.3 s of emulated work for code no test uses.
+ */
+export const BOOT_LEVERS = ['cryptomgr.notests=1'];
+
 export function kernelCommandLine(config: QemuConfig): string {
   for (const [key, value] of Object.entries(config.guestParams)) {
     if (/\s/.test(value) || value === '') throw new Error(`mmapkit.${key} cannot be empty or contain spaces: '${value}'`);
@@ -112,7 +127,9 @@ export function kernelCommandLine(config: QemuConfig): string {
   const fbcon = config.framebufferConsole === true ? [] : [NO_FRAMEBUFFER_CONSOLE];
   // loglevel=5 keeps boot chatter (info, notice) off the slow emulated serial
   // line but shows warnings, errors and every oops and panic.
-  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...fbcon, ...params].join(' ');
+  const extra = config.kernelArgs ?? [];
+  for (const word of extra) if (/\s/.test(word) || word === '') throw new Error(`a kernel argument cannot be empty or contain spaces: '${word}'`);
+  return ['console=ttyS0', 'loglevel=5', 'panic=-1', 'oops=panic', ...LEAK_REVEALING, ...BOOT_LEVERS, ...fbcon, ...params, ...extra].join(' ');
 }
 
 export function qemuArgs(config: QemuConfig): string[] {

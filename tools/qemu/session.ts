@@ -63,6 +63,8 @@ export interface BootOptions {
   qemuDevices?: QemuDeviceName[];
   /** fbcon may take those devices' framebuffers over (profile key `console`, QemuConfig.framebufferConsole). */
   framebufferConsole?: boolean;
+  /** Words added to the kernel command line (QemuConfig.kernelArgs); none by default. */
+  kernelArgs?: string[];
 }
 
 /**
@@ -130,6 +132,7 @@ export class VmSession {
       ...(options.icount !== undefined && { icount: options.icount }),
       ...(devices.length > 0 && { devices }),
       ...(options.framebufferConsole === true && { framebufferConsole: true }),
+      ...(options.kernelArgs !== undefined && options.kernelArgs.length > 0 && { kernelArgs: options.kernelArgs }),
       shares: guestShares({ outputDir: this.outputDir, ...(inputs !== undefined && { inputsDir: inputs }) }),
       ...(identity !== undefined && { runAs: identity.name }),
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
