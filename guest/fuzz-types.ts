@@ -64,4 +64,13 @@ export interface FuzzReport {
   /** Wall time in the guest, ms. */
   ms: number;
   failure?: FuzzFailure;
+  /** Where the time went: per operation (shrinking included) and the rest (fast-check, the first reading of the device). */
+  timing?: FuzzTiming;
+}
+
+export interface FuzzTiming {
+  /** Per op (and '(release and reset)' after each sequence): how many ran and their ms in all. */
+  ops: Record<string, { count: number; ms: number }>;
+  /** ms not spent in an operation or a reset: generating and shrinking sequences, setting up. */
+  otherMs: number;
 }

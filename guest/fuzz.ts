@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import type { NativeAddon } from '../native/index.js';
 import { FuzzWorld, MAX_MAP_PAGES, describeStep } from './fuzz-model.js';
 import { type FuzzSystem, nativeSystem } from './fuzz-system.js';
-import type { FuzzArgs, FuzzFailure, FuzzReport, FuzzStep, FuzzTarget } from './fuzz-types.js';
+import type { FuzzArgs, FuzzFailure, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
 
 /** The longest sequence fast-check generates; shrinking starts from at most this many operations. */
 export const MAX_SEQUENCE = 100;
@@ -32,13 +32,34 @@ class StepCommand implements fc.Command<FuzzWorld, FuzzSystem> {
 
   run(world: FuzzWorld): void {
     trace(world).push(this.step);
-    world.run(this.step);
+    const started = performance.now();
+    try {
+      world.run(this.step);
+    } finally {
+      timing.count(this.step.op, performance.now() - started);
+    }
   }
 
   toString(): string {
     return describeStep(this.step);
   }
 }
+
+/** Where a fuzz's time goes, per operation and in the reset between sequences (FuzzReport.timing). */
+class Timing {
+  readonly ops: Record<string, { count: number; ms: number }> = {};
+  count(op: string, ms: number): void {
+    const entry = (this.ops[op] ??= { count: 0, ms: 0 });
+    entry.count++;
+    entry.ms += ms;
+  }
+  report(totalMs: number): FuzzTiming {
+    const rounded = Object.fromEntries(Object.entries(this.ops).map(([op, { count, ms }]) => [op, { count, ms: Math.round(ms) }]));
+    const inOps = Object.values(this.ops).reduce((sum, { ms }) => sum + ms, 0);
+    return { ops: rounded, otherMs: Math.round(totalMs - inOps) };
+  }
+}
+let timing = new Timing();
 
 const traces = new WeakMap<FuzzWorld, FuzzStep[]>();
 /** The steps a sequence ran, in order: the failing one last. */
@@ -117,24 +138,31 @@ export function stepArbitrary(target: FuzzTarget, page: number): fc.Arbitrary<Fu
  */
 class DeviceState {
   private readonly start: Uint8Array;
+  /** The model's copy a sequence writes (FuzzWorld.device): one for the whole fuzz, its touched pages restored after each sequence rather than the region copied for each. */
+  private readonly model: Uint8Array;
 
   constructor(
     private readonly system: FuzzSystem,
     private readonly target: FuzzTarget,
   ) {
     this.start = new Uint8Array(target.size);
+    this.model = new Uint8Array(target.size);
     if (target.initial === 'zero') return;
     if (target.writable) this.reset(Array.from({ length: target.size / system.page }, (_, page) => page));
     else this.start.set(this.throughMapping(false, (addr) => system.readBytes(addr, target.size)));
+    this.model.set(this.start);
   }
 
+  /** What the device holds at the start of a sequence, for the sequence's model to write. */
   content(): Uint8Array {
-    return this.start;
+    return this.model;
   }
 
-  /** Zeroes the region pages a sequence wrote (FuzzWorld.touched), through one shared mapping. */
+  /** Zeroes the region pages a sequence wrote (FuzzWorld.touched), through one shared mapping, and in the model. */
   reset(pages: Iterable<number>): void {
-    const wanted = [...pages].filter((page) => page >= 0 && page * this.system.page < this.target.size);
+    const { page } = this.system;
+    const wanted = [...pages].filter((each) => each >= 0 && each * page < this.target.size);
+    for (const each of wanted) this.model.set(this.start.subarray(each * page, (each + 1) * page), each * page);
     if (!this.target.writable || wanted.length === 0) return;
     const zeroes = new Uint8Array(this.system.page);
     this.throughMapping(true, (addr) => {
@@ -172,6 +200,7 @@ function runSequence(system: FuzzSystem, target: FuzzTarget, state: DeviceState,
   } catch (thrown) {
     [error, failed] = [thrown, true];
   }
+  const started = performance.now();
   try {
     world.release();
     state.reset(world.touched);
@@ -179,6 +208,7 @@ function runSequence(system: FuzzSystem, target: FuzzTarget, state: DeviceState,
     // A failure to clean up is a failure of the sequence too (a munmap refused, a reset that faulted).
     if (!failed) [error, failed] = [new Error(`after the sequence: ${messageOf(thrown)}`), true];
   }
+  timing.count('(release and reset)', performance.now() - started);
   return { steps: trace(world), ...(failed && { error }) };
 }
 
@@ -207,6 +237,12 @@ function runSteps(system: FuzzSystem, target: FuzzTarget, state: DeviceState, st
 }
 
 export function runFuzz(system: FuzzSystem, args: FuzzArgs): FuzzReport {
+  timing = new Timing();
+  const report = searchOrReplay(system, args);
+  return { ...report, timing: timing.report(report.ms) };
+}
+
+function searchOrReplay(system: FuzzSystem, args: FuzzArgs): FuzzReport {
   const started = Date.now();
   const { target, seed, replay } = args;
   const state = new DeviceState(system, target);
@@ -224,8 +260,10 @@ export function runFuzz(system: FuzzSystem, args: FuzzArgs): FuzzReport {
     ...(replay?.replayPath !== undefined && { replayPath: replay.replayPath }),
   });
   const property = fc.property(commands, (sequence) => {
-    // Past the budget the remaining runs pass without running; once a failure is found every run counts (shrinking).
-    if (last === undefined && !replaying && ops >= args.ops) return;
+    // Past the budget the search stops: fast-check generates sequences lazily, so an interrupt costs
+    // no further generation (a run that merely passed would still have its sequence generated).
+    // Once a failure is found every run counts (shrinking).
+    if (last === undefined && !replaying && ops >= args.ops) throw new fc.PreconditionFailure(true);
     const { steps, error } = runSequence(system, target, state, sequence);
     if (last === undefined) [ops, runs] = [ops + steps.length, runs + 1];
     else shrinkOps += steps.length;
@@ -235,8 +273,9 @@ export function runFuzz(system: FuzzSystem, args: FuzzArgs): FuzzReport {
   });
   const details = fc.check(property, {
     seed,
-    // Enough sequences for the budget even when most are short; those past it cost only their generation.
-    numRuns: Math.ceil(args.ops / 4) + 100,
+    // A bound, never reached: the budget interrupts the search first (a sequence runs at least one operation,
+    // and fewer than 100 may run none).
+    numRuns: args.ops + 100,
     ...(replay !== undefined && { path: replay.path, endOnFailure: true }),
   });
   if (!details.failed) {

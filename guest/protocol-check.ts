@@ -7,7 +7,7 @@
  */
 import type { ConstantName } from '../native/index.js';
 import { decodeMessage } from './protocol.js';
-import type { FuzzArgs, FuzzFailure, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget } from './fuzz-types.js';
+import type { FuzzArgs, FuzzFailure, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
 import type {
   ArgsOf,
   BatchOutcome,
@@ -242,6 +242,15 @@ const fuzzFailure: Check<FuzzFailure> = (value, at) => {
   };
 };
 
+const fuzzTiming: Check<FuzzTiming> = (value, at) => {
+  const record = fields(value, at);
+  const opTiming = (entry: unknown, where: string): { count: number; ms: number } => {
+    const each = fields(entry, where);
+    return { count: integer(each.count, `${where}.count`), ms: number(each.ms, `${where}.ms`) };
+  };
+  return { ops: recordOf(opTiming)(record.ops, `${at}.ops`), otherMs: number(record.otherMs, `${at}.otherMs`) };
+};
+
 const fuzzReport: Check<FuzzReport> = (value, at) => {
   const record = fields(value, at);
   return {
@@ -252,6 +261,7 @@ const fuzzReport: Check<FuzzReport> = (value, at) => {
     shrinkOps: integer(record.shrinkOps, `${at}.shrinkOps`),
     ms: number(record.ms, `${at}.ms`),
     ...optional(record, 'failure', fuzzFailure, at),
+    ...optional(record, 'timing', fuzzTiming, at),
   };
 };
 
