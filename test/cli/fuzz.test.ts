@@ -3,8 +3,7 @@
  * buggy-driver fixture (test/fixtures/kmod/README.md): the reference devices
  * and fixture-correct pass; each fixture whose bug the model can see fails
  * with a short shrunk sequence ending in the operation that shows it, and
- * `--replay` reproduces it; a fixture that crashes the guest ends the run
- * with the crash's exit code; the bugs outside what the model sees are named
+ * `--replay` reproduces it; the bugs outside what the model sees are named
  * with the reason (FUZZ_BLIND). Kept short (a few hundred operations per
  * device, fixed seeds known to catch, one boot for every profile that does
  * not crash the guest): `mmapkit fuzz --ops 10000` is the real thing.
@@ -49,6 +48,9 @@ const FUZZ_CAUGHT: Record<string, Caught> = {
   'fixture-bug-unbalanced': { op: 'read', error: /unlike region byte/, cause: ['fork', 'forkExit', 'munmap', 'mremap'] },
   // The buffer wiped at ->release of one fd while another fd and mappings live.
   'fixture-bug-release': { op: 'p?read', error: /unlike (region byte|the device)/, cause: ['close'] },
+  // Fault(pfn) without refusing a writable MAP_PRIVATE: the mmap that should be refused succeeds, and the model
+  // unmaps it untouched (a write to it would be the BUG_ON in vmf_insert_pfn_prot, 6.1 and 6.12, and take the guest down).
+  'fixture-bug-cow': { op: 'mmap', error: /succeeded; allowed: .*MAP_PRIVATE with PROT_WRITE is refused \(catalogue C1\)/ },
   // VM_FAULT_NOPAGE without a PTE on the last page: the addon's watchdog ends the access (the first sequence reads it).
   'fixture-bug-livelock': { op: 'readAll', error: /ETIMEDOUT; allowed: ok \(page 15 of the mapping/ },
 };
@@ -147,22 +149,11 @@ describe(`mmapkit fuzz on the reference devices and the fixtures (kernel ${DEFAU
   }, RUN_TIMEOUT_MS);
 });
 
-describe(`mmapkit fuzz on the fixtures that need a guest or a seed of their own (kernel ${DEFAULT_SERIES})`, () => {
+describe(`mmapkit fuzz on the fixture that needs a seed of its own (kernel ${DEFAULT_SERIES})`, () => {
   it(`fails fixture-bug-dontexpand with seed ${DONTEXPAND_SEED}: a mapping grown past the region shows what lies beyond it`, async () => {
     const { code, output, results } = await fuzz('dontexpand', '--profile', fixtureProfile('fixture-bug-dontexpand'), '--ops', String(OPS), '--seed', String(DONTEXPAND_SEED));
     expect(code, output.slice(-3000)).toBe(ExitCode.TESTS_FAILED);
     expectCaught(results.profiles[0]!, DONTEXPAND);
-  }, RUN_TIMEOUT_MS);
-
-  // A Fault(pfn) driver that does not refuse a writable MAP_PRIVATE: the first write to it is the BUG_ON in
-  // vmf_insert_pfn_prot (6.1 and 6.12), which takes the guest down. No shrunk sequence: every shrink step would
-  // need a boot of its own; the crash, its kernel line and the profile it happened on are what the run reports.
-  it('ends on fixture-bug-cow with the guest crash, its kernel BUG line and the profile it ran (a guest of its own)', async () => {
-    const { code, stdout, stderr } = await runCli('fuzz', '--profile', fixtureProfile('fixture-bug-cow'), '--ops', String(OPS), '--seed', String(SEED), '--results', path.join(dir, 'cow.json'));
-    const output = stdout + stderr;
-    expect(code, output.slice(-3000)).toBe(ExitCode.GUEST_CRASHED);
-    expect(output).toMatch(/fuzz fixture-bug-cow \(profile\.json, \/dev\/fixture-bug-cow\)/);
-    expect(output).toMatch(/kernel BUG at mm\/memory\.c/);
   }, RUN_TIMEOUT_MS);
 });
 
