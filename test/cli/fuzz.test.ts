@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { fixtureProfile } from '../../tools/builder/fixtures.js';
+import { fixtureNames, fixtureProfile } from '../../tools/builder/fixtures.js';
 import { type FuzzProfileResult, type FuzzResults, seedPathArgument } from '../../tools/fuzz/results.js';
 import { DEFAULT_SERIES, SUPPORTED_SERIES, installedSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
@@ -63,7 +63,7 @@ const DONTEXPAND_SEED = 2;
  * Fixtures the fuzz does not fail, and why: a bug class outside what its operations can reach.
  * Stated, not run (a pass would prove nothing about the fuzz).
  */
-export const FUZZ_BLIND: Record<string, string> = {
+const FUZZ_BLIND: Record<string, string> = {
   'fixture-bug-racyfault': 'a race between two threads faulting at the same moment; every fuzz operation runs on one thread',
   'fixture-bug-noowner':
     'a module unloaded while a mapping outlives its fd (rmmod, then munmap); the fuzz never unloads the module mid-sequence (measured: 1,505 operations pass)',
@@ -174,6 +174,13 @@ describe.each(otherSeries)('mmapkit fuzz on kernel %s (one guest, a smaller set)
 
 it('has a second kernel series to fuzz on (make setup installs every supported one)', () => {
   expect(otherSeries.length).toBeGreaterThan(0);
+});
+
+it('gives every fixture a fuzz verdict: passes, caught (with what shows it), or outside the model with the reason', () => {
+  const verdicts = ['fixture-correct', ...Object.keys(FUZZ_CAUGHT), 'fixture-bug-dontexpand', ...Object.keys(FUZZ_BLIND)];
+  expect(new Set(verdicts).size, 'a fixture with two verdicts').toBe(verdicts.length);
+  expect([...verdicts].sort()).toEqual(fixtureNames().sort());
+  for (const [name, reason] of Object.entries(FUZZ_BLIND)) expect(reason.length, name).toBeGreaterThan(20);
 });
 
 it('refuses a bad --ops, --seed or --replay before anything boots', async () => {
