@@ -35,7 +35,12 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     const offset = t.dut.offset + k * page();
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), offset, prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
-    const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${t.profile.device}`)).trim().split(' ');
+    // The file mapped: the node, or for a setup's object its fd's file, which for a dma-buf is the
+    // buffer's own anonymous file (dma_buf_getfile: "/dmabuf:" on the dma_buf_fs, 6.12), not the node.
+    const object = t.dut.object;
+    const agent = object !== undefined ? (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]! : '';
+    const file = object !== undefined ? `/proc/${agent}/fd/${object.fd}` : t.profile.device;
+    const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${file}`)).trim().split(' ');
     if (vma.offset !== offset && type.join(' ') === 'regular file') {
       // catalogue H2, taxonomy #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff
       // (pci_mmap_resource_range, 6.1 and 6.12).
