@@ -58,14 +58,16 @@ describe('the suite on real drivers', () => {
   ])(
     '%s on %s: every case passes or reports its known finding',
     async (file, series) => {
-      const profile = JSON.parse(readFileSync(path.join(REAL, file), 'utf8')) as { knownFindings?: { case: string }[] };
+      const profile = JSON.parse(readFileSync(path.join(REAL, file), 'utf8')) as { knownFindings?: { case: string; series?: string[] }[] };
+      // A finding known on some series only (vivid's cookie masking, 6.12) must be reported there and nowhere else.
+      const known = (profile.knownFindings ?? []).filter((finding) => finding.series?.includes(series) ?? true);
       const result = await runCli('test', '--profile', path.join(REAL, file), '--kernel', series);
       expect(result.code, `${result.stdout.slice(-4000)}\n${result.stderr.slice(-2000)}`).toBe(ExitCode.PASSED);
       expect(result.stdout).toMatch(/^[1-9]\d* passed, 0 failed, \d+ skipped, 0 crashed$/m);
       expect(result.stdout).toMatch(/kernel log findings: none/);
       const reported = result.stderr.split('\n').filter((line) => line.startsWith('mmapkit: driver finding: '));
-      expect(reported).toHaveLength(profile.knownFindings?.length ?? 0);
-      for (const known of profile.knownFindings ?? []) expect(reported.some((line) => line.endsWith(` > ${known.case}]`)), known.case).toBe(true);
+      expect(reported).toHaveLength(known.length);
+      for (const finding of known) expect(reported.some((line) => line.endsWith(` > ${finding.case}]`)), finding.case).toBe(true);
     },
     RUN_TIMEOUT_MS,
   );
