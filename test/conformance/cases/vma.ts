@@ -52,6 +52,11 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
   return 'code' in settled ? settled.code : 'ok';
 }
 
+/** The guest agent's pid (the process that holds the case's fds and mappings), read by the agent itself. */
+export async function agentPid(t: ProfileCase): Promise<string> {
+  return (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
+}
+
 /**
  * Runs a python3 program in the guest and returns the JSON it prints last.
  * The program starts with helpers: `libc` (ctypes, errno kept), `devmap(path,
@@ -69,7 +74,7 @@ export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   // Started by the agent itself (no shell in between). -I -S: no site module, user site or
   // PYTHON* variables, which the program (standard library only) does not need and which cost
   // file lookups over the guest's 9p root at every start.
-  const agent = (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
+  const agent = await agentPid(t);
   const object = t.dut.object;
   const passed = object !== undefined && object.reach === 'fork' && !object.closed;
   const reopened = object !== undefined && object.reach === 'reopen';
