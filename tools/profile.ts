@@ -10,8 +10,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from './exit-codes.js';
-import { PAGE_SIZE, isSeries } from './kernel.js';
+import { SetupError, UserError } from './exit-codes.js';
+import { PAGE_SIZE, compareReleases, isSeries, seriesOf } from './kernel.js';
 import { REPO_ROOT, kernelBuildDir } from './paths.js';
 import { QEMU_DEVICES, type QemuDeviceName } from './qemu/qemu-args.js';
 
@@ -47,6 +47,13 @@ export interface Profile {
   population: 'prefault' | 'on-demand' | 'any';
   /** MAP_PRIVATE with PROT_READ|PROT_WRITE on an O_RDWR fd: copy-on-write, refused, or either. */
   private: 'cow' | 'rejected' | 'any';
+  /**
+   * A PROT_NONE mapping: made like any other ("mapped"), or refused by the
+   * driver with EINVAL ("rejected"), as vb2_mmap does on a capture queue
+   * (it wants VM_READ) and snd_pcm_mmap_data does (it wants VM_READ or
+   * VM_WRITE): their buffers are mapped to be read or written, per their API.
+   */
+  protNone: 'mapped' | 'rejected';
   /** read() and write() at an offset mirror the mapping. */
   readWrite: boolean;
   /**
@@ -73,6 +80,13 @@ export interface Profile {
    * content cases skip (tools/test/region-record.ts). Off by default.
    */
   console: boolean;
+  /**
+   * The oldest kernel series the profile applies to ("6.12"): its driver is
+   * not built into older ones (Debian's 6.1 has no udmabuf, no DMA-BUF
+   * heaps). Running it on an older kernel is a missing prerequisite (exit 3)
+   * said before anything boots. Default: every series.
+   */
+  minSeries?: string;
   /** The file it came from. */
   file: string;
 }
@@ -139,6 +153,7 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   initial: { check: oneOf('zero', 'any'), expected: '"zero" or "any"', fallback: 'any' },
   population: { check: oneOf('prefault', 'on-demand', 'any'), expected: '"prefault", "on-demand" or "any"', fallback: 'any' },
   private: { check: oneOf('cow', 'rejected', 'any'), expected: '"cow", "rejected" or "any"', fallback: 'any' },
+  protNone: { check: oneOf('mapped', 'rejected'), expected: '"mapped" or "rejected"', fallback: 'mapped' },
   readWrite: { check: isBoolean, expected: 'true or false', fallback: false },
   writer: { check: (value) => isString(value) && (value as string).startsWith('/'), expected: 'an absolute path', fallback: undefined },
   mmio: { check: isBoolean, expected: 'true or false', fallback: false },
@@ -152,6 +167,7 @@ const KEYS: Record<string, { check: Check; expected: string; fallback?: unknown 
   },
   qemuDevices: { check: listOf(QEMU_DEVICES), expected: `a list of distinct names out of ${QEMU_DEVICES.map((name) => `"${name}"`).join(', ')}`, fallback: [] },
   console: { check: isBoolean, expected: 'true or false', fallback: false },
+  minSeries: { check: (value) => typeof value === 'string' && isSeries(value), expected: 'a kernel series like "6.12"', fallback: undefined },
 };
 
 /**
@@ -209,6 +225,7 @@ export function parseProfile(json: unknown, file: string, kernelVersion: string)
   }
   const { setup, setupParams, ...rest } = values;
   checkSetupKeys(where, record);
+  checkSeries(where, values.minSeries as string | undefined, kernelVersion);
   const profile = { ...rest, file } as Profile;
   if (setup !== undefined) profile.setup = { module: path.resolve(path.dirname(file), setup as string), params: (setupParams ?? {}) as Record<string, unknown> };
   if (profile.module !== undefined) profile.module = resolveModule(profile.module, file, kernelVersion);
@@ -228,6 +245,15 @@ function checkSetupKeys(where: string, record: Record<string, unknown>): void {
   }
   for (const key of ['offset', 'writer', 'readWrite'] as const) {
     if (record[key] !== undefined) throw new UserError(`${where}: "${key}" describes a fixed region of the node; a "setup" profile's object has its own (remove "${key}")`);
+  }
+}
+
+/** A profile whose driver the guest kernel does not have is refused before anything is built or booted. */
+function checkSeries(where: string, minSeries: string | undefined, kernelVersion: string): void {
+  if (minSeries === undefined) return;
+  const series = seriesOf(kernelVersion);
+  if (compareReleases(series, minSeries) < 0) {
+    throw new SetupError(`${where}: needs kernel series >= ${minSeries} (its driver is not in ${kernelVersion}): run it with --kernel ${minSeries}`);
   }
 }
 

@@ -63,13 +63,29 @@ export class Mappings {
   }
 
   /**
+   * An open of the node in the access mode asked for, even for a setup object, once a case whose
+   * point is the fd's access mode said so (needsAccessMode) and the object is reached by a second
+   * open (reach 'reopen'). Reset after each case.
+   */
+  private accessModes = false;
+
+  /** For the rest of this case, open() of a setup object that a second open reaches opens the node with the flags asked for. */
+  openInAccessMode(): void {
+    this.accessModes = true;
+    this.later(async () => {
+      this.accessModes = false;
+    });
+  }
+
+  /**
    * An fd of `path`: open(path, flags), or for the current setup object a
    * dup of its fd (which is O_RDWR: an O_RDONLY open gets it all the same,
-   * so a case whose point is the fd's access mode calls needsAccessMode).
+   * so a case whose point is the fd's access mode calls needsAccessMode,
+   * which makes this a real open for an object that a second open reaches).
    */
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
     const { native, c } = this.dut;
-    const object = this.objectAt(path);
+    const object = this.accessModes && this.objectAt(path)?.reach === 'reopen' ? undefined : this.objectAt(path);
     if (object !== undefined && (flags & (c.O_WRONLY | c.O_RDWR)) === c.O_WRONLY) {
       throw new Error(`${path}: the setup's object is reached through its O_RDWR fd only; an O_WRONLY fd of it cannot be made (needsAccessMode skips such a case)`);
     }

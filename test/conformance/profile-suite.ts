@@ -70,8 +70,10 @@ export interface ProfileCase {
   /** For cases about a MAP_PRIVATE mapping: mapPrivate, skipping the case when the driver refused it. */
   needsPrivate(ctx: TestContext, prot: number, length: bigint, openFlags?: number): Promise<bigint>;
   /**
-   * For cases whose point is the access mode of the fd (O_RDONLY, O_WRONLY): skips a setup profile,
-   * whose object is reached through the setup's O_RDWR fd only (every open is a dup of it).
+   * For cases whose point is the access mode of the fd (O_RDONLY, O_WRONLY): skips a setup profile
+   * whose object is reached through the setup's O_RDWR fd only (reach 'fork': every open is a dup
+   * of it); for one that a second open reaches (reach 'reopen'), the case's opens of the node are
+   * real opens in the mode asked for.
    */
   needsAccessMode(ctx: TestContext): void;
   /** For cases that map from a page inside the region: skips a profile whose driver maps only from the region's start (interiorOffsets: false). */
@@ -220,7 +222,9 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       sh: (script) => need(dut).guest.run(['sh', '-c', script]),
       mapPrivate,
       needsAccessMode(ctx) {
-        ctx.skip(profile.setup !== undefined, "the object is the setup's, reached through its O_RDWR fd only: no fd of another access mode reaches it");
+        // A V4L2 buffer belongs to the node's queue (reach 'reopen'): an open in any access mode reaches it.
+        ctx.skip(profile.setup !== undefined && need(dut).object?.reach !== 'reopen', "the object is the setup's, reached through its O_RDWR fd only: no fd of another access mode reaches it");
+        need(mappings).openInAccessMode();
       },
       needsInteriorOffsets(ctx) {
         ctx.skip(!profile.interiorOffsets, 'the driver maps the region only from its start (interiorOffsets: false)');

@@ -23,6 +23,7 @@ const profile = (overrides: Partial<Profile> = {}): Profile => ({
   readWrite: false,
   mmio: false,
   interiorOffsets: true,
+  protNone: 'mapped',
   knownFindings: [],
   qemuDevices: [],
   console: false,

@@ -2,7 +2,7 @@
 // named by its bare name (modprobe from the guest kernel's own tree).
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../tools/exit-codes.js';
+import { ExitCode, SetupError, UserError } from '../../tools/exit-codes.js';
 import { DEFAULT_SERIES, newestOfSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { checkModule, isModuleName, loadProfile, parseProfile, profilesVm, resolveModule } from '../../tools/profile.js';
@@ -77,5 +77,42 @@ describe('the shipped real-driver profiles', () => {
     const profile = real('fb0-bochs.json');
     expect(profile).toMatchObject({ device: '/dev/fb0', module: 'bochs', qemuDevices: ['bochs'], mmio: false });
     expect(() => checkModule(profile, KERNEL)).not.toThrow();
+  });
+});
+
+describe('minSeries: the oldest kernel series a profile applies to', () => {
+  it('is absent by default, and a profile for a newer series is refused with exit 3, in one line, before any boot', () => {
+    expect(parse(minimal).minSeries).toBeUndefined();
+    expect(parseProfile({ ...minimal, minSeries: '6.12' }, '/p/my.json', '6.12.117+deb12-amd64').minSeries).toBe('6.12');
+    expect(parseProfile({ ...minimal, minSeries: '6.1' }, '/p/my.json', '6.12.117+deb12-amd64').minSeries).toBe('6.1');
+    let caught: unknown;
+    try {
+      parseProfile({ ...minimal, minSeries: '6.12' }, '/p/my.json', '6.1.0-57-amd64');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SetupError);
+    expect((caught as SetupError).exitCode).toBe(ExitCode.SETUP);
+    expect((caught as SetupError).message).toBe('my.json: needs kernel series >= 6.12 (its driver is not in 6.1.0-57-amd64): run it with --kernel 6.12');
+  });
+
+  it.each([['6'], ['6.12.1'], [6.12], ['']])('refuses %j', (value) => {
+    expect(() => parse({ ...minimal, minSeries: value })).toThrow(/"minSeries" must be a kernel series like "6.12"/);
+  });
+
+  it('udmabuf and dma-heap apply from 6.12 on (Debian builds neither into 6.1)', () => {
+    for (const name of ['udmabuf.json', 'dma-heap.json']) {
+      const file = path.join(REPO_ROOT, 'test', 'profiles', 'real', name);
+      expect(() => loadProfile(file, '6.1.0-57-amd64')).toThrow(SetupError);
+      expect(loadProfile(file, '6.12.117+deb12-amd64').minSeries).toBe('6.12');
+    }
+  });
+});
+
+describe('protNone: whether the driver makes a PROT_NONE mapping', () => {
+  it('defaults to "mapped"; "rejected" is kept; anything else is refused', () => {
+    expect(parse(minimal).protNone).toBe('mapped');
+    expect(parse({ ...minimal, protNone: 'rejected' }).protNone).toBe('rejected');
+    expect(() => parse({ ...minimal, protNone: 'refused' })).toThrow(/"protNone" must be "mapped" or "rejected", not "refused"/);
   });
 });

@@ -52,6 +52,11 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
   return 'code' in settled ? settled.code : 'ok';
 }
 
+/** The guest agent's pid (the process that holds the case's fds and mappings), read by the agent itself. */
+export async function agentPid(t: ProfileCase): Promise<string> {
+  return (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
+}
+
 /**
  * Runs a python3 program in the guest and returns the JSON it prints last.
  * The program starts with helpers: `libc` (ctypes, errno kept), `devmap(path,
@@ -60,16 +65,20 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
  * the agent's pid. For a setup's object that another open() of the node does
  * not reach (reach 'fork'), the program is handed the object's fd (as its fd 3)
  * and devmap of the device maps a dup of it: the fd passed, as over a socket.
+ * For one that another open does reach (reach 'reopen'), devmap opens the node
+ * itself, O_RDWR: a setup object is reached through O_RDWR fds only
+ * (needsAccessMode; readDeviceInChild says why).
  */
 export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   const program = `${PRELUDE}\n${body}\n`;
   // Started by the agent itself (no shell in between). -I -S: no site module, user site or
   // PYTHON* variables, which the program (standard library only) does not need and which cost
   // file lookups over the guest's 9p root at every start.
-  const agent = (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
+  const agent = await agentPid(t);
   const object = t.dut.object;
   const passed = object !== undefined && object.reach === 'fork' && !object.closed;
-  const env = { AGENT: agent, ...(passed && { DEVICE: t.dut.path, DEVICE_FD: '3' }) };
+  const reopened = object !== undefined && object.reach === 'reopen';
+  const env = { AGENT: agent, ...(passed && { DEVICE: t.dut.path, DEVICE_FD: '3' }), ...(reopened && { DEVICE: t.dut.path }) };
   const out = await t.dut.guest.run(['python3', '-I', '-S', '-c', program], { env, ...(passed && { fds: [object.fd] }) });
   const last = out.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as T;
@@ -88,7 +97,10 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 def errname(n):
     return errno.errorcode.get(n, str(n))
 def devmap(path, offset, length, prot=1, flags=1, oflags=os.O_RDONLY):
-    fd = os.dup(int(os.environ['DEVICE_FD'])) if path == os.environ.get('DEVICE') else os.open(path, oflags)
+    if path == os.environ.get('DEVICE') and 'DEVICE_FD' in os.environ:
+        fd = os.dup(int(os.environ['DEVICE_FD']))
+    else:
+        fd = os.open(path, os.O_RDWR if path == os.environ.get('DEVICE') else oflags)
     addr = libc.mmap(None, length, prot, flags, fd, offset)
     if addr is None or addr == MAP_FAILED:
         raise OSError(ctypes.get_errno(), 'mmap ' + path)
