@@ -11,11 +11,13 @@ import { INIT_SCRIPT } from '../../tools/paths.js';
 import { type CpioEntry, writeCpio } from '../../tools/qemu/cpio.js';
 import {
   BUSYBOX,
+  busyboxApplets,
   cachedInitramfs,
   type InitramfsInputs,
   initramfsManifest,
   isStaticElf,
   moduleName,
+  parseBusyboxList,
   parseModuleOrder,
   readModule,
 } from '../../tools/qemu/initramfs.js';
@@ -154,6 +156,7 @@ function fakeInputs(tag = ''): InitramfsInputs {
       { type: 'dir', path: 'etc', mode: 0o755 },
       { type: 'file', path: 'etc/passwd', mode: 0o644, data: Buffer.from(`root:x:0:0:root:/root:/bin/bash${tag}\n`) },
     ],
+    applets: ['mount', 'insmod', '['],
   };
 }
 
@@ -169,6 +172,10 @@ describe('initramfsManifest', () => {
   it('has bin/busybox, executable, and bin/sh pointing at it', () => {
     expect(entry('bin/busybox')).toEqual({ type: 'file', path: 'bin/busybox', mode: 0o755, data: inputs.busybox });
     expect(entry('bin/sh')).toEqual({ type: 'symlink', path: 'bin/sh', target: 'busybox' });
+  });
+
+  it('has a link in bin to busybox for each applet, as `busybox --install -s /bin` would make', () => {
+    for (const name of inputs.applets) expect(entry(`bin/${name}`)).toEqual({ type: 'symlink', path: `bin/${name}`, target: 'busybox' });
   });
 
   it('has /dev/console as character device 5:1', () => {
@@ -291,12 +298,39 @@ function gnuCpioList(archive: Buffer): { names: string[]; sizes: Map<string, str
   return { names, sizes };
 }
 
+describe('busybox applets', () => {
+  it('parses busybox --list without sh (linked on its own) and busybox', () => {
+    expect(parseBusyboxList('[\n[[\nmount\nsh\nbusybox\ninsmod\n')).toEqual(['[', '[[', 'mount', 'insmod']);
+  });
+
+  it('refuses a name that would make a link outside bin', () => {
+    expect(() => parseBusyboxList('mount\n../etc/passwd\n')).toThrow(/not an applet name/);
+    expect(() => parseBusyboxList('..\n')).toThrow(/not an applet name/);
+  });
+
+  // init.sh runs these by name from PATH=/bin before the guest's root exists;
+  // with no `busybox --install` at boot, a missing link is init dying with status 127.
+  const INIT_COMMANDS = ['mount', 'cat', 'insmod', 'mkdir', 'cp', 'find', 'ln', 'chroot', 'poweroff', 'setsid', 'cttyhack', 'sleep'];
+
+  it("the host's busybox-static has every command init.sh runs", () => {
+    const applets = busyboxApplets(BUSYBOX);
+    for (const command of INIT_COMMANDS) expect(applets, command).toContain(command);
+  });
+
+  it('init.sh runs each of those commands and relies on the image for the links', () => {
+    const script = readFileSync(INIT_SCRIPT, 'utf8');
+    for (const command of INIT_COMMANDS) expect(script, command).toMatch(new RegExp(`(^|[\\s;(|&])${command}\\s`, 'm'));
+    expect(script, 'a line outside comments running busybox --install').not.toMatch(/^[^#\n]*--install/m);
+  });
+});
+
 describe('writeCpio', () => {
   const inputs: InitramfsInputs = {
     busybox: readFileSync(BUSYBOX),
     init: readFileSync(INIT_SCRIPT),
     modules: fakeInputs().modules,
     guestRoot: fakeInputs().guestRoot,
+    applets: busyboxApplets(BUSYBOX),
   };
   const manifest = initramfsManifest(inputs);
   const archive = writeCpio(manifest);

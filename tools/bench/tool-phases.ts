@@ -25,7 +25,7 @@ export type BootPhase = (typeof BOOT_PHASES)[number];
 export const PHASE_TITLES: Readonly<Record<BootPhase, string>> = {
   qemu: 'QEMU start to guest clock zero (QEMU, firmware, kernel entry)',
   kernel: 'kernel to /init',
-  init: '/init: busybox links, /proc /sys /dev',
+  init: '/init: the shell, /proc /sys /dev',
   modules: 'virtio and 9p modules (insmod)',
   mounts: '9p shares, tmpfs root, mounts',
   agent: 'node start to agent ready',
