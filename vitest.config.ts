@@ -1,5 +1,14 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 import PathOrderSequencer from './tools/test/vitest-order.js';
+
+/**
+ * CLI files that must not overlap another: the concurrent-builds check touches a kmod source, which would make
+ * a build in the other file do work (cli.test.ts checks that a second build does none).
+ */
+const CLI_ALONE = ['test/cli/concurrency.test.ts'];
+
+/** How many CLI files run at once (MMAPKIT_TEST_LANES, default 2). */
+const CLI_LANES = Number(process.env.MMAPKIT_TEST_LANES ?? 2);
 
 export default defineConfig({
   test: {
@@ -7,19 +16,20 @@ export default defineConfig({
     sequence: { sequencer: PathOrderSequencer },
     // `mmapkit test --quick` (and `make run`) runs the cases tagged core: one or two per catalogue area.
     tags: [{ name: 'core', description: 'the quick conformance run: one or two cases per catalogue area' }],
-    // Files run one after another: a VM under TCG needs both cores, and the
-    // conformance suite shares one guest between its files.
-    fileParallelism: false,
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+        // Groups run one after another (sequence.groupOrder); unit and conformance files one at a time:
+        // the conformance suite shares one guest between its files.
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], maxWorkers: 1, sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
         test: {
           name: 'conformance',
           include: ['test/conformance/**/*.test.ts'],
+          maxWorkers: 1,
+          sequence: { groupOrder: 0 },
           globalSetup: ['test/conformance/global-setup.ts'],
           // Sets the case and hook timeouts from the shared guest's request deadline
           // (tools/qemu/deadlines.ts); the two below are their floors.
@@ -36,6 +46,22 @@ export default defineConfig({
         test: {
           name: 'cli',
           include: ['test/cli/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...CLI_ALONE],
+          // Two files at once, each booting its own guests: a TCG guest keeps about one host CPU busy (its
+          // boot and the agent are single-threaded), so two use the machine's two cores. Deadlines scale with
+          // the boot each guest measures (tools/qemu/deadlines.ts), so the slower boots this brings are allowed for.
+          maxWorkers: CLI_LANES,
+          sequence: { groupOrder: 1 },
+          testTimeout: 180_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'cli-alone',
+          include: [...CLI_ALONE],
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
           testTimeout: 180_000,
         },
       },
