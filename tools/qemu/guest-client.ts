@@ -313,4 +313,3 @@ export class GuestClient {
     this.stream.destroy();
   }
 }
-
