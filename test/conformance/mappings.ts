@@ -167,8 +167,14 @@ export class Mappings {
     this.released(addr, length);
   }
 
-  /** Undoes everything, newest first; consecutive addon calls in one batch, whose failed calls are ignored. */
-  async release(): Promise<void> {
+  /**
+   * Undoes everything, newest first; consecutive addon calls in one batch, whose failed calls are
+   * ignored. `then`, when given, is asked right behind the last batch, without waiting for its
+   * answer: the relay forwards a connection's requests in the order they came (tools/qemu/relay.ts)
+   * and the agent runs a batch whole before it reads the next request (guest/agent.ts serve), so
+   * what `then` asks sees every undo step done, a round trip sooner.
+   */
+  async release<T>(then?: () => Promise<T>): Promise<T | undefined> {
     const calls: NativeCall[] = [];
     const flush = async (): Promise<void> => {
       if (calls.length > 0) await this.dut.guest.nativeBatch(calls.splice(0));
@@ -181,8 +187,9 @@ export class Mappings {
       await flush();
       await step.run();
     }
-    await flush();
     this.gone = [];
+    const [, value] = await Promise.all([flush(), then?.()]);
+    return value;
   }
 }
 
