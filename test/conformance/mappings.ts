@@ -11,6 +11,7 @@
  * included, for a case about the last close.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import type { NativeCall } from '../../tools/qemu/guest-client.js';
 import { type DeviceUnderTest, closeObjectFds, openReferenceDriver, readDeviceInChild } from './device.js';
 
 export interface MapOptions {
@@ -48,8 +49,14 @@ function remaining(span: Span, gone: readonly Span[]): Span[] {
   return left;
 }
 
+/**
+ * One undo step: a step of the case's own, or addon calls whose errors are ignored (a munmap of a
+ * range the case changed, a close of an fd the case closed), decided when the step runs.
+ */
+type UndoStep = { run: () => Promise<unknown> } | { calls: () => NativeCall[] };
+
 export class Mappings {
-  private readonly undo: (() => Promise<unknown>)[] = [];
+  private readonly undo: UndoStep[] = [];
   /** Ranges the case gave back to the kernel itself (released()): map()'s undo steps leave them alone. */
   private gone: Span[] = [];
   /** The fds this case opened of each path, not closed through closeAll. */
@@ -59,7 +66,16 @@ export class Mappings {
 
   /** Runs `step` when the case ends. */
   later(step: () => Promise<unknown>): void {
-    this.undo.push(step);
+    this.undo.push({ run: step });
+  }
+
+  /**
+   * Makes the calls `calls` gives when the case ends, their errors ignored. Consecutive steps of
+   * this kind go to the guest as one batch (guest/protocol.ts BatchArgs): the same calls in the
+   * same order, without a round trip each.
+   */
+  private laterCalls(calls: () => NativeCall[]): void {
+    this.undo.push({ calls });
   }
 
   /**
@@ -94,9 +110,7 @@ export class Mappings {
     if (fds === undefined) this.held.set(path, (fds = new Set()));
     fds.add(fd);
     // A case may close the fd itself (catalogue D1); closing again then fails with EBADF, harmlessly.
-    this.later(async () => {
-      if (fds.delete(fd)) await native.close(fd).catch(() => undefined);
-    });
+    this.laterCalls(() => (fds.delete(fd) ? [{ fn: 'close', args: [fd] }] : []));
     return fd;
   }
 
@@ -138,9 +152,7 @@ export class Mappings {
     // The kernel gave this range out afresh: whatever the case released there before is not this mapping.
     this.gone = this.gone.flatMap((span) => remaining(span, [[addr, addr + length]]));
     // Only what the case did not give back itself: the agent may have mapped something else there since.
-    this.later(async () => {
-      for (const [start, end] of remaining([addr, addr + length], this.gone)) await native.munmap(start, end - start).catch(() => undefined);
-    });
+    this.laterCalls(() => remaining([addr, addr + length], this.gone).map(([start, end]) => ({ fn: 'munmap', args: [start, end - start] })));
     return { fd, addr, length };
   }
 
@@ -155,10 +167,29 @@ export class Mappings {
     this.released(addr, length);
   }
 
-  /** Undoes everything, newest first. */
-  async release(): Promise<void> {
-    for (const step of this.undo.splice(0).reverse()) await step();
+  /**
+   * Undoes everything, newest first; consecutive addon calls in one batch, whose failed calls are
+   * ignored. `then`, when given, is asked right behind the last batch, without waiting for its
+   * answer: the relay forwards a connection's requests in the order they came (tools/qemu/relay.ts)
+   * and the agent runs a batch whole before it reads the next request (guest/agent.ts serve), so
+   * what `then` asks sees every undo step done, a round trip sooner.
+   */
+  async release<T>(then?: () => Promise<T>): Promise<T | undefined> {
+    const calls: NativeCall[] = [];
+    const flush = async (): Promise<void> => {
+      if (calls.length > 0) await this.dut.guest.nativeBatch(calls.splice(0));
+    };
+    for (const step of this.undo.splice(0).reverse()) {
+      if ('calls' in step) {
+        calls.push(...step.calls());
+        continue;
+      }
+      await flush();
+      await step.run();
+    }
     this.gone = [];
+    const [, value] = await Promise.all([flush(), then?.()]);
+    return value;
   }
 }
 

@@ -142,14 +142,17 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
     };
 
     afterEach(async (ctx) => {
+      // One read per case: what was logged since the last one, cleanup included. Without an object
+      // to release after the undo steps, it is asked right behind them (Mappings.release).
+      const readLog = (): ReturnType<typeof kernelLogSince> => kernelLogSince(need(dut), need(logCursor));
+      let read: Awaited<ReturnType<typeof kernelLogSince>> | undefined;
       try {
-        await need(mappings).release().catch(recoverFromCrash);
+        read = await need(mappings).release(profile.setup === undefined ? readLog : undefined).catch(recoverFromCrash);
       } finally {
         // Whatever the undo steps did, the object goes: the next case's setup must not find it held.
         if (profile.setup !== undefined) await releaseObject(need(dut)).catch(recoverFromCrash);
       }
-      // One read per case: what was logged since the last one, cleanup included.
-      const read = await kernelLogSince(need(dut), need(logCursor)).catch(recoverFromCrash);
+      read ??= await readLog().catch(recoverFromCrash);
       logCursor = read.cursor;
       const found = findings(read.lines);
       const kernelsOwn = (finding: Finding): boolean => isSplitMmioPat(finding, profile.mmio);

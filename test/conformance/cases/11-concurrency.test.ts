@@ -67,8 +67,9 @@ describeProfiles('concurrency (J, D, E, F)', (t) => {
   const windowPages = (): bigint => (t.dut.size / page() < WINDOW_PAGES ? t.dut.size / page() : WINDOW_PAGES);
   const windowLength = (): bigint => windowPages() * page();
 
-  /** The CPUs the agent may run on, as the workers are pinned to them. */
-  const cpuCount = async (): Promise<number> => Number((await t.sh('nproc')).trim());
+  /** The CPUs the agent may run on, as the workers are pinned to them: asked once per profile (an nproc started costs about 0.25 s under TCG). */
+  let cpus: Promise<number> | undefined;
+  const cpuCount = (): Promise<number> => (cpus ??= t.sh('nproc').then((out) => Number(out.trim())));
 
   /**
    * Puts the page-index pattern in the window through the writer (page i's words all hold i), then
