@@ -15,6 +15,7 @@ import { buildFixtures, fixturesBuildDir } from '../builder/fixtures.js';
 import { type Profile, checkModule, loadProfile, profilesVm, referenceProfiles } from '../profile.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import { findings, isSplitMmioPat } from '../qemu/console.js';
+import { loadArgv, moduleName } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
 import { loadTargetModule } from '../test/preflight.js';
 import { say } from '../cli/messages.js';
@@ -80,6 +81,8 @@ export function fuzzTarget(profile: Profile): FuzzTarget {
 }
 
 const fuzzTargetOf = (profile: Profile, size: number): FuzzTarget => ({
+  // The lifetime case's rule: a profile that names a module is one the tool may try to unload.
+  ...(profile.module !== undefined && { module: { name: moduleName(profile.module), load: loadArgv(profile.module, profile.moduleParams) } }),
   name: profile.name,
   device: profile.device,
   size,
