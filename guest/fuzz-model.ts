@@ -63,10 +63,14 @@ export const MAX_MAPPINGS = 8;
 export const MAX_MAP_PAGES = 16;
 /**
  * A 'race' step's attempts: rounds, each on fresh mappings (so every first touch faults), with a
- * cap on their time. A racy ->fault (taxonomy #19) shows in some rounds only: several per step.
+ * cap on their time. A racy ->fault (taxonomy #19) shows only in rounds where both vCPUs really run
+ * at once: several per step. A round takes 2-3 ms on an idle host (a step with its fork 0.05-0.2 s);
+ * on a loaded one the cap bounds a step.
  */
-export const RACE_ROUNDS = 12;
-export const RACE_TIME_LIMIT_MS = 500;
+export const RACE_ROUNDS = 32;
+export const RACE_TIME_LIMIT_MS = 1000;
+/** The fewest pages each racing worker faults in a round. */
+const RACE_PAGES_PER_WORKER = 4;
 /** What delete_module(O_NONBLOCK) says while an open file (here: a mapping's) pins the module: the conformance lifetime case's answer. */
 const UNLOAD_REFUSALS = ['EAGAIN'];
 
@@ -190,8 +194,8 @@ export class FuzzWorld {
       case 'race':
         return canRace(this.target, this.regionPages);
       case 'unload':
-        // The conformance lifetime case's situation: a mapping outlives every fd.
-        return this.target.module !== undefined && this.fds.length === 0 && this.mappings.length > 0;
+        // It closes every fd first: the conformance lifetime case's situation, a mapping that outlives them.
+        return this.target.module !== undefined && this.mappings.length > 0;
       case 'write': {
         const mapping = this.mappingAt(num(step, 'slot'));
         // Never written: a page the model says must fault (a buggy driver may have mapped memory past its region there).
@@ -542,7 +546,8 @@ export class FuzzWorld {
   private race(step: FuzzStep): void {
     const { c, page } = this.system;
     const workers = num(step, 'workers');
-    const pages = Math.min(this.regionPages, Math.max(workers, num(step, 'len')));
+    // Several faults per worker and round: the more faults overlap, the likelier a racy ->fault shows.
+    const pages = Math.min(this.regionPages, Math.max(RACE_PAGES_PER_WORKER * workers, num(step, 'len')));
     const first = Math.min(edge(step.off!, this.regionPages), this.regionPages - pages);
     const offset = BigInt(this.target.offset + first * page);
     const length = BigInt(pages * page);
@@ -559,7 +564,9 @@ export class FuzzWorld {
       this.expect(step, wrote.code, ['ok'], 'writing the page-index pattern through a shared writable mapping');
       this.device.set(pattern, first * page);
       for (const each of range(first, first + pages)) this.touched.add(each);
-      const options = { workers, processes: false, pages: 'distinct', access: 'read', firstIndex: first, rounds: RACE_ROUNDS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
+      // 'write': a locked add of 0, a write fault (do_shared_fault) that leaves the pattern as it is.
+      const access = str(step, 'access') === 'write' ? 'write' : 'read';
+      const options = { workers, processes: false, pages: 'distinct', access, firstIndex: first, rounds: RACE_ROUNDS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
       const got = attempt(() => this.system.raceFaults(fd, offset, length, options));
       // A hang (ETIMEDOUT) or a worker killed by a signal is the driver's failure too.
       this.expect(step, got.code, ['ok'], 'threads first-touching a shared mapping inside the region');
@@ -578,7 +585,7 @@ export class FuzzWorld {
   }
 
   /**
-   * Catalogue D1, D2: a mapping outlives every fd, so only its file pins the module (fops.owner):
+   * Catalogue D1, D2: every fd is closed and the mappings outlive them, so only their file pins the module (fops.owner):
    * delete_module(O_NONBLOCK) must be refused, as the conformance lifetime case "the module cannot
    * be unloaded while a mapping outlives its fd" expects. An unload that succeeds leaves the
    * mappings pointing at freed memory and the file at the freed module's fops (taxonomy #8, #9):
@@ -587,6 +594,7 @@ export class FuzzWorld {
    */
   private unload(step: FuzzStep): void {
     const module = this.target.module!;
+    for (const fd of this.fds.splice(0)) this.expect(step, attempt(() => this.system.close(fd.fd)).code, ['ok'], 'close');
     const got = attempt(() => this.system.deleteModule(module.name));
     if (got.code !== 'ok') {
       this.expect(step, got.code, UNLOAD_REFUSALS, 'catalogue D2: the file a mapping holds pins the module');

@@ -162,9 +162,9 @@ describe('the racing-fault and unload operations', () => {
   });
 
   it('race: a wrong page is reported on every attempt of a step, at most a few listed', () => {
-    const report = runFuzz(fakeSystem(TARGETS.fault!, 'racyfault'), { target: TARGETS.fault!, ops: 0, seed: 1, replay: { steps: [{ op: 'race', off: 'first', len: 4, workers: 2 }] } });
+    const report = runFuzz(fakeSystem(TARGETS.fault!, 'racyfault'), { target: TARGETS.fault!, ops: 0, seed: 1, replay: { steps: [{ op: 'race', off: 'first', len: 4, workers: 2, access: 'read' }] } });
     expect(report.failure?.error).toBe(
-      "race(off=first len=4 workers=2): threads faulting distinct pages at the same moment saw a page holding another page's index (catalogue J7, taxonomy #19): worker 1 round 0: region page 1 held 0 (512 words wrong)",
+      "race(off=first len=4 workers=2 access=read): threads faulting distinct pages at the same moment saw a page holding another page's index (catalogue J7, taxonomy #19): worker 1 round 0: region page 1 held 0 (512 words wrong)",
     );
     expect(RACE_ROUNDS).toBeGreaterThan(1);
   });
