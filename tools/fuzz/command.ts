@@ -28,8 +28,11 @@ export const FUZZ_HELP = `usage: mmapkit fuzz [--profile FILE]... [--ops N] [--s
 Model-based fuzzing of each profile's device, in the guest: random sequences
 of open/close, mmap (offsets and lengths at the region's edges: its first and
 last page, one page past its end, offset 2^44, unaligned, zero), munmap,
-mprotect, mremap, madvise, fork, and reads and writes through the mappings
-and through read()/write(), each checked against a model of what every
+mprotect, mremap, madvise, fork, reads and writes through the mappings
+and through read()/write(), two threads first-touching fresh mappings at
+the same moment (a writable device), and an attempt to unload the module
+while a mapping outlives every fd (a profile with a "module"; it must be
+refused), each checked against a model of what every
 mapping must show and which outcomes the profile allows (the errno sets the
 conformance cases allow). fast-check generates them; on a failure it shrinks
 the sequence to a minimal one, printed with the seed and fast-check's path.
