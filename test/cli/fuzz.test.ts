@@ -51,8 +51,8 @@ const FUZZ_CAUGHT: Record<string, Caught> = {
   'fixture-bug-uninit': { op: 'readAll', error: /got 0xaa, the model says 0x0/ },
   // ->close without ->open: the child's exit (or a split) wipes the buffer the parent still maps.
   'fixture-bug-unbalanced': { op: 'read', error: /unlike region byte/, cause: ['fork', 'forkExit', 'munmap', 'mremap'] },
-  // The buffer wiped at ->release of one fd while another fd and mappings live.
-  'fixture-bug-release': { op: 'p?read', error: /unlike (region byte|the device)/, cause: ['close'] },
+  // The buffer wiped at ->release of one fd while another fd and mappings live ('race' and 'unload' close fds too).
+  'fixture-bug-release': { op: 'p?read(All)?', error: /unlike (region byte|the device)/, cause: ['close', 'race', 'unload'] },
   // Fault(pfn) without refusing a writable MAP_PRIVATE: the mmap that should be refused succeeds, and the model
   // unmaps it untouched (a write to it would be the BUG_ON in vmf_insert_pfn_prot, 6.1 and 6.12, and take the guest down).
   'fixture-bug-cow': { op: 'mmap', error: /succeeded; allowed: .*MAP_PRIVATE with PROT_WRITE is refused \(catalogue C1\)/ },
