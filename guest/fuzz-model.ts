@@ -11,6 +11,7 @@
  * protection, shared or private, and for a private mapping the pages it has
  * copied on write (catalogue C2: they no longer follow the device).
  */
+import type { RaceWorker } from '../native/api.js';
 import { MOVE_VETOES, REFUSALS, WRITE_REFUSALS } from './allowed-errnos.js';
 import type { FuzzSystem } from './fuzz-system.js';
 import type { FuzzStep, FuzzTarget } from './fuzz-types.js';
@@ -60,6 +61,18 @@ export const MAX_FDS = 4;
 export const MAX_MAPPINGS = 8;
 /** The most pages a step's numbered length maps (the edges 'rest', 'past' and 'whole' reach the region's end). */
 export const MAX_MAP_PAGES = 16;
+/**
+ * A 'race' step's attempts: rounds, each on fresh mappings (so every first touch faults), with a
+ * cap on their time. A racy ->fault (taxonomy #19) shows only in rounds where both vCPUs really run
+ * at once: several per step. A round takes 2-3 ms on an idle host (a step with its fork 0.05-0.2 s);
+ * on a loaded one the cap bounds a step.
+ */
+export const RACE_ROUNDS = 32;
+export const RACE_TIME_LIMIT_MS = 1000;
+/** The fewest pages each racing worker faults in a round. */
+const RACE_PAGES_PER_WORKER = 4;
+/** What delete_module(O_NONBLOCK) says while an open file (here: a mapping's) pins the module: the conformance lifetime case's answer. */
+const UNLOAD_REFUSALS = ['EAGAIN'];
 
 type Outcome<T> = { code: 'ok'; value: T } | { code: string };
 
@@ -126,6 +139,13 @@ export class FuzzWorld {
    * leaked there).
    */
   readonly touched = new Set<number>();
+  /**
+   * Mappings left mapped for good: those that outlived an unload the driver should have refused
+   * (their munmap would run the freed module's code, taxonomy #8).
+   */
+  readonly abandoned: MappingModel[] = [];
+  /** The module was unloaded and could not be loaded again: the device is gone, the fuzz must stop. */
+  gone = false;
 
   constructor(
     readonly system: FuzzSystem,
@@ -171,6 +191,11 @@ export class FuzzWorld {
         return this.fds.length > 0 && this.mappings.length < MAX_MAPPINGS;
       case 'forkExit':
         return true;
+      case 'race':
+        return canRace(this.target, this.regionPages);
+      case 'unload':
+        // It closes every fd first: the conformance lifetime case's situation, a mapping that outlives them.
+        return this.target.module !== undefined && this.mappings.length > 0;
       case 'write': {
         const mapping = this.mappingAt(num(step, 'slot'));
         // Never written: a page the model says must fault (a buggy driver may have mapped memory past its region there).
@@ -213,6 +238,10 @@ export class FuzzWorld {
         return this.pwrite(step);
       case 'forkExit':
         return this.forkExit(step);
+      case 'race':
+        return this.race(step);
+      case 'unload':
+        return this.unload(step);
       default:
         throw new Error(`unknown fuzz step ${step.op}`);
     }
@@ -505,6 +534,88 @@ export class FuzzWorld {
     if ('value' in got && got.value !== 0) this.fail(step, `the child exited with ${got.value}`);
   }
 
+  // ------------------------------------------------------------- several threads, the module
+
+  /**
+   * Catalogue J7, taxonomy #19: threads fault distinct pages of fresh mappings at the same moment,
+   * as the concurrency case "threads faulting distinct pages at the same moment each see their own
+   * page" does, through the same call (the addon's raceFaults). The model first writes the
+   * page-index pattern into the window through a shared mapping (region page p holds p in every
+   * 8-byte word), so what it says each page holds is what raceFaults checks every page against.
+   */
+  private race(step: FuzzStep): void {
+    const { c, page } = this.system;
+    const workers = num(step, 'workers');
+    // Several faults per worker and round: the more faults overlap, the likelier a racy ->fault shows.
+    const pages = Math.min(this.regionPages, Math.max(RACE_PAGES_PER_WORKER * workers, num(step, 'len')));
+    const first = Math.min(edge(step.off!, this.regionPages), this.regionPages - pages);
+    const offset = BigInt(this.target.offset + first * page);
+    const length = BigInt(pages * page);
+    const pattern = pagePattern(first, pages, page);
+    const opened = attempt(() => this.system.open(c.O_RDWR));
+    this.expect(step, opened.code, ['ok'], 'an O_RDWR open of a writable device');
+    const fd = (opened as { value: number }).value;
+    try {
+      const mapped = attempt(() => this.system.mmap(length, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED, fd, offset));
+      this.expect(step, mapped.code, ['ok'], 'a shared writable mapping inside the region, to write the page-index pattern');
+      const addr = (mapped as { value: bigint }).value;
+      const wrote = attempt(() => this.system.writeBytes(addr, pattern));
+      this.system.munmap(addr, length);
+      this.expect(step, wrote.code, ['ok'], 'writing the page-index pattern through a shared writable mapping');
+      this.device.set(pattern, first * page);
+      for (const each of range(first, first + pages)) this.touched.add(each);
+      // 'write': a locked add of 0, a write fault (do_shared_fault) that leaves the pattern as it is.
+      const access = str(step, 'access') === 'write' ? 'write' : 'read';
+      const options = { workers, processes: false, pages: 'distinct', access, firstIndex: first, rounds: RACE_ROUNDS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
+      const got = attempt(() => this.system.raceFaults(fd, offset, length, options));
+      // A hang (ETIMEDOUT) or a worker killed by a signal is the driver's failure too.
+      this.expect(step, got.code, ['ok'], 'threads first-touching a shared mapping inside the region');
+      const { rounds, failed, workers: seen } = (got as { value: ReturnType<FuzzSystem['raceFaults']> }).value;
+      const refused = seen.flatMap((worker, w) => worker.outcomes.map(({ op, code, count }) => `worker ${w} ${op} ${code} x${count}`));
+      if (failed || refused.length > 0) this.fail(step, `a racing worker's mmap or munmap failed: ${refused.join(', ') || 'the rounds stopped'}`);
+      if (rounds === 0) this.fail(step, 'no round of racing faults ran');
+      const wrong = wrongPages(seen);
+      if (wrong.length > 0) {
+        // What comes after the colon differs from run to run (which round, which page): the part before it does not.
+        this.fail(step, `threads faulting distinct pages at the same moment saw a page holding another page's index (catalogue J7, taxonomy #19): ${wrong.join('; ')}`);
+      }
+    } finally {
+      this.system.close(fd);
+    }
+  }
+
+  /**
+   * Catalogue D1, D2: every fd is closed and the mappings outlive them, so only their file pins the module (fops.owner):
+   * delete_module(O_NONBLOCK) must be refused, as the conformance lifetime case "the module cannot
+   * be unloaded while a mapping outlives its fd" expects. An unload that succeeds leaves the
+   * mappings pointing at freed memory and the file at the freed module's fops (taxonomy #8, #9):
+   * they are left mapped for good (a munmap would oops in __fput), the module is loaded again so
+   * that the fuzz can shrink the sequence, and the step fails.
+   */
+  private unload(step: FuzzStep): void {
+    const module = this.target.module!;
+    for (const fd of this.fds.splice(0)) this.expect(step, attempt(() => this.system.close(fd.fd)).code, ['ok'], 'close');
+    const got = attempt(() => this.system.deleteModule(module.name));
+    if (got.code !== 'ok') {
+      this.expect(step, got.code, UNLOAD_REFUSALS, 'catalogue D2: the file a mapping holds pins the module');
+      return;
+    }
+    const left = this.mappings.splice(0);
+    this.abandoned.push(...left);
+    let after = 'loaded again';
+    try {
+      this.system.loadModule(module.load);
+    } catch (error) {
+      this.gone = true;
+      after = `not loaded again (${error instanceof Error ? error.message : String(error)}): the fuzz stops`;
+    }
+    this.fail(
+      step,
+      `delete_module(${module.name}, O_NONBLOCK) succeeded while ${left.length} mapping(s) outlived every fd; allowed: ${UNLOAD_REFUSALS.join(', ')} ` +
+        `(catalogue D2: the file a mapping holds pins the module, fops.owner). The mappings are left mapped (their munmap would run freed module code); the module was ${after}`,
+    );
+  }
+
   /**
    * Every sequence starts with the device open twice, O_RDONLY and O_RDWR (where the profile
    * allows it), so that its first steps can map it; 'open' steps add more.
@@ -522,6 +633,29 @@ export class FuzzWorld {
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+/**
+ * Where a 'race' step may run: the concurrency cases write the page-index pattern through the device
+ * itself or the profile's writer; the fuzz writes through the device only, so a writable one, with
+ * two pages for two threads.
+ */
+export const canRace = (target: FuzzTarget, regionPages: number): boolean => target.writable && regionPages >= 2;
+
+/** The page-index pattern over `pages` pages from region page `first`: every 8-byte word of page p holds p, as raceFaults checks. */
+export function pagePattern(first: number, pages: number, page: number): Uint8Array {
+  const bytes = new Uint8Array(pages * page);
+  const view = new DataView(bytes.buffer);
+  for (let offset = 0; offset < bytes.length; offset += 8) view.setBigUint64(offset, BigInt(first + Math.floor(offset / page)), true);
+  return bytes;
+}
+
+/** "worker 1 round 3: region page 5 held 4 (512 words wrong)" for the first wrong pages racing workers saw. */
+function wrongPages(workers: RaceWorker[]): string[] {
+  const lines = workers.flatMap((worker, w) => worker.wrong.map((wrong) => `worker ${w} round ${wrong.round}: region page ${wrong.page} held ${wrong.seen} (${wrong.wrongWords} words wrong)`));
+  const unlisted = workers.reduce((sum, worker) => sum + worker.wrongCount - worker.wrong.length, 0);
+  const more = lines.length - Math.min(lines.length, 4) + unlisted;
+  return more > 0 ? [...lines.slice(0, 4), `${more} more`] : lines;
+}
 
 function protBits(prot: Prot, c: FuzzSystem['c']): number {
   if (prot === 'none') return c.PROT_NONE;

@@ -6,14 +6,16 @@
  * throws an error whose `code` is the errno name, or 'SIGBUS'/'SIGSEGV' for
  * a guarded access that faulted.
  */
+import { spawnSync } from 'node:child_process';
 import { readSync, writeSync } from 'node:fs';
+import type { RaceFaultsOptions, RaceFaultsResult } from '../native/api.js';
 import type { ConstantName, NativeAddon } from '../native/index.js';
 import type { FuzzTarget } from './fuzz-types.js';
 
 /** The addon constants the fuzz uses. */
 export const FUZZ_CONSTANTS = [
   'PROT_NONE', 'PROT_READ', 'PROT_WRITE', 'MAP_SHARED', 'MAP_PRIVATE', 'O_RDONLY', 'O_RDWR', 'MREMAP_MAYMOVE',
-  'MADV_NORMAL', 'MADV_DONTNEED', 'MADV_DONTFORK', 'MADV_DOFORK', 'MADV_WILLNEED',
+  'MADV_NORMAL', 'MADV_DONTNEED', 'MADV_DONTFORK', 'MADV_DOFORK', 'MADV_WILLNEED', 'O_NONBLOCK',
 ] as const satisfies readonly ConstantName[];
 
 export type FuzzConstants = Readonly<Record<(typeof FUZZ_CONSTANTS)[number], number>>;
@@ -39,6 +41,12 @@ export interface FuzzSystem {
   readInForkedChild(addr: bigint, length: number): Uint8Array;
   /** fork() and an immediate _exit(0): every VMA copied and torn down once. */
   forkAndExit(): number;
+  /** The addon's raceFaults: threads first-touching fresh mappings at the same moment, each page checked against the page-index pattern. */
+  raceFaults(fd: number, offset: bigint, length: bigint, options: RaceFaultsOptions): RaceFaultsResult;
+  /** delete_module(2) with O_NONBLOCK, as the conformance lifetime case calls it. */
+  deleteModule(name: string): void;
+  /** Runs a module's load command (FuzzModule.load); throws what it printed if it fails. */
+  loadModule(argv: readonly string[]): void;
 }
 
 /**
@@ -71,5 +79,11 @@ export function nativeSystem(native: NativeAddon, target: FuzzTarget): FuzzSyste
     pwrite: (fd, data, position) => writeSync(fd, data, 0, data.length, position),
     readInForkedChild: (addr, length) => native.readInForkedChild(addr, length),
     forkAndExit: () => native.forkAndExit(),
+    raceFaults: (fd, offset, length, options) => native.raceFaults(fd, offset, length, options),
+    deleteModule: (name) => native.deleteModule(name, c.O_NONBLOCK),
+    loadModule: (argv) => {
+      const ran = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      if (ran.status !== 0) throw new Error(`${argv.join(' ')} failed (status ${String(ran.status)}): ${`${ran.stdout}${ran.stderr}`.trim() || String(ran.error)}`);
+    },
   };
 }

@@ -17,6 +17,18 @@ export interface FuzzTarget {
   initial: 'zero' | 'any';
   private: 'cow' | 'rejected' | 'any';
   readWrite: boolean;
+  /**
+   * The profile's module, where it names one (as the conformance lifetime case decides): what the
+   * 'unload' operation tries to unload, and how the fuzz loads it again if that succeeded.
+   */
+  module?: FuzzModule;
+}
+
+export interface FuzzModule {
+  /** The name delete_module(2) takes (tools/qemu/guest-modules.ts moduleName). */
+  name: string;
+  /** The command line that loads it, insmod or modprobe with the profile's parameters (guest-modules.ts loadArgv). */
+  load: string[];
 }
 
 /**

@@ -2,7 +2,8 @@
  * `mmapkit fuzz` in the guest: random sequences of operations on the device
  * under test (open/close, mmap at the region's edges, munmap, mprotect,
  * mremap, madvise, reads and writes through mappings and through
- * read()/write(), fork), each judged against the model
+ * read()/write(), fork, threads faulting fresh mappings at the same moment,
+ * an attempt to unload the module while a mapping outlives its fd), each judged against the model
  * (guest/fuzz-model.ts) as it runs, by fast-check's model-based commands.
  * On a failure fast-check shrinks the sequence, in the guest, to a minimal
  * one; the report carries it, the seed and fast-check's path, so that
@@ -15,7 +16,7 @@
  */
 import fc from 'fast-check';
 import type { NativeAddon } from '../native/index.js';
-import { FuzzWorld, MAX_MAP_PAGES, describeStep } from './fuzz-model.js';
+import { FuzzWorld, MAX_MAP_PAGES, canRace, describeStep } from './fuzz-model.js';
 import { type FuzzSystem, nativeSystem } from './fuzz-system.js';
 import type { FuzzArgs, FuzzFailure, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
 
@@ -120,6 +121,19 @@ export function stepArbitrary(target: FuzzTarget, page: number): fc.Arbitrary<Fu
     { weight: 1, arbitrary: op('fork', { slot, page: pageEdge, at: byteAt, len: length }) },
     { weight: 1, arbitrary: op('forkExit', {}) },
   ];
+  if (canRace(target, regionPages)) {
+    // A fork of its own and rounds of faults on both CPUs: few of them (about one a sequence). Two workers, one per
+    // vCPU of the guest: more spin at raceFaults' barrier for a CPU (a step took 0.6-0.7 s with three or four
+    // workers against 0.05-0.2 s with two, measured) and fault no more at the same moment.
+    weighted.push({
+      weight: 1,
+      arbitrary: op('race', { off: pageEdge, len: fc.integer({ min: 2, max: MAX_MAP_PAGES }), workers: fc.constant(2), access: fc.constantFrom('read', 'write') }),
+    });
+  }
+  if (target.module !== undefined) {
+    // It closes every fd first (the sequence must open one again to map more): few of them.
+    weighted.push({ weight: 1, arbitrary: op('unload', {}) });
+  }
   if (target.readWrite) {
     weighted.push(
       { weight: 8, arbitrary: op('pread', { fd: slot, pos: position, len: length }) },
@@ -190,7 +204,12 @@ class DeviceState {
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** Runs one sequence from a fresh world; the world is released and the device reset whatever happens. */
-function runSequence(system: FuzzSystem, target: FuzzTarget, state: DeviceState, commands: Iterable<fc.Command<FuzzWorld, FuzzSystem>>): { steps: FuzzStep[]; error?: unknown } {
+function runSequence(
+  system: FuzzSystem,
+  target: FuzzTarget,
+  state: DeviceState,
+  commands: Iterable<fc.Command<FuzzWorld, FuzzSystem>>,
+): { steps: FuzzStep[]; gone: boolean; error?: unknown } {
   const world = new FuzzWorld(system, target, state.content());
   let error: unknown;
   let failed = false;
@@ -203,13 +222,14 @@ function runSequence(system: FuzzSystem, target: FuzzTarget, state: DeviceState,
   const started = performance.now();
   try {
     world.release();
-    state.reset(world.touched);
+    // A device unloaded for good has nothing to reset.
+    if (!world.gone) state.reset(world.touched);
   } catch (thrown) {
     // A failure to clean up is a failure of the sequence too (a munmap refused, a reset that faulted).
     if (!failed) [error, failed] = [new Error(`after the sequence: ${messageOf(thrown)}`), true];
   }
   timing.count('(release and reset)', performance.now() - started);
-  return { steps: trace(world), ...(failed && { error }) };
+  return { steps: trace(world), gone: world.gone, ...(failed && { error }) };
 }
 
 /** fast-check's replayPath of a commands counterexample, from its printed form. */
@@ -261,6 +281,8 @@ function searchOrReplay(system: FuzzSystem, args: FuzzArgs): FuzzReport {
   let runs = first?.runs ?? 0;
   let shrinkOps = 0;
   let last: { steps: FuzzStep[]; error: string } | undefined;
+  /** The module was unloaded and did not load again: no further sequence can run, shrinking stops where it is. */
+  let gone = false;
   const replaying = replay !== undefined;
   const commands = fc.commands([stepArbitrary(target, system.page).map((step) => new StepCommand(step))], {
     maxCommands: MAX_SEQUENCE,
@@ -271,8 +293,10 @@ function searchOrReplay(system: FuzzSystem, args: FuzzArgs): FuzzReport {
     // Past the budget the search stops: fast-check generates sequences lazily, so an interrupt costs
     // no further generation (a run that merely passed would still have its sequence generated).
     // Once a failure is found every run counts (shrinking).
-    if (last === undefined && !replaying && ops >= args.ops) throw new fc.PreconditionFailure(true);
-    const { steps, error } = runSequence(system, target, state, sequence);
+    if (gone || (last === undefined && !replaying && ops >= args.ops)) throw new fc.PreconditionFailure(true);
+    const ran = runSequence(system, target, state, sequence);
+    const { steps, error } = ran;
+    gone = ran.gone;
     if (last === undefined) [ops, runs] = [ops + steps.length, runs + 1];
     else shrinkOps += steps.length;
     if (error === undefined) return;

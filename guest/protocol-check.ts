@@ -7,7 +7,7 @@
  */
 import type { ConstantName } from '../native/index.js';
 import { decodeMessage } from './protocol.js';
-import type { FuzzArgs, FuzzFailure, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
+import type { FuzzArgs, FuzzFailure, FuzzModule, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
 import type {
   ArgsOf,
   BatchOutcome,
@@ -201,6 +201,11 @@ const fuzzStep: Check<FuzzStep> = (value, at) => {
   return { ...record, op: string(record.op, `${at}.op`) };
 };
 
+const fuzzModule: Check<FuzzModule> = (value, at) => {
+  const record = fields(value, at);
+  return { name: string(record.name, `${at}.name`), load: arrayOf(string)(record.load, `${at}.load`) };
+};
+
 const fuzzTarget: Check<FuzzTarget> = (value, at) => {
   const record = fields(value, at);
   return {
@@ -212,6 +217,7 @@ const fuzzTarget: Check<FuzzTarget> = (value, at) => {
     initial: oneOf('zero', 'any')(record.initial, `${at}.initial`),
     private: oneOf('cow', 'rejected', 'any')(record.private, `${at}.private`),
     readWrite: boolean(record.readWrite, `${at}.readWrite`),
+    ...optional(record, 'module', fuzzModule, at),
   };
 };
 

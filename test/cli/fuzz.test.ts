@@ -3,8 +3,8 @@
  * buggy-driver fixture (test/fixtures/kmod/README.md): the reference devices
  * and fixture-correct pass; each fixture whose bug the model can see fails
  * with a short shrunk sequence ending in the operation that shows it, and
- * `--replay` reproduces it; the bugs outside what the model sees are named
- * with the reason (FUZZ_BLIND). Kept short (a few hundred operations per
+ * `--replay` reproduces it; bugs outside what the model sees would be named
+ * with the reason (FUZZ_BLIND, empty today). Kept short (a few hundred operations per
  * device, fixed seeds known to catch, one boot for every profile that does
  * not crash the guest): `mmapkit fuzz --ops 10000` is the real thing.
  */
@@ -35,39 +35,52 @@ interface Caught {
   error: RegExp;
   /** An operation the sequence must hold: the one that causes the bug, where it is not the one that shows it. */
   cause?: readonly string[];
+  /**
+   * A race: what the error says after ' (catalogue' (which round, which page) differs from run to
+   * run, so a replay is held to the part before it.
+   */
+  varies?: true;
 }
 
 /** The fixtures the fuzz fails, what the failing operation sees, and (where it differs) what caused it. */
 const FUZZ_CAUGHT: Record<string, Caught> = {
   'fixture-bug-nobounds': { op: 'read', error: /past the region must fault/ },
-  'fixture-bug-truncate': { op: 'read', error: /past the region must fault/ },
-  'fixture-bug-pageshared': { op: 'write', error: /a write to a PROT_READ mapping \(catalogue B3\)/ },
+  // The protection asked for is ignored: a PROT_NONE page reads, or a PROT_READ page writes.
+  'fixture-bug-pageshared': { op: '(read|write)', error: /allowed: SIGSEGV \((page \d+ of the mapping: PROT_NONE|a write to a PROT_READ mapping \(catalogue B3\))\)/ },
   'fixture-bug-stale': { op: 'readAll', error: /got 0xa5, the model says 0x0/ },
   'fixture-bug-uninit': { op: 'readAll', error: /got 0xaa, the model says 0x0/ },
   // ->close without ->open: the child's exit (or a split) wipes the buffer the parent still maps.
-  'fixture-bug-unbalanced': { op: 'read', error: /unlike region byte/, cause: ['fork', 'forkExit', 'munmap', 'mremap'] },
-  // The buffer wiped at ->release of one fd while another fd and mappings live.
-  'fixture-bug-release': { op: 'p?read', error: /unlike (region byte|the device)/, cause: ['close'] },
+  'fixture-bug-unbalanced': { op: 'p?read', error: /unlike (region byte|the device)/, cause: ['fork', 'forkExit', 'munmap', 'mremap'] },
+  // The buffer wiped at ->release of one fd while another fd and mappings live ('race' and 'unload' close fds too).
+  'fixture-bug-release': { op: 'p?read(All)?', error: /unlike (region byte|the device)/, cause: ['close', 'race', 'unload'] },
   // Fault(pfn) without refusing a writable MAP_PRIVATE: the mmap that should be refused succeeds, and the model
   // unmaps it untouched (a write to it would be the BUG_ON in vmf_insert_pfn_prot, 6.1 and 6.12, and take the guest down).
   'fixture-bug-cow': { op: 'mmap', error: /succeeded; allowed: .*MAP_PRIVATE with PROT_WRITE is refused \(catalogue C1\)/ },
   // VM_FAULT_NOPAGE without a PTE on the last page: the addon's watchdog ends the access (the first sequence reads it).
   'fixture-bug-livelock': { op: 'readAll', error: /ETIMEDOUT; allowed: ok \(page 15 of the mapping/ },
+  // ->fault keeps the page it serves in one variable: two threads faulting at once map each other's page.
+  'fixture-bug-racyfault': { op: 'race', error: /threads faulting distinct pages at the same moment saw a page holding another page's index/, varies: true },
+  // No .owner: the unload succeeds while a mapping lives. Last in the guest: its mappings stay mapped for good.
+  'fixture-bug-noowner': { op: 'unload', error: /delete_module\(fixture_bug_noowner, O_NONBLOCK\) succeeded while \d+ mapping\(s\) outlived every fd; allowed: EAGAIN/, cause: ['mmap'] },
 };
 
-/** No VM_DONTEXPAND: a grown mapping's page past the region shows the guard. Seed 1 misses it in 400 operations; seed 2 finds it after about 320 (measured). */
-const DONTEXPAND: Caught = { op: 'read', error: /past the region must fault/, cause: ['mremap'] };
-const DONTEXPAND_SEED = 2;
+/**
+ * Fixtures seed 1 misses in 400 operations, caught with seed 2 in a guest of their own (measured with
+ * the 'race' and 'unload' operations in the mix: truncate after 58 operations, dontexpand after 360).
+ */
+const OWN_SEED: Record<string, Caught> = {
+  'fixture-bug-truncate': { op: 'read', error: /past the region must fault/ },
+  // No VM_DONTEXPAND: a grown mapping's page past the region shows the guard.
+  'fixture-bug-dontexpand': { op: 'read(All)?', error: /past the region must fault/, cause: ['mremap'] },
+};
+const OWN_SEED_VALUE = 2;
 
 /**
  * Fixtures the fuzz does not fail, and why: a bug class outside what its operations can reach.
- * Stated, not run (a pass would prove nothing about the fuzz).
+ * Stated, not run (a pass would prove nothing about the fuzz). None today: racyfault and noowner
+ * were, until the 'race' and 'unload' operations.
  */
-const FUZZ_BLIND: Record<string, string> = {
-  'fixture-bug-racyfault': 'a race between two threads faulting at the same moment; every fuzz operation runs on one thread',
-  'fixture-bug-noowner':
-    'a module unloaded while a mapping outlives its fd (rmmod, then munmap); the fuzz never unloads the module mid-sequence (measured: 1,505 operations pass)',
-};
+const FUZZ_BLIND: Record<string, string> = {};
 
 async function fuzz(name: string, ...args: string[]): Promise<{ code: number | null; output: string; results: FuzzResults; file: string }> {
   const file = path.join(dir, `${name}.json`);
@@ -133,7 +146,8 @@ describe(`mmapkit fuzz on the reference devices and the fixtures (kernel ${DEFAU
     for (const run of replayed.results.profiles) {
       const recorded = byName(firstRun().results, run.name).failure!;
       expect(run.failure?.steps, run.name).toEqual(recorded.steps);
-      expect(run.failure?.error, run.name).toBe(recorded.error);
+      const stable = (error: string | undefined): string | undefined => (FUZZ_CAUGHT[run.name]!.varies ? error?.split(' (catalogue')[0] : error);
+      expect(stable(run.failure?.error), run.name).toBe(stable(recorded.error));
       expect(run.replayOf).toBe(firstRun().file);
     }
   }, RUN_TIMEOUT_MS);
@@ -149,17 +163,18 @@ describe(`mmapkit fuzz on the reference devices and the fixtures (kernel ${DEFAU
   }, RUN_TIMEOUT_MS);
 });
 
-describe(`mmapkit fuzz on the fixture that needs a seed of its own (kernel ${DEFAULT_SERIES})`, () => {
-  it(`fails fixture-bug-dontexpand with seed ${DONTEXPAND_SEED}: a mapping grown past the region shows what lies beyond it`, async () => {
-    const { code, output, results } = await fuzz('dontexpand', '--profile', fixtureProfile('fixture-bug-dontexpand'), '--ops', String(OPS), '--seed', String(DONTEXPAND_SEED));
+describe(`mmapkit fuzz on the fixtures that need a seed of their own (kernel ${DEFAULT_SERIES}, one guest)`, () => {
+  it(`fails ${Object.keys(OWN_SEED).join(' and ')} with seed ${OWN_SEED_VALUE}: a page past the region that does not fault`, async () => {
+    const names = Object.keys(OWN_SEED);
+    const { code, output, results } = await fuzz('own-seed', ...profileArgs(names.map(fixtureProfile)), '--ops', String(OPS), '--seed', String(OWN_SEED_VALUE));
     expect(code, output.slice(-3000)).toBe(ExitCode.TESTS_FAILED);
-    expectCaught(results.profiles[0]!, DONTEXPAND);
+    for (const name of names) expectCaught(byName(results, name), OWN_SEED[name]!);
   }, RUN_TIMEOUT_MS);
 });
 
 /** The other installed series: a smaller set, the same seed (the sequences do not depend on the kernel). */
 const otherSeries = installedSeries().filter((series) => SUPPORTED_SERIES.includes(series) && series !== DEFAULT_SERIES);
-const ON_OTHER_SERIES = ['fixture-bug-nobounds', 'fixture-bug-pageshared', 'fixture-bug-unbalanced', 'fixture-bug-release'];
+const ON_OTHER_SERIES = ['fixture-bug-nobounds', 'fixture-bug-pageshared', 'fixture-bug-unbalanced', 'fixture-bug-release', 'fixture-bug-racyfault', 'fixture-bug-noowner'];
 
 describe.each(otherSeries)('mmapkit fuzz on kernel %s (one guest, a smaller set)', (series) => {
   it('passes the reference fault device and fixture-correct, fails the fixtures with the same kind of sequence', async () => {
@@ -177,7 +192,7 @@ it('has a second kernel series to fuzz on (make setup installs every supported o
 });
 
 it('gives every fixture a fuzz verdict: passes, caught (with what shows it), or outside the model with the reason', () => {
-  const verdicts = ['fixture-correct', ...Object.keys(FUZZ_CAUGHT), 'fixture-bug-dontexpand', ...Object.keys(FUZZ_BLIND)];
+  const verdicts = ['fixture-correct', ...Object.keys(FUZZ_CAUGHT), ...Object.keys(OWN_SEED), ...Object.keys(FUZZ_BLIND)];
   expect(new Set(verdicts).size, 'a fixture with two verdicts').toBe(verdicts.length);
   expect([...verdicts].sort()).toEqual(fixtureNames().sort());
   for (const [name, reason] of Object.entries(FUZZ_BLIND)) expect(reason.length, name).toBeGreaterThan(20);

@@ -7,14 +7,16 @@
  * lets the unit tests prove the model passes a correct driver and catches
  * each bug, without a guest.
  */
+import type { RaceWorker, WrongPage } from '../../native/api.js';
 import type { FuzzConstants, FuzzSystem } from '../../guest/fuzz-system.js';
 import type { FuzzTarget } from '../../guest/fuzz-types.js';
 
 /**
  * nobounds: taxonomy #1, offset checked but not offset + length; dontexpand: taxonomy #3, mremap grows it;
- * cowleak: a private write lands in the device (taxonomy #10's visible half); stale: taxonomy #5, left-over bytes.
+ * cowleak: a private write lands in the device (taxonomy #10's visible half); stale: taxonomy #5, left-over bytes;
+ * racyfault: taxonomy #19, racing faults map each other's page; noowner: taxonomy #9, a mapping does not pin the module.
  */
-export type FakeBug = 'nobounds' | 'dontexpand' | 'cowleak' | 'stale';
+export type FakeBug = 'nobounds' | 'dontexpand' | 'cowleak' | 'stale' | 'racyfault' | 'noowner';
 
 const PAGE = 4096;
 /** What the memory past the buffer holds, as the fixtures' guard pages do (test/fixtures/kmod/README.md). */
@@ -22,7 +24,7 @@ const GUARD = 0x5a;
 
 export const FAKE_CONSTANTS: FuzzConstants = {
   PROT_NONE: 0, PROT_READ: 1, PROT_WRITE: 2, MAP_SHARED: 1, MAP_PRIVATE: 2, O_RDONLY: 0, O_RDWR: 2, MREMAP_MAYMOVE: 1,
-  MADV_NORMAL: 0, MADV_DONTNEED: 4, MADV_DONTFORK: 10, MADV_DOFORK: 11, MADV_WILLNEED: 3,
+  MADV_NORMAL: 0, MADV_DONTNEED: 4, MADV_DONTFORK: 10, MADV_DOFORK: 11, MADV_WILLNEED: 3, O_NONBLOCK: 0o4000,
 };
 
 interface Pte {
@@ -40,7 +42,10 @@ const fail = (code: string): never => {
   throw Object.assign(new Error(code), { code });
 };
 
-export function fakeSystem(target: FuzzTarget, bug?: FakeBug): FuzzSystem & { readonly liveFds: number; readonly livePages: number } {
+export function fakeSystem(
+  target: FuzzTarget,
+  bug?: FakeBug,
+): FuzzSystem & { readonly liveFds: number; readonly livePages: number; readonly loads: number; readonly raced: number } {
   const c = FAKE_CONSTANTS;
   const pages = target.size / PAGE;
   const guardPages = 32;
@@ -49,6 +54,9 @@ export function fakeSystem(target: FuzzTarget, bug?: FakeBug): FuzzSystem & { re
   const fds = new Map<number, { writable: boolean }>();
   const ptes = new Map<number, Pte>();
   let nextFd = 3;
+  /** The module is in: the device can be opened. */
+  let loaded = true;
+  let [loads, raced] = [0, 0];
   // Never reused, with a hole after each mapping: addresses stay unambiguous.
   let nextVpn = 0x10000;
   const vpnOf = (addr: bigint): number => Number(addr / BigInt(PAGE));
@@ -83,7 +91,16 @@ export function fakeSystem(target: FuzzTarget, bug?: FakeBug): FuzzSystem & { re
     get livePages() {
       return ptes.size;
     },
+    /** Times the module was loaded again after an unload. */
+    get loads() {
+      return loads;
+    },
+    /** raceFaults calls. */
+    get raced() {
+      return raced;
+    },
     open(flags) {
+      if (!loaded) fail('ENOENT');
       const fd = nextFd++;
       fds.set(fd, { writable: flags === c.O_RDWR });
       return fd;
@@ -170,5 +187,39 @@ export function fakeSystem(target: FuzzTarget, bug?: FakeBug): FuzzSystem & { re
       return buffer;
     },
     forkAndExit: () => 0,
+    raceFaults(fd, offset, length, options) {
+      if (!fds.has(fd)) fail('EBADF');
+      raced++;
+      const first = Number((offset - BigInt(target.offset)) / BigInt(PAGE));
+      const count = Number(length) / PAGE;
+      const view = new DataView(memory.buffer);
+      const workers: RaceWorker[] = Array.from({ length: options.workers }, (_, w) => {
+        const wrong: WrongPage[] = [];
+        let touched = 0;
+        for (let round = 0; round < options.rounds; round++) {
+          for (let p = w; p < count; p += options.workers) {
+            // The bug: in the first round, worker 1's first fault maps the page worker 0 is serving.
+            const shown = bug === 'racyfault' && round === 0 && w === 1 && p === 1 ? first : first + p;
+            const seen = view.getBigUint64(shown * PAGE, true);
+            touched++;
+            if (seen !== BigInt(options.firstIndex + p)) wrong.push({ round, page: options.firstIndex + p, seen, wrongWords: PAGE / 8 });
+          }
+        }
+        return { cpu: w, ranOn: [w], iterations: options.rounds, touched, wrongCount: wrong.length, wrong, outcomes: [] };
+      });
+      return { rounds: options.rounds, failed: false, workers };
+    },
+    deleteModule() {
+      if (!loaded) fail('ENOENT');
+      // An open file pins the module; with the bug, the file a mapping holds does not.
+      if (fds.size > 0 || (ptes.size > 0 && bug !== 'noowner')) fail('EAGAIN');
+      loaded = false;
+    },
+    loadModule() {
+      if (loaded) fail('EEXIST');
+      loaded = true;
+      loads++;
+      memory.fill(0, 0, target.size);
+    },
   };
 }

@@ -6,18 +6,21 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_MAP_PAGES, edge, mapLength } from '../../guest/fuzz-model.js';
-import { FIRST_SEQUENCE, runFuzz } from '../../guest/fuzz.js';
+import { MAX_MAP_PAGES, RACE_ROUNDS, edge, mapLength, pagePattern } from '../../guest/fuzz-model.js';
+import { FIRST_SEQUENCE, runFuzz, stepArbitrary } from '../../guest/fuzz.js';
 import type { FuzzReport, FuzzTarget } from '../../guest/fuzz-types.js';
 import { type FakeBug, fakeSystem } from './fuzz-fake.js';
 
 const PAGE = 4096;
 
-/** Shaped as the reference driver's remap, fault and read-only profiles (test/profiles/), over 16 pages. */
+/** A module the fuzz may try to unload, as a profile's "module" gives it (tools/fuzz/command.ts fuzzTarget). */
+const MODULE = { name: 'fake', load: ['insmod', '/fake.ko'] };
+
+/** Shaped as the reference driver's remap, fault and read-only profiles (test/profiles/), over 16 pages; 'offset' names no module. */
 const TARGETS: Record<string, FuzzTarget> = {
-  remap: { name: 'remap', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: true, initial: 'zero', private: 'cow', readWrite: true },
-  fault: { name: 'fault', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: true, initial: 'zero', private: 'rejected', readWrite: true },
-  ro: { name: 'ro', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: false, initial: 'zero', private: 'rejected', readWrite: false },
+  remap: { name: 'remap', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: true, initial: 'zero', private: 'cow', readWrite: true, module: MODULE },
+  fault: { name: 'fault', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: true, initial: 'zero', private: 'rejected', readWrite: true, module: MODULE },
+  ro: { name: 'ro', device: '/dev/fake', size: 16 * PAGE, offset: 0, writable: false, initial: 'zero', private: 'rejected', readWrite: false, module: MODULE },
   offset: { name: 'offset', device: '/dev/fake', size: 8 * PAGE, offset: 4 * PAGE, writable: true, initial: 'any', private: 'any', readWrite: true },
 };
 
@@ -60,6 +63,8 @@ describe('fuzz model against a buggy fake driver', () => {
     { bug: 'nobounds', target: 'remap', error: /past the region must fault/ },
     { bug: 'dontexpand', target: 'remap', error: /past the region must fault|unlike region byte/ },
     { bug: 'cowleak', target: 'remap', error: /unlike|read\(\) at/ },
+    { bug: 'racyfault', target: 'fault', error: /^race\(.*\): threads faulting distinct pages at the same moment saw a page holding another page's index .*: worker 1 round 0: region page \d+ held \d+/ },
+    { bug: 'noowner', target: 'remap', error: /^unload\(\): delete_module\(fake, O_NONBLOCK\) succeeded while 1 mapping\(s\) outlived every fd; allowed: EAGAIN .*the module was loaded again$/ },
   ];
 
   it('stale: the first sequence, the whole region read right after load, catches it (catalogue A2)', () => {
@@ -101,6 +106,74 @@ describe('fuzz model against a buggy fake driver', () => {
     const failing = fuzzFake(TARGETS.remap!, 1234, 'nobounds', 3000).failure!;
     const report = runFuzz(fakeSystem(TARGETS.remap!), { target: TARGETS.remap!, ops: 0, seed: 1234, replay: { steps: failing.steps } });
     expect(report.passed).toBe(true);
+  });
+});
+
+describe('the racing-fault and unload operations', () => {
+  /** How often each operation ran in a fuzz of the fake (shrinking included). */
+  const ran = (report: FuzzReport, op: string): number => report.timing?.ops[op]?.count ?? 0;
+
+  it('race: runs on a writable device, rounds of racing faults, each page checked against the pattern the model wrote', () => {
+    const system = fakeSystem(TARGETS.fault!);
+    const report = runFuzz(system, { target: TARGETS.fault!, ops: 1500, seed: 42 });
+    expect(report.failure?.error).toBeUndefined();
+    expect(ran(report, 'race')).toBeGreaterThan(0);
+    expect(system.raced).toBe(ran(report, 'race'));
+    expect([system.liveFds, system.livePages]).toEqual([0, 0]);
+  });
+
+  it('race: never generated for a device the fuzz cannot write (the concurrency cases need a writer)', () => {
+    const steps = fc.sample(stepArbitrary(TARGETS.ro!, PAGE), { numRuns: 2000, seed: 3 });
+    expect(steps.some((step) => step.op === 'read')).toBe(true);
+    expect(steps.some((step) => step.op === 'race')).toBe(false);
+    const fault = fc.sample(stepArbitrary(TARGETS.fault!, PAGE), { numRuns: 2000, seed: 3 });
+    expect(fault.filter((step) => step.op === 'race').length).toBeGreaterThan(5);
+  });
+
+  it('unload: generated only for a profile that names a module, refused while a mapping outlives its fd', () => {
+    expect(fc.sample(stepArbitrary(TARGETS.offset!, PAGE), { numRuns: 2000, seed: 3 }).some((step) => step.op === 'unload')).toBe(false);
+    const system = fakeSystem(TARGETS.remap!);
+    const report = runFuzz(system, { target: TARGETS.remap!, ops: 3000, seed: 42 });
+    expect(report.failure?.error).toBeUndefined();
+    expect(ran(report, 'unload')).toBeGreaterThan(0);
+    expect(system.loads).toBe(0);
+  });
+
+  it('unload: an unload that succeeds leaves the mappings mapped, loads the module again, and the next sequences run', () => {
+    const system = fakeSystem(TARGETS.remap!, 'noowner');
+    const report = runFuzz(system, { target: TARGETS.remap!, ops: 3000, seed: 1234 });
+    expect(report.failure?.steps.at(-1)?.op).toBe('unload');
+    // Loaded again after the first success and after every one while shrinking: shrinking ran sequences.
+    expect(system.loads).toBeGreaterThan(1);
+    expect(report.shrinkOps).toBeGreaterThan(0);
+    // Never unmapped: their munmap would run the freed module's code.
+    expect(system.livePages).toBeGreaterThan(0);
+    expect(system.liveFds).toBe(0);
+  });
+
+  it('unload: a module that does not load again stops the fuzz: no sequence runs after it', () => {
+    const system = fakeSystem(TARGETS.remap!, 'noowner');
+    system.loadModule = () => {
+      throw new Error('insmod /fake.ko failed (status 1)');
+    };
+    const report = runFuzz(system, { target: TARGETS.remap!, ops: 3000, seed: 1234 });
+    expect(report.failure?.error).toMatch(/the module was not loaded again \(insmod \/fake\.ko failed \(status 1\)\): the fuzz stops$/);
+    expect(report.shrinkOps).toBe(0);
+  });
+
+  it('race: a wrong page is reported on every attempt of a step, at most a few listed', () => {
+    const report = runFuzz(fakeSystem(TARGETS.fault!, 'racyfault'), { target: TARGETS.fault!, ops: 0, seed: 1, replay: { steps: [{ op: 'race', off: 'first', len: 4, workers: 2, access: 'read' }] } });
+    expect(report.failure?.error).toBe(
+      "race(off=first len=4 workers=2 access=read): threads faulting distinct pages at the same moment saw a page holding another page's index (catalogue J7, taxonomy #19): worker 1 round 0: region page 1 held 0 (512 words wrong)",
+    );
+    expect(RACE_ROUNDS).toBeGreaterThan(1);
+  });
+
+  it('pagePattern(): every 8-byte word of page p holds its region page, little-endian', () => {
+    const bytes = pagePattern(5, 2, PAGE);
+    const view = new DataView(bytes.buffer);
+    expect(bytes.length).toBe(2 * PAGE);
+    expect([view.getBigUint64(0, true), view.getBigUint64(PAGE - 8, true), view.getBigUint64(PAGE, true), view.getBigUint64(2 * PAGE - 8, true)]).toEqual([5n, 5n, 6n, 6n]);
   });
 });
 

@@ -15,6 +15,7 @@ import { buildFixtures, fixturesBuildDir } from '../builder/fixtures.js';
 import { type Profile, checkModule, loadProfile, profilesVm, referenceProfiles } from '../profile.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import { findings, isSplitMmioPat } from '../qemu/console.js';
+import { loadArgv, moduleName } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
 import { loadTargetModule } from '../test/preflight.js';
 import { say } from '../cli/messages.js';
@@ -27,8 +28,11 @@ export const FUZZ_HELP = `usage: mmapkit fuzz [--profile FILE]... [--ops N] [--s
 Model-based fuzzing of each profile's device, in the guest: random sequences
 of open/close, mmap (offsets and lengths at the region's edges: its first and
 last page, one page past its end, offset 2^44, unaligned, zero), munmap,
-mprotect, mremap, madvise, fork, and reads and writes through the mappings
-and through read()/write(), each checked against a model of what every
+mprotect, mremap, madvise, fork, reads and writes through the mappings
+and through read()/write(), two threads first-touching fresh mappings at
+the same moment (a writable device), and an attempt to unload the module
+while a mapping outlives every fd (a profile with a "module"; it must be
+refused), each checked against a model of what every
 mapping must show and which outcomes the profile allows (the errno sets the
 conformance cases allow). fast-check generates them; on a failure it shrinks
 the sequence to a minimal one, printed with the seed and fast-check's path.
@@ -80,6 +84,8 @@ export function fuzzTarget(profile: Profile): FuzzTarget {
 }
 
 const fuzzTargetOf = (profile: Profile, size: number): FuzzTarget => ({
+  // The lifetime case's rule: a profile that names a module is one the tool may try to unload.
+  ...(profile.module !== undefined && { module: { name: moduleName(profile.module), load: loadArgv(profile.module, profile.moduleParams) } }),
   name: profile.name,
   device: profile.device,
   size,

@@ -32,7 +32,7 @@ async function runModuleTool(guest: GuestClient, argv: string[]): Promise<Module
 }
 
 /** `params` as a profile writes them (profile key `moduleParams`): "name=value" words separated by spaces. */
-const loadArgv = (ko: string, params: string): string[] => [
+export const loadArgv = (ko: string, params: string): string[] => [
   isModuleName(ko) ? 'modprobe' : 'insmod',
   ko,
   ...params.split(/\s+/).filter((word) => word !== ''),
