@@ -122,6 +122,23 @@ describe('the racing-fault and unload operations', () => {
     expect([system.liveFds, system.livePages]).toEqual([0, 0]);
   });
 
+  it('race: its fork refused with ENOMEM is allowed only while a private mapping has its first page copied (catalogue E3)', () => {
+    const refusingFork = (): ReturnType<typeof fakeSystem> => {
+      const system = fakeSystem(TARGETS.remap!);
+      // The fake has no PAT: its raceFaults refuses the fork as the kernel does in that state.
+      system.raceFaults = () => {
+        throw Object.assign(new Error('ENOMEM: not enough memory, fork'), { code: 'ENOMEM' });
+      };
+      return system;
+    };
+    const race = { op: 'race', off: 'first', len: 2, workers: 2, access: 'read' } as const;
+    const copied = [{ op: 'mmap', fd: 0, off: 'first', len: 1, prot: 'rw', shared: false }, { op: 'write', slot: 0, page: 'first', at: 'first', len: 1, byte: 0 }] as const;
+    const after = runFuzz(refusingFork(), { target: TARGETS.remap!, ops: 0, seed: 1, replay: { steps: [...copied, race] } });
+    expect(after.failure?.error).toBeUndefined();
+    const without = runFuzz(refusingFork(), { target: TARGETS.remap!, ops: 0, seed: 1, replay: { steps: [race] } });
+    expect(without.failure?.error).toMatch(/^race\(.*\): ENOMEM; allowed: ok /);
+  });
+
   it('race: never generated for a device the fuzz cannot write (the concurrency cases need a writer)', () => {
     const steps = fc.sample(stepArbitrary(TARGETS.ro!, PAGE), { numRuns: 2000, seed: 3 });
     expect(steps.some((step) => step.op === 'read')).toBe(true);
