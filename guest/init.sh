@@ -47,9 +47,10 @@ for word in $(cat /proc/cmdline); do
 	mmapkit.inputs=*) INPUTS=${word#*=} ;;
 	mmapkit.insmod=*) INSMOD=${word#*=} ;;
 	mmapkit.term=*) TERM=${word#*=} ;;
+	mmapkit.hold=*) HOLD=${word#*=} ;;
 	esac
 done
-[ -n "$MODE" ] && [ -n "$REPO" ] && [ -n "$OUT" ] || fatal "missing mmapkit.mode, mmapkit.root or mmapkit.out on the kernel command line"
+[ -n "$MODE" ] && [ -n "$REPO" ] || fatal "missing mmapkit.mode or mmapkit.root on the kernel command line"
 
 # The order was computed on the host with modprobe --show-depends:
 # insmod does not resolve dependencies.
@@ -57,6 +58,33 @@ while read -r module; do
 	insmod "/lib/modules/$module" || fatal "insmod $module failed"
 done </lib/modules/order
 mark modules
+
+# mmapkit.hold=1 (agent mode, tools/qemu/snapshot.ts): the host may save the
+# guest here, before the first 9p mount (QEMU refuses to migrate a guest
+# with a 9p share mounted), and start later guests from that state instead
+# of booting them. So nothing before this point may depend on the run: the
+# run's own parameters (the output and inputs directories) come on the line
+# the host then sends on the console, "go EPOCH SEED [KEY=VALUE]...", with
+# the host's clock (a restored guest's clock is the saved guest's) and
+# fresh bytes for the random pool (each restored guest starts from the same
+# pool; boot_id, which the agent's kernel log cursor names the boot by, is
+# drawn from it).
+if [ "$HOLD" = 1 ]; then
+	stty -echo 2>/dev/null
+	say "snapshot point"
+	read -r word epoch seed rest || fatal "no go line from the host"
+	[ "$word" = go ] || fatal "expected a go line from the host, got '$word'"
+	date -u -s "@$epoch" >/dev/null || fatal "cannot set the clock to $epoch"
+	echo "$seed" >/dev/urandom
+	for word in $rest; do
+		case "$word" in
+		out=*) OUT=${word#*=} ;;
+		inputs=*) INPUTS=${word#*=} ;;
+		esac
+	done
+	mark resume
+fi
+[ -n "$OUT" ] || fatal "missing mmapkit.out on the kernel command line or the go line"
 
 ROOT=/sysroot
 

@@ -28,7 +28,7 @@ describe('bench --tool: boot phases from the guest kernel log', () => {
   it("finds /init's start, init.sh's markers and the offset between the two guest clocks", () => {
     const stamps = bootTimestamps(LOG);
     expect(stamps.runInit).toBe(3.437882);
-    expect(stamps.markers).toEqual({ init: 3.603282, modules: 3.967018, root: 4.219464 });
+    expect(stamps.markers).toEqual({ init: 3.603282, modules: 3.967018, resume: 3.967018, root: 4.219464 });
     // The last marker's uptime (4.19) less its record's printk time.
     expect(stamps.uptimeOffset).toBeCloseTo(4.19 - 4.219464, 9);
   });
@@ -49,6 +49,14 @@ describe('bench --tool: boot phases from the guest kernel log', () => {
     expect(sum).toBeCloseTo(7.6, 9);
   });
 
+  it('gives a restored guest a restore phase in place of the boot phases before its go', () => {
+    const phases = bootPhases(bootTimestamps(LOG), 3.0, 5.2, true);
+    expect([phases.qemu, phases.kernel, phases.init, phases.modules]).toEqual([0, 0, 0, 0]);
+    // Without a resume marker (no hold point in LOG) the go is at the modules marker.
+    expect(phases.restore).toBeCloseTo(3.0 - (5.2 - (4.19 - 4.219464) - 3.967018), 9);
+    expect(Object.values(phases).reduce((a, b) => a + b, 0)).toBeCloseTo(3.0, 9);
+  });
+
   it('names what is missing instead of inventing a phase', () => {
     expect(() => bootTimestamps(LOG.filter((line) => !line.includes('Run /init')))).toThrow(/Run \/init/);
     expect(() => bootTimestamps(LOG.filter((line) => !line.includes('at modules')))).toThrow(/marker for modules/);
@@ -61,7 +69,7 @@ function boot(hostBootS: number, ping: number[]): BootSample {
   return {
     hostBootS,
     readyUptimeS: hostBootS - 1,
-    phases: { qemu: 1, kernel: 2, init: 0.5, modules: 0.5, mounts: 0.5, agent: hostBootS - 4.5 },
+    phases: { qemu: 1, kernel: 2, init: 0.5, modules: 0.5, restore: 0.1, mounts: 0.4, agent: hostBootS - 4.5 },
     roundTrips: { ping, native: ping, kmsg: ping, exec: ping.map((ns) => ns * 10) },
   };
 }

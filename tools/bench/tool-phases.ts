@@ -14,12 +14,18 @@
  * runs), needs the host: the host's boot time less the ready message's time.
  */
 
-/** init.sh's markers, in the order it writes them (guest/init.sh, `mark`). */
-export const INIT_MARKERS = ['init', 'modules', 'root'] as const;
+/** init.sh's markers, in the order it writes them (guest/init.sh, `mark`); `resume` only with the hold point. */
+export const INIT_MARKERS = ['init', 'modules', 'resume', 'root'] as const;
 export type InitMarker = (typeof INIT_MARKERS)[number];
+const OPTIONAL_MARKERS: readonly InitMarker[] = ['resume'];
 
-/** The phases, in boot order; their sum is the host's boot time. */
-export const BOOT_PHASES = ['qemu', 'kernel', 'init', 'modules', 'mounts', 'agent'] as const;
+/**
+ * The phases, in boot order; their sum is the host's boot time. A guest
+ * restored from a saved state (tools/qemu/snapshot.ts) has no kernel or
+ * init phases of its own: everything from QEMU's start to the guest's go is
+ * its `restore` phase, and the phases before are 0.
+ */
+export const BOOT_PHASES = ['qemu', 'kernel', 'init', 'modules', 'restore', 'mounts', 'agent'] as const;
 export type BootPhase = (typeof BOOT_PHASES)[number];
 
 export const PHASE_TITLES: Readonly<Record<BootPhase, string>> = {
@@ -27,6 +33,7 @@ export const PHASE_TITLES: Readonly<Record<BootPhase, string>> = {
   kernel: 'kernel to /init',
   init: '/init: the shell, /proc /sys /dev',
   modules: 'virtio and 9p modules (insmod)',
+  restore: 'restore of the saved guest to its go (booted: the go, and saving the state once)',
   mounts: '9p shares, tmpfs root, mounts',
   agent: 'node start to agent ready',
 };
@@ -67,8 +74,10 @@ export function bootTimestamps(lines: readonly string[]): BootTimestamps {
     }
   }
   if (runInit === undefined) throw new Error("the kernel log has no 'Run /init as init process' record");
-  const missing = INIT_MARKERS.filter((name) => markers[name] === undefined);
+  const missing = INIT_MARKERS.filter((name) => markers[name] === undefined && !OPTIONAL_MARKERS.includes(name));
   if (missing.length > 0) throw new Error(`the kernel log has no mmapkit-init marker for ${missing.join(', ')} (guest/init.sh writes them)`);
+  // Without the hold point the guest goes on at once after its modules.
+  markers.resume ??= markers.modules;
   return { runInit, markers: markers as Record<InitMarker, number>, uptimeOffset: uptimeOffset! };
 }
 
@@ -76,15 +85,20 @@ export function bootTimestamps(lines: readonly string[]): BootTimestamps {
  * Seconds per phase. `hostBootS`: QEMU's start to the ready message on the
  * host; `readyUptimeS`: the guest's uptime in that message.
  */
-export function bootPhases(stamps: BootTimestamps, hostBootS: number, readyUptimeS: number): Record<BootPhase, number> {
+export function bootPhases(stamps: BootTimestamps, hostBootS: number, readyUptimeS: number, restored = false): Record<BootPhase, number> {
   const { runInit, markers, uptimeOffset } = stamps;
   const ready = readyUptimeS - uptimeOffset;
+  const after = { mounts: markers.root - markers.resume, agent: ready - markers.root };
+  if (restored) {
+    // The kernel log's earlier records are the saved boot's, not this guest's.
+    return { qemu: 0, kernel: 0, init: 0, modules: 0, restore: hostBootS - (ready - markers.resume), ...after };
+  }
   return {
     qemu: hostBootS - ready,
     kernel: runInit,
     init: markers.init - runInit,
     modules: markers.modules - markers.init,
-    mounts: markers.root - markers.modules,
-    agent: ready - markers.root,
+    restore: markers.resume - markers.modules,
+    ...after,
   };
 }

@@ -69,7 +69,7 @@ export async function measureBoot(options: GuestRunOptions, requests: number): P
     if (ready === undefined || session.bootMs === undefined) throw new Error('the guest agent is not ready');
     const log = await guest.kernelLog(FROM_FIRST_RECORD);
     const hostBootS = session.bootMs / 1000;
-    const phases = bootPhases(bootTimestamps(log.lines), hostBootS, ready.uptime);
+    const phases = bootPhases(bootTimestamps(log.lines), hostBootS, ready.uptime, session.restoredFrom !== undefined);
     const roundTrips = { ping: [], native: [], kmsg: [], exec: [] } as Record<RoundTrip, number[]>;
     for (const kind of ROUND_TRIPS) {
       const count = kind === 'exec' ? Math.max(1, Math.ceil(requests / EXEC_SHARE)) : requests;

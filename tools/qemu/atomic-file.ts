@@ -7,8 +7,11 @@
  */
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 
+/** This process's staging name for `target`: renamed into place once whole. */
+export const stagedPath = (target: string): string => `${target}.${process.pid}.partial`;
+
 export function replaceAtomically(target: string, data: Uint8Array): void {
-  const staged = `${target}.${process.pid}.partial`;
+  const staged = stagedPath(target);
   try {
     writeFileSync(staged, data);
     renameSync(staged, target);

@@ -42,16 +42,18 @@ export interface GuestRunOptions {
   hostFiles?: string[];
   /** Words added to the kernel command line (BootOptions.kernelArgs). */
   kernelArgs?: string[];
+  /** Restore a saved guest when there is one (BootOptions.snapshot). */
+  snapshot?: boolean;
   log: (line: string) => void;
 }
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const boot: BootOptions = { ...options, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs', 'snapshot'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(
-    `booted ${session.ready?.kernel ?? options.kernel.version} (${session.accel}, clocksource ${session.ready?.clocksource ?? '?'}) ` +
+    `${session.restoredFrom !== undefined ? 'restored' : 'booted'} ${session.ready?.kernel ?? options.kernel.version} (${session.accel}, clocksource ${session.ready?.clocksource ?? '?'}) ` +
       `in ${seconds} s; guest agent ready at ${session.ready?.uptime.toFixed(1) ?? '?'} s guest uptime`,
   );
   if (session.ivshmemFile !== undefined) options.log(`ivshmem memory file: ${session.ivshmemFile}`);

@@ -35,6 +35,10 @@ export interface QemuProcessOptions {
   onEnd: (end: SessionEnd) => void;
   /** Called once, when QEMU is killed or has exited: what the session holds besides QEMU goes. */
   release: () => void;
+  /** A file descriptor QEMU gets as its fd 3 (a saved state for `-incoming fd:3`, snapshot.ts). */
+  fd3?: number;
+  /** Called with each complete new console line (agent mode: the snapshot point, snapshot.ts). */
+  onLine?: (line: string) => void;
 }
 
 export class QemuProcess {
@@ -64,8 +68,13 @@ export class QemuProcess {
     this.child = spawn(binary!, args, {
       // Its own process group, so that killing the group takes every thread and helper with it.
       detached: true,
-      stdio: options.interactive ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+      // stdin is the serial console's input: the host's go line at the snapshot point (snapshot.ts).
+      stdio: [
+        ...(options.interactive ? (['inherit', 'inherit', 'pipe'] as const) : (['pipe', 'pipe', 'pipe'] as const)),
+        ...(options.fd3 !== undefined ? [options.fd3] : []),
+      ],
     });
+    this.child.stdin?.on('error', () => undefined);
     live.add(this);
     this.child.stdout?.on('data', (chunk: Buffer) => this.onConsole(chunk));
     this.child.stderr?.on('data', (chunk: Buffer) => (this.stderrText += chunk.toString()));
@@ -125,6 +134,11 @@ export class QemuProcess {
     return this.ended;
   }
 
+  /** Types `text` on the guest's serial console (agent mode). */
+  typeOnConsole(text: string): void {
+    this.child.stdin?.write(text);
+  }
+
   /** Console lines so far. */
   lines(): string[] {
     return consoleLines(this.consoleText);
@@ -142,6 +156,10 @@ export class QemuProcess {
     this.consoleText += chunk.toString();
     // Only complete new lines can carry a new finding.
     const fresh = this.consoleText.slice(this.consoleText.lastIndexOf('\n', before - 1) + 1);
+    if (this.options.onLine !== undefined) {
+      const complete = consoleLines(fresh.slice(0, fresh.lastIndexOf('\n') + 1));
+      for (const line of complete.slice(0, -1)) this.options.onLine(line);
+    }
     if (findings(consoleLines(fresh)).some((finding) => FATAL_KINDS.has(finding.kind))) {
       this.timers.push(setTimeout(() => this.killNow(), CRASH_GRACE_MS));
     }

@@ -6,7 +6,8 @@
  * guest agent. The temp directory that holds the channel's socket is removed
  * when QEMU goes (unless `keep`).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,9 @@ import { QemuProcess } from './qemu-process.js';
 import { qemuIdentity } from './qemu-user.js';
 import { newRunDir } from './run-dir.js';
 import { cachedVmlinux } from './vmlinux.js';
+import { Qmp } from './qmp.js';
+import { SNAPSHOT_POINT, removeOtherSnapshots, resolveBinary, snapshotFile, snapshotKey, snapshotsEnabled } from './snapshot.js';
+import { stagedPath } from './atomic-file.js';
 
 export interface BootOptions {
   kernel: GuestKernel;
@@ -65,6 +69,12 @@ export interface BootOptions {
   framebufferConsole?: boolean;
   /** Words added to the kernel command line (QemuConfig.kernelArgs); none by default. */
   kernelArgs?: string[];
+  /**
+   * Agent mode: restore a saved guest instead of booting, and save one when
+   * there is none (snapshot.ts); only with MMAPKIT_SNAPSHOT=1 for now. Not
+   * with extra devices or icount.
+   */
+  snapshot?: boolean;
 }
 
 /**
@@ -97,6 +107,15 @@ export class VmSession {
   readonly command: string[];
   /** With the ivshmem device: the host file behind its shared memory (ivshmem.ts). */
   readonly ivshmemFile?: string;
+  /** The saved state this guest was restored from (snapshot.ts); undefined for a boot. */
+  readonly restoredFrom?: string;
+  /** Where a cold boot saves its state at the snapshot point, if it should. */
+  private readonly saveTo?: string;
+  /** The go line's words after the clock and seed (snapshot.ts); undefined without the hold point. */
+  private readonly goWords?: string[];
+  private readonly qmpSocket: string = '';
+  /** The go line was typed: a restored guest runs. */
+  private reachedGo = false;
 
   private readonly tempDir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-'));
   /** The run's copies of files from outside the shared trees (guest-view.ts), if any. */
@@ -123,6 +142,11 @@ export class VmSession {
     const cacheDir = kernelBuildDir(kernel.version);
     const { devices, ivshmemFile } = sessionDevices(options.qemuDevices ?? [], this.runDir);
     this.ivshmemFile = ivshmemFile;
+    const held = options.mode === 'agent' && options.snapshot !== false && snapshotsEnabled() && devices.length === 0 && options.icount === undefined;
+    const runParams = {
+      out: this.outputDir,
+      ...(inputs !== undefined && { inputs: GUEST_INPUTS_DIR }),
+    };
     const config: QemuConfig = {
       accel,
       vmlinux: cachedVmlinux(kernel.image, cacheDir),
@@ -137,16 +161,40 @@ export class VmSession {
       ...(identity !== undefined && { runAs: identity.name }),
       channelSocket: options.mode === 'agent' ? path.join(this.tempDir, 'agent.sock') : undefined,
       interactive: options.mode === 'shell',
-      guestParams: {
-        mode: options.mode,
-        root: REPO_ROOT,
-        out: this.outputDir,
-        ...(inputs !== undefined && { inputs: GUEST_INPUTS_DIR }),
-        ...(options.insmod !== undefined && { insmod: options.insmod }),
-        ...(process.env.TERM !== undefined && { term: process.env.TERM }),
-      },
+      // With the hold point the run's own parameters come on the go line, so
+      // that the saved state serves every run.
+      guestParams: held
+        ? { mode: options.mode, root: REPO_ROOT, hold: '1' }
+        : {
+            mode: options.mode,
+            root: REPO_ROOT,
+            ...runParams,
+            ...(options.insmod !== undefined && { insmod: options.insmod }),
+            ...(process.env.TERM !== undefined && { term: process.env.TERM }),
+          },
     };
-    this.command = [QEMU_BINARY, ...qemuArgs(config)];
+    const command = [QEMU_BINARY, ...qemuArgs(config)];
+    let fd3: number | undefined;
+    if (held) {
+      this.goWords = Object.entries(runParams).map(([key, value]) => `${key}=${value}`);
+      this.qmpSocket = path.join(this.tempDir, 'qmp.sock');
+      command.push('-qmp', `unix:${this.qmpSocket},server=on,wait=off`);
+      const key = snapshotKey({
+        command,
+        runPaths: [this.runDir, this.tempDir],
+        files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY)],
+      });
+      const saved = snapshotFile(cacheDir, key);
+      if (existsSync(saved)) {
+        fd3 = openSync(saved, 'r');
+        command.push('-incoming', 'fd:3');
+        this.restoredFrom = saved;
+        appendFileSync(this.consoleLog, `mmapkit: guest restored from ${saved}, saved at guest/init.sh's snapshot point; the boot's kernel messages are in the guest's kernel log, not on this console\n`);
+      } else {
+        this.saveTo = saved;
+      }
+    }
+    this.command = command;
     writeFileSync(path.join(this.runDir, 'qemu-command.sh'), `${shellQuote(this.command)}\n`);
     this.agentUp = new Promise((resolve) => (this.announceAgentUp = resolve));
     if (config.channelSocket !== undefined) {
@@ -161,8 +209,14 @@ export class VmSession {
       ...(options.mode === 'agent' && { bootTimeoutS: options.bootTimeoutS }),
       onEnd: (end) => this.client?.fail(new GuestGoneError(end.reason)),
       release: () => this.release(),
+      ...(fd3 !== undefined && { fd3 }),
+      ...(held && { onLine: (line: string) => {
+        if (line.includes(SNAPSHOT_POINT) && this.restoredFrom === undefined) void this.atSnapshotPoint();
+      } }),
     });
+    if (fd3 !== undefined) closeSync(fd3);
     this.ended = this.qemu.ended;
+    if (this.restoredFrom !== undefined) void this.goWhenRunning();
   }
 
   /** Boots a guest and resolves once its agent is ready (agent mode) or QEMU runs (shell mode). */
@@ -180,8 +234,99 @@ export class VmSession {
     const session = new VmSession(accel, settings);
     if (settings.mode === 'shell') return session;
     const outcome = await Promise.race([session.agentUp, session.ended.then((end) => ({ end }))]);
-    if ('end' in outcome) throw new SessionEndedError(outcome.end, session);
+    if ('end' in outcome) {
+      const restored = session.restoredFrom;
+      if (restored !== undefined && !session.reachedGo) {
+        // The saved state could not be restored (QEMU refused it): remove it, say so once, boot cold.
+        rmSync(restored, { force: true });
+        settings.log?.(`could not restore the guest from ${restored} (${outcome.end.reason}): booting it instead`);
+        return VmSession.bootWith(accel, { ...settings, snapshot: false });
+      }
+      throw new SessionEndedError(outcome.end, session);
+    }
     return session;
+  }
+
+  /** The go line: the host's clock, fresh random bytes, the run's parameters (guest/init.sh). */
+  private sayGo(): void {
+    const words = [String(Math.floor(Date.now() / 1000)), randomBytes(16).toString('hex'), ...(this.goWords ?? [])];
+    this.qemu.typeOnConsole(`go ${words.join(' ')}\n`);
+    this.reachedGo = true;
+  }
+
+  /**
+   * A restored guest waits at the snapshot point, reading the console: the
+   * go line is typed once the guest runs (typed before, while QEMU loads the
+   * state, it would be lost with the serial port's old state).
+   */
+  private async goWhenRunning(): Promise<void> {
+    let qmp: Qmp | undefined;
+    try {
+      qmp = await Qmp.open(this.qmpSocket, this.options.bootTimeoutS * 1000);
+      await qmp.runAfterIncoming(this.options.bootTimeoutS * 1000);
+      this.sayGo();
+    } catch {
+      // QEMU ended (a state it could not load): its end says why, and bootWith boots cold.
+    } finally {
+      qmp?.close();
+    }
+  }
+
+  /** A cold boot at the snapshot point: save the guest there if asked, then let it go on. */
+  private async atSnapshotPoint(): Promise<void> {
+    const target = this.saveTo;
+    if (target !== undefined && !existsSync(target)) {
+      try {
+        await this.save(target);
+        this.options.log?.(`saved the guest at its snapshot point in ${target}: later guests are restored from it`);
+      } catch (error) {
+        this.options.log?.(`could not save the guest's state (${(error as Error).message}): later guests boot cold`);
+      }
+    }
+    this.sayGo();
+  }
+
+  /**
+   * Stops the guest, migrates it to the host over a unix socket (QEMU's
+   * seccomp sandbox forbids exec: migration), writes the stream to a staged
+   * file renamed into place (atomic-file.ts), and continues the guest.
+   */
+  private async save(target: string): Promise<void> {
+    const qmp = await Qmp.open(this.qmpSocket);
+    const socketPath = path.join(this.tempDir, 'migrate.sock');
+    const staged = stagedPath(target);
+    const server = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
+      // QEMU connects after -runas has dropped its privileges.
+      const identity = qemuIdentity();
+      if (identity !== undefined) {
+        chmodSync(this.tempDir, 0o711);
+        chownSync(socketPath, identity.uid, identity.gid);
+      }
+      const written = new Promise<void>((resolve, reject) => {
+        server.once('connection', (socket) => {
+          const file = createWriteStream(staged);
+          socket.pipe(file);
+          file.once('finish', resolve).once('error', reject);
+          socket.once('error', reject);
+        });
+      });
+      await qmp.execute('stop');
+      try {
+        await qmp.execute('migrate', { uri: `unix:${socketPath}` });
+        await qmp.waitMigrated();
+        await written;
+        renameSync(staged, target);
+        removeOtherSnapshots(path.dirname(target), target);
+      } finally {
+        await qmp.execute('cont');
+      }
+    } finally {
+      qmp.close();
+      server.close();
+      rmSync(staged, { force: true });
+    }
   }
 
   private onAgentConnection(socket: Socket): void {
@@ -203,7 +348,8 @@ export class VmSession {
         this.requestTimeoutS = requestDeadlineS(requestTimeoutS, requestFloorS, this.bootMs / 1000);
         client.setRequestTimeoutMs(this.requestTimeoutS * 1000);
         // TCG boots only: they are what a slow machine stretches; a KVM boot would make the next TCG deadline the floor.
-        if (this.accel === 'tcg') recordBootSeconds(this.options.kernel.version, this.bootMs / 1000);
+        // Cold boots only: a restored guest is not what a slow machine's deadlines should scale from.
+        if (this.accel === 'tcg' && this.restoredFrom === undefined) recordBootSeconds(this.options.kernel.version, this.bootMs / 1000);
         this.qemu.agentReady();
         this.announceAgentUp(ready);
       },
