@@ -5,13 +5,10 @@
  * drivers that hand out mappings by ioctl (reporting exactly their known
  * findings), each run as a user would run it; a profile for a newer kernel
  * series is refused on an older one before any boot; and a write the guest makes through the BAR mapping is in the host
- * file behind the ivshmem memory once the guest is gone. With the kernel's
- * console drawing into /dev/fb0 (profile key console), the run says in one
- * line that the region changes on its own and skips the content cases with
- * that reason instead of failing them.
+ * file behind the ivshmem memory once the guest is gone. The live
+ * framebuffer (fbcon drawing into /dev/fb0) is live-framebuffer.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
@@ -80,32 +77,6 @@ describe('a profile for a newer kernel series (minSeries)', () => {
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^mmapkit: error: ${file.replace('.', '\\.')}: needs kernel series >= 6\\.12 \\(its driver is not in 6\\.1\\.\\S+\\): run it with --kernel 6\\.12$`))]);
     expect(result.stdout).not.toMatch(/booted/);
   });
-});
-
-describe('a live framebuffer: fb0-bochs with fbcon bound to it (console: true)', () => {
-  it('one line says the region changed on its own; every content case skips with that reason; the run passes', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-live-'));
-    try {
-      const profile = path.join(dir, 'fb0-console.json');
-      const bochs = JSON.parse(readFileSync(path.join(REAL, 'fb0-bochs.json'), 'utf8')) as Record<string, unknown>;
-      writeFileSync(profile, JSON.stringify({ ...bochs, name: 'fb0 with fbcon', console: true }));
-      const result = await runCli('test', '--profile', profile);
-      const output = `${result.stdout.slice(-6000)}\n${result.stderr.slice(-2000)}`;
-      expect(result.code, output).toBe(ExitCode.PASSED);
-      const said = result.stderr.split('\n').filter((line) => line.includes('changed on its own'));
-      expect(said, output).toHaveLength(1);
-      expect(said[0]).toMatch(/^mmapkit: fb0 with fbcon: the region changed on its own between two reads \d+\.\d s apart \([1-9]\d* bytes differ, first at offset \d+\): content cases are skipped$/);
-      const reason = /the region changed on its own between two reads [^:]*: this case compares content$/;
-      const skipped = result.stdout.split('\n').filter((line) => line.startsWith('[SKIPPED]') && reason.test(line));
-      // The initial-content case, a write seen through a second mapping, and a fork seeing content among them.
-      for (const title of ['a whole-device map reads zero right after load', 'a write through one mapping is seen through a second mapping', "a forked child sees the parent's shared mapping"]) {
-        expect(skipped.some((line) => line.includes(title)), `${title}\n${output}`).toBe(true);
-      }
-      expect(result.stdout).toMatch(/^[1-9]\d* passed, 0 failed, [1-9]\d* skipped, 0 crashed$/m);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, RUN_TIMEOUT_MS);
 });
 
 describe('ivshmem: the host sees what the guest wrote through the BAR mapping', () => {
