@@ -79,12 +79,12 @@ export async function openProfileTarget(profile: Profile): Promise<ProfileTarget
   if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
   const target: DeviceUnderTest & { profile: Profile } = { ...base, profile, path: profile.device, size: BigInt(profile.size ?? 0), offset: BigInt(profile.offset) };
   if (profile.setup === undefined) {
-    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: Number(target.size) }) };
+    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: Number(target.size), console: profile.console }) };
   }
   // A setup's object exists only while a case holds it: the first one is read for its initial content and released.
   const object = await openObject(target);
   try {
-    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: object.offset, length: Number(object.size), fd: object.fd }) };
+    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: object.offset, length: Number(object.size), fd: object.fd, console: profile.console }) };
   } finally {
     await releaseObject(target);
   }
