@@ -4,18 +4,17 @@
  * the bench runs and writes what it promises, never how fast anything is
  * (the targets are the bench's own output, not assertions).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BenchResults } from '../../tools/bench/results.js';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { runCli } from './run-cli.js';
+import { scratchDir } from '../scratch-dir.js';
 
 const bench = (...args: string[]): ReturnType<typeof runCli> => runCli('bench', ...args);
 
-const out = mkdtempSync(path.join(os.tmpdir(), 'bench-test-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+const out = scratchDir('bench-test-');
 
 describe('mmapkit bench', () => {
   it('--help prints usage and exits 0; a bad size is a one-line usage error', async () => {
@@ -29,17 +28,17 @@ describe('mmapkit bench', () => {
   });
 
   it('a smoke run over 4K and 16K prints the table and writes results.json and the SVG plots', async () => {
-    const result = await bench('--sizes', '4K,16K', '--repeat', '1', '--out', out);
+    const result = await bench('--sizes', '4K,16K', '--repeat', '1', '--out', out());
     expect(result.code, result.stderr).toBe(ExitCode.PASSED);
     // Progress: one line per case.
     expect(result.stderr).toMatch(/bench \[1\/\d+\] map remap 4K/);
     expect(result.stdout).toMatch(/^mmapkit bench: kernel \S+, accelerator tcg, 2 CPUs/);
     for (const title of ['mapping cost', 'sequential read', 'random 8-byte reads', 'targets:']) expect(result.stdout).toContain(title);
 
-    expect(readdirSync(out).sort()).toEqual([
+    expect(readdirSync(out()).sort()).toEqual([
       'mapping-cost-per-page.svg', 'mapping-cost-total.svg', 'random-access.svg', 'read-throughput.svg', 'results.json', 'table.txt',
     ]);
-    const json = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as BenchResults;
+    const json = JSON.parse(readFileSync(path.join(out(), 'results.json'), 'utf8')) as BenchResults;
     expect(json.environment).toMatchObject({ accelerator: 'tcg', cpus: 2, icount: null, moduleBufferBytes: 16384 });
     expect(json.environment.kernel).toMatch(/^\d+\.\d+/);
     expect(json.settings.sizes).toEqual([4096, 16384]);
@@ -53,7 +52,7 @@ describe('mmapkit bench', () => {
     expect(fault1.driverFaults).toBe(4);
     for (const r of json.results) expect(r.time.median).toBeGreaterThan(0);
 
-    const svg = readFileSync(path.join(out, 'mapping-cost-per-page.svg'), 'utf8');
+    const svg = readFileSync(path.join(out(), 'mapping-cost-per-page.svg'), 'utf8');
     expect(svg.match(/<polyline /g)).toHaveLength(5);
   });
 });

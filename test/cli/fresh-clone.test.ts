@@ -4,22 +4,23 @@
  * is one line saying to run `make setup`, exit 3, and no stack trace.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { MAIN_USAGE, REPO_ROOT } from '../../tools/paths.js';
+import { scratchDir } from '../scratch-dir.js';
 
 // What a clone holds of the entry point: bin/, the usage text, package.json; no node_modules anywhere above.
-const clone = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-fresh-clone-'));
-for (const file of ['bin/mmapkit.js', path.relative(REPO_ROOT, MAIN_USAGE), 'package.json']) {
-  cpSync(path.join(REPO_ROOT, file), path.join(clone, file), { recursive: true });
-}
-afterAll(() => rmSync(clone, { recursive: true, force: true }));
+const clone = scratchDir('mmapkit-fresh-clone-');
+beforeAll(() => {
+  for (const file of ['bin/mmapkit.js', path.relative(REPO_ROOT, MAIN_USAGE), 'package.json']) {
+    cpSync(path.join(REPO_ROOT, file), path.join(clone(), file), { recursive: true });
+  }
+});
 
 const mmapkit = (...args: string[]) =>
-  spawnSync(process.execPath, [path.join(clone, 'bin', 'mmapkit.js'), ...args], { cwd: clone, encoding: 'utf8' });
+  spawnSync(process.execPath, [path.join(clone(), 'bin', 'mmapkit.js'), ...args], { cwd: clone(), encoding: 'utf8' });
 
 describe('before make setup', () => {
   it.each([[[]], [['--help']], [['-h']], [['help']]])('mmapkit %j prints the main usage and exits 0', (args) => {

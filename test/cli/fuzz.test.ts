@@ -8,20 +8,19 @@
  * device, fixed seeds known to catch, one boot for every profile that does
  * not crash the guest): `mmapkit fuzz --ops 10000` is the real thing.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { fixtureNames, fixtureProfile } from '../../tools/builder/fixtures.js';
 import { type FuzzProfileResult, type FuzzResults, seedPathArgument } from '../../tools/fuzz/results.js';
 import { DEFAULT_SERIES, SUPPORTED_SERIES, installedSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { runCli } from './run-cli.js';
+import { scratchDir } from '../scratch-dir.js';
 
 const RUN_TIMEOUT_MS = 400_000;
-const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-fuzz-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('mmapkit-fuzz-');
 
 /** The seed and operations per device of the run below: with them every fixture of FUZZ_CAUGHT fails (measured). */
 const SEED = 1;
@@ -83,7 +82,7 @@ const OWN_SEED_VALUE = 2;
 const FUZZ_BLIND: Record<string, string> = {};
 
 async function fuzz(name: string, ...args: string[]): Promise<{ code: number | null; output: string; results: FuzzResults; file: string }> {
-  const file = path.join(dir, `${name}.json`);
+  const file = path.join(dir(), `${name}.json`);
   const { code, stdout, stderr } = await runCli('fuzz', ...args, '--results', file);
   const output = stdout + stderr;
   let results: FuzzResults;

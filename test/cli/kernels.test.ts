@@ -3,17 +3,16 @@
  * every installed guest kernel in turn, writes each kernel's report and then
  * the comparison computed from those runs. One run only: it boots two guests.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SUPPORTED_SERIES, installedSeries } from '../../tools/kernel.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import type { KernelComparison } from '../../tools/explain/compare.js';
 import { runCli } from './run-cli.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-kernels-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('mmapkit-kernels-test-');
 
 // The comparison needs two kernels; `make setup` installs every supported series.
 const series = installedSeries().filter((name) => SUPPORTED_SERIES.includes(name));
@@ -21,14 +20,14 @@ const series = installedSeries().filter((name) => SUPPORTED_SERIES.includes(name
 describe('mmapkit explain --kernels all', () => {
   it('runs on every kernel and prints the comparison with evidence from each', async () => {
     expect(series, 'a missing series is a set-up error: run `make setup` (it installs 6.1 and 6.12)').toEqual(SUPPORTED_SERIES);
-    const run = await runCli('explain', '--kernels', 'all', '--out', dir);
+    const run = await runCli('explain', '--kernels', 'all', '--out', dir());
     expect(run.code, `${run.stdout.slice(-3000)}\n${run.stderr}`).toBe(0);
-    const comparison = JSON.parse(readFileSync(path.join(dir, 'comparison.json'), 'utf8')) as KernelComparison;
+    const comparison = JSON.parse(readFileSync(path.join(dir(), 'comparison.json'), 'utf8')) as KernelComparison;
     const { kernels } = comparison;
     expect(kernels.map((kernel) => /^\d+\.\d+/.exec(kernel)?.[0])).toEqual(series);
     for (const kernel of kernels) {
       expect(run.stdout).toContain(`=== kernel ${kernel}`);
-      expect(existsSync(path.join(dir, kernel, 'report.html'))).toBe(true);
+      expect(existsSync(path.join(dir(), kernel, 'report.html'))).toBe(true);
     }
     expect(run.stdout).toContain('all kernels: passed');
 

@@ -5,17 +5,16 @@
  * other; KTAP read by the kernel's kunit.py; and the run split into two
  * shards whose merged report counts what the whole run counts.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { type CaseCounts, describeCounts } from '../../tools/test/case-results.js';
 import { kunitParse } from '../kunit-parse.js';
 import { type CliResult, runCli } from './run-cli.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-test-command-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('mmapkit-test-command-');
 
 interface Results {
   counts: CaseCounts;
@@ -62,8 +61,8 @@ let whole: Results | undefined;
 
 describe('mmapkit test --quick', () => {
   it('prints a few plain lines into a pipe, and its final line, results file and junit report agree', async () => {
-    const junit = path.join(dir, 'junit.xml');
-    const resultsFile = path.join(dir, 'results.json');
+    const junit = path.join(dir(), 'junit.xml');
+    const resultsFile = path.join(dir(), 'results.json');
     const run = await runCli('test', '--quick', '--reporter', 'junit', '--output-file', junit, '--results', resultsFile);
     expect(run.code, explain(run)).toBe(ExitCode.PASSED);
 
@@ -94,21 +93,21 @@ describe('mmapkit test --quick', () => {
 });
 
 describe('mmapkit test --quick --shard k/2 --reporter ktap, then mmapkit merge-results', () => {
-  const shardFiles = [1, 2].map((index) => path.join(dir, `shard-${index}.json`));
+  const shardFiles = (): string[] => [1, 2].map((index) => path.join(dir(), `shard-${index}.json`));
 
   it.each([1, 2])('shard %i/2 writes KTAP that kunit.py parse counts as the final line does', async (index) => {
-    const run = await runCli('test', '--quick', '--shard', `${index}/2`, '--reporter', 'ktap', '--results', shardFiles[index - 1]!);
+    const run = await runCli('test', '--quick', '--shard', `${index}/2`, '--reporter', 'ktap', '--results', shardFiles()[index - 1]!);
     expect(run.code, explain(run)).toBe(ExitCode.PASSED);
     expect(run.stdout).toMatch(/^KTAP version 1\n/);
-    const results = readResults(shardFiles[index - 1]!);
+    const results = readResults(shardFiles()[index - 1]!);
     expect(lastLine(run.stdout)).toBe(describeCounts(results.counts));
     expectKunitCounts(run.stdout, results.counts);
   });
 
   it('merges the two shards into the counts, cases and exit code of the unsharded run', async () => {
     expect(whole, 'the unsharded quick run above did not finish').toBeDefined();
-    const mergedFile = path.join(dir, 'merged.json');
-    const merge = await runCli('merge-results', '--reporter', 'ktap', '--results', mergedFile, ...shardFiles);
+    const mergedFile = path.join(dir(), 'merged.json');
+    const merge = await runCli('merge-results', '--reporter', 'ktap', '--results', mergedFile, ...shardFiles());
     expect(merge.code, explain(merge)).toBe(ExitCode.PASSED);
     expect(lastLine(merge.stdout)).toBe(describeCounts(whole!.counts));
     const merged = readResults(mergedFile);
@@ -117,7 +116,7 @@ describe('mmapkit test --quick --shard k/2 --reporter ktap, then mmapkit merge-r
     expect(merged.cases.map((result) => result.name).sort()).toEqual(whole!.cases.map((result) => result.name).sort());
     expectKunitCounts(merge.stdout, whole!.counts);
 
-    const incomplete = await runCli('merge-results', shardFiles[0]!);
+    const incomplete = await runCli('merge-results', shardFiles()[0]!);
     expect(incomplete.code).toBe(ExitCode.USAGE);
     expect(incomplete.stderr).toMatch(/^mmapkit: error: shard 2\/2 is missing/m);
   });

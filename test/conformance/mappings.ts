@@ -101,7 +101,9 @@ export class Mappings {
    */
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
     const { native, c } = this.dut;
-    const object = this.accessModes && this.objectAt(path)?.reach === 'reopen' ? undefined : this.objectAt(path);
+    const setupObject = this.objectAt(path);
+    // A case about the fd's access mode needs a real open where a second open reaches the object.
+    const object = this.accessModes && setupObject?.reach === 'reopen' ? undefined : setupObject;
     if (object !== undefined && (flags & (c.O_WRONLY | c.O_RDWR)) === c.O_WRONLY) {
       throw new Error(`${path}: the setup's object is reached through its O_RDWR fd only; an O_WRONLY fd of it cannot be made (needsAccessMode skips such a case)`);
     }

@@ -1,14 +1,12 @@
 // The checkout's build lock (tools/builder/lock.ts): commands wait for one
 // another, say so once, and a holder that dies releases the lock by itself.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { withLock } from '../../tools/builder/lock.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-lock-test-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = scratchDir('mmapkit-lock-test-');
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -22,7 +20,7 @@ async function outsideHolder(file: string): Promise<ChildProcess> {
 
 describe('withLock', () => {
   it('runs one holder at a time; the second waits, says so once, then runs', async () => {
-    const file = path.join(scratch, 'serial.lock');
+    const file = path.join(scratch(), 'serial.lock');
     const events: string[] = [];
     const logs: string[] = [];
     let releaseFirst!: () => void;
@@ -46,12 +44,12 @@ describe('withLock', () => {
 
   it('does not wait, nor say anything, when the lock is free', async () => {
     const logs: string[] = [];
-    expect(await withLock(path.join(scratch, 'free.lock'), (line) => logs.push(line), async () => 42)).toBe(42);
+    expect(await withLock(path.join(scratch(), 'free.lock'), (line) => logs.push(line), async () => 42)).toBe(42);
     expect(logs).toEqual([]);
   });
 
   it('is released when the holding process dies, even by SIGKILL', async () => {
-    const file = path.join(scratch, 'killed.lock');
+    const file = path.join(scratch(), 'killed.lock');
     const holder = await outsideHolder(file);
     const logs: string[] = [];
     let ran = false;
@@ -67,7 +65,7 @@ describe('withLock', () => {
   });
 
   it('is released when the work fails, and the failure passes through', async () => {
-    const file = path.join(scratch, 'failing.lock');
+    const file = path.join(scratch(), 'failing.lock');
     await expect(withLock(file, () => undefined, async () => Promise.reject(new Error('compiler failed')))).rejects.toThrow('compiler failed');
     const logs: string[] = [];
     await withLock(file, (line) => logs.push(line), async () => undefined);

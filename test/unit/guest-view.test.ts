@@ -1,20 +1,19 @@
 // What the guest sees of the host (tools/qemu/guest-view.ts): which files are copied into the
 // run's inputs and where, the shares in mount order, the guest root's skeleton, and the check
 // that an unprivileged QEMU can read what the guest needs from the checkout.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SetupError } from '../../tools/exit-codes.js';
 import { INIT_SCRIPT } from '../../tools/paths.js';
 import { checkReadableByOthers, guestRootSkeleton, guestShares, inSharedTree, stageInputs } from '../../tools/qemu/guest-view.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-guest-view-test-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = scratchDir('mmapkit-guest-view-test-');
 
 /** A file with this content and mode under the scratch directory, its parents made. */
 function file(relative: string, content = relative, mode = 0o644): string {
-  const at = path.join(scratch, relative);
+  const at = path.join(scratch(), relative);
   mkdirSync(path.dirname(at), { recursive: true });
   writeFileSync(at, content);
   chmodSync(at, mode);
@@ -34,10 +33,10 @@ describe('inSharedTree', () => {
 
 describe('stageInputs', () => {
   it('copies only the files outside the shared trees, each at its host path below the inputs directory, read-only', () => {
-    const checkout = path.join(scratch, 'checkout');
+    const checkout = path.join(scratch(), 'checkout');
     const inside = file('checkout/build/a.ko');
     const secret = file('home/user/driver/b.ko', 'driver bytes', 0o600);
-    const inputs = path.join(scratch, 'run-1', 'inputs');
+    const inputs = path.join(scratch(), 'run-1', 'inputs');
     const staged = stageInputs([inside, secret, secret, '/usr/bin/env'], inputs, undefined, checkout);
     expect(staged).toEqual([secret]);
     const copy = path.join(inputs, secret);
@@ -51,10 +50,10 @@ describe('stageInputs', () => {
 
   it('opens the inputs directory to this user only, or to QEMU group too when QEMU runs as another user', () => {
     const secret = file('elsewhere/c.ko');
-    const alone = path.join(scratch, 'run-2', 'inputs');
+    const alone = path.join(scratch(), 'run-2', 'inputs');
     stageInputs([secret], alone, undefined, '/nonexistent-checkout');
     expect(statSync(alone).mode & 0o777).toBe(0o700);
-    const shared = path.join(scratch, 'run-3', 'inputs');
+    const shared = path.join(scratch(), 'run-3', 'inputs');
     const gid = process.getgid?.() ?? 0;
     stageInputs([secret], shared, gid, '/nonexistent-checkout');
     expect(statSync(shared).mode & 0o777).toBe(0o750);
@@ -64,7 +63,7 @@ describe('stageInputs', () => {
   });
 
   it('makes no inputs directory when every file is shared already', () => {
-    const inputs = path.join(scratch, 'run-4', 'inputs');
+    const inputs = path.join(scratch(), 'run-4', 'inputs');
     expect(stageInputs(['/usr/bin/env'], inputs)).toEqual([]);
     expect(existsSync(inputs)).toBe(false);
   });
@@ -93,7 +92,7 @@ describe('guestShares', () => {
 describe('guestRootSkeleton', () => {
   /** A stand-in for the host's root: merged-/usr links, and an ld.so.cache. */
   function fakeHost(name: string, links: Record<string, string>): string {
-    const root = path.join(scratch, name);
+    const root = path.join(scratch(), name);
     mkdirSync(path.join(root, 'etc'), { recursive: true });
     writeFileSync(path.join(root, 'etc', 'ld.so.cache'), 'cache bytes');
     writeFileSync(path.join(root, 'etc', 'shadow'), 'root:secret');
@@ -125,7 +124,7 @@ describe('guestRootSkeleton', () => {
 
 describe('checkReadableByOthers', () => {
   it('passes files readable by others along their path from the checkout down, and names the first that is not', () => {
-    const checkout = path.join(scratch, 'readable');
+    const checkout = path.join(scratch(), 'readable');
     const open = file('readable/build/guest/agent.cjs');
     expect(() => checkReadableByOthers([open, '/elsewhere/x'], 'mmapkit-qemu', checkout)).not.toThrow();
     const privateFile = file('readable/build/guest/addon.node', 'x', 0o600);

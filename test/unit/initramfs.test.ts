@@ -3,10 +3,9 @@
 // the image's contents, its byte format (read back by a parser written here
 // and by GNU cpio) and the content-addressed cache.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { INIT_SCRIPT } from '../../tools/paths.js';
 import { type CpioEntry, writeCpio } from '../../tools/qemu/cpio.js';
 import {
@@ -21,9 +20,9 @@ import {
   parseModuleOrder,
   readModule,
 } from '../../tools/qemu/initramfs.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-initramfs-test-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = scratchDir('mmapkit-initramfs-test-');
 
 // `modprobe -S 6.1.0-56-amd64 --show-depends -a virtio_pci 9pnet_virtio 9p virtio_console`,
 // verbatim (each line ends with a space).
@@ -108,7 +107,7 @@ describe('moduleName and readModule', () => {
   // A stand-in for a module object: only the ELF magic is checked.
   const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.from('module body '.repeat(50))]);
   const write = (name: string, data: Buffer): string => {
-    const file = path.join(scratch, name);
+    const file = path.join(scratch(), name);
     writeFileSync(file, data);
     return file;
   };
@@ -275,7 +274,7 @@ const TYPE_BITS = { dir: 0o040000, file: 0o100000, symlink: 0o120000, chardev: 0
 
 /** GNU cpio's view of an archive: names from `cpio -it`, sizes from `cpio -itv`. */
 function gnuCpioList(archive: Buffer): { names: string[]; sizes: Map<string, string> } {
-  const file = path.join(scratch, `list-${Math.random().toString(36).slice(2)}.cpio`);
+  const file = path.join(scratch(), `list-${Math.random().toString(36).slice(2)}.cpio`);
   writeFileSync(file, archive);
   const run = (flags: string): string => {
     const result = spawnSync('sh', ['-c', `cpio ${flags} --quiet < "$1"`, 'sh', file], {
@@ -404,31 +403,31 @@ describe('writeCpio', () => {
 });
 
 describe('cachedInitramfs', () => {
-  const cacheDir = path.join(scratch, 'cache');
+  const cacheDir = (): string => path.join(scratch(), 'cache');
 
   it('builds once, then reuses the image for the same inputs', () => {
-    const first = cachedInitramfs(fakeInputs('-a'), cacheDir);
+    const first = cachedInitramfs(fakeInputs('-a'), cacheDir());
     expect(first.built).toBe(true);
     expect(readFileSync(first.path).equals(writeCpio(initramfsManifest(fakeInputs('-a'))))).toBe(true);
     expect(path.basename(first.path)).toMatch(/^initramfs-[0-9a-f]{16}\.cpio$/);
 
-    const second = cachedInitramfs(fakeInputs('-a'), cacheDir);
+    const second = cachedInitramfs(fakeInputs('-a'), cacheDir());
     expect(second).toEqual({ path: first.path, built: false });
   });
 
   it('builds a new image when an input changes and removes the old one', () => {
-    const old = cachedInitramfs(fakeInputs('-b'), cacheDir);
-    writeFileSync(path.join(cacheDir, 'unrelated.txt'), 'kept');
+    const old = cachedInitramfs(fakeInputs('-b'), cacheDir());
+    writeFileSync(path.join(cacheDir(), 'unrelated.txt'), 'kept');
 
-    const changed = cachedInitramfs(fakeInputs('-c'), cacheDir);
+    const changed = cachedInitramfs(fakeInputs('-c'), cacheDir());
     expect(changed.built).toBe(true);
     expect(changed.path).not.toBe(old.path);
     expect(existsSync(old.path)).toBe(false);
-    expect(readdirSync(cacheDir).sort()).toEqual([path.basename(changed.path), 'unrelated.txt']);
+    expect(readdirSync(cacheDir()).sort()).toEqual([path.basename(changed.path), 'unrelated.txt']);
   });
 
   it("leaves another command's copy in the making alone, and none of its own behind", () => {
-    const dir = path.join(scratch, 'cache-shared');
+    const dir = path.join(scratch(), 'cache-shared');
     mkdirSync(dir, { recursive: true });
     // Another mmapkit in the same checkout, halfway through writing its image.
     const theirs = 'initramfs-0123456789abcdef.cpio.999999.partial';

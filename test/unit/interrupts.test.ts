@@ -3,14 +3,14 @@
 // signal, the parent's death and a signal sent to a parent make each end it
 // with 128 + the signal's number, and its child with it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caughtSignals, descendantsOf, parentOf, signalExitCode } from '../../tools/cli/interrupts.js';
 import { REPO_ROOT } from '../../tools/paths.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-interrupts-test-'));
+const scratch = scratchDir('mmapkit-interrupts-test-');
 const started: ChildProcess[] = [];
 afterAll(() => {
   // Whatever a failed case left running: each launcher and everything below it.
@@ -21,13 +21,13 @@ afterAll(() => {
       // already gone
     }
   }
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 /** A program that stops as mmapkit does, with a `sleep` child; prints "PID CHILD_PID" once ready. */
-const PROGRAM = path.join(scratch, 'stoppable.ts');
-writeFileSync(
-  PROGRAM,
+const program = (): string => path.join(scratch(), 'stoppable.ts');
+beforeAll(() =>
+  writeFileSync(
+    program(),
   `import { spawn } from 'node:child_process';
 import { exitOnInterrupt } from ${JSON.stringify(path.join(REPO_ROOT, 'tools', 'cli', 'interrupts.ts'))};
 exitOnInterrupt((line) => process.stderr.write(\`mmapkit: \${line}\\n\`));
@@ -35,8 +35,9 @@ const child = spawn('sleep', ['60'], { stdio: 'ignore' });
 process.stdout.write(\`\${process.pid} \${child.pid}\\n\`);
 setInterval(() => undefined, 1000);
 `,
+  ),
 );
-const RUN_PROGRAM = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(PROGRAM)}`;
+const runProgram = (): string => `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(program())}`;
 
 interface Started {
   launcher: ChildProcess;
@@ -113,7 +114,7 @@ describe('exitOnInterrupt', () => {
     ['SIGINT', 130],
     ['SIGHUP', 129],
   ] as const)('%s ends the program with %i and kills its child', async (signal, code) => {
-    const run = await start(process.execPath, ['--import', 'tsx', PROGRAM]);
+    const run = await start(process.execPath, ['--import', 'tsx', program()]);
     expect(caughtSignals(run.program)).toEqual(new Set(['SIGINT', 'SIGTERM', 'SIGHUP']));
     run.launcher.kill(signal);
     expect(await run.closed).toEqual({ code, signal: null });
@@ -123,7 +124,7 @@ describe('exitOnInterrupt', () => {
 
   it('a parent that dies (npx killed) ends the program within a second, with its child', async () => {
     // "; true" keeps sh waiting as the program's parent instead of exec-ing it.
-    const run = await start('sh', ['-c', `${RUN_PROGRAM}; true`]);
+    const run = await start('sh', ['-c', `${runProgram()}; true`]);
     expect(parentOf(run.program)).toBe(run.launcher.pid);
     run.launcher.kill('SIGKILL');
     expect(await gone([run.program, run.child], 2000)).toEqual([]);
@@ -131,9 +132,9 @@ describe('exitOnInterrupt', () => {
   });
 
   it('SIGINT sent to a parent make (which only waits for its children) ends the program with 130', async () => {
-    const makefile = path.join(scratch, 'Makefile');
+    const makefile = path.join(scratch(), 'Makefile');
     // No quotes, as in our Makefile: make then runs the command itself rather than through sh.
-    writeFileSync(makefile, `run:\n\t${process.execPath} --import tsx ${PROGRAM}\n`);
+    writeFileSync(makefile, `run:\n\t${process.execPath} --import tsx ${program()}\n`);
     const run = await start('make', ['-s', '-f', makefile]);
     expect(parentOf(run.program)).toBe(run.launcher.pid);
     run.launcher.kill('SIGINT');

@@ -1,9 +1,8 @@
 // Guest kernel discovery (tools/kernel.ts) against fake /boot, /usr/src and
 // /lib/modules trees built in a temporary directory.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import {
   DEFAULT_SERIES,
@@ -16,6 +15,7 @@ import {
   seriesOf,
 } from '../../tools/kernel.js';
 import { userErrorOf } from './user-error.js';
+import { scratchDir } from '../scratch-dir.js';
 
 const OLD = '6.1.0-9-amd64';
 const NEW = '6.1.0-56-amd64';
@@ -26,8 +26,7 @@ const BPO = '6.12.117+deb12-amd64';
 /** A series newer than any installed here, so never the default. */
 const FUTURE = '9.9.1-amd64';
 
-const scratch = mkdtempSync(path.join(tmpdir(), 'mmapkit-kernel-test-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = scratchDir('mmapkit-kernel-test-');
 
 interface FakeTree {
   /** Releases with a /boot/vmlinuz-<release>. */
@@ -42,7 +41,7 @@ let treeCount = 0;
 
 /** A fresh fake root with exactly the given pieces. */
 function fakeRoot(tree: FakeTree): string {
-  const root = path.join(scratch, `root-${++treeCount}`);
+  const root = path.join(scratch(), `root-${++treeCount}`);
   mkdirSync(root);
   for (const release of tree.images ?? []) writeFile(root, `boot/vmlinuz-${release}`, 'not a real bzImage');
   for (const [release, uts] of Object.entries(tree.headers ?? {})) {
@@ -113,13 +112,13 @@ describe('installedReleases', () => {
 
 describe('headersRelease', () => {
   it('reads UTS_RELEASE from include/generated/utsrelease.h', () => {
-    const kdir = path.join(scratch, 'headers-uts');
+    const kdir = path.join(scratch(), 'headers-uts');
     writeHeaders(kdir, NEW);
     expect(headersRelease(kdir)).toBe(NEW);
   });
 
   it('is undefined when the tree has no utsrelease.h', () => {
-    const kdir = path.join(scratch, 'headers-no-uts');
+    const kdir = path.join(scratch(), 'headers-no-uts');
     writeHeaders(kdir, null);
     expect(headersRelease(kdir)).toBeUndefined();
   });
@@ -191,7 +190,7 @@ describe('discoverKernel', () => {
 
   it('takes `kernel` as a path to a vmlinuz-<release> anywhere', () => {
     const root = fakeRoot(complete(OLD, NEW));
-    const image = writeFile(scratch, `elsewhere/vmlinuz-${OLD}`, 'not a real bzImage');
+    const image = writeFile(scratch(), `elsewhere/vmlinuz-${OLD}`, 'not a real bzImage');
     const kernel = discoverKernel({ root, kernel: image });
     expect(kernel.version).toBe(OLD);
     expect(kernel.image).toBe(image);
@@ -200,7 +199,7 @@ describe('discoverKernel', () => {
 
   it('rejects a `kernel` path that does not exist as a bad --kernel', () => {
     const root = fakeRoot(complete(NEW));
-    const missing = path.join(scratch, 'nowhere', `vmlinuz-${NEW}`);
+    const missing = path.join(scratch(), 'nowhere', `vmlinuz-${NEW}`);
     const message = usageErrorOf(() => discoverKernel({ root, kernel: missing }));
     expect(message).toContain(missing);
     expect(message).toMatch(/^--kernel: /);
@@ -208,13 +207,13 @@ describe('discoverKernel', () => {
 
   it('rejects a `kernel` path whose name does not carry the release', () => {
     const root = fakeRoot(complete(NEW));
-    const image = writeFile(scratch, 'elsewhere/bzImage', 'not a real bzImage');
+    const image = writeFile(scratch(), 'elsewhere/bzImage', 'not a real bzImage');
     expect(usageErrorOf(() => discoverKernel({ root, kernel: image }))).toMatch(/^--kernel: .*vmlinuz-<release>/);
   });
 
   it('rejects a `kernel` image whose release has no series, before looking for its headers', () => {
     const root = fakeRoot(complete(NEW));
-    const image = writeFile(scratch, 'elsewhere/vmlinuz-custom', 'not a real bzImage');
+    const image = writeFile(scratch(), 'elsewhere/vmlinuz-custom', 'not a real bzImage');
     expect(usageErrorOf(() => discoverKernel({ root, kernel: image }))).toContain("'custom'");
   });
 
@@ -257,14 +256,14 @@ describe('discoverKernel', () => {
 
   it('accepts a `kdir` built for the same release', () => {
     const root = fakeRoot({ images: [NEW], modules: [NEW] });
-    const kdir = path.join(scratch, 'kdir-same');
+    const kdir = path.join(scratch(), 'kdir-same');
     writeHeaders(kdir, NEW);
     expect(discoverKernel({ root, kdir }).headers).toBe(kdir);
   });
 
   it('rejects a `kdir` whose UTS_RELEASE differs as a bad --kdir, naming both releases', () => {
     const root = fakeRoot(complete(NEW));
-    const kdir = path.join(scratch, 'kdir-other');
+    const kdir = path.join(scratch(), 'kdir-other');
     writeHeaders(kdir, OLD);
     const message = usageErrorOf(() => discoverKernel({ root, kdir }));
     expect(message).toMatch(/^--kdir: /);
@@ -275,7 +274,7 @@ describe('discoverKernel', () => {
 
   it('rejects a `kdir` without a Makefile as a bad --kdir, without the `make setup` hint', () => {
     const root = fakeRoot(complete(NEW));
-    const kdir = path.join(scratch, 'kdir-empty');
+    const kdir = path.join(scratch(), 'kdir-empty');
     mkdirSync(kdir);
     const message = usageErrorOf(() => discoverKernel({ root, kdir }));
     expect(message).toMatch(/^--kdir: /);

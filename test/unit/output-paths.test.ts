@@ -1,29 +1,28 @@
 // Output paths are tried before a run (tools/cli/output-paths.ts): a path that
 // cannot be written is a one-line usage error naming the option, and a
 // path that can is left as it was.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { checkWritableDir, checkWritableFile } from '../../tools/cli/output-paths.js';
 import { userErrorOf } from './user-error.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-output-paths-test-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = scratchDir('mmapkit-output-paths-test-');
 
 const usageError = (action: () => void): string => userErrorOf(action, ExitCode.USAGE);
 
 describe('checkWritableFile', () => {
   it('accepts a new file in a new directory and leaves no file behind', () => {
-    const file = path.join(scratch, 'new', 'deeper', 'results.json');
+    const file = path.join(scratch(), 'new', 'deeper', 'results.json');
     checkWritableFile(file, '--results');
     expect(existsSync(file)).toBe(false);
     expect(existsSync(path.dirname(file))).toBe(true);
   });
 
   it('accepts an existing file without touching its content', () => {
-    const file = path.join(scratch, 'existing.json');
+    const file = path.join(scratch(), 'existing.json');
     writeFileSync(file, 'kept');
     checkWritableFile(file, '--results');
     expect(readFileSync(file, 'utf8')).toBe('kept');
@@ -40,8 +39,8 @@ describe('checkWritableFile', () => {
   });
 
   it('refuses a directory and a path under a file', () => {
-    expect(usageError(() => checkWritableFile(scratch, '--output-file'))).toMatch(/^--output-file: .* is a directory/);
-    const file = path.join(scratch, 'plain');
+    expect(usageError(() => checkWritableFile(scratch(), '--output-file'))).toMatch(/^--output-file: .* is a directory/);
+    const file = path.join(scratch(), 'plain');
     writeFileSync(file, '');
     expect(usageError(() => checkWritableFile(path.join(file, 'x.json'), '--results'))).toMatch(/^--results: cannot write .*ENOTDIR/);
   });
@@ -49,14 +48,14 @@ describe('checkWritableFile', () => {
 
 describe('checkWritableDir', () => {
   it('makes the directory and leaves it empty', () => {
-    const dir = path.join(scratch, 'out', 'trace');
+    const dir = path.join(scratch(), 'out', 'trace');
     checkWritableDir(dir, '--out');
     expect(readdirSync(dir)).toEqual([]);
   });
 
   it('refuses /proc and a file, naming the option', () => {
     expect(usageError(() => checkWritableDir('/proc/t', '--out'))).toMatch(/^--out: cannot write into \/proc\/t/);
-    const file = path.join(scratch, 'not-a-dir');
+    const file = path.join(scratch(), 'not-a-dir');
     writeFileSync(file, '');
     expect(usageError(() => checkWritableDir(file, '--out'))).toMatch(/^--out: .* is not a directory/);
   });

@@ -1,15 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode, UserError } from '../../tools/exit-codes.js';
 import { kernelBuildDir } from '../../tools/paths.js';
 import { checkModule, loadProfile, parseProfile, referenceProfiles, resolveModule } from '../../tools/profile.js';
 import { REFERENCE_DEVICE_PATHS } from '../../tools/reference-driver.js';
+import { scratchDir } from '../scratch-dir.js';
 
 const KERNEL = '6.1.0-56-amd64';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'profile-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('profile-test-');
 
 const minimal = { name: 'x', device: '/dev/x', size: 8192 };
 
@@ -98,19 +97,19 @@ describe('modules', () => {
   });
 
   it('refuses a module that does not exist, or one that is not a module of this kernel', () => {
-    const missing = parseProfile({ ...minimal, module: 'missing.ko' }, path.join(dir, 'a.json'), KERNEL);
+    const missing = parseProfile({ ...minimal, module: 'missing.ko' }, path.join(dir(), 'a.json'), KERNEL);
     expect(() => checkModule(missing, KERNEL)).toThrow(/"module" .*missing\.ko does not exist/);
-    writeFileSync(path.join(dir, 'fake.ko'), 'not an ELF module');
-    const fake = parseProfile({ ...minimal, module: 'fake.ko' }, path.join(dir, 'b.json'), KERNEL);
+    writeFileSync(path.join(dir(), 'fake.ko'), 'not an ELF module');
+    const fake = parseProfile({ ...minimal, module: 'fake.ko' }, path.join(dir(), 'b.json'), KERNEL);
     expect(() => checkModule(fake, KERNEL)).toThrow(/was built for an unknown kernel, not 6\.1\.0-56-amd64/);
   });
 });
 
 describe('files', () => {
   it('names the file when it is missing or not JSON', () => {
-    expect(() => loadProfile(path.join(dir, 'none.json'), KERNEL)).toThrow(/does not exist/);
-    writeFileSync(path.join(dir, 'broken.json'), '{ "name": ');
-    expect(() => loadProfile(path.join(dir, 'broken.json'), KERNEL)).toThrow(/^broken\.json: not valid JSON/);
+    expect(() => loadProfile(path.join(dir(), 'none.json'), KERNEL)).toThrow(/does not exist/);
+    writeFileSync(path.join(dir(), 'broken.json'), '{ "name": ');
+    expect(() => loadProfile(path.join(dir(), 'broken.json'), KERNEL)).toThrow(/^broken\.json: not valid JSON/);
   });
 
   it('the reference profiles load, one for each device of the reference driver', () => {

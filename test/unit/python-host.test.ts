@@ -3,16 +3,15 @@
  * prints as `python3 -I -S -c` with its environment would, and an fd handed over is the caller's
  * own open file as fd 3.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PythonHost } from '../../guest/python-host.js';
+import { scratchDir } from '../scratch-dir.js';
 
 describe('PythonHost', () => {
   const host = new PythonHost();
-  const dir = mkdtempSync(path.join(tmpdir(), 'mmapkit-python-host-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir('mmapkit-python-host-');
 
   it('runs each program in a fresh child with its environment, stdout and stderr in one output', async () => {
     const program = "import os, sys\nprint('out', os.environ['WORD'], __name__)\nsys.stdout.flush()\nprint('err', file=sys.stderr)\nx = 1";
@@ -33,7 +32,7 @@ describe('PythonHost', () => {
   });
 
   it("hands over the caller's fd as fd 3: the same open file, its offset shared", async () => {
-    const file = path.join(dir, 'shared');
+    const file = path.join(dir(), 'shared');
     const fd = openSync(file, 'w+');
     try {
       writeSync(fd, 'before ');

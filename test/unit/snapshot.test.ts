@@ -1,15 +1,18 @@
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { snapshotKey, snapshotsEnabled } from '../../tools/qemu/snapshot.js';
+import { scratchDir } from '../scratch-dir.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-snapshot-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const kernel = path.join(dir, 'vmlinux');
-const initramfs = path.join(dir, 'initramfs.cpio');
-writeFileSync(kernel, 'kernel');
-writeFileSync(initramfs, 'initramfs');
+const scratch = scratchDir('mmapkit-snapshot-test-');
+let kernel = '';
+let initramfs = '';
+beforeAll(() => {
+  kernel = path.join(scratch(), 'vmlinux');
+  initramfs = path.join(scratch(), 'initramfs.cpio');
+  writeFileSync(kernel, 'kernel');
+  writeFileSync(initramfs, 'initramfs');
+});
 
 const command = (run: string): string[] => ['qemu', '-virtfs', `local,path=${run}/out,mount_tag=out`, '-chardev', `socket,id=agent,path=/tmp/t-${run.slice(-1)}/agent.sock`];
 const key = (cmd: string[], runPaths: string[]): string => snapshotKey({ command: cmd, runPaths, files: [kernel, initramfs] });
