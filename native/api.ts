@@ -104,6 +104,8 @@ export interface RaceWorker {
   iterations: number;
   /** Pages it touched and checked. */
   touched: number;
+  /** Touches (raceFaults) during which another worker finished one: how often the faults really ran at once. */
+  overlapped: number;
   /** Wrong pages in all; `wrong` lists the first 16. */
   wrongCount: number;
   wrong: WrongPage[];
@@ -122,9 +124,11 @@ export interface RaceFaultsOptions {
   access: Access;
   /** The index the page at `offset` holds. */
   firstIndex: number;
-  /** Rounds at most, each on fresh mappings... */
+  /** Rounds to run, each on fresh mappings... */
   rounds: number;
-  /** ...and none started after this many milliseconds. */
+  /** ...and more until the workers' touches overlapped this often in all (RaceWorker.overlapped; default 0)... */
+  minOverlaps?: number;
+  /** ...but none started after this many milliseconds. */
   timeLimitMs: number;
 }
 

@@ -34,8 +34,19 @@ struct FaultSpec {
   bool write;           // a write fault (a locked add of 0) instead of a load
   bool processes;       // each worker maps its own, else worker 0 maps for all
   int32_t rounds;
+  // Rounds go on past `rounds` until the workers' touches overlapped this
+  // often (Worker::overlapped), as long as the time cap allows.
+  uint32_t min_overlaps;
   int64_t stop_ms;      // no round starts after this
 };
+
+uint32_t Overlaps(const Block& block) {
+  uint32_t sum = 0;
+  for (int w = 0; w < block.workers; ++w) {
+    sum += block.worker[w].overlapped.load(std::memory_order_relaxed);
+  }
+  return sum;
+}
 
 void SetStep(Worker& me, Step step) {
   me.step.store(static_cast<int32_t>(step), std::memory_order_relaxed);
@@ -52,7 +63,9 @@ void FaultWorker(Block& block, int w, const void* raw) {
     me.round.store(round, std::memory_order_relaxed);
     SetStep(me, Step::kWaiting);
     if (w == 0) {
-      block.go.store(round < spec.rounds && race::NowMs() < spec.stop_ms &&
+      const bool wanted =
+          round < spec.rounds || Overlaps(block) < spec.min_overlaps;
+      block.go.store(wanted && race::NowMs() < spec.stop_ms &&
                      block.failed.load() == 0);
     }
     block.line.Wait();
@@ -81,6 +94,7 @@ void FaultWorker(Block& block, int w, const void* raw) {
       const uint64_t step = spec.distinct ? block.workers : 1;
       for (uint64_t p = spec.distinct ? w : 0; p < pages; p += step) {
         me.page.store(static_cast<int32_t>(p), std::memory_order_relaxed);
+        const uint32_t others_before = race::TouchedByOthers(block, w);
         uint64_t* words_at = reinterpret_cast<uint64_t*>(addr + p * spec.page);
         if (spec.write) {
           // A store that leaves the word as it is: the first access is
@@ -92,6 +106,9 @@ void FaultWorker(Block& block, int w, const void* raw) {
         }
         race::CheckPage(me, round, spec.first_index + static_cast<int32_t>(p),
                         words_at, words);
+        if (race::TouchedByOthers(block, w) != others_before) {
+          me.overlapped.fetch_add(1, std::memory_order_relaxed);
+        }
       }
     }
     SetStep(me, Step::kWaiting);
@@ -108,6 +125,16 @@ void FaultWorker(Block& block, int w, const void* raw) {
 
 int32_t Int32Field(const Napi::Object& object, const char* name) {
   return ToInt32(object.Get(name), name);
+}
+
+uint32_t MinOverlaps(const Napi::Object& options) {
+  const Napi::Value value = options.Get("minOverlaps");
+  if (value.IsUndefined()) return 0;
+  const int32_t count = ToInt32(value, "minOverlaps");
+  if (count < 0) {
+    throw Napi::RangeError::New(options.Env(), "minOverlaps must be >= 0");
+  }
+  return static_cast<uint32_t>(count);
 }
 
 }  // namespace
@@ -140,6 +167,7 @@ Napi::Value RaceFaults(const Napi::CallbackInfo& info) {
                        ToIsWrite(options.Get("access"), "access"),
                        options.Get("processes").ToBoolean().Value(),
                        Int32Field(options, "rounds"),
+                       MinOverlaps(options),
                        start + time_limit_ms};
   const race::GroupSpec group{Int32Field(options, "workers"), spec.processes,
                               // A round under way when the time is up

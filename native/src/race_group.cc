@@ -226,12 +226,22 @@ void CheckPage(Worker& me, int32_t round, int32_t index,
   }
   const int cpu = sched_getcpu();
   if (cpu >= 0 && cpu < 64) me.ran_on |= uint64_t{1} << cpu;
-  ++me.touched;
+  me.touched.fetch_add(1, std::memory_order_relaxed);
   if (wrong == 0) return;
   if (me.wrong_count < kMaxWrongPages) {
     me.wrong[me.wrong_count] = WrongPage{round, index, words[0], wrong};
   }
   ++me.wrong_count;
+}
+
+uint32_t TouchedByOthers(const Block& block, int w) {
+  uint32_t sum = 0;
+  for (int other = 0; other < block.workers; ++other) {
+    if (other != w) {
+      sum += block.worker[other].touched.load(std::memory_order_relaxed);
+    }
+  }
+  return sum;
 }
 
 void Count(Worker& me, Op op, int32_t code) {
@@ -335,7 +345,8 @@ Napi::Array WorkersToJs(Napi::Env env, const Block& block) {
     }
     out.Set("ranOn", ran_on);
     out.Set("iterations", worker.iterations);
-    out.Set("touched", worker.touched);
+    out.Set("touched", worker.touched.load());
+    out.Set("overlapped", worker.overlapped.load());
     out.Set("wrongCount", worker.wrong_count);
     Napi::Array wrong = Napi::Array::New(env);
     for (uint32_t i = 0; i < worker.wrong_count && i < kMaxWrongPages; ++i) {

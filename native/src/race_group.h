@@ -81,7 +81,12 @@ struct Worker {
   int32_t cpu;       // the CPU it is pinned to
   uint64_t ran_on;   // bit n: seen running on CPU n (sched_getcpu)
   uint32_t iterations;
-  uint32_t touched;  // pages touched and checked
+  // Pages touched and checked; read by the other workers (TouchedByOthers).
+  std::atomic<uint32_t> touched;
+  // Touches during which another worker finished one of its own: how often
+  // the workers' faults really ran at the same time (raceFaults). On a busy
+  // host a vCPU thread may be off its CPU for a whole round.
+  std::atomic<uint32_t> overlapped;
   uint32_t wrong_count;
   WrongPage wrong[kMaxWrongPages];
   uint32_t outcome_count;
@@ -122,6 +127,9 @@ void EnterWorker(Block& block, int w);
 void CheckPage(Worker& me, int32_t round, int32_t index,
                const volatile uint64_t* words, size_t word_count);
 
+// The pages every worker but `w` has touched so far.
+uint32_t TouchedByOthers(const Block& block, int w);
+
 // Counts one outcome of an operation.
 void Count(Worker& me, Op op, int32_t code);
 
@@ -145,7 +153,8 @@ Block* RunGroup(Napi::Env env, const GroupSpec& group, WorkerBody body,
 void FreeBlock(Block* block);
 
 // The workers' records as JavaScript: [{ cpu, ranOn, iterations, touched,
-// wrongCount, wrong: [{ round, page, seen }], outcomes: [{ op, code, count }] }].
+// overlapped, wrongCount, wrong: [{ round, page, seen }], outcomes: [{ op,
+// code, count }] }].
 Napi::Array WorkersToJs(Napi::Env env, const Block& block);
 
 }  // namespace mmapkit::race

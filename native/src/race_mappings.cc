@@ -55,7 +55,7 @@ void Touch(Worker& me, const MappingSpec& spec, int32_t round, uint64_t addr,
       reinterpret_cast<const volatile uint64_t*>(addr + p * spec.page);
   if (spec.first_index < 0) {
     (void)words[0];
-    ++me.touched;
+    me.touched.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   race::CheckPage(me, round, spec.first_index + static_cast<int32_t>(p),

@@ -205,7 +205,7 @@ export function fakeSystem(
             if (seen !== BigInt(options.firstIndex + p)) wrong.push({ round, page: options.firstIndex + p, seen, wrongWords: PAGE / 8 });
           }
         }
-        return { cpu: w, ranOn: [w], iterations: options.rounds, touched, wrongCount: wrong.length, wrong, outcomes: [] };
+        return { cpu: w, ranOn: [w], iterations: options.rounds, touched, overlapped: touched, wrongCount: wrong.length, wrong, outcomes: [] };
       });
       return { rounds: options.rounds, failed: false, workers };
     },

@@ -544,6 +544,41 @@ describe('fault counters', () => {
   });
 });
 
+describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
+  const PAGES = 8;
+  const patterned = (): number => {
+    const content = new Uint8Array(PAGES * PAGE);
+    const words = new BigUint64Array(content.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = BigInt(Math.floor((i * 8) / PAGE));
+    return openTracked(shmFile('race', PAGES * PAGE, content), C.O_RDONLY);
+  };
+  const race = (fd: number, minOverlaps: number | undefined) =>
+    native.raceFaults(fd, 0n, BigInt(PAGES * PAGE), { workers: 2, processes: false, pages: 'distinct', access: 'read', firstIndex: 0, rounds: 3, minOverlaps, timeLimitMs: 300 });
+
+  it('runs exactly the rounds asked for when no overlaps are asked for, each worker seeing its own pages', () => {
+    const result = race(patterned(), undefined);
+    expect(result.rounds).toBe(3);
+    for (const worker of result.workers) {
+      expect(worker).toMatchObject({ touched: 3 * (PAGES / 2), wrongCount: 0 });
+      expect(worker.overlapped).toBeGreaterThanOrEqual(0);
+      expect(worker.overlapped).toBeLessThanOrEqual(worker.touched);
+    }
+  });
+
+  it('goes on past the rounds asked for until the overlaps are there or the time is up', () => {
+    const started = Date.now();
+    // More overlaps than 300 ms of rounds can give: the time cap ends it.
+    const result = race(patterned(), 1_000_000_000);
+    expect(result.rounds).toBeGreaterThan(3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(result.workers.every((worker) => worker.wrongCount === 0)).toBe(true);
+  });
+
+  it('refuses a negative minOverlaps', () => {
+    expect(() => race(patterned(), -1)).toThrow(RangeError);
+  });
+});
+
 describe('device ioctls without a device', () => {
   it('fail on /dev/null with ENOTTY, shaped like a Node fs error with syscall ioctl', () => {
     const fd = openTracked('/dev/null', C.O_RDONLY);
