@@ -62,12 +62,15 @@ export const MAX_MAPPINGS = 8;
 /** The most pages a step's numbered length maps (the edges 'rest', 'past' and 'whole' reach the region's end). */
 export const MAX_MAP_PAGES = 16;
 /**
- * A 'race' step's attempts: rounds, each on fresh mappings (so every first touch faults), with a
- * cap on their time. A racy ->fault (taxonomy #19) shows only in rounds where both vCPUs really run
- * at once: several per step. A round takes 2-3 ms on an idle host (a step with its fork 0.05-0.2 s);
- * on a loaded one the cap bounds a step.
+ * A 'race' step's attempts: rounds, each on fresh mappings (so every first touch faults), more until
+ * the workers' touches overlapped RACE_MIN_OVERLAPS times, with a cap on their time. A racy ->fault
+ * (taxonomy #19) shows only in touches that overlap another worker's: about 70 % of them on an idle
+ * host, and about one in four of those maps a wrong page with fixture-bug-racyfault (measured
+ * 2026-12-01), so 4 rounds of 4 pages a worker are plenty; a round takes 2-3 ms there. On a loaded
+ * host the vCPUs take turns and few touches overlap: the cap bounds the step.
  */
-export const RACE_ROUNDS = 32;
+export const RACE_ROUNDS = 4;
+export const RACE_MIN_OVERLAPS = 16;
 export const RACE_TIME_LIMIT_MS = 1000;
 /** The fewest pages each racing worker faults in a round. */
 const RACE_PAGES_PER_WORKER = 4;
@@ -566,7 +569,7 @@ export class FuzzWorld {
       for (const each of range(first, first + pages)) this.touched.add(each);
       // 'write': a locked add of 0, a write fault (do_shared_fault) that leaves the pattern as it is.
       const access = str(step, 'access') === 'write' ? 'write' : 'read';
-      const options = { workers, processes: false, pages: 'distinct', access, firstIndex: first, rounds: RACE_ROUNDS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
+      const options = { workers, processes: false, pages: 'distinct', access, firstIndex: first, rounds: RACE_ROUNDS, minOverlaps: RACE_MIN_OVERLAPS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
       const got = attempt(() => this.system.raceFaults(fd, offset, length, options));
       // A hang (ETIMEDOUT) or a worker killed by a signal is the driver's failure too. raceFaults forks its
       // workers' supervisor, so a fork the kernel refuses (catalogue E3) ends the step before any fault.

@@ -37,7 +37,7 @@ class StepCommand implements fc.Command<FuzzWorld, FuzzSystem> {
     try {
       world.run(this.step);
     } finally {
-      timing.count(this.step.op, performance.now() - started);
+      timings.get(world)?.count(this.step.op, performance.now() - started);
     }
   }
 
@@ -60,7 +60,8 @@ class Timing {
     return { ops: rounded, otherMs: Math.round(totalMs - inOps) };
   }
 }
-let timing = new Timing();
+/** Each world's fuzz run's Timing: fast-check hands a command the world only. */
+const timings = new WeakMap<FuzzWorld, Timing>();
 
 const traces = new WeakMap<FuzzWorld, FuzzStep[]>();
 /** The steps a sequence ran, in order: the failing one last. */
@@ -208,9 +209,11 @@ function runSequence(
   system: FuzzSystem,
   target: FuzzTarget,
   state: DeviceState,
+  timing: Timing,
   commands: Iterable<fc.Command<FuzzWorld, FuzzSystem>>,
 ): { steps: FuzzStep[]; gone: boolean; error?: unknown } {
   const world = new FuzzWorld(system, target, state.content());
+  timings.set(world, timing);
   let error: unknown;
   let failed = false;
   try {
@@ -250,32 +253,32 @@ export const FIRST_SEQUENCE: FuzzStep[] = [
 ];
 
 /** Runs steps as they are, once: the first sequence, or a replayed one. */
-function runSteps(system: FuzzSystem, target: FuzzTarget, state: DeviceState, steps: FuzzStep[], seed: number, started: number): FuzzReport {
-  const ran = runSequence(system, target, state, steps.map((step) => new StepCommand(step)));
+function runSteps(system: FuzzSystem, target: FuzzTarget, state: DeviceState, timing: Timing, steps: FuzzStep[], seed: number, started: number): FuzzReport {
+  const ran = runSequence(system, target, state, timing, steps.map((step) => new StepCommand(step)));
   const failure: FuzzFailure | undefined = ran.error === undefined ? undefined : { error: messageOf(ran.error), steps: ran.steps, shrinks: 0 };
   return { passed: failure === undefined, seed, ops: ran.steps.length, runs: 1, shrinkOps: 0, ms: Date.now() - started, ...(failure && { failure }) };
 }
 
 export function runFuzz(system: FuzzSystem, args: FuzzArgs): FuzzReport {
-  timing = new Timing();
+  const timing = new Timing();
   // Most refusals the model allows arrive as thrown errors (an errno, a fault); capturing a deep stack for
   // each is wasted under emulation. A failure's report is its message and the sequence, not a stack.
   const { stackTraceLimit } = Error;
   Error.stackTraceLimit = 2;
   try {
-    const report = searchOrReplay(system, args);
+    const report = searchOrReplay(system, args, timing);
     return { ...report, timing: timing.report(report.ms) };
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
   }
 }
 
-function searchOrReplay(system: FuzzSystem, args: FuzzArgs): FuzzReport {
+function searchOrReplay(system: FuzzSystem, args: FuzzArgs, timing: Timing): FuzzReport {
   const started = Date.now();
   const { target, seed, replay } = args;
   const state = new DeviceState(system, target);
-  if (replay !== undefined && 'steps' in replay) return runSteps(system, target, state, replay.steps, seed, started);
-  const first = replay === undefined ? runSteps(system, target, state, FIRST_SEQUENCE, seed, started) : undefined;
+  if (replay !== undefined && 'steps' in replay) return runSteps(system, target, state, timing, replay.steps, seed, started);
+  const first = replay === undefined ? runSteps(system, target, state, timing, FIRST_SEQUENCE, seed, started) : undefined;
   if (first !== undefined && !first.passed) return first;
   let ops = first?.ops ?? 0;
   let runs = first?.runs ?? 0;
@@ -294,7 +297,7 @@ function searchOrReplay(system: FuzzSystem, args: FuzzArgs): FuzzReport {
     // no further generation (a run that merely passed would still have its sequence generated).
     // Once a failure is found every run counts (shrinking).
     if (gone || (last === undefined && !replaying && ops >= args.ops)) throw new fc.PreconditionFailure(true);
-    const ran = runSequence(system, target, state, sequence);
+    const ran = runSequence(system, target, state, timing, sequence);
     const { steps, error } = ran;
     gone = ran.gone;
     if (last === undefined) [ops, runs] = [ops + steps.length, runs + 1];
