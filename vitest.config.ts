@@ -4,12 +4,14 @@ import PathOrderSequencer from './tools/test/vitest-order.js';
 /**
  * CLI files that must not overlap another, run one at a time after the others: the concurrent-builds check
  * touches a kmod source, which would make a build in the other file do work (cli.test.ts checks that a second
- * build does none); and the files whose verdict needs the guest's vCPUs to run when the guest asks: the fuzz's
- * racing faults (a racy ->fault shows only while both vCPUs really run at once) and fbcon's cursor blink (a
- * guest timer). Another lane's guest on a 2-core host takes those cores away (make test, 2026-11-30: the fuzz
- * missed fixture-bug-racyfault and the blink fell outside the region's reads).
+ * build does none); and the files whose verdict needs the guest's vCPUs to run when the guest asks: racing
+ * faults, in the fuzz and in the racing fixture's runs (a racy ->fault shows only while both vCPUs really run
+ * at once), and fbcon's cursor blink (a guest timer). Another lane's guest on a 2-core host takes those cores
+ * away (make test, 2026-11-30: the fuzz missed fixture-bug-racyfault and the blink fell outside the region's
+ * reads; with two busy host threads, the racing workers' faults overlapped about 3 times in 40 rounds instead
+ * of about 400, 2026-12-01).
  */
-const CLI_ALONE = ['test/cli/concurrency.test.ts', 'test/cli/fuzz.test.ts', 'test/cli/live-framebuffer.test.ts'];
+const CLI_ALONE = ['test/cli/concurrency.test.ts', 'test/cli/fuzz.test.ts', 'test/cli/live-framebuffer.test.ts', 'test/cli/racing-fixtures.test.ts'];
 
 /** How many CLI files run at once (MMAPKIT_TEST_LANES, default 2). */
 const CLI_LANES = Number(process.env.MMAPKIT_TEST_LANES ?? 2);

@@ -29,6 +29,11 @@ interface Expectation {
    * guest, so that the runner's recovery is shown to give every later case its result.
    */
   wholeSuite?: boolean;
+  /**
+   * Caught only while the guest's vCPUs run at once: its run is racing-fixtures.test.ts, which make test runs
+   * alone, since another lane's guest takes the host's CPUs (the case then skips: no race was run).
+   */
+  racing?: boolean;
 }
 
 const BUGGY: Expectation[] = [
@@ -39,7 +44,12 @@ const BUGGY: Expectation[] = [
   // Only visible because the guest boots with init_on_alloc=0 page_poison=1 (qemu-args.ts LEAK_REVEALING).
   { fixture: 'fixture-bug-uninit', caughtBy: /a whole-device map reads zero right after load/, exitCodes: [ExitCode.TESTS_FAILED] },
   // Only two faults at once show it: the single-threaded cases pass it.
-  { fixture: 'fixture-bug-racyfault', caughtBy: /threads faulting distinct pages at the same moment each see their own page/, exitCodes: [ExitCode.TESTS_FAILED] },
+  {
+    fixture: 'fixture-bug-racyfault',
+    caughtBy: /threads faulting distinct pages at the same moment each see their own page/,
+    exitCodes: [ExitCode.TESTS_FAILED],
+    racing: true,
+  },
   { fixture: 'fixture-bug-dontexpand', caughtBy: /mremap cannot grow a mapping past the region/, exitCodes: [ExitCode.TESTS_FAILED] },
   { fixture: 'fixture-bug-cow', caughtBy: /MAP_PRIVATE with PROT_WRITE is refused/, exitCodes: [ExitCode.TESTS_FAILED, ExitCode.GUEST_CRASHED], wholeSuite: true },
   // Wiped by its own ->close when the child's copy goes: a count that ->open never raised reaches zero.
@@ -122,7 +132,8 @@ export interface KernelRun {
  * fixture cost more than their core cases.
  */
 const ALONE = BUGGY.filter((expectation) => expectation.wholeSuite === true);
-const SHARED = BUGGY.filter((expectation) => expectation.wholeSuite !== true);
+const RACING = BUGGY.filter((expectation) => expectation.racing === true);
+const SHARED = BUGGY.filter((expectation) => expectation.wholeSuite !== true && expectation.racing !== true);
 
 /** The fixture's bug is named by a failed case of its own. */
 function expectCaught(cases: Results['cases'], { fixture, caughtBy }: Expectation): void {
@@ -194,5 +205,16 @@ export function describeFixtureRuns(kernel: KernelRun): void {
         expectCaught(casesOf(shared!.results, expectation.fixture), expectation);
       });
     });
+  });
+}
+
+/** The fixtures whose bug shows only in a race, each in a quick run of its own on each series. */
+export function describeRacingFixtureRuns(series: string[]): void {
+  describe.each(series)('fixture drivers with a race on %s', (name) => {
+    it.each(RACING)('fails $fixture, naming the case that caught it', async (expectation) => {
+      const run = await runProfiles([fixtureProfile(expectation.fixture)], { series: name, quick: true });
+      expect(expectation.exitCodes, howItEnded(run)).toContain(run.code);
+      expectCaught(casesOf(run.results, expectation.fixture), expectation);
+    }, RUN_TIMEOUT_MS);
   });
 }
