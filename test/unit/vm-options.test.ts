@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { MAX_TIMEOUT_S, timeoutSeconds } from '../../tools/cli/guest-command.js';
+import { guestCpus } from '../../tools/qemu/session.js';
 import { userErrorOf } from './user-error.js';
 
 const usageError = (action: () => unknown): string => userErrorOf(action, ExitCode.USAGE);
@@ -25,5 +26,20 @@ describe('timeoutSeconds', () => {
 
   it.each(['0', '-1', 'soon', 'Infinity', ''])('refuses %j as a positive number of seconds', (value) => {
     expect(usageError(() => timeoutSeconds(value, '--timeout'))).toMatch(/^--timeout takes a positive number of seconds/);
+  });
+});
+
+describe('guestCpus (MMAPKIT_GUEST_CPUS)', () => {
+  it('is 2 unless asked, else the number asked for', () => {
+    expect(guestCpus({})).toBe(2);
+    expect(guestCpus({ MMAPKIT_GUEST_CPUS: '' })).toBe(2);
+    expect(guestCpus({ MMAPKIT_GUEST_CPUS: '1' })).toBe(1);
+    expect(guestCpus({ MMAPKIT_GUEST_CPUS: '8' })).toBe(8);
+  });
+
+  it('refuses what is not a whole number from 1 to 8 in one line', () => {
+    for (const bad of ['0', '9', '1.5', 'two', '-1']) {
+      expect(usageError(() => guestCpus({ MMAPKIT_GUEST_CPUS: bad }))).toBe(`MMAPKIT_GUEST_CPUS=${bad}: takes a whole number from 1 to 8`);
+    }
   });
 });

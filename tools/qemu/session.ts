@@ -11,7 +11,7 @@ import { appendFileSync, chmodSync, chownSync, closeSync, createWriteStream, exi
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SetupError } from '../exit-codes.js';
+import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { ADDON_PATH, AGENT_BUNDLE, INIT_SCRIPT, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir } from '../paths.js';
 import type { ReadyMessage } from '../../guest/protocol.js';
@@ -89,6 +89,22 @@ export interface BootOptions {
 // by the console watch; a run can always be interrupted. Those scale with
 // this machine's measured boot (deadlines.ts).
 const DEFAULTS: { cpus: number; memoryMiB: number; requestFloorS: number } = { cpus: 2, memoryMiB: 512, requestFloorS: DEADLINE_FLOORS.requestS };
+
+/** The addon's racing workers number at most 8 (native/src/race_group.h kMaxWorkers). */
+const MAX_GUEST_CPUS = 8;
+
+/**
+ * The guest's vCPUs: 2 (the concurrency cases race on two), or MMAPKIT_GUEST_CPUS. Several guests
+ * at once on a 2-core host run faster with one each, and their races could not overlap anyway
+ * (docs/benchmarks.md, "Two guests of one vCPU, or of two"): make test's lanes use 1.
+ */
+export function guestCpus(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = env.MMAPKIT_GUEST_CPUS;
+  if (asked === undefined || asked === '') return DEFAULTS.cpus;
+  const cpus = Number(asked);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_GUEST_CPUS) throw new UserError(`MMAPKIT_GUEST_CPUS=${asked}: takes a whole number from 1 to ${MAX_GUEST_CPUS}`);
+  return cpus;
+}
 
 type Settings = BootOptions & typeof DEFAULTS & { bootTimeoutS: number };
 
@@ -224,7 +240,7 @@ export class VmSession {
     // An option left undefined keeps its default rather than overriding it.
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as BootOptions;
     const bootTimeoutS = bootDeadlineS(given.bootTimeoutS, lastBootSeconds(options.kernel.version));
-    return bootOnAccelerator(icountSettings({ ...DEFAULTS, ...given, bootTimeoutS }), (accel, settings) => VmSession.bootWith(accel, settings));
+    return bootOnAccelerator(icountSettings({ ...DEFAULTS, cpus: guestCpus(), ...given, bootTimeoutS }), (accel, settings) => VmSession.bootWith(accel, settings));
   }
 
   private static async bootWith(accel: Accelerator, settings: Settings): Promise<VmSession> {
