@@ -9,9 +9,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchResults } from '../../tools/bench/results.js';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { runCli } from './run-cli.js';
-import { scratchDir } from '../scratch-dir.js';
 import { guestCpus } from '../../tools/qemu/session.js';
+import { scratchDir } from '../scratch-dir.js';
+import { runCli } from './run-cli.js';
 
 const bench = (...args: string[]): ReturnType<typeof runCli> => runCli('bench', ...args);
 
@@ -33,7 +33,7 @@ describe('mmapkit bench', () => {
     expect(result.code, result.stderr).toBe(ExitCode.PASSED);
     // Progress: one line per case.
     expect(result.stderr).toMatch(/bench \[1\/\d+\] map remap 4K/);
-    expect(result.stdout).toMatch(new RegExp(`^mmapkit bench: kernel \\S+, accelerator tcg, ${guestCpus() === 1 ? '1 CPU' : `${guestCpus()} CPUs`},`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^mmapkit bench: kernel \\S+, accelerator tcg, ${guestCpus()} CPUs?,`));
     for (const title of ['mapping cost', 'sequential read', 'random 8-byte reads', 'targets:']) expect(result.stdout).toContain(title);
 
     expect(readdirSync(out()).sort()).toEqual([
