@@ -8,7 +8,7 @@
  * every request is answered, successfully or with an error.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, createReadStream, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, read, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
@@ -349,13 +349,25 @@ function readyMessage(): ReadyMessage {
 // would see end-of-file (virtio_console returns 0 while no host is attached).
 send(readyMessage());
 
+/**
+ * The channel is read into one buffer, reused: a read stream allocates a
+ * fresh 64 KiB buffer per read, and under TCG with page_poison=1 faulting in
+ * and checking those pages cost more than a millisecond of every round trip
+ * (measured, docs/benchmarks.md "The round trip"). Each chunk is decoded
+ * before the next read is issued; LineDecoder copies what it keeps.
+ */
+const channel = Buffer.allocUnsafeSlow(64 * 1024);
 const decoder = new LineDecoder();
-createReadStream('', { fd: port, autoClose: false })
-  .on('data', (chunk) => {
-    for (const line of decoder.push(chunk as Buffer)) serve(line);
-  })
-  .on('end', () => process.exit(0))
-  .on('error', (error) => {
-    console.error(`mmapkit-agent: channel error: ${error.message}`);
-    process.exit(1);
+
+function readChannel(): void {
+  read(port, channel, 0, channel.length, null, (error, length) => {
+    if (error !== null) {
+      console.error(`mmapkit-agent: channel error: ${error.message}`);
+      process.exit(1);
+    }
+    if (length === 0) process.exit(0);
+    for (const line of decoder.push(channel.subarray(0, length))) serve(line);
+    readChannel();
   });
+}
+readChannel();

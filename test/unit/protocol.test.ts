@@ -1,6 +1,7 @@
 // The host–agent channel framing (guest/protocol.ts): NDJSON lines split from
 // arbitrary chunks, BigInt and bytes carried as tagged values. What the
 // messages must hold is protocol-check.test.ts.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, LineDecoder } from '../../guest/protocol.js';
 
@@ -39,6 +40,29 @@ describe('LineDecoder', () => {
     expect(decoder.push(line.subarray(0, split))).toEqual([]);
     expect(decoder.remainder).not.toContain('\ufffd');
     expect(decoder.push(line.subarray(split))).toEqual(['{"s":"café ☃ 𝄞"}']);
+  });
+
+  it('gives every non-empty line, whatever the chunks, though the reader overwrites its buffer after each push', () => {
+    // The agent reads the channel into one buffer it reuses (guest/agent.ts readChannel).
+    const lines = fc.array(fc.string({ unit: 'grapheme' }).map((line) => line.replaceAll('\n', '')), { maxLength: 8 });
+    fc.assert(
+      fc.property(lines, fc.array(fc.nat(), { maxLength: 8 }), (sent, cuts) => {
+        const stream = bytes(sent.map((line) => `${line}\n`).join(''));
+        const ends = [...new Set(cuts.map((cut) => cut % (stream.length + 1))), stream.length].sort((a, b) => a - b);
+        const reused = new Uint8Array(stream.length);
+        const decoder = new LineDecoder();
+        const got: string[] = [];
+        let start = 0;
+        for (const end of ends) {
+          reused.set(stream.subarray(start, end));
+          got.push(...decoder.push(reused.subarray(0, end - start)));
+          reused.fill(0x41);
+          start = end;
+        }
+        expect(got).toEqual(sent.filter((line) => line.length > 0));
+        expect(decoder.remainder).toBe('');
+      }),
+    );
   });
 
   it('survives being fed one byte at a time', () => {
