@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
 import { REPO_ROOT } from '../../tools/paths.js';
-import { type CliResult, runCli as mmapkit } from './run-cli.js';
+import { type CliResult, runCli as mmapkit, runCliWithEnv as mmapkitWithEnv } from './run-cli.js';
 
 /** The run directory a VM command used, from its "full log: ..." line. */
 function runDirOf(result: CliResult): string | undefined {
@@ -102,7 +102,29 @@ describe('vm run', () => {
     const result = await mmapkit('vm', 'run', '--', 'grep', 'mmapkit', '/proc/modules');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^mmapkit \d+ 0 - Live /m);
-    expect(result.stderr).toMatch(/booted \S+ \(tcg, .*\) in [\d.]+ s/);
+    expect(result.stderr).toMatch(/(booted|restored) \S+ \(tcg, .*\) in [\d.]+ s/);
+  });
+
+  it('restores the guest saved at the first boot, and boots every guest with MMAPKIT_SNAPSHOT=0', async () => {
+    // The first of these saves the guest unless a run before it did.
+    const first = await mmapkit('vm', 'run', '--', 'true');
+    expect(first.code, first.stderr).toBe(0);
+    const second = await mmapkit('vm', 'run', '--', 'cat', '/proc/sys/kernel/random/boot_id');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/mmapkit: restored \S+ \(tcg, .*\) in [\d.]+ s/);
+    const cold = await mmapkitWithEnv({ MMAPKIT_SNAPSHOT: '0' }, 'vm', 'run', '--', 'cat', '/proc/sys/kernel/random/boot_id');
+    expect(cold.code, cold.stderr).toBe(0);
+    expect(cold.stderr).toMatch(/mmapkit: booted \S+ \(tcg, .*\) in [\d.]+ s/);
+    // Restored guests share the saved memory but not the random state: the go line seeds it afresh.
+    const third = await mmapkit('vm', 'run', '--', 'cat', '/proc/sys/kernel/random/boot_id');
+    expect(third.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+    expect(third.stdout.trim()).not.toBe(second.stdout.trim());
+  });
+
+  it('refuses a bad MMAPKIT_SNAPSHOT before booting', async () => {
+    const result = await mmapkitWithEnv({ MMAPKIT_SNAPSHOT: 'yes' }, 'vm', 'run', '--', 'true');
+    expectOneLineError(result, ExitCode.USAGE, /MMAPKIT_SNAPSHOT=yes: takes 1 .* or 0 /);
+    expect(result.stderr).not.toMatch(/booted|restored/);
   });
 
   it('the reference driver registers its three devices', async () => {

@@ -12,10 +12,16 @@ export interface CliResult {
 }
 
 export function runCli(...args: string[]): Promise<CliResult> {
+  return runCliWithEnv({}, ...args);
+}
+
+/** runCli with these variables added to (or, given as undefined, taken out of) the environment. */
+export function runCliWithEnv(env: Record<string, string | undefined>, ...args: string[]): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'mmapkit.js'), ...args], {
       cwd: REPO_ROOT,
+      env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined)),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

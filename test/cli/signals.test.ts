@@ -47,7 +47,7 @@ describe('npx mmapkit vm run -- sleep 100, signalled', () => {
     );
     let below: number[] = [];
     try {
-      expect(await until(() => /mmapkit: booted /.test(stderr), 120_000), stderr).toBe(true);
+      expect(await until(() => /mmapkit: (booted|restored) /.test(stderr), 120_000), stderr).toBe(true);
 
       // What the run consists of, found from npx down: our node, QEMU and the temp directory of QEMU's agent socket.
       below = descendantsOf(npx.pid!);

@@ -130,6 +130,15 @@ describe('bench --tool: options', () => {
     ]);
   });
 
+  it('adds the restored guest as the last variant with --restored; A and the others boot', () => {
+    const flags = parseToolBenchArgs(['--restored', '--variant', 'quiet']);
+    expect(flags.variants).toEqual([
+      { name: 'A', kernelArgs: [] },
+      { name: 'B', kernelArgs: ['quiet'] },
+      { name: 'C', kernelArgs: [], restore: true },
+    ]);
+  });
+
   it('refuses bad values in one line', () => {
     expect(() => parseToolBenchArgs(['--boots', '0'])).toThrow(/--boots takes a positive whole number/);
     expect(() => parseToolBenchArgs(['--variant', '  '])).toThrow(/--variant takes kernel command-line words/);

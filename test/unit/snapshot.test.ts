@@ -1,7 +1,8 @@
-import { utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snapshotKey, snapshotsEnabled } from '../../tools/qemu/snapshot.js';
+import { UserError } from '../../tools/exit-codes.js';
+import { SNAPSHOTS_KEPT, openSnapshot, pruneSnapshots, snapshotKey, snapshotsEnabled } from '../../tools/qemu/snapshot.js';
 import { scratchDir } from '../scratch-dir.js';
 
 const scratch = scratchDir('mmapkit-snapshot-test-');
@@ -37,9 +38,54 @@ describe('snapshotKey', () => {
 });
 
 describe('snapshotsEnabled', () => {
-  it('is off unless MMAPKIT_SNAPSHOT=1', () => {
-    expect(snapshotsEnabled({})).toBe(false);
-    expect(snapshotsEnabled({ MMAPKIT_SNAPSHOT: '0' })).toBe(false);
+  it('is on unless MMAPKIT_SNAPSHOT=0', () => {
+    expect(snapshotsEnabled({})).toBe(true);
+    expect(snapshotsEnabled({ MMAPKIT_SNAPSHOT: '' })).toBe(true);
     expect(snapshotsEnabled({ MMAPKIT_SNAPSHOT: '1' })).toBe(true);
+    expect(snapshotsEnabled({ MMAPKIT_SNAPSHOT: '0' })).toBe(false);
+  });
+  it('refuses any other value, naming the variable', () => {
+    expect(() => snapshotsEnabled({ MMAPKIT_SNAPSHOT: 'yes' })).toThrow(UserError);
+    expect(() => snapshotsEnabled({ MMAPKIT_SNAPSHOT: 'yes' })).toThrow(/^MMAPKIT_SNAPSHOT=yes: takes 1 .* or 0 /);
+  });
+});
+
+describe('saved states on disk', () => {
+  const cache = scratchDir('mmapkit-snapshot-cache-');
+  const state = (name: string, usedSecondsAgo: number): string => {
+    const file = path.join(cache(), name);
+    writeFileSync(file, name);
+    const at = new Date(Date.now() - usedSecondsAgo * 1000);
+    utimesSync(file, at, at);
+    return file;
+  };
+  const left = (): string[] => readdirSync(cache()).sort();
+
+  it(`keeps the one just saved and the most recently used others, ${SNAPSHOTS_KEPT} in all`, () => {
+    const names = Array.from({ length: SNAPSHOTS_KEPT + 2 }, (_, i) => `snapshot-${String(i).padStart(16, '0')}.state`);
+    names.forEach((name, i) => state(name, 100 + i)); // names[0] the most recently used
+    const saved = state('snapshot-ffffffffffffffff.state', 1000);
+    pruneSnapshots(cache(), saved);
+    expect(left()).toEqual([...names.slice(0, SNAPSHOTS_KEPT - 1), path.basename(saved)].sort());
+    for (const name of left()) rmSync(path.join(cache(), name));
+  });
+
+  it("removes a staged state left by a save that never finished, not one being written now", () => {
+    const saved = state('snapshot-ffffffffffffffff.state', 0);
+    state('snapshot-0000000000000001.state.123.partial', 3600);
+    state('snapshot-0000000000000002.state.456.partial', 5);
+    pruneSnapshots(cache(), saved);
+    expect(left()).toEqual(['snapshot-0000000000000002.state.456.partial', 'snapshot-ffffffffffffffff.state']);
+    for (const name of left()) rmSync(path.join(cache(), name));
+  });
+
+  it('opens a state for restoring and marks it used now; none when it is gone', () => {
+    const file = state('snapshot-0000000000000003.state', 3600);
+    const fd = openSnapshot(file);
+    expect(fd).toBeTypeOf('number');
+    closeSync(fd!);
+    expect(Date.now() - statSync(file).mtimeMs).toBeLessThan(60_000);
+    rmSync(file);
+    expect(openSnapshot(file)).toBeUndefined();
   });
 });

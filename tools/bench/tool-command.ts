@@ -40,6 +40,9 @@ Options:
   --variant WORDS     also boot a variant (B, then C, ... if repeated) with these words
                       added to the kernel command line, interleaved with A (ABAB...,
                       ABCABC...), and print each variant's median over A's per figure
+  --restored          also restore the guest from its saved state (the default outside
+                      this benchmark, MMAPKIT_SNAPSHOT) as one more variant, interleaved
+                      with the boots; every other variant boots cold
   --out DIR           where results.json and table.txt go (default build/bench/<time>/)
 ${VM_HELP}
 
@@ -50,6 +53,7 @@ const OPTIONS = {
   boots: { type: 'string' },
   requests: { type: 'string' },
   variant: { type: 'string', multiple: true },
+  restored: { type: 'boolean' },
   out: { type: 'string' },
   ...VM_OPTIONS,
 } as const;
@@ -71,6 +75,10 @@ export function parseToolBenchArgs(args: string[]): ToolBenchFlags {
     if (kernelArgs.length === 0) throw new UserError('--variant takes kernel command-line words, not an empty string');
     if (variants.length === VARIANT_NAMES.length) throw new UserError(`at most ${VARIANT_NAMES.length - 1} --variant options`);
     variants.push({ name: VARIANT_NAMES[variants.length]!, kernelArgs });
+  }
+  if (values.restored === true) {
+    if (variants.length === VARIANT_NAMES.length) throw new UserError(`at most ${VARIANT_NAMES.length - 1} variants, --restored included`);
+    variants.push({ name: VARIANT_NAMES[variants.length]!, kernelArgs: [], restore: true });
   }
   return {
     boots: positiveNumber(values.boots, '--boots', 'whole number') ?? DEFAULT_BOOTS,

@@ -88,7 +88,7 @@ export function renderToolReport(results: ToolBenchResults): string {
       `${settings.requests} requests of each kind per boot (${Math.max(1, Math.ceil(settings.requests / 10))} for exec), ±half the interquartile range`,
     `machine baseline: ${cell(baseline.time)} (${baseline.work}); xbaseline = A's median / baseline, to compare machines`,
   ];
-  if (others.length > 0) lines.push('A: as is', ...others.map((variant) => `${variant.name}: kernel command line + ${variant.kernelArgs.join(' ')}`));
+  if (others.length > 0) lines.push('A: booted', ...others.map((variant) => `${variant.name}: ${variant.restore === true ? 'restored from the saved guest instead of booted' : `kernel command line + ${variant.kernelArgs.join(' ')}`}`));
   const header = ['figure', others.length > 0 ? 'A' : 'median', 'xbaseline', ...others.flatMap((variant) => [variant.name, `${variant.name}/A`])];
   const rows = results.figures.map((figure) => {
     const [a, ...rest] = figure.variants;

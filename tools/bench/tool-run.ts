@@ -86,6 +86,11 @@ export interface Variant {
   name: string;
   /** Words added to the kernel command line. */
   kernelArgs: string[];
+  /**
+   * Restored from the saved guest (saved at its first boot) instead of booted. Unset, the boot is cold
+   * whatever MMAPKIT_SNAPSHOT says: the boot's phases are what this benchmark is for.
+   */
+  restore?: true;
 }
 
 export interface ToolSamples {
@@ -106,7 +111,7 @@ export async function runToolBench(
   for (let round = 1; round <= boots; round++) {
     for (const variant of variants) {
       samples.baselineNs.push(baselineSampleNs());
-      const sample = await measureBoot({ ...options, kernelArgs: variant.kernelArgs }, requests);
+      const sample = await measureBoot({ ...options, kernelArgs: variant.kernelArgs, snapshot: variant.restore === true }, requests);
       if ('exitCode' in sample) return sample;
       samples.boots[variant.name]!.push(sample);
       say(`bench --tool: boot ${round}/${boots}${variants.length > 1 ? ` ${variant.name}` : ''}: ${sample.hostBootS.toFixed(2)} s to agent ready`);

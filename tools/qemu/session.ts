@@ -7,7 +7,7 @@
  * when QEMU goes (unless `keep`).
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +30,7 @@ import { qemuIdentity } from './qemu-user.js';
 import { newRunDir } from './run-dir.js';
 import { cachedVmlinux } from './vmlinux.js';
 import { Qmp } from './qmp.js';
-import { SNAPSHOT_POINT, removeOtherSnapshots, resolveBinary, snapshotFile, snapshotKey, snapshotsEnabled } from './snapshot.js';
+import { SNAPSHOT_POINT, openSnapshot, pruneSnapshots, resolveBinary, snapshotFile, snapshotKey, snapshotsEnabled } from './snapshot.js';
 import { stagedPath } from './atomic-file.js';
 
 export interface BootOptions {
@@ -71,8 +71,8 @@ export interface BootOptions {
   kernelArgs?: string[];
   /**
    * Agent mode: restore a saved guest instead of booting, and save one when
-   * there is none (snapshot.ts); only with MMAPKIT_SNAPSHOT=1 for now. Not
-   * with extra devices or icount.
+   * there is none (snapshot.ts); the default unless MMAPKIT_SNAPSHOT=0 or this
+   * is false. Not with extra devices or icount.
    */
   snapshot?: boolean;
 }
@@ -158,7 +158,7 @@ export class VmSession {
     const cacheDir = kernelBuildDir(kernel.version);
     const { devices, ivshmemFile } = sessionDevices(options.qemuDevices ?? [], this.runDir);
     this.ivshmemFile = ivshmemFile;
-    const held = options.mode === 'agent' && options.snapshot !== false && snapshotsEnabled() && devices.length === 0 && options.icount === undefined;
+    const held = options.mode === 'agent' && options.snapshot === true && devices.length === 0 && options.icount === undefined;
     const runParams = {
       out: this.outputDir,
       ...(inputs !== undefined && { inputs: GUEST_INPUTS_DIR }),
@@ -201,8 +201,8 @@ export class VmSession {
         files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY)],
       });
       const saved = snapshotFile(cacheDir, key);
-      if (existsSync(saved)) {
-        fd3 = openSync(saved, 'r');
+      fd3 = openSnapshot(saved);
+      if (fd3 !== undefined) {
         command.push('-incoming', 'fd:3');
         this.restoredFrom = saved;
         appendFileSync(this.consoleLog, `mmapkit: guest restored from ${saved}, saved at guest/init.sh's snapshot point; the boot's kernel messages are in the guest's kernel log, not on this console\n`);
@@ -240,7 +240,7 @@ export class VmSession {
     // An option left undefined keeps its default rather than overriding it.
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as BootOptions;
     const bootTimeoutS = bootDeadlineS(given.bootTimeoutS, lastBootSeconds(options.kernel.version));
-    return bootOnAccelerator(icountSettings({ ...DEFAULTS, cpus: guestCpus(), ...given, bootTimeoutS }), (accel, settings) => VmSession.bootWith(accel, settings));
+    return bootOnAccelerator(icountSettings({ ...DEFAULTS, cpus: guestCpus(), snapshot: snapshotsEnabled(), ...given, bootTimeoutS }), (accel, settings) => VmSession.bootWith(accel, settings));
   }
 
   private static async bootWith(accel: Accelerator, settings: Settings): Promise<VmSession> {
@@ -334,7 +334,7 @@ export class VmSession {
         await qmp.waitMigrated();
         await written;
         renameSync(staged, target);
-        removeOtherSnapshots(path.dirname(target), target);
+        pruneSnapshots(path.dirname(target), target);
       } finally {
         await qmp.execute('cont');
       }

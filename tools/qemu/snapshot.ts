@@ -12,18 +12,22 @@
  * that cannot be restored is removed and the guest booted cold.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { futimesSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { UserError } from '../exit-codes.js';
 import path from 'node:path';
 
 /** The console line guest/init.sh prints at the save point. */
 export const SNAPSHOT_POINT = 'mmapkit-init: snapshot point';
 
 /**
- * MMAPKIT_SNAPSHOT=1 restores saved guests; off by default until the whole
- * suite has passed with it (docs/benchmarks.md, third round).
+ * Saved guests are restored unless MMAPKIT_SNAPSHOT=0: a restored guest is up
+ * in about 0.4x the time of a boot (docs/benchmarks.md, "Third round").
  */
 export function snapshotsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.MMAPKIT_SNAPSHOT === '1';
+  const asked = env.MMAPKIT_SNAPSHOT;
+  if (asked === undefined || asked === '' || asked === '1') return true;
+  if (asked === '0') return false;
+  throw new UserError(`MMAPKIT_SNAPSHOT=${asked}: takes 1 (restore saved guests, the default) or 0 (boot every guest)`);
 }
 
 /** What a file is, cheaply: a changed file (a rebuilt initramfs, an upgraded QEMU) changes the key. */
@@ -75,14 +79,60 @@ const SUFFIX = '.state';
 export const snapshotFile = (cacheDir: string, key: string): string => path.join(cacheDir, `${PREFIX}${key}${SUFFIX}`);
 
 /**
- * Removes the kernel's other saved states (each is the guest's whole memory,
- * 0.5 GB): a changed initramfs or command line leaves the old one unusable.
- * A guest restoring from one keeps reading its open file.
+ * The saved state, open for QEMU to read, and marked as used now (its
+ * modification time, which pruneSnapshots keeps the newest by); undefined
+ * when there is none, or another process has just removed it.
  */
-export function removeOtherSnapshots(cacheDir: string, keep: string): void {
+export function openSnapshot(file: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const now = new Date();
+  try {
+    futimesSync(fd, now, now);
+  } catch {
+    // Not ours to touch (another user's checkout): it is only pruned sooner.
+  }
+  return fd;
+}
+
+/**
+ * How many saved states a kernel keeps: one per command line in use (make test
+ * boots guests of one vCPU and of two; a bench variant adds its own), each
+ * the guest's whole memory, 0.5 GB.
+ */
+export const SNAPSHOTS_KEPT = 4;
+
+/** A staged state older than this is left over from a save that never finished (its process was killed). */
+const STALE_PARTIAL_MS = 10 * 60_000;
+
+/**
+ * Keeps `keep` and the kernel's most recently used other states, SNAPSHOTS_KEPT
+ * in all (a restore marks its state used: markUsed), and removes the rest and
+ * any staged state left over from a save that never finished. A guest
+ * restoring from a removed state keeps reading its open file.
+ */
+export function pruneSnapshots(cacheDir: string, keep: string, now: number = Date.now()): void {
+  const states: { file: string; used: number }[] = [];
   for (const name of readdirSync(cacheDir)) {
-    if (name.startsWith(PREFIX) && (name.endsWith(SUFFIX) || name.endsWith('.partial')) && path.join(cacheDir, name) !== keep && !name.startsWith(`${path.basename(keep)}.`)) {
-      rmSync(path.join(cacheDir, name), { force: true });
+    if (!name.startsWith(PREFIX)) continue;
+    const file = path.join(cacheDir, name);
+    let used: number;
+    try {
+      used = statSync(file).mtimeMs;
+    } catch {
+      continue; // removed by another process meanwhile
+    }
+    if (name.endsWith('.partial')) {
+      if (now - used > STALE_PARTIAL_MS) rmSync(file, { force: true });
+    } else if (name.endsWith(SUFFIX) && file !== keep) {
+      states.push({ file, used });
     }
   }
+  states.sort((a, b) => b.used - a.used);
+  for (const { file } of states.slice(SNAPSHOTS_KEPT - 1)) rmSync(file, { force: true });
 }
