@@ -361,7 +361,9 @@ export class VmSession {
       (ready) => {
         this.ready = ready;
         this.bootMs = Date.now() - this.qemu.startedAt;
-        this.requestTimeoutS = requestDeadlineS(requestTimeoutS, requestFloorS, this.bootMs / 1000);
+        // A restored guest's start says little of this machine's speed: its deadlines scale from the last cold boot.
+        const measuredBootS = this.restoredFrom === undefined ? this.bootMs / 1000 : lastBootSeconds(this.options.kernel.version);
+        this.requestTimeoutS = requestDeadlineS(requestTimeoutS, requestFloorS, measuredBootS);
         client.setRequestTimeoutMs(this.requestTimeoutS * 1000);
         // TCG boots only: they are what a slow machine stretches; a KVM boot would make the next TCG deadline the floor.
         // Cold boots only: a restored guest is not what a slow machine's deadlines should scale from.

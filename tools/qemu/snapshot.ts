@@ -13,8 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import { futimesSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { UserError } from '../exit-codes.js';
 import path from 'node:path';
+import { UserError } from '../exit-codes.js';
 
 /** The console line guest/init.sh prints at the save point. */
 export const SNAPSHOT_POINT = 'mmapkit-init: snapshot point';
@@ -112,7 +112,7 @@ const STALE_PARTIAL_MS = 10 * 60_000;
 
 /**
  * Keeps `keep` and the kernel's most recently used other states, SNAPSHOTS_KEPT
- * in all (a restore marks its state used: markUsed), and removes the rest and
+ * in all (a restore marks its state used: openSnapshot), and removes the rest and
  * any staged state left over from a save that never finished. A guest
  * restoring from a removed state keeps reading its open file.
  */
