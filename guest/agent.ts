@@ -40,6 +40,7 @@ import {
   LineDecoder,
   encodeMessage,
   kmsgLines,
+  nonZeroBytes,
   parseKmsgRecord,
   patternBytes,
   regionDifference,
@@ -230,9 +231,7 @@ async function sampleRegion({ path: device, fd, offset, length, gapsMs }: Sample
   const readOnce = (): Buffer => (fd === undefined ? native.readInChild(device, offset, length) : native.readFdInChild(fd, offset, length));
   const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readOnce() });
   const first = read();
-  let nonZero = 0;
-  for (const byte of first.bytes) if (byte !== 0) nonZero++;
-  const sample: RegionSample = { nonZero, firstNonZero: first.bytes.findIndex((byte) => byte !== 0) };
+  const sample: RegionSample = nonZeroBytes(first.bytes);
   let previous = first;
   for (const gap of gapsMs) {
     await new Promise((resolve) => setTimeout(resolve, gap));

@@ -135,8 +135,34 @@ export interface RegionChange {
   firstAt: number;
 }
 
+/**
+ * A run of zero bytes to compare regions with, a chunk at a time: Buffer's compare is one native
+ * call, where a loop over a 1 MiB region's bytes took 0.1-0.4 s of agent time under TCG (measured).
+ */
+const ZEROES = Buffer.alloc(64 * 1024);
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** How many bytes of `region` are not zero, and the offset of the first (-1: none). */
+export function nonZeroBytes(region: Uint8Array): { nonZero: number; firstNonZero: number } {
+  const bytes = asBuffer(region);
+  let nonZero = 0;
+  let firstNonZero = -1;
+  for (let chunk = 0; chunk < bytes.length; chunk += ZEROES.length) {
+    const end = Math.min(chunk + ZEROES.length, bytes.length);
+    if (bytes.compare(ZEROES, 0, end - chunk, chunk, end) === 0) continue;
+    for (let at = chunk; at < end; at++) {
+      if (bytes[at] === 0) continue;
+      if (firstNonZero === -1) firstNonZero = at;
+      nonZero++;
+    }
+  }
+  return { nonZero, firstNonZero };
+}
+
 /** How many bytes of `later` differ from `first` (same length), and the first offset that does (-1: none). */
 export function regionDifference(first: Uint8Array, later: Uint8Array): { bytes: number; firstAt: number } {
+  if (asBuffer(first).equals(later)) return { bytes: 0, firstAt: -1 };
   let bytes = 0;
   let firstAt = -1;
   for (let at = 0; at < first.length; at++) {

@@ -1,9 +1,10 @@
 // What a message must hold to be accepted (guest/protocol-check.ts), and what the host's
 // client does with one that does not: a clear error for the request it answers, never a crash.
 import { Duplex } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProtocolError, checkGuestMessage, checkRequest, checkResult, idOf, readRequest } from '../../guest/protocol-check.js';
-import { type ReadyMessage, type Request, decodeMessage, encodeMessage, regionDifference } from '../../guest/protocol.js';
+import { type ReadyMessage, type Request, decodeMessage, encodeMessage, nonZeroBytes, regionDifference } from '../../guest/protocol.js';
 import { GuestClient, GuestError } from '../../tools/qemu/guest-client.js';
 
 /** A message as the other side decodes it. */
@@ -201,7 +202,47 @@ describe('GuestClient', () => {
   });
 });
 
+/** A region of `length` zero bytes with the given bytes set, spanning the 64 KiB chunks nonZeroBytes compares at once. */
+const sparseRegion = fc
+  .integer({ min: 0, max: 3 * 65536 + 17 })
+  .chain((length) => {
+    // Anywhere, or on either side of a chunk's edge, where an off-by-one would hide.
+    const anywhere = fc.nat({ max: Math.max(0, length - 1) });
+    const nearAnEdge = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: -1, max: 0 })).map(([chunk, side]) => chunk * 65536 + side);
+    const at = fc.oneof(anywhere, nearAnEdge).filter((offset) => offset < length);
+    return fc.tuple(fc.constant(length), fc.array(fc.tuple(at, fc.integer({ min: 1, max: 255 })), { maxLength: length === 0 ? 0 : 20 }));
+  })
+  .map(([length, sets]) => {
+    const bytes = Buffer.alloc(length);
+    for (const [at, value] of sets) bytes[at] = value;
+    return bytes;
+  });
+
+describe('nonZeroBytes', () => {
+  it('counts the bytes that are not zero and finds the first, as a byte-by-byte count does', () => {
+    fc.assert(
+      fc.property(sparseRegion, (bytes) => {
+        const nonZero = [...bytes].filter((byte) => byte !== 0).length;
+        expect(nonZeroBytes(bytes)).toEqual({ nonZero, firstNonZero: bytes.findIndex((byte) => byte !== 0) });
+      }),
+      { numRuns: 50 },
+    );
+  });
+});
+
 describe('regionDifference', () => {
+  it('agrees with a byte-by-byte comparison, whether the regions are equal or not', () => {
+    fc.assert(
+      fc.property(sparseRegion, fc.boolean(), (first, same) => {
+        const later = Buffer.from(first);
+        if (!same && later.length > 0) later[later.length >> 1] ^= 0xff;
+        const differing = [...first].flatMap((byte, at) => (byte === later[at] ? [] : [at]));
+        expect(regionDifference(first, later)).toEqual({ bytes: differing.length, firstAt: differing[0] ?? -1 });
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('counts the bytes that differ and finds the first', () => {
     const first = Buffer.from([0, 1, 2, 3, 4, 5]);
     expect(regionDifference(first, Buffer.from(first))).toEqual({ bytes: 0, firstAt: -1 });
