@@ -40,14 +40,6 @@ struct FaultSpec {
   int64_t stop_ms;      // no round starts after this
 };
 
-uint32_t Overlaps(const Block& block) {
-  uint32_t sum = 0;
-  for (int w = 0; w < block.workers; ++w) {
-    sum += block.worker[w].overlapped.load(std::memory_order_relaxed);
-  }
-  return sum;
-}
-
 void SetStep(Worker& me, Step step) {
   me.step.store(static_cast<int32_t>(step), std::memory_order_relaxed);
 }
@@ -64,7 +56,8 @@ void FaultWorker(Block& block, int w, const void* raw) {
     SetStep(me, Step::kWaiting);
     if (w == 0) {
       const bool wanted =
-          round < spec.rounds || Overlaps(block) < spec.min_overlaps;
+          round < spec.rounds ||
+          race::SumOverWorkers(block, &Worker::overlapped) < spec.min_overlaps;
       block.go.store(wanted && race::NowMs() < spec.stop_ms &&
                      block.failed.load() == 0);
     }
@@ -94,7 +87,8 @@ void FaultWorker(Block& block, int w, const void* raw) {
       const uint64_t step = spec.distinct ? block.workers : 1;
       for (uint64_t p = spec.distinct ? w : 0; p < pages; p += step) {
         me.page.store(static_cast<int32_t>(p), std::memory_order_relaxed);
-        const uint32_t others_before = race::TouchedByOthers(block, w);
+        const uint32_t others_before =
+            race::SumOverWorkers(block, &Worker::touched, w);
         uint64_t* words_at = reinterpret_cast<uint64_t*>(addr + p * spec.page);
         if (spec.write) {
           // A store that leaves the word as it is: the first access is
@@ -106,7 +100,7 @@ void FaultWorker(Block& block, int w, const void* raw) {
         }
         race::CheckPage(me, round, spec.first_index + static_cast<int32_t>(p),
                         words_at, words);
-        if (race::TouchedByOthers(block, w) != others_before) {
+        if (race::SumOverWorkers(block, &Worker::touched, w) != others_before) {
           me.overlapped.fetch_add(1, std::memory_order_relaxed);
         }
       }

@@ -234,11 +234,12 @@ void CheckPage(Worker& me, int32_t round, int32_t index,
   ++me.wrong_count;
 }
 
-uint32_t TouchedByOthers(const Block& block, int w) {
+uint32_t SumOverWorkers(const Block& block,
+                        std::atomic<uint32_t> Worker::*counter, int except) {
   uint32_t sum = 0;
-  for (int other = 0; other < block.workers; ++other) {
-    if (other != w) {
-      sum += block.worker[other].touched.load(std::memory_order_relaxed);
+  for (int w = 0; w < block.workers; ++w) {
+    if (w != except) {
+      sum += (block.worker[w].*counter).load(std::memory_order_relaxed);
     }
   }
   return sum;

@@ -81,7 +81,7 @@ struct Worker {
   int32_t cpu;       // the CPU it is pinned to
   uint64_t ran_on;   // bit n: seen running on CPU n (sched_getcpu)
   uint32_t iterations;
-  // Pages touched and checked; read by the other workers (TouchedByOthers).
+  // Pages touched and checked; read by the other workers (SumOverWorkers).
   std::atomic<uint32_t> touched;
   // Touches during which another worker finished one of its own: how often
   // the workers' faults really ran at the same time (raceFaults). On a busy
@@ -127,8 +127,11 @@ void EnterWorker(Block& block, int w);
 void CheckPage(Worker& me, int32_t round, int32_t index,
                const volatile uint64_t* words, size_t word_count);
 
-// The pages every worker but `w` has touched so far.
-uint32_t TouchedByOthers(const Block& block, int w);
+// One of the workers' counters summed over them, worker `except` left out
+// (-1: none): the pages the others touched, the overlaps of all.
+uint32_t SumOverWorkers(const Block& block,
+                        std::atomic<uint32_t> Worker::*counter,
+                        int except = -1);
 
 // Counts one outcome of an operation.
 void Count(Worker& me, Op op, int32_t code);

@@ -3,10 +3,10 @@
  * them: each case boots its own VM, and checks the saved raw trace with the
  * parser, not only the text.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scratchDir } from '../scratch-dir.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 import { type CliResult as Run, runCli as command } from './run-cli.js';
 import { demandFaults } from '../../tools/explain/claims.js';
@@ -20,16 +20,9 @@ const rawTraceOf = (run: Run): string => {
   return readFileSync(path.resolve(REPO_ROOT, file), 'utf8');
 };
 
-const outDirs: string[] = [];
-/** A fresh output directory for one command, removed after the file's cases. */
-const out = (): string => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-trace-test-'));
-  outDirs.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const dir of outDirs) rmSync(dir, { recursive: true, force: true });
-});
+const scratch = scratchDir('mmapkit-trace-test-');
+/** A fresh output directory for one command, removed with the file's scratch directory. */
+const out = (): string => mkdtempSync(path.join(scratch(), 'out-'));
 
 describe('mmapkit trace', () => {
   it('remap map: the driver\'s mmap calls remap_pfn_range', async () => {
