@@ -344,6 +344,28 @@ function readyMessage(): ReadyMessage {
   return { type: 'ready', uptime, kernel, clocksource, pageSize: native.pageSize(), constants: native.constants };
 }
 
+/** ioctl RNDRESEEDCRNG, _IO('R', 0x07) (include/uapi/linux/random.h). */
+const RNDRESEEDCRNG = 0x5207n;
+
+/**
+ * A restored guest starts from the saved guest's random state (tools/qemu/snapshot.ts). init.sh mixes the
+ * host's fresh bytes into the input pool, but the CRNG draws on that pool only at its next reseed, seconds to a
+ * minute away (crng_has_old_seed, 6.1 and 6.12), so two restored guests could draw the same bytes: make test
+ * saw two with the same boot_id, which the kernel log cursor names the boot by. Reseeding now, before
+ * anything here reads boot_id, draws on the host's bytes (and RDSEED/RDRAND, crng_reseed) at once.
+ */
+function reseedRandom(): void {
+  const fd = native.open('/dev/urandom', constants.O_RDONLY);
+  try {
+    native.ioctl(fd, RNDRESEEDCRNG, new Uint8Array(0));
+  } catch (error) {
+    console.error(`mmapkit-agent: could not reseed the kernel's random generator: ${(error as Error).message}`);
+  } finally {
+    native.close(fd);
+  }
+}
+reseedRandom();
+
 // The first write blocks until the host has connected; reading before that
 // would see end-of-file (virtio_console returns 0 while no host is attached).
 send(readyMessage());

@@ -13,7 +13,7 @@
 import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { filesUnder, prepareModuleTree, run } from './build.js';
+import { filesUnder, kbuildArgs, prepareModuleTree, run } from './build.js';
 import { type Step, runSteps } from './steps.js';
 import type { GuestKernel } from '../kernel.js';
 import { REPO_ROOT, kernelBuildDir } from '../paths.js';
@@ -81,7 +81,7 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
         if (!commonLinked && existsSync(common)) prepareCommonTree(kernel, common);
         commonLinked = true;
         const tree = prepareModuleTree(kernel, path.join('fixtures', name), source);
-        await run(quiet`make -C ${kernel.headers} M=${tree} W=1 modules`, `the build of fixture ${name}`, false);
+        await run(quiet`make ${kbuildArgs(kernel, tree)}`, `the build of fixture ${name}`, false);
       },
     };
   });
