@@ -53,8 +53,54 @@ function required(name: string): string {
   return value;
 }
 
+/**
+ * With the hold point (guest/init.sh, mmapkit.hold=1) the agent starts before
+ * the guest is saved and waits, before anything that belongs to one run: it
+ * says so on the FIFO `held` in MMAPKIT_HOLD, then reads the run's
+ * parameters (MMAPKIT_*=VALUE lines) from the FIFO `go` there, which init.sh
+ * writes once a guest goes on, restored or not, with the shares mounted.
+ * Until then this process has opened nothing on a share: the addon, the
+ * channel and every file of the run come after.
+ */
+function awaitGo(): void {
+  const hold = process.env.MMAPKIT_HOLD;
+  if (hold === undefined) return;
+  delete process.env.MMAPKIT_HOLD;
+  writeFileSync(path.join(hold, 'held'), 'held\n');
+  for (const line of readFileSync(path.join(hold, 'go'), 'utf8').split('\n')) {
+    const match = /^(MMAPKIT_[A-Z_]+)=(.*)$/.exec(line);
+    if (match !== null) process.env[match[1]!] = match[2];
+    else if (line !== '') throw new Error(`init.sh sent the held agent a line not understood: '${line}'`);
+  }
+}
+awaitGo();
+
 const port = openSync(required('MMAPKIT_PORT'), 'r+');
 const native: NativeAddon = loadNative(path.join(required('MMAPKIT_ROOT'), 'native/build/Release/mmapkit_native.node'));
+
+/** ioctl RNDRESEEDCRNG, _IO('R', 0x07) (include/uapi/linux/random.h). */
+const RNDRESEEDCRNG = 0x5207n;
+
+/**
+ * A restored guest starts from the saved guest's random state (tools/qemu/snapshot.ts). init.sh mixes the
+ * host's fresh bytes into the input pool, but the CRNG draws on that pool only at its next reseed, seconds to a
+ * minute away (crng_has_old_seed, 6.1 and 6.12), so two restored guests could draw the same bytes: make test
+ * saw two with the same boot_id, which the kernel log cursor names the boot by. Reseeding now, before
+ * anything here reads boot_id, draws on the host's bytes (and RDSEED/RDRAND, crng_reseed) at once.
+ * What this process drew before the save (V8's seed for Math.random) stays the saved guest's: the agent
+ * draws nothing random itself.
+ */
+function reseedRandom(): void {
+  const fd = native.open('/dev/urandom', constants.O_RDONLY);
+  try {
+    native.ioctl(fd, RNDRESEEDCRNG, new Uint8Array(0));
+  } catch (error) {
+    console.error(`mmapkit-agent: could not reseed the kernel's random generator: ${(error as Error).message}`);
+  } finally {
+    native.close(fd);
+  }
+}
+reseedRandom();
 
 // Writes block until the host has room; that back-pressure is what we want.
 function send(message: unknown): void {
@@ -343,28 +389,6 @@ function readyMessage(): ReadyMessage {
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   return { type: 'ready', uptime, kernel, clocksource, pageSize: native.pageSize(), constants: native.constants };
 }
-
-/** ioctl RNDRESEEDCRNG, _IO('R', 0x07) (include/uapi/linux/random.h). */
-const RNDRESEEDCRNG = 0x5207n;
-
-/**
- * A restored guest starts from the saved guest's random state (tools/qemu/snapshot.ts). init.sh mixes the
- * host's fresh bytes into the input pool, but the CRNG draws on that pool only at its next reseed, seconds to a
- * minute away (crng_has_old_seed, 6.1 and 6.12), so two restored guests could draw the same bytes: make test
- * saw two with the same boot_id, which the kernel log cursor names the boot by. Reseeding now, before
- * anything here reads boot_id, draws on the host's bytes (and RDSEED/RDRAND, crng_reseed) at once.
- */
-function reseedRandom(): void {
-  const fd = native.open('/dev/urandom', constants.O_RDONLY);
-  try {
-    native.ioctl(fd, RNDRESEEDCRNG, new Uint8Array(0));
-  } catch (error) {
-    console.error(`mmapkit-agent: could not reseed the kernel's random generator: ${(error as Error).message}`);
-  } finally {
-    native.close(fd);
-  }
-}
-reseedRandom();
 
 // The first write blocks until the host has connected; reading before that
 // would see end-of-file (virtio_console returns 0 while no host is attached).

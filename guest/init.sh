@@ -59,17 +59,71 @@ while read -r module; do
 done </lib/modules/order
 mark modules
 
+ROOT=/sysroot
+GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The agent's runtime (tools/qemu/agent-runtime.ts): node, then the libraries
+# it loads, each as "LOOKUP REAL".
+read -r NODE _ </agent-runtime
+
+# share TAG DIR OPTIONS: mounts the host directory shared under TAG on DIR.
+share() {
+	mkdir -p "$2" && mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,$3" "$1" "$2" ||
+		fatal "cannot mount the host's $1 share on $2"
+}
+
+# start_agent [KEY=VALUE]...: the agent, chrooted into the guest's root, in
+# the background (its pid in AGENT); env is busybox's, outside the root,
+# which needs nothing of /usr before node.
+start_agent() {
+	for port in /sys/class/virtio-ports/*; do
+		[ "$(cat "$port/name" 2>/dev/null)" = mmapkit.agent ] && PORT=/dev/${port##*/}
+	done
+	[ -n "$PORT" ] || fatal "no virtio-serial port named mmapkit.agent"
+	env -i PATH=$GUEST_PATH HOME=/root MMAPKIT_PORT="$PORT" MMAPKIT_ROOT="$REPO" "$@" \
+		/bin/chroot "$ROOT" "$NODE" "$REPO/build/guest/agent.cjs" &
+	AGENT=$!
+}
+
+# stage_agent: with the hold point, the agent is started before the save, so
+# that a restored guest does not pay node's start, about 1 s under TCG. node,
+# its libraries and the agent's bundle are copied from the shares onto
+# tmpfs at the paths the agent opens them by, the shares unmounted again
+# (which lets QEMU save the guest), and the copies put where the shares
+# will later be mounted over them: the running agent keeps what it opened.
+# The agent says it is held on one FIFO and waits for the run's parameters
+# on the other (guest/agent.ts, awaitGo).
+stage_agent() {
+	share usr /stage/usr ro
+	share checkout /stage/checkout ro
+	mkdir -p /stage/root && mount -t tmpfs -o mode=0755 staged /stage/root || fatal "cannot mount a tmpfs for the agent's runtime"
+	while read -r lookup real; do
+		dest=/stage/root${lookup#/usr}
+		mkdir -p "${dest%/*}" && cp "/stage/usr${real#/usr}" "$dest" || fatal "cannot copy $real for the agent"
+	done </agent-runtime
+	mkdir -p "$ROOT$REPO/build/guest" && cp /stage/checkout/build/guest/agent.cjs "$ROOT$REPO/build/guest/" ||
+		fatal "cannot copy the agent's bundle"
+	umount /stage/usr /stage/checkout || fatal "cannot unmount the shares the agent was copied from"
+	mount --move /stage/root "$ROOT/usr" || fatal "cannot move the agent's runtime into the guest's root"
+	mkdir "$ROOT/.mmapkit" && mkfifo "$ROOT/.mmapkit/held" "$ROOT/.mmapkit/go" || fatal "cannot make the agent's FIFOs"
+	start_agent MMAPKIT_HOLD=/.mmapkit
+	read -r _ <"$ROOT/.mmapkit/held" || fatal "the agent did not start"
+}
+
+mount -t tmpfs -o mode=0755 root "$ROOT" && cp -a /guest-root/. "$ROOT/" || fatal "cannot make the guest's root"
+
 # mmapkit.hold=1 (agent mode, tools/qemu/snapshot.ts): the host may save the
-# guest here, before the first 9p mount (QEMU refuses to migrate a guest
-# with a 9p share mounted), and start later guests from that state instead
-# of booting them. So nothing before this point may depend on the run: the
-# run's own parameters (the output and inputs directories) come on the line
-# the host then sends on the console, "go EPOCH SEED [KEY=VALUE]...", with
-# the host's clock (a restored guest's clock is the saved guest's) and
-# fresh bytes for the random pool (each restored guest starts from the same
-# pool; boot_id, which the agent's kernel log cursor names the boot by, is
-# drawn from it).
+# guest here, with the agent started, before the 9p shares are mounted (QEMU
+# refuses to migrate a guest with a 9p share mounted), and start later
+# guests from that state instead of booting them. So nothing before this
+# point may depend on the run: the run's own parameters (the output and
+# inputs directories) come on the line the host then sends on the console,
+# "go EPOCH SEED [KEY=VALUE]...", with the host's clock (a restored guest's
+# clock is the saved guest's) and fresh bytes for the random pool (each
+# restored guest starts from the same pool; the agent reseeds the kernel's
+# generator from it before anything reads boot_id).
 if [ "$HOLD" = 1 ]; then
+	[ "$MODE" = agent ] || fatal "mmapkit.hold=1 needs mmapkit.mode=agent"
+	stage_agent
 	stty -echo 2>/dev/null
 	say "snapshot point"
 	read -r word epoch seed rest || fatal "no go line from the host"
@@ -86,15 +140,6 @@ if [ "$HOLD" = 1 ]; then
 fi
 [ -n "$OUT" ] || fatal "missing mmapkit.out on the kernel command line or the go line"
 
-ROOT=/sysroot
-
-# share TAG DIR OPTIONS: mounts the host directory shared under TAG on DIR.
-share() {
-	mkdir -p "$2" && mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,$3" "$1" "$2" ||
-		fatal "cannot mount the host's $1 share on $2"
-}
-
-mount -t tmpfs -o mode=0755 root "$ROOT" && cp -a /guest-root/. "$ROOT/" || fatal "cannot make the guest's root"
 share usr "$ROOT/usr" ro,cache=loose
 for dir in /tmp /run /root /var/tmp; do
 	mount -t tmpfs -o mode=1777 scratch "$ROOT$dir" || fatal "cannot mount a tmpfs on $dir"
@@ -121,17 +166,15 @@ share out "$ROOT$OUT" rw
 mount -o remount,ro "$ROOT" || fatal "cannot make the guest's root read-only"
 mark root
 
-GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
 case "$MODE" in
 agent)
-	for port in /sys/class/virtio-ports/*; do
-		[ "$(cat "$port/name" 2>/dev/null)" = mmapkit.agent ] && PORT=/dev/${port##*/}
-	done
-	[ -n "$PORT" ] || fatal "no virtio-serial port named mmapkit.agent"
-	chroot "$ROOT" /usr/bin/env -i PATH=$GUEST_PATH HOME=/root MMAPKIT_PORT="$PORT" \
-		MMAPKIT_ROOT="$REPO" MMAPKIT_OUT="$OUT" \
-		/usr/bin/node "$REPO/build/guest/agent.cjs"
+	if [ -n "$AGENT" ]; then
+		# The held agent's parameters; it reads until this write ends.
+		echo "MMAPKIT_OUT=$OUT" >"$ROOT/.mmapkit/go" || fatal "cannot send the held agent its parameters"
+	else
+		start_agent MMAPKIT_OUT="$OUT"
+	fi
+	wait "$AGENT"
 	say "agent exited with status $?"
 	;;
 shell)

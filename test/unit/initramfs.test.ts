@@ -156,6 +156,10 @@ function fakeInputs(tag = ''): InitramfsInputs {
       { type: 'file', path: 'etc/passwd', mode: 0o644, data: Buffer.from(`root:x:0:0:root:/root:/bin/bash${tag}\n`) },
     ],
     applets: ['mount', 'insmod', '['],
+    agentRuntime: [
+      { lookup: '/usr/bin/node', real: '/usr/bin/node' },
+      { lookup: '/lib64/ld-linux-x86-64.so.2', real: `/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2${tag}` },
+    ],
   };
 }
 
@@ -203,6 +207,14 @@ describe('initramfsManifest', () => {
 
   it('has the mount points init uses', () => {
     for (const dir of ['proc', 'sys', 'dev', 'sysroot', 'tmp']) expect(entry(dir)?.type).toBe('dir');
+  });
+
+  it("lists the agent's runtime, node first, one LOOKUP REAL a line, where init.sh reads it", () => {
+    const list = entry('agent-runtime');
+    expect(list?.type === 'file' && Buffer.from(list.data).toString()).toBe(
+      '/usr/bin/node /usr/bin/node\n/lib64/ld-linux-x86-64.so.2 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n',
+    );
+    expect(readFileSync(INIT_SCRIPT, 'utf8')).toContain('</agent-runtime');
   });
 
   it('has the guest root skeleton under guest-root/, which init.sh copies', () => {
@@ -309,7 +321,7 @@ describe('busybox applets', () => {
 
   // init.sh runs these by name from PATH=/bin before the guest's root exists;
   // with no `busybox --install` at boot, a missing link is init dying with status 127.
-  const INIT_COMMANDS = ['mount', 'cat', 'insmod', 'mkdir', 'cp', 'find', 'ln', 'chroot', 'poweroff', 'setsid', 'cttyhack', 'sleep'];
+  const INIT_COMMANDS = ['mount', 'cat', 'insmod', 'mkdir', 'cp', 'find', 'ln', 'chroot', 'poweroff', 'setsid', 'cttyhack', 'sleep', 'umount', 'mkfifo', 'env'];
 
   it("the host's busybox-static has every command init.sh runs", () => {
     const applets = busyboxApplets(BUSYBOX);
@@ -330,6 +342,7 @@ describe('writeCpio', () => {
     modules: fakeInputs().modules,
     guestRoot: fakeInputs().guestRoot,
     applets: busyboxApplets(BUSYBOX),
+    agentRuntime: fakeInputs().agentRuntime,
   };
   const manifest = initramfsManifest(inputs);
   const archive = writeCpio(manifest);

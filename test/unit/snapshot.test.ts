@@ -35,6 +35,16 @@ describe('snapshotKey', () => {
     utimesSync(kernel, new Date(1000), new Date(1000));
     expect(key(command('/r/run1'), ['/r/run1'])).not.toBe(again);
   });
+  it("changes with the agent bundle's bytes, not with a rewrite that leaves them as they were", () => {
+    const bundle = path.join(scratch(), 'agent.cjs');
+    writeFileSync(bundle, 'agent 1');
+    const withBundle = (): string => snapshotKey({ command: command('/r/run1'), runPaths: ['/r/run1'], files: [kernel, initramfs], contents: [bundle] });
+    const before = withBundle();
+    utimesSync(bundle, new Date(5000), new Date(5000));
+    expect(withBundle()).toBe(before);
+    writeFileSync(bundle, 'agent 2');
+    expect(withBundle()).not.toBe(before);
+  });
 });
 
 describe('snapshotsEnabled', () => {

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
 import { replaceAtomically } from './atomic-file.js';
+import { type RuntimeFile, agentRuntime, runtimeList } from './agent-runtime.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { guestRootSkeleton } from './guest-view.js';
 
@@ -101,7 +102,12 @@ export interface InitramfsInputs {
   guestRoot: CpioEntry[];
   /** Busybox's applets but sh (busyboxApplets): a link in /bin for each. */
   applets: string[];
+  /** node and its libraries, which init.sh copies to start the agent before the save point (agent-runtime.ts). */
+  agentRuntime: RuntimeFile[];
 }
+
+/** Where init.sh finds the agent's runtime files, one "LOOKUP REAL" a line, node first. */
+const AGENT_RUNTIME_LIST = 'agent-runtime';
 
 /** Where the skeleton of the guest's root lies in the initramfs. */
 const GUEST_ROOT_SKELETON = 'guest-root';
@@ -130,6 +136,7 @@ export function initramfsManifest(inputs: InitramfsInputs): CpioEntry[] {
       data: Buffer.from(inputs.modules.map((module) => module.name + '\n').join('')),
     },
     ...inputs.guestRoot.map((entry): CpioEntry => ({ ...entry, path: `${GUEST_ROOT_SKELETON}/${entry.path}` })),
+    { type: 'file', path: AGENT_RUNTIME_LIST, mode: 0o644, data: Buffer.from(runtimeList(inputs.agentRuntime)) },
   ];
 }
 
@@ -159,7 +166,7 @@ export function readInitramfsInputs(version: string, initScript: string): Initra
     throw new SetupError(`${BUSYBOX} is dynamically linked: run \`make setup\` (installs busybox-static)`);
   }
   const modules = moduleOrder(version).map(readModule);
-  return { busybox, init: readFileSync(initScript), modules, guestRoot: guestRootSkeleton(), applets: busyboxApplets(BUSYBOX) };
+  return { busybox, init: readFileSync(initScript), modules, guestRoot: guestRootSkeleton(), applets: busyboxApplets(BUSYBOX), agentRuntime: agentRuntime() };
 }
 
 /**

@@ -158,6 +158,7 @@ export class VmSession {
     const cacheDir = kernelBuildDir(kernel.version);
     const { devices, ivshmemFile } = sessionDevices(options.qemuDevices ?? [], this.runDir);
     this.ivshmemFile = ivshmemFile;
+    const initramfsInputs = readInitramfsInputs(kernel.version, INIT_SCRIPT);
     const held = options.mode === 'agent' && options.snapshot === true && devices.length === 0 && options.icount === undefined;
     const runParams = {
       out: this.outputDir,
@@ -166,7 +167,7 @@ export class VmSession {
     const config: QemuConfig = {
       accel,
       vmlinux: cachedVmlinux(kernel.image, cacheDir),
-      initramfs: cachedInitramfs(readInitramfsInputs(kernel.version, INIT_SCRIPT), cacheDir).path,
+      initramfs: cachedInitramfs(initramfsInputs, cacheDir).path,
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
       ...(options.icount !== undefined && { icount: options.icount }),
@@ -198,7 +199,8 @@ export class VmSession {
       const key = snapshotKey({
         command,
         runPaths: [this.runDir, this.tempDir],
-        files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY)],
+        files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY), ...initramfsInputs.agentRuntime.map((file) => file.real)],
+        contents: [AGENT_BUNDLE],
       });
       const saved = snapshotFile(cacheDir, key);
       fd3 = openSnapshot(saved);

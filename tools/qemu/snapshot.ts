@@ -1,18 +1,20 @@
 /**
  * Restoring a saved guest instead of booting one (docs/benchmarks.md, "The
  * tool itself", third round). guest/init.sh, with mmapkit.hold=1, stops
- * after its module loads, before the first 9p mount (QEMU refuses to
- * migrate a guest with a 9p share mounted), says "snapshot point" on the
- * console and waits for the host's go line. The first such boot with no
+ * after its module loads, with the guest agent started from copies of its
+ * runtime (agent-runtime.ts) but no 9p share mounted (QEMU refuses to
+ * migrate a guest with one mounted), says "snapshot point" on the console
+ * and waits for the host's go line. The first such boot with no
  * saved state is saved there (stop, migrate to the host, continue); later
  * guests start with the same command line and `-incoming fd:3` reading that
  * state. What the saved state depends on is in its key: the whole command
- * line once the run's own paths are taken out, and the kernel image, the
- * initramfs and the QEMU binary (path, size, modification time). A state
+ * line once the run's own paths are taken out, the kernel image, the
+ * initramfs, the QEMU binary, node and its libraries (path, size,
+ * modification time) and the agent's bundle (its bytes). A state
  * that cannot be restored is removed and the guest booted cold.
  */
 import { createHash } from 'node:crypto';
-import { futimesSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { futimesSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../exit-codes.js';
 
@@ -55,8 +57,10 @@ export interface SnapshotKeyInputs {
   command: readonly string[];
   /** Per-run strings (run directory, temp directory) that the saved state does not depend on. */
   runPaths: readonly string[];
-  /** Files the saved state depends on by content: the kernel image, the initramfs, the QEMU binary. */
+  /** Files the saved state depends on, known by path, size and modification time: the kernel image, the initramfs, the QEMU binary, node and its libraries. */
   files: readonly string[];
+  /** Small files it depends on by their bytes: the agent's bundle, which a rebuild may rewrite unchanged. */
+  contents?: readonly string[];
 }
 
 /** The key of the saved state a command line can restore; 16 hex digits. */
@@ -69,6 +73,7 @@ export function snapshotKey(inputs: SnapshotKeyInputs): string {
     hash.update(`${normal}\0`);
   }
   for (const file of inputs.files) hash.update(`${fileIdentity(file)}\0`);
+  for (const file of inputs.contents ?? []) hash.update(readFileSync(file)).update('\0');
   return hash.digest('hex').slice(0, 16);
 }
 
