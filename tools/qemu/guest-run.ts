@@ -75,19 +75,31 @@ export interface SharedGuest {
   socket: string;
   /** How long a case using this guest may take: some request deadlines of the first guest (deadlines.ts caseTimeoutMs). */
   caseTimeoutMs: number;
-  /** Closes the relay and stops the live guest; the last session's end. */
+  /** Lets the connections that wait at the relay (with `held`) reach the guest. */
+  admit(): void;
+  /** Closes the relay (and every connection still held there) and stops the live guest; the last session's end. */
   close(): Promise<SessionEnd>;
 }
 
-export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest> {
+/** `held`: connections wait at the relay until admit() (relay.ts startRelay). */
+export async function shareGuest(options: GuestRunOptions, held = false): Promise<SharedGuest> {
   const supervisor = await GuestSupervisor.start(() => startGuest(options), options.log);
   const socket = path.join(os.tmpdir(), `mmapkit-relay-${process.pid}-${Date.now().toString(36)}.sock`);
   // An interrupted run (Ctrl-C, SIGTERM: tools/cli/main.ts exits) leaves no socket behind either.
   const removeSocket = (): void => rmSync(socket, { force: true });
   process.once('exit', removeSocket);
+  let admit = (): void => undefined;
+  let refuse = (_reason: Error): void => undefined;
+  const admitted = held
+    ? new Promise<void>((resolve, reject) => {
+        admit = resolve;
+        refuse = reject;
+      })
+    : Promise.resolve();
+  admitted.catch(() => undefined);
   let relay;
   try {
-    relay = await startRelay(socket, supervisor);
+    relay = await startRelay(socket, supervisor, admitted);
   } catch (error) {
     await supervisor.stop();
     throw error;
@@ -97,7 +109,9 @@ export async function shareGuest(options: GuestRunOptions): Promise<SharedGuest>
     supervisor,
     socket,
     caseTimeoutMs: caseTimeoutMs(first?.requestTimeoutS ?? DEADLINE_FLOORS.conformanceRequestS),
+    admit,
     async close() {
+      refuse(new Error('the run closed its guest'));
       relay.close();
       removeSocket();
       process.off('exit', removeSocket);

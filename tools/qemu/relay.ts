@@ -2,7 +2,8 @@
  * Lets other processes (vitest's test workers) use the run's guest: a unix
  * socket that speaks the guest protocol, forwarding each request to the live
  * session's channel under a fresh id and routing answers and output back.
- * Each connection first receives the guest's ready message.
+ * Each connection first receives the guest's ready message, once the run
+ * admits the connections (startRelay).
  *
  * When the guest dies under a request, that request fails with a CRASHED
  * error carrying the console excerpt (CRASHED_CODE), and the supervisor boots
@@ -41,12 +42,13 @@ function describeCrash(crash: CrashRecord): string {
   return `${crash.reason} (console: ${crash.consoleLog})\n${crash.excerpt.map((line) => `  ${line}`).join('\n')}`;
 }
 
-function serve(socket: Socket, supervisor: GuestSupervisor): void {
+function serve(socket: Socket, supervisor: GuestSupervisor, admitted: Promise<void>): void {
   let attachedTo = supervisor.generation;
   const send = (message: unknown): void => {
     if (!socket.destroyed) socket.write(encodeMessage(message));
   };
   const forward = async ({ id, ...body }: Request): Promise<void> => {
+    await admitted;
     if (body.op === 'reattach') {
       const session = await supervisor.session();
       attachedTo = supervisor.generation;
@@ -79,8 +81,8 @@ function serve(socket: Socket, supervisor: GuestSupervisor): void {
       send({ id: request.id, ok: false, error: { message, code: GONE_CODE } });
     });
   };
-  void supervisor.session().then(
-    (session) => send(session.ready),
+  void Promise.all([supervisor.session(), admitted]).then(
+    ([session]) => send(session.ready),
     () => socket.destroy(),
   );
   const decoder = new LineDecoder();
@@ -95,8 +97,14 @@ function serve(socket: Socket, supervisor: GuestSupervisor): void {
   socket.on('error', () => socket.destroy());
 }
 
-export function startRelay(socketPath: string, supervisor: GuestSupervisor): Promise<Server> {
-  const server = createServer((socket) => serve(socket, supervisor));
+/**
+ * `admitted`: a connection is sent the ready message, and its requests are
+ * forwarded, only once it resolves (`mmapkit test` starts its test workers
+ * while the targets are still brought up: tools/test/command.ts); when it
+ * rejects, every connection is closed instead.
+ */
+export function startRelay(socketPath: string, supervisor: GuestSupervisor, admitted: Promise<void> = Promise.resolve()): Promise<Server> {
+  const server = createServer((socket) => serve(socket, supervisor, admitted));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve(server));

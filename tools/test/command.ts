@@ -193,13 +193,21 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
       // A hang is reported CRASHED and the guest replaced: a shorter floor than other commands' (deadlines.ts).
       requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
       ...profilesVm(target.profiles),
-    });
+    }, true);
+    // The test workers start (about 1 s of vitest's own) while the targets are brought up; their
+    // connections wait at the relay until then, so no case runs before the regions are recorded.
+    const running = runVitest(vitest, filters, shared, target);
+    running.catch(() => undefined);
     const crashed = await bringUpTargets(shared, target.profiles);
     if (crashed !== undefined) {
+      void vitest.cancelCurrentRun('test-failure');
+      // Closing the relay ends the files that wait there at once.
       await shared.close();
+      await running.catch(() => undefined);
       return crashed;
     }
-    outcome = await runVitest(vitest, filters, shared, target);
+    shared.admit();
+    outcome = await running;
   } catch (error) {
     await shared?.close();
     throw error;
