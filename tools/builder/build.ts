@@ -19,6 +19,11 @@ export interface BuildOptions {
   kernel: GuestKernel;
   verbose?: boolean;
   log: (line: string) => void;
+  /**
+   * Only the module, or only what the host and the guest's boot need (the rest): `mmapkit test` builds the
+   * module while the guest boots. Default: everything.
+   */
+  only?: 'module' | 'host';
 }
 
 const IGNORED = new Set(['node_modules', '.git']);
@@ -176,7 +181,9 @@ export interface BuildResult {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   if (!existsSync(path.join(REPO_ROOT, 'node_modules'))) throw new SetupError('node_modules is missing: run `make setup`');
-  const built = await runSteps(steps(options), options.log);
+  const moduleStep = `module-${options.kernel.version}`;
+  const chosen = steps(options).filter((step) => options.only === undefined || (step.name === moduleStep) === (options.only === 'module'));
+  const built = await runSteps(chosen, options.log);
   if (built.length === 0) options.log('build: nothing to do (header names, module, addon, types and agent are up to date)');
   return { built };
 }

@@ -5,7 +5,7 @@
  * code before the work's own result or failure does.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { build } from '../builder/build.js';
+import { type BuildOptions, build } from '../builder/build.js';
 import { UserError } from '../exit-codes.js';
 import { type GuestKernel, discoverKernel, discoverKernels } from '../kernel.js';
 import { reportEnd, say } from './messages.js';
@@ -153,9 +153,9 @@ export function guestOptions(flags: VmFlags, kernel: GuestKernel): GuestRunOptio
   };
 }
 
-/** Builds what is stale; says nothing when nothing was. */
-export async function ensureBuilt(kernel: GuestKernel): Promise<void> {
-  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)) });
+/** Builds what is stale (`only`: BuildOptions); says nothing when nothing was. */
+export async function ensureBuilt(kernel: GuestKernel, only?: BuildOptions['only']): Promise<void> {
+  await build({ kernel, log: (line) => (line.includes('nothing to do') ? undefined : say(line)), ...(only !== undefined && { only }) });
 }
 
 export type GuestOutcome<T> = { ok: true; value: T; session: VmSession } | { ok: false; exitCode: number };

@@ -44,13 +44,22 @@ export interface GuestRunOptions {
   kernelArgs?: string[];
   /** Restore a saved guest when there is one (BootOptions.snapshot). */
   snapshot?: boolean;
+  /** The module's build, when it runs while the guest boots: awaited before the module is loaded, its failure the run's. */
+  moduleBuilt?: Promise<void>;
   log: (line: string) => void;
 }
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
-  const boot: BootOptions = { ...options, mode: 'agent' };
+  const { moduleBuilt, ...given } = options;
+  const boot: BootOptions = { ...given, mode: 'agent' };
   for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs', 'snapshot'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
+  try {
+    await moduleBuilt;
+  } catch (error) {
+    await session.stop();
+    throw error;
+  }
   const seconds = ((session.bootMs ?? 0) / 1000).toFixed(1);
   options.log(
     `${session.restoredFrom !== undefined ? 'restored' : 'booted'} ${session.ready?.kernel ?? options.kernel.version} (${session.accel}, clocksource ${session.ready?.clocksource ?? '?'}) ` +
