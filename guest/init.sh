@@ -86,7 +86,7 @@ start_agent() {
 
 # stage_agent: with the hold point, the agent is started before the save, so
 # that a restored guest does not pay node's start, about 1 s under TCG. node,
-# its libraries and the agent's bundle are copied from the shares onto
+# its libraries, the agent's bundle and the addon are copied from the shares onto
 # tmpfs at the paths the agent opens them by, the shares unmounted again
 # (which lets QEMU save the guest), and the copies put where the shares
 # will later be mounted over them: the running agent keeps what it opened.
@@ -100,8 +100,11 @@ stage_agent() {
 		dest=/stage/root${lookup#/usr}
 		mkdir -p "${dest%/*}" && cp "/stage/usr${real#/usr}" "$dest" || fatal "cannot copy $real for the agent"
 	done </agent-runtime
-	mkdir -p "$ROOT$REPO/build/guest" && cp /stage/checkout/build/guest/agent.cjs "$ROOT$REPO/build/guest/" ||
-		fatal "cannot copy the agent's bundle"
+	# The checkout's files the agent opens before it is held: its bundle and the addon
+	# (tools/paths.ts AGENT_BUNDLE, ADDON_PATH).
+	for file in build/guest/agent.cjs native/build/Release/mmapkit_native.node; do
+		mkdir -p "$ROOT$REPO/${file%/*}" && cp "/stage/checkout/$file" "$ROOT$REPO/$file" || fatal "cannot copy the agent's $file"
+	done
 	umount /stage/usr /stage/checkout || fatal "cannot unmount the shares the agent was copied from"
 	mount --move /stage/root "$ROOT/usr" || fatal "cannot move the agent's runtime into the guest's root"
 	mkdir "$ROOT/.mmapkit" && mkfifo "$ROOT/.mmapkit/held" "$ROOT/.mmapkit/go" || fatal "cannot make the agent's FIFOs"

@@ -200,7 +200,7 @@ export class VmSession {
         command,
         runPaths: [this.runDir, this.tempDir],
         files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY), ...initramfsInputs.agentRuntime.map((file) => file.real)],
-        contents: [AGENT_BUNDLE],
+        contents: [AGENT_BUNDLE, ADDON_PATH],
       });
       const saved = snapshotFile(cacheDir, key);
       fd3 = openSnapshot(saved);

@@ -10,7 +10,7 @@
  * state. What the saved state depends on is in its key: the whole command
  * line once the run's own paths are taken out, the kernel image, the
  * initramfs, the QEMU binary, node and its libraries (path, size,
- * modification time) and the agent's bundle (its bytes). A state
+ * modification time), the agent's bundle and the addon (their bytes). A state
  * that cannot be restored is removed and the guest booted cold.
  */
 import { createHash } from 'node:crypto';
@@ -59,7 +59,7 @@ export interface SnapshotKeyInputs {
   runPaths: readonly string[];
   /** Files the saved state depends on, known by path, size and modification time: the kernel image, the initramfs, the QEMU binary, node and its libraries. */
   files: readonly string[];
-  /** Small files it depends on by their bytes: the agent's bundle, which a rebuild may rewrite unchanged. */
+  /** Small files it depends on by their bytes: the agent's bundle and the addon, which a rebuild may rewrite unchanged. */
   contents?: readonly string[];
 }
 
