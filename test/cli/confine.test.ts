@@ -147,4 +147,32 @@ describe('a driver kept anywhere, its profile anywhere', () => {
     expect(line).toMatch(/^mmapkit: error: noload\.json: module \S+\/mmapkit\.ko does not load: insmod: .*Invalid parameters \(kernel: .*`banana' invalid for parameter `size'\)$/);
     expect(result.stdout).toBe('');
   });
+
+  // The test workers start while the regions are recorded (tools/test/command.ts): a guest that dies then
+  // is the run's crash, said once, and the files that were waiting for it print nothing.
+  it.each([
+    ['when the target is first opened', 1],
+    ['while its region is recorded', 2],
+  ])('a setup that takes the guest down %s: the crash, its exit code, no case run', async (_when, open) => {
+    const setup = path.join(profileDir, `crash-on-open-${open}.ts`);
+    // The n-th open of the target panics the guest; a marker in the guest's /tmp counts the opens.
+    writeFileSync(setup, `import { readFileSync, writeFileSync } from 'node:fs';
+const marker = '/tmp/mmapkit-crash-test-opens';
+export default {
+  open(context: { native: { open(path: string, flags: number): number }; c: { O_RDWR: number } }) {
+    let opens = 1;
+    try { opens += Number(readFileSync(marker, 'utf8')); } catch { /* the first */ }
+    writeFileSync(marker, String(opens));
+    if (opens === ${open}) writeFileSync('/proc/sysrq-trigger', 'c');
+    const fd = context.native.open('/dev/zero', context.c.O_RDWR);
+    return { fd, fds: [fd], offset: 0n, size: 4096n, reach: 'fork' };
+  },
+};
+`);
+    const result = await runCli('test', '--profile', profile(`crash${open}`, { device: '/dev/zero', module: undefined, setup, size: 4096, initial: 'zero', population: 'on-demand', private: 'rejected', readWrite: undefined }));
+    expect(result.code, result.stderr.slice(-2000)).toBe(ExitCode.GUEST_CRASHED);
+    expect(result.stderr).toMatch(/^mmapkit: the guest crashed or hung while the targets were brought up, before any case: guest kernel crashed: Kernel panic - not syncing: sysrq triggered crash/m);
+    expect(errorLines(result)).toEqual([]);
+    expect(result.stdout).toBe('');
+  });
 });

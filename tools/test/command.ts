@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../paths.js';
 import { PROFILES_ENV, type Profile, profilesVm } from '../profile.js';
 import { printConsoleTail, reportEnd, say } from '../cli/messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
+import { type GuestClient, GuestGoneError } from '../qemu/guest-client.js';
 import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
 import { DEADLINE_FLOORS } from '../qemu/deadlines.js';
 import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
@@ -152,26 +153,22 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
 }
 
 /**
- * Brings every profile's target up before any case (tools/test/preflight.ts):
- * a target that never came up is one line, not a case per ->mmap. Then
- * records each region (tools/test/region-record.ts): one line for each that
- * changed on its own, whose content cases then skip. A load that
- * took the guest down is a crash, reported as one: its exit code is returned.
+ * One step of bringing the profiles' targets up before any case: opening
+ * each (tools/test/preflight.ts), so that a target that never came up is
+ * one line, not a case per ->mmap; then recording each region
+ * (tools/test/region-record.ts), one line for each that changed on its own,
+ * whose content cases then skip. A step that took the guest down is a
+ * crash, reported as one: its exit code is returned.
  */
-async function bringUpTargets(shared: SharedGuest, profiles: Profile[]): Promise<number | undefined> {
+async function bringUpStep(shared: SharedGuest, step: (guest: GuestClient) => Promise<void>): Promise<number | undefined> {
+  const { supervisor } = shared;
+  const session = await supervisor.session();
   try {
-    const { guest } = await shared.supervisor.session();
-    await bringUp(guest, profiles);
-    // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
-    // (guest/python-host.ts): asked for now, it starts during the sampling's gaps, while the guest is otherwise
-    // idle, instead of in the first case that needs it. A python3 that cannot start fails those cases, not this.
-    const python = guest.python('pass').catch(() => undefined);
-    // Before any case writes to them: what each region holds, and whether it holds still.
-    for (const line of await recordRegions(guest, profiles)) say(line);
-    await python;
+    await step(session.guest);
     return undefined;
   } catch (error) {
-    const [crash] = shared.supervisor.crashes;
+    // The channel closes as the guest dies, a moment before QEMU's end says how.
+    const crash = supervisor.crashes[0] ?? (error instanceof GuestGoneError ? await withinMs(supervisor.crashOf(session), CRASH_WAIT_MS) : undefined);
     if (crash === undefined) throw error;
     say(`the guest crashed or hung while the targets were brought up, before any case: ${crash.reason} (console: ${crash.consoleLog})`);
     process.stderr.write(crash.excerpt.map((line) => `  ${line}\n`).join(''));
@@ -179,10 +176,37 @@ async function bringUpTargets(shared: SharedGuest, profiles: Profile[]): Promise
   }
 }
 
+/** How long a guest whose channel closed may take to end, so that its crash is described. */
+const CRASH_WAIT_MS = 15_000;
+
+const withinMs = <T>(promise: Promise<T>, ms: number): Promise<T | undefined> =>
+  Promise.race([promise, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
+
+async function recordTargets(guest: GuestClient, profiles: Profile[]): Promise<void> {
+  // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
+  // (guest/python-host.ts): asked for now, it starts during the sampling's gaps, while the guest is otherwise
+  // idle, instead of in the first case that needs it. A python3 that cannot start fails those cases, not this.
+  const python = guest.python('pass').catch(() => undefined);
+  // Before any case writes to them: what each region holds, and whether it holds still.
+  for (const line of await recordRegions(guest, profiles)) say(line);
+  await python;
+}
+
+/**
+ * Gives a run up before any case: closing the guest's relay ends the files
+ * that wait there at once, and what they report is not printed.
+ */
+async function abandonRun(reporting: Reporting, shared: SharedGuest, running: Promise<VitestOutcome> | undefined): Promise<void> {
+  for (const reporter of reporting.vitest) if (reporter instanceof ConciseReporter) reporter.abandon();
+  await shared.close();
+  await running?.catch(() => undefined);
+}
+
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget, report: ReportOptions = {}): Promise<number> {
   const reporting = reportingOf(report);
   const { vitest, filters } = await prepareVitest(target, report, reporting.vitest);
   let shared: SharedGuest | undefined;
+  let running: Promise<VitestOutcome> | undefined;
   let outcome: VitestOutcome;
   try {
     // Before the boot: a setup that does not bundle is a bad profile, and costs no guest.
@@ -194,22 +218,22 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
       requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
       ...profilesVm(target.profiles),
     }, true);
-    // The test workers start (about 1 s of vitest's own) while the targets are brought up; their
-    // connections wait at the relay until then, so no case runs before the regions are recorded.
-    const running = runVitest(vitest, filters, shared, target);
-    running.catch(() => undefined);
-    const crashed = await bringUpTargets(shared, target.profiles);
+    let crashed = await bringUpStep(shared, (guest) => bringUp(guest, target.profiles));
+    if (crashed === undefined) {
+      // The test workers start (about 1 s of vitest's own) while the regions are recorded; their
+      // connections wait at the relay until then, so no case runs before.
+      running = runVitest(vitest, filters, shared, target);
+      running.catch(() => undefined);
+      crashed = await bringUpStep(shared, (guest) => recordTargets(guest, target.profiles));
+    }
     if (crashed !== undefined) {
-      void vitest.cancelCurrentRun('test-failure');
-      // Closing the relay ends the files that wait there at once.
-      await shared.close();
-      await running.catch(() => undefined);
+      await abandonRun(reporting, shared, running);
       return crashed;
     }
     shared.admit();
-    outcome = await running;
+    outcome = await running!;
   } catch (error) {
-    await shared?.close();
+    if (shared !== undefined) await abandonRun(reporting, shared, running);
     throw error;
   } finally {
     await vitest.close();

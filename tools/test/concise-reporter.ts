@@ -40,6 +40,8 @@ export class ConciseReporter implements Reporter {
   private current = '';
   private progressShown = false;
   private finished = false;
+  /** The run was given up before any case (abandon): nothing more is printed. */
+  private abandoned = false;
   private lastProgressAt = Date.now();
   private vitest: Vitest | undefined;
 
@@ -103,18 +105,29 @@ export class ConciseReporter implements Reporter {
     for (const error of unhandledErrors) this.print(caseLines(unhandledErrorResult(error), this.colour));
   }
 
+  /**
+   * `mmapkit test` gave the run up before any case ran (its targets did not come up): the files that were
+   * waiting for the guest fail, and that is not this run's result, so it is not printed.
+   */
+  abandon(): void {
+    this.clearProgress();
+    this.abandoned = true;
+  }
+
   private progress(): string {
     return `[${this.filesStarted}/${this.files}] ${this.current}: ${describeCounts(this.counts)}`;
   }
 
   /** Lines above the progress line, which is then drawn again below them. */
   private print(lines: string[]): void {
+    if (this.abandoned) return;
     this.clearProgress();
     this.out.write(lines.map((line) => `${line}\n`).join(''));
     if (this.inPlace && !this.finished) this.drawProgress();
   }
 
   private drawProgress(): void {
+    if (this.abandoned) return;
     const columns = (this.out as { columns?: number }).columns ?? 100;
     this.out.write(`\r\x1b[2K${this.colour.dim(this.progress().slice(0, columns - 1))}`);
     this.progressShown = true;

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ExitCode, SetupError, UserError } from '../exit-codes.js';
 import type { Profile, ProfileSetup } from '../profile.js';
 import type { SetupObject } from '../../guest/setup-api.js';
-import type { GuestClient } from '../qemu/guest-client.js';
+import { type GuestClient, GuestGoneError } from '../qemu/guest-client.js';
 import { type ModuleChange, attemptLoad, isLoaded } from '../qemu/guest-modules.js';
 import { setupBundlePath } from './setup-bundle.js';
 
@@ -42,6 +42,7 @@ export async function bringUp(guest: GuestClient, profiles: readonly Profile[]):
     try {
       fd = await guest.native.open(profile.device, O_RDONLY);
     } catch (error) {
+      if (error instanceof GuestGoneError) throw error; // a crash, which the caller reports as one
       const { code, message } = error as { code?: string; message: string };
       const after = profile.module !== undefined ? ` after ${path.basename(profile.module)} loaded` : '';
       if (code === 'ENOENT') throw new UserError(`${where}: device ${profile.device} does not exist${after}`, ExitCode.USAGE);
@@ -60,6 +61,7 @@ async function tryTargetSetup(guest: GuestClient, profile: Profile, { module, pa
   try {
     object = await guest.targetOpen({ module: setupBundlePath(module), device: profile.device, params });
   } catch (error) {
+    if (error instanceof GuestGoneError) throw error; // the setup took the guest down: a crash, not a refusal
     const { code, message } = error as { code?: string; message: string };
     const errno = code !== undefined && !message.includes(code) ? ` (${code})` : '';
     throw new SetupError(`${where}: setup ${setup} fails: ${message}${errno}`);
