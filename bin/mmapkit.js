@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Runs the TypeScript CLI through tsx, so there is no separate compile step.
 // On a fresh clone, before `make setup`, there is no node_modules and so no
-// tsx: the main usage (plain text) is printed all the same, and anything else
-// says what to do in one line and exits 3, a missing prerequisite
-// (tools/exit-codes.ts).
+// tsx: the main usage (plain text) is printed all the same, also for a
+// command's --help (its own options need the CLI, so a line says so), and
+// anything else says what to do in one line and exits 3, a missing
+// prerequisite (tools/exit-codes.ts).
 import { readFileSync } from 'node:fs';
 
 let tsx;
@@ -11,9 +12,19 @@ try {
   tsx = await import('tsx/esm/api');
 } catch (error) {
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  const [command] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const [command] = args;
+  const usage = () => process.stdout.write(readFileSync(new URL('../tools/cli/usage.txt', import.meta.url), 'utf8'));
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
-    process.stdout.write(readFileSync(new URL('../tools/cli/usage.txt', import.meta.url), 'utf8'));
+    usage();
+    process.exit(0);
+  }
+  // Before `--`, which starts the guest's command in `vm run`.
+  const own = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+  if (own.includes('-h') || own.includes('--help')) {
+    usage();
+    const name = own.filter((word) => !word.startsWith('-')).join(' ');
+    process.stderr.write(`mmapkit: the options of \`mmapkit ${name}\` print once \`make setup\` has installed the dependencies\n`);
     process.exit(0);
   }
   process.stderr.write('mmapkit: error: the dependencies are not installed (no tsx in node_modules): run `make setup`\n');

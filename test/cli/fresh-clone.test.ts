@@ -1,7 +1,8 @@
 /**
  * `mmapkit` on a fresh clone, before `make setup`: no node_modules, so no
- * tsx to run the TypeScript CLI. The main usage still prints; anything else
- * is one line saying to run `make setup`, exit 3, and no stack trace.
+ * tsx to run the TypeScript CLI. The main usage still prints, for a
+ * command's --help too; anything else is one line saying to run `make
+ * setup`, exit 3, and no stack trace.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync } from 'node:fs';
@@ -30,7 +31,17 @@ describe('before make setup', () => {
     expect(result.stderr).toBe('');
   });
 
-  it.each([[['vm', 'run', '--', 'true']], [['build']], [['test', '--help']]])('mmapkit %j says to run make setup in one line, exit 3', (args) => {
+  it.each([
+    [['test', '--help'], 'test'],
+    [['vm', 'run', '-h', '--', 'true'], 'vm run'],
+  ])("mmapkit %j prints the main usage, says the command's own options need make setup, exits 0", (args, name) => {
+    const result = mmapkit(...args);
+    expect(result.status).toBe(ExitCode.PASSED);
+    expect(result.stdout).toBe(readFileSync(MAIN_USAGE, 'utf8'));
+    expect(result.stderr).toBe(`mmapkit: the options of \`mmapkit ${name}\` print once \`make setup\` has installed the dependencies\n`);
+  });
+
+  it.each([[['vm', 'run', '--', 'true']], [['build']], [['vm', 'run', '--', 'cmd', '--help']]])('mmapkit %j says to run make setup in one line, exit 3', (args) => {
     const result = mmapkit(...args);
     expect(result.status).toBe(ExitCode.SETUP);
     expect(result.stderr).toMatch(/^mmapkit: error: .*run `make setup`\n$/);
