@@ -111,10 +111,10 @@ describe('relay', () => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function relayClient(supervisor: GuestSupervisor): Promise<{ client: GuestClient; close: () => void }> {
+  async function relayClient(supervisor: GuestSupervisor, admitted?: Promise<void>): Promise<{ client: GuestClient; close: () => void }> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-relay-test-'));
     dirs.push(dir);
-    const server = await startRelay(path.join(dir, 'relay.sock'), supervisor);
+    const server = await startRelay(path.join(dir, 'relay.sock'), supervisor, admitted);
     const socket = connect(path.join(dir, 'relay.sock'));
     const client = new GuestClient(socket, { requestTimeoutMs: 5000 });
     return {
@@ -125,6 +125,39 @@ describe('relay', () => {
       },
     };
   }
+
+  it('holds a connection until the run admits it: no ready message before, requests answered after', async () => {
+    const supervisor = await GuestSupervisor.start(bootFake, quiet);
+    let admit!: () => void;
+    const { client, close } = await relayClient(supervisor, new Promise<void>((resolve) => (admit = resolve)));
+    try {
+      let ready = false;
+      void client.ready.then(() => (ready = true));
+      const answer = client.request('ping', {});
+      await settle();
+      expect(ready).toBe(false);
+      admit();
+      expect((await client.ready).kernel).toBe('fake-1');
+      expect(await answer).toBe('answer from guest 1');
+    } finally {
+      close();
+      await supervisor.stop();
+    }
+  });
+
+  it('closes the connections it holds when the run gives up instead of admitting them', async () => {
+    const supervisor = await GuestSupervisor.start(bootFake, quiet);
+    let refuse!: (error: Error) => void;
+    const { client, close } = await relayClient(supervisor, new Promise<void>((_resolve, reject) => (refuse = reject)));
+    try {
+      await settle();
+      refuse(new Error('given up'));
+      await expect(client.ready).rejects.toBeInstanceOf(GuestGoneError);
+    } finally {
+      close();
+      await supervisor.stop();
+    }
+  });
 
   it('forwards requests, reports the one the guest died under as CRASHED, and refuses stale ones until reattach', async () => {
     const supervisor = await GuestSupervisor.start(bootFake, quiet);
