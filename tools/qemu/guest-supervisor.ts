@@ -26,6 +26,9 @@ export interface CrashRecord {
  */
 const MAX_CRASHES = 3;
 
+/** How long to wait for QEMU to finish dying before describing the crash. */
+const CRASH_REPORT_WAIT_MS = 15_000;
+
 export class GuestSupervisor {
   readonly crashes: CrashRecord[] = [];
   /** Every session booted, in order; the last is the current one. */
@@ -59,6 +62,15 @@ export class GuestSupervisor {
   async crashOf(session: VmSession): Promise<CrashRecord | undefined> {
     const end = await session.ended;
     return end.state === 'completed' ? undefined : this.describe(session, end);
+  }
+
+  /**
+   * crashOf, for a guest whose channel has just closed: QEMU's end, which says how it died, comes a
+   * moment later. Undefined if it has not ended within `ms`.
+   */
+  crashOfWithin(session: VmSession, ms = CRASH_REPORT_WAIT_MS): Promise<CrashRecord | undefined> {
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref());
+    return Promise.race([this.crashOf(session), timeout]);
   }
 
   private describe(session: VmSession, end: SessionEnd): CrashRecord {

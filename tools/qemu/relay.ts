@@ -28,12 +28,8 @@ export const GONE_CODE = 'EGUESTGONE';
 /** What a crashed case's error message starts with; the summary counts those cases as crashed. */
 export const CRASHED_MARK = 'CRASHED:';
 
-/** How long to wait for QEMU to finish dying before describing the crash. */
-const CRASH_REPORT_WAIT_MS = 15_000;
-
 async function crashMessage(supervisor: GuestSupervisor, error: GuestGoneError, session: VmSession): Promise<{ message: string; code: string }> {
-  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), CRASH_REPORT_WAIT_MS).unref());
-  const crash = await Promise.race([supervisor.crashOf(session), timeout]);
+  const crash = await supervisor.crashOfWithin(session);
   return { message: `${CRASHED_MARK} ${crash === undefined ? error.message : describeCrash(crash)}`, code: CRASHED_CODE };
 }
 

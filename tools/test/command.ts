@@ -167,20 +167,13 @@ async function bringUpStep(shared: SharedGuest, step: (guest: GuestClient) => Pr
     await step(session.guest);
     return undefined;
   } catch (error) {
-    // The channel closes as the guest dies, a moment before QEMU's end says how.
-    const crash = supervisor.crashes[0] ?? (error instanceof GuestGoneError ? await withinMs(supervisor.crashOf(session), CRASH_WAIT_MS) : undefined);
+    const crash = supervisor.crashes[0] ?? (error instanceof GuestGoneError ? await supervisor.crashOfWithin(session) : undefined);
     if (crash === undefined) throw error;
     say(`the guest crashed or hung while the targets were brought up, before any case: ${crash.reason} (console: ${crash.consoleLog})`);
     process.stderr.write(crash.excerpt.map((line) => `  ${line}\n`).join(''));
     return EXIT_CODE_OF[crash.state];
   }
 }
-
-/** How long a guest whose channel closed may take to end, so that its crash is described. */
-const CRASH_WAIT_MS = 15_000;
-
-const withinMs = <T>(promise: Promise<T>, ms: number): Promise<T | undefined> =>
-  Promise.race([promise, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
 
 async function recordTargets(guest: GuestClient, profiles: Profile[]): Promise<void> {
   // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
