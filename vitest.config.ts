@@ -3,8 +3,8 @@ import PathOrderSequencer from './tools/test/vitest-order.js';
 
 /**
  * CLI files that must not overlap another, run one at a time after the others: the concurrent-builds check
- * touches a kmod source, which would make a build in the other file do work (cli.test.ts checks that a second
- * build does none); and the files whose verdict needs the guest's vCPUs to run when the guest asks: racing
+ * touches a kmod source and removes the built module, which would make a build in the other file do work
+ * (cli.test.ts checks that a second build does none) or find no module; and the files whose verdict needs the guest's vCPUs to run when the guest asks: racing
  * faults, in the fuzz and in the racing fixture's runs (a racy ->fault shows only while both vCPUs really run
  * at once), and fbcon's cursor blink (a guest timer). Another lane's guest on a 2-core host takes those cores
  * away (make test, 2026-11-30: the fuzz missed fixture-bug-racyfault and the blink fell outside the region's
