@@ -100,11 +100,10 @@ stage_agent() {
 		dest=/stage/root${lookup#/usr}
 		mkdir -p "${dest%/*}" && cp "/stage/usr${real#/usr}" "$dest" || fatal "cannot copy $real for the agent"
 	done </agent-runtime
-	# The checkout's files the agent opens before it is held: its bundle and the addon
-	# (tools/paths.ts AGENT_BUNDLE, ADDON_PATH).
-	for file in build/guest/agent.cjs native/build/Release/mmapkit_native.node; do
+	# The checkout's files the agent opens before it is held: its bundle and the addon.
+	while read -r file; do
 		mkdir -p "$ROOT$REPO/${file%/*}" && cp "/stage/checkout/$file" "$ROOT$REPO/$file" || fatal "cannot copy the agent's $file"
-	done
+	done </agent-checkout-files
 	umount /stage/usr /stage/checkout || fatal "cannot unmount the shares the agent was copied from"
 	mount --move /stage/root "$ROOT/usr" || fatal "cannot move the agent's runtime into the guest's root"
 	mkdir "$ROOT/.mmapkit" && mkfifo "$ROOT/.mmapkit/held" "$ROOT/.mmapkit/go" || fatal "cannot make the agent's FIFOs"

@@ -2,7 +2,9 @@
 // ldd's output read, each path resolved to a file under /usr, and the host's own node.
 import { describe, expect, it } from 'vitest';
 import { SetupError } from '../../tools/exit-codes.js';
-import { GUEST_NODE, agentRuntime, parseLdd, runtimeFiles, runtimeList } from '../../tools/qemu/agent-runtime.js';
+import { AGENT_CHECKOUT_FILES, GUEST_NODE, agentRuntime, parseLdd, runtimeFiles, runtimeList } from '../../tools/qemu/agent-runtime.js';
+import { ADDON_PATH, AGENT_BUNDLE, REPO_ROOT } from '../../tools/paths.js';
+import path from 'node:path';
 
 // `ldd /usr/bin/node` on Debian 12 (node 20), verbatim but for the addresses.
 const LDD = `\
@@ -59,5 +61,12 @@ describe('agentRuntime on this host', () => {
     expect(files.length).toBeGreaterThan(1);
     for (const file of files) expect(file.real.startsWith('/usr/')).toBe(true);
     expect(files.some((file) => /\/ld-linux[^/]*\.so/.test(file.lookup))).toBe(true);
+  });
+});
+
+describe('AGENT_CHECKOUT_FILES', () => {
+  it("names the agent's bundle and the addon, relative to the checkout, as init.sh copies them", () => {
+    expect(AGENT_CHECKOUT_FILES.map((file) => path.join(REPO_ROOT, file))).toEqual([AGENT_BUNDLE, ADDON_PATH]);
+    for (const file of AGENT_CHECKOUT_FILES) expect(path.isAbsolute(file) || file.startsWith('..')).toBe(false);
   });
 });

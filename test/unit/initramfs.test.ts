@@ -160,6 +160,7 @@ function fakeInputs(tag = ''): InitramfsInputs {
       { lookup: '/usr/bin/node', real: '/usr/bin/node' },
       { lookup: '/lib64/ld-linux-x86-64.so.2', real: `/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2${tag}` },
     ],
+    agentCheckoutFiles: ['build/guest/agent.cjs', 'native/build/Release/addon.node'],
   };
 }
 
@@ -215,6 +216,12 @@ describe('initramfsManifest', () => {
       '/usr/bin/node /usr/bin/node\n/lib64/ld-linux-x86-64.so.2 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n',
     );
     expect(readFileSync(INIT_SCRIPT, 'utf8')).toContain('</agent-runtime');
+  });
+
+  it("lists the checkout's files the held agent opens, one a line, where init.sh reads it", () => {
+    const list = entry('agent-checkout-files');
+    expect(list?.type === 'file' && Buffer.from(list.data).toString()).toBe('build/guest/agent.cjs\nnative/build/Release/addon.node\n');
+    expect(readFileSync(INIT_SCRIPT, 'utf8')).toContain('</agent-checkout-files');
   });
 
   it('has the guest root skeleton under guest-root/, which init.sh copies', () => {
@@ -343,6 +350,7 @@ describe('writeCpio', () => {
     guestRoot: fakeInputs().guestRoot,
     applets: busyboxApplets(BUSYBOX),
     agentRuntime: fakeInputs().agentRuntime,
+    agentCheckoutFiles: fakeInputs().agentCheckoutFiles,
   };
   const manifest = initramfsManifest(inputs);
   const archive = writeCpio(manifest);

@@ -13,7 +13,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
+import { ADDON_PATH, AGENT_BUNDLE, REPO_ROOT } from '../paths.js';
 
 /** The node the guest runs its agent with: the host's, through the usr share. */
 export const GUEST_NODE = '/usr/bin/node';
@@ -66,6 +68,12 @@ export function agentRuntime(): RuntimeFile[] {
   cached = runtimeFiles([GUEST_NODE, ...parseLdd(result.stdout)]);
   return cached;
 }
+
+/**
+ * The checkout's files the held agent opens before the save: its bundle and the addon, relative to the
+ * checkout. init.sh copies them (the initramfs lists them) and the saved state's key holds their bytes.
+ */
+export const AGENT_CHECKOUT_FILES: readonly string[] = [AGENT_BUNDLE, ADDON_PATH].map((file) => path.relative(REPO_ROOT, file));
 
 /** The list as guest/init.sh reads it: "LOOKUP REAL" a line, node first. */
 export const runtimeList = (files: readonly RuntimeFile[]): string => files.map(({ lookup, real }) => `${lookup} ${real}\n`).join('');

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import path from 'node:path';
 import { SetupError } from '../exit-codes.js';
 import { replaceAtomically } from './atomic-file.js';
-import { type RuntimeFile, agentRuntime, runtimeList } from './agent-runtime.js';
+import { AGENT_CHECKOUT_FILES, type RuntimeFile, agentRuntime, runtimeList } from './agent-runtime.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { guestRootSkeleton } from './guest-view.js';
 
@@ -104,10 +104,14 @@ export interface InitramfsInputs {
   applets: string[];
   /** node and its libraries, which init.sh copies to start the agent before the save point (agent-runtime.ts). */
   agentRuntime: RuntimeFile[];
+  /** The checkout's files init.sh copies for the held agent, relative to the checkout (agent-runtime.ts). */
+  agentCheckoutFiles: readonly string[];
 }
 
 /** Where init.sh finds the agent's runtime files, one "LOOKUP REAL" a line, node first. */
 const AGENT_RUNTIME_LIST = 'agent-runtime';
+/** Where init.sh finds the checkout's files the held agent opens, one a line. */
+const AGENT_CHECKOUT_LIST = 'agent-checkout-files';
 
 /** Where the skeleton of the guest's root lies in the initramfs. */
 const GUEST_ROOT_SKELETON = 'guest-root';
@@ -137,6 +141,7 @@ export function initramfsManifest(inputs: InitramfsInputs): CpioEntry[] {
     },
     ...inputs.guestRoot.map((entry): CpioEntry => ({ ...entry, path: `${GUEST_ROOT_SKELETON}/${entry.path}` })),
     { type: 'file', path: AGENT_RUNTIME_LIST, mode: 0o644, data: Buffer.from(runtimeList(inputs.agentRuntime)) },
+    { type: 'file', path: AGENT_CHECKOUT_LIST, mode: 0o644, data: Buffer.from(inputs.agentCheckoutFiles.map((file) => `${file}\n`).join('')) },
   ];
 }
 
@@ -166,7 +171,7 @@ export function readInitramfsInputs(version: string, initScript: string): Initra
     throw new SetupError(`${BUSYBOX} is dynamically linked: run \`make setup\` (installs busybox-static)`);
   }
   const modules = moduleOrder(version).map(readModule);
-  return { busybox, init: readFileSync(initScript), modules, guestRoot: guestRootSkeleton(), applets: busyboxApplets(BUSYBOX), agentRuntime: agentRuntime() };
+  return { busybox, init: readFileSync(initScript), modules, guestRoot: guestRootSkeleton(), applets: busyboxApplets(BUSYBOX), agentRuntime: agentRuntime(), agentCheckoutFiles: AGENT_CHECKOUT_FILES };
 }
 
 /**

@@ -200,7 +200,7 @@ export class VmSession {
         command,
         runPaths: [this.runDir, this.tempDir],
         files: [config.vmlinux, config.initramfs, resolveBinary(QEMU_BINARY), ...initramfsInputs.agentRuntime.map((file) => file.real)],
-        contents: [AGENT_BUNDLE, ADDON_PATH],
+        contents: initramfsInputs.agentCheckoutFiles.map((file) => path.join(REPO_ROOT, file)),
       });
       const saved = snapshotFile(cacheDir, key);
       fd3 = openSnapshot(saved);
