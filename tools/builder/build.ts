@@ -81,7 +81,10 @@ function nodeGypArgs(): string[] {
   // Build against the running node's own headers (Debian's nodejs puts them
   // in /usr/include/node): node-gyp must never download them.
   const prefix = path.resolve(path.dirname(process.execPath), '..');
-  return existsSync(path.join(prefix, 'include', 'node', 'node.h')) ? [`--nodedir=${prefix}`] : [];
+  const nodedir = existsSync(path.join(prefix, 'include', 'node', 'node.h')) ? [`--nodedir=${prefix}`] : [];
+  // node-gyp's make runs one compiler at a time unless told otherwise: the addon's
+  // sources took 27.6 s so on 2 cores, 13.0-13.9 s with both (2026-12-01).
+  return [...nodedir, `--jobs=${os.availableParallelism()}`];
 }
 
 /**
