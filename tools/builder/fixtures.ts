@@ -7,10 +7,11 @@
  * They are built like kmod/ (tools/builder/build.ts): against the guest kernel's
  * headers, in a per-kernel tree of links (build/kernels/<release>/fixtures/
  * <name>/, with common/ next to it), so test/fixtures stays free of build
- * output, and each is skipped when its sources and the headers did not
- * change. They build under the checkout's build lock, as kmod/ does.
+ * output, all in one Kbuild run that is skipped when none of their sources
+ * and not the headers changed. They build under the checkout's build lock,
+ * as kmod/ does.
  */
-import { existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { filesUnder, kbuildArgs, prepareModuleTree, run } from './build.js';
@@ -62,29 +63,33 @@ export const fixtureObject = (version: string, name: string): string =>
 /**
  * Builds every fixture for `kernel` (W=1, like kmod/; warnings are
  * allowed, the bugs are deliberate) and returns name -> absolute .ko path.
- * A build error throws the UserError of tools/builder/build.ts (exit 3), with
+ * One Kbuild run over build/kernels/<release>/fixtures/, whose Kbuild names
+ * each fixture's directory: Kbuild's start-up and modpost are paid once, not
+ * once per fixture, and the fixtures compile side by side (the 13 of them, on
+ * 2 cores, 2026-12-01: 41.6 s on 6.1 and 42.2 s on 6.12 one Kbuild run each,
+ * 12.7-13.2 s and 16.0-18.5 s in one). Kbuild's own dependency files keep a
+ * second run from compiling what did not change (one fixture edited: 6-7 s,
+ * its compat probes run again for every directory). A
+ * build error throws the UserError of tools/builder/build.ts (exit 3), with
  * Kbuild's output on stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
   const quiet = $({ quiet: true, cwd: REPO_ROOT });
   const common = path.join(FIXTURES_DIR, COMMON);
-  let commonLinked = false;
   const names = fixtureNames();
-  const steps = names.map((name): Step => {
-    const source = path.join(FIXTURES_DIR, name);
-    return {
-      name: `fixture-${kernel.version}-${name}`,
-      inputs: () => [...filesUnder(source), ...filesUnder(common), ...compatInputs()],
-      salt: `${kernel.version}\0${kernel.headers}`,
-      outputs: [fixtureObject(kernel.version, name)],
-      run: async () => {
-        if (!commonLinked && existsSync(common)) prepareCommonTree(kernel, common);
-        commonLinked = true;
-        const tree = prepareModuleTree(kernel, path.join('fixtures', name), source);
-        await run(quiet`make ${kbuildArgs(kernel, tree)}`, `the build of fixture ${name}`, false);
-      },
-    };
-  });
-  await runSteps(steps, log);
+  const step: Step = {
+    name: `fixtures-${kernel.version}`,
+    inputs: () => [...names.flatMap((name) => filesUnder(path.join(FIXTURES_DIR, name))), ...filesUnder(common), ...compatInputs()],
+    salt: `${kernel.version}\0${kernel.headers}\0${names.join(',')}`,
+    outputs: names.map((name) => fixtureObject(kernel.version, name)),
+    run: async () => {
+      if (existsSync(common)) prepareCommonTree(kernel, common);
+      for (const name of names) prepareModuleTree(kernel, path.join('fixtures', name), path.join(FIXTURES_DIR, name));
+      const tree = fixturesBuildDir(kernel.version);
+      writeFileSync(path.join(tree, 'Kbuild'), `# Written by tools/builder/fixtures.ts: one directory per fixture.\n${names.map((name) => `obj-m += ${name}/\n`).join('')}`);
+      await run(quiet`make ${kbuildArgs(kernel, tree)}`, 'the build of the fixtures', false);
+    },
+  };
+  await runSteps([step], log);
   return new Map(names.map((name) => [name, fixtureObject(kernel.version, name)]));
 }
