@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, read, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
+import { ADDON_FILE, type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import { holders } from './holders.js';
 import { PythonHost } from './python-host.js';
 import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
@@ -54,7 +54,7 @@ function required(name: string): string {
 }
 
 // With the hold point, from init.sh's copy: loading it costs about 0.15 s under TCG.
-const native: NativeAddon = loadNative(path.join(required('MMAPKIT_ROOT'), 'native/build/Release/mmapkit_native.node'));
+const native: NativeAddon = loadNative(path.join(required('MMAPKIT_ROOT'), ADDON_FILE));
 
 /**
  * With the hold point (guest/init.sh, mmapkit.hold=1) the agent starts before

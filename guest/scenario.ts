@@ -16,7 +16,7 @@
 import { appendFileSync, closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
+import { ADDON_FILE, type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
 import { parseMaps, parseSmaps, vmaStartingAt } from './procfs.js';
 import {
   MARKER_PREFIX,
@@ -30,7 +30,7 @@ import {
 } from './scenario-types.js';
 
 const root = process.env.MMAPKIT_ROOT ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const native: NativeAddon = loadNative(path.join(root, 'native/build/Release/mmapkit_native.node'));
+const native: NativeAddon = loadNative(path.join(root, ADDON_FILE));
 const C = native.constants;
 const PAGE = native.pageSize();
 const hex = (value: bigint): string => `0x${value.toString(16)}`;

@@ -38,7 +38,14 @@ export interface NativeError extends Error {
   address?: bigint;
 }
 
-const ADDON_URL = new URL('./build/Release/mmapkit_native.node', import.meta.url);
+/**
+ * Where node-gyp puts the addon, relative to the checkout's root: the one
+ * spelling of it, for the host's paths (tools/paths.ts) and for the guest's
+ * programs, which find the checkout through MMAPKIT_ROOT.
+ */
+export const ADDON_FILE = 'native/build/Release/mmapkit_native.node';
+
+const ADDON_URL = new URL(`../${ADDON_FILE}`, import.meta.url);
 
 let loaded: NativeAddon | undefined;
 

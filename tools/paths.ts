@@ -1,12 +1,13 @@
 /** Where things live in the repository and in its build output. */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ADDON_FILE } from '../native/index.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BUILD_DIR = path.join(REPO_ROOT, 'build');
 /** Per-kernel artefacts: the extracted vmlinux, the initramfs, the built module. */
 export const kernelBuildDir = (version: string): string => path.join(BUILD_DIR, 'kernels', version);
-export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
+export const ADDON_PATH = path.join(REPO_ROOT, ADDON_FILE);
 export const AGENT_BUNDLE = path.join(BUILD_DIR, 'guest', 'agent.cjs');
 /** The scenario program that `mmapkit trace` and `explain` run in the guest (guest/scenario.ts). */
 export const SCENARIO_BUNDLE = path.join(BUILD_DIR, 'guest', 'scenario.cjs');

@@ -13,7 +13,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../tools/exit-codes.js';
-import { REPO_ROOT } from '../../tools/paths.js';
+import { ADDON_PATH, REPO_ROOT } from '../../tools/paths.js';
 import { IVSHMEM_SIZE } from '../../tools/qemu/qemu-args.js';
 import { scratchDir } from '../scratch-dir.js';
 import { runCli } from './run-cli.js';
@@ -21,7 +21,6 @@ import { runCli } from './run-cli.js';
 const REAL = path.join(REPO_ROOT, 'test', 'profiles', 'real');
 const IVSHMEM = path.join(REAL, 'ivshmem.json');
 const BAR = '/sys/bus/pci/devices/0000:00:10.0/resource2';
-const ADDON = path.join(REPO_ROOT, 'native', 'build', 'Release', 'mmapkit_native.node');
 /** A whole profile run boots its own guest; under TCG on a busy 2-core host that takes minutes. */
 const RUN_TIMEOUT_MS = 900_000;
 const scratch = scratchDir('mmapkit-real-drivers-');
@@ -98,7 +97,7 @@ describe('ivshmem: the host sees what the guest wrote through the BAR mapping', 
     const at = 5 * 4096 + 321;
     // In the guest: the native addon maps two pages of the BAR (offset 4 pages) and writes the token.
     const script = [
-      `const n = require(${JSON.stringify(ADDON)}); const c = n.constants;`,
+      `const n = require(${JSON.stringify(ADDON_PATH)}); const c = n.constants;`,
       `const fd = n.open(${JSON.stringify(BAR)}, c.O_RDWR);`,
       'const addr = n.mmap(0n, 8192n, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED, fd, 16384n);',
       `n.writeBytes(addr + ${at - 4 * 4096}n, Buffer.from(${JSON.stringify(token)}));`,

@@ -15,16 +15,15 @@ import {
   writeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONSTANT_NAMES, FUNCTION_NAMES, decodePagemap, isNativeError, loadNative, type NativeError } from '../../native/index.js';
+import { ADDON_PATH } from '../../tools/paths.js';
 
 const native = loadNative();
 const C = native.constants;
 const PAGE = native.pageSize();
 const PAGE_N = BigInt(PAGE);
-const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/mmapkit_native.node', import.meta.url));
 
 const files: string[] = [];
 const fds: number[] = [];
