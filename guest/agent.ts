@@ -271,13 +271,34 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
 }
 
 /**
+ * One read of a region through a shared read-only mapping made for it and undone after it, of
+ * `fd` or of the node opened read-only. In this process, not in a forked child: the addon's
+ * guarded read turns a fault into an error and gives up on a fault retried forever after its
+ * stall budget (native/src/fault_guard.h), and an oops panics the guest either way (oops=panic).
+ * 1 MiB under TCG: 10-30 ms, against 66-75 ms for readInChild's fork, mapping and pipe.
+ */
+function readRegion(device: string, fd: number | undefined, offset: bigint, length: number): Buffer {
+  const c = native.constants;
+  const own = fd === undefined ? native.open(device, c.O_RDONLY) : undefined;
+  try {
+    const addr = native.mmap(0n, BigInt(length), c.PROT_READ, c.MAP_SHARED, own ?? fd!, offset);
+    try {
+      return native.readBytes(addr, length);
+    } finally {
+      native.munmap(addr, BigInt(length));
+    }
+  } finally {
+    if (own !== undefined) native.close(own);
+  }
+}
+
+/**
  * The region read once and again after each gap, compared here with the first read and the one
  * before: only the counts travel. Other requests are served during the gaps; each read blocks
- * the agent as readInChild always does.
+ * the agent while it runs.
  */
 async function sampleRegion({ path: device, fd, offset, length, gapsMs }: SampleRegionArgs): Promise<RegionSample> {
-  const readOnce = (): Buffer => (fd === undefined ? native.readInChild(device, offset, length) : native.readFdInChild(fd, offset, length));
-  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readOnce() });
+  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readRegion(device, fd, offset, length) });
   const first = read();
   const sample: RegionSample = nonZeroBytes(first.bytes);
   let previous = first;

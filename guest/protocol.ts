@@ -106,14 +106,14 @@ export interface WritePatternArgs {
 
 /**
  * Reads a device's region once, then again after each of `gapsMs`, each time
- * through a fresh MAP_SHARED mapping in a forked child (the addon's
- * readInChild), so that nobody keeps it mapped in between; the agent compares
+ * through a fresh MAP_SHARED mapping unmapped right after the read (guest/agent.ts
+ * readRegion), so that nobody keeps it mapped in between; the agent compares
  * each read with the first and with the one before it and sends back only
  * what it found, not the bytes.
  */
 export interface SampleRegionArgs {
   path: string;
-  /** A setup object's fd in the agent: the child maps the fd it inherits instead of opening `path`. */
+  /** A setup object's fd in the agent: mapped instead of opening `path`. */
   fd?: number;
   offset: bigint;
   length: number;

@@ -27,8 +27,8 @@ export interface Region {
   length: number;
   /**
    * For a profile's setup object: the agent's fd of it, read through a mapping
-   * a forked child makes of the fd it inherits (a second open of the node may
-   * not reach the object, guest/setup-api.ts).
+   * of that fd (a second open of the node may not reach the object,
+   * guest/setup-api.ts).
    */
   fd?: number;
   /** The profile's console key: read for longer (CONSOLE_GAPS_MS). */
@@ -77,7 +77,7 @@ export async function regionRecord(guest: GuestClient, region: Region): Promise<
     const { device, offset, length, fd } = region;
     record = await guest.sampleRegion({ path: device, ...(fd !== undefined && { fd }), offset, length, gapsMs: region.console === true ? CONSOLE_GAPS_MS : STABILITY_GAPS_MS });
   } catch (error) {
-    // A fault handler that never installs a PTE ends in the child's watchdog (readInChild), not in a hung agent.
+    // A fault handler that never installs a PTE ends in the addon's stall watchdog (guest/agent.ts readRegion), not in a hung agent.
     const { code, message } = error as { code?: string; message: string };
     record = { error: code ?? message };
   }

@@ -11,12 +11,12 @@ import { describeProfiles } from '../profile-suite.js';
 describeProfiles('content and offsets', (t) => {
   // catalogue A2, taxonomy #5 (stale data): nothing left over from earlier users of the memory may show.
   // The content was read when the run first opened the profile, before any case wrote to it,
-  // in a forked child with a watchdog (tools/test/region-record.ts).
+  // through a mapping made for it, with the addon's watchdog (tools/test/region-record.ts).
   it('a whole-device map reads zero right after load', { tags: ['core'] }, async (ctx) => {
     ctx.skip(t.profile.initial !== 'zero', 'the profile says the initial content is device-defined');
     t.needsStableContent(ctx);
     const initial = t.dut.initial;
-    if ('error' in initial) throw new Error(`reading the whole region (in a child, with a watchdog) failed: ${initial.error}`);
+    if ('error' in initial) throw new Error(`reading the whole region (through a mapping of its own, with the addon's watchdog) failed: ${initial.error}`);
     expect(initial.nonZero, `the first non-zero byte is at offset ${initial.firstNonZero}`).toBe(0);
   });
 
