@@ -69,9 +69,9 @@ export const fixtureObject = (version: string, name: string): string =>
  * 2 cores, 2026-12-01: 41.6 s on 6.1 and 42.2 s on 6.12 one Kbuild run each,
  * 12.7-13.2 s and 16.0-18.5 s in one). Kbuild's own dependency files keep a
  * second run from compiling what did not change (one fixture edited: 6-7 s,
- * its compat probes run again for every directory). A
- * build error throws the UserError of tools/builder/build.ts (exit 3), with
- * Kbuild's output on stderr.
+ * its compat probes run again for every directory). A build error throws
+ * the UserError of tools/builder/build.ts (exit 3), with Kbuild's output on
+ * stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
   const quiet = $({ quiet: true, cwd: REPO_ROOT });
