@@ -16,7 +16,8 @@
 import { appendFileSync, closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ADDON_FILE, type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
+import { type NativeAddon, decodePagemap, isNativeError, loadNative } from '../native/index.js';
+import { ADDON_FILE } from '../native/location.js';
 import { parseMaps, parseSmaps, vmaStartingAt } from './procfs.js';
 import {
   MARKER_PREFIX,

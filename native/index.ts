@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 import { FUNCTION_NAMES, type NativeAddon } from './api.js';
+import { ADDON_FILE } from './location.js';
 
 export * from './api.js';
 
@@ -37,13 +38,6 @@ export interface NativeError extends Error {
   path?: string;
   address?: bigint;
 }
-
-/**
- * Where node-gyp puts the addon, relative to the checkout's root: the one
- * spelling of it, for the host's paths (tools/paths.ts) and for the guest's
- * programs, which find the checkout through MMAPKIT_ROOT.
- */
-export const ADDON_FILE = 'native/build/Release/mmapkit_native.node';
 
 const ADDON_URL = new URL(`../${ADDON_FILE}`, import.meta.url);
 

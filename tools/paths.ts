@@ -1,7 +1,7 @@
 /** Where things live in the repository and in its build output. */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADDON_FILE } from '../native/index.js';
+import { ADDON_FILE } from '../native/location.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BUILD_DIR = path.join(REPO_ROOT, 'build');
