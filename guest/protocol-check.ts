@@ -297,6 +297,15 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return { addr: bigint(record.addr, `${at}.addr`), pattern: guestPattern(record.pattern, `${at}.pattern`) };
   },
+  fillRegion: (value, at) => {
+    const record = fields(value, at);
+    return {
+      path: string(record.path, `${at}.path`),
+      ...optional(record, 'fd', integer, at),
+      offset: bigint(record.offset, `${at}.offset`),
+      pattern: guestPattern(record.pattern, `${at}.pattern`),
+    };
+  },
   checkPattern: (value, at) => {
     const record = fields(value, at);
     return { read: nativeArgs(record.read, `${at}.read`), expect: arrayOf(guestPattern)(record.expect, `${at}.expect`) };
@@ -350,6 +359,7 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
     };
   },
   writePattern: nothing,
+  fillRegion: nothing,
   checkPattern: nullable(patternMismatch),
   holders: arrayOf(holder),
   readFile: string,

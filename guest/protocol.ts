@@ -8,7 +8,7 @@
  * that values >= 2^32 and >= 2^63 reach the kernel unchanged.
  */
 
-import type { ConstantName } from '../native/index.js';
+import type { ConstantName, Holder } from '../native/index.js';
 import type { SetupObject } from './setup-api.js';
 import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 
@@ -105,6 +105,20 @@ export interface WritePatternArgs {
 }
 
 /**
+ * Writes a pattern, built in the guest, over a device's region through a
+ * MAP_SHARED mapping made for it and unmapped right after (guest/agent.ts
+ * throughRegion): of `fd`, or of `path` opened O_RDWR and closed again. A
+ * whole restore of the region in one request.
+ */
+export interface FillRegionArgs {
+  path: string;
+  /** A setup object's fd in the agent: mapped instead of opening `path`. */
+  fd?: number;
+  offset: bigint;
+  pattern: GuestPattern;
+}
+
+/**
  * Reads a device's region once, then again after each of `gapsMs`, each time
  * through a fresh MAP_SHARED mapping unmapped right after the read (guest/agent.ts
  * readRegion), so that nobody keeps it mapped in between; the agent compares
@@ -194,16 +208,8 @@ export interface PatternMismatch {
   words: number;
 }
 
-/** A process's fd or mapping that refers to a file asked about in a holders request. */
-export interface Holder {
-  pid: number;
-  /** The process's name (/proc/PID/comm). */
-  comm: string;
-  /** 'fd': an open file descriptor; 'mapping': a mapped range (a VMA), named by its address range. */
-  kind: 'fd' | 'mapping';
-  /** The fd's number, or the mapping's "start-end" in hex as /proc/PID/map_files names it. */
-  name: string;
-}
+/** A holder: the addon finds them (native/src/holders.cc), the agent answers a holders request with them. */
+export type { Holder };
 
 /**
  * Several native calls in one request, run in order in the guest exactly as one request each
@@ -251,6 +257,7 @@ export interface Ops {
   /** Kernel log records after `since`; without it, none, and a cursor at the log's current end. */
   kmsg: { args: { since?: KmsgCursor }; result: KmsgRead };
   writePattern: { args: WritePatternArgs; result: undefined };
+  fillRegion: { args: FillRegionArgs; result: undefined };
   checkPattern: { args: CheckPatternArgs; result: PatternMismatch | null };
   /**
    * Every fd and mapping of every process in the guest that refers to one of `paths`: the same

@@ -153,6 +153,17 @@ export interface RaceMappingsOptions {
   timeLimitMs: number;
 }
 
+/** A process's fd or mapping that refers to a file asked about (holders). */
+export interface Holder {
+  pid: number;
+  /** The process's name (/proc/PID/comm). */
+  comm: string;
+  /** 'fd': an open file descriptor; 'mapping': a mapped range (a VMA), named by its address range. */
+  kind: 'fd' | 'mapping';
+  /** The fd's number, or the mapping's "start-end" in hex as /proc/PID/map_files names it. */
+  name: string;
+}
+
 /** A row of FUNCTIONS: the function's type, carried by the type alone (the value is empty). */
 interface Signature<F extends (...args: never[]) => unknown> {
   readonly type?: F;
@@ -173,6 +184,12 @@ export const FUNCTIONS = {
   /** A new fd (the lowest free, O_CLOEXEC) for the same open file: F_DUPFD_CLOEXEC. */
   dup: signature<(fd: number) => number>(),
   mmap: signature<(addr: bigint, length: bigint, prot: number, flags: number, fd: number, offset: bigint) => bigint>(),
+  /**
+   * open(path, openFlags) then mmap(0, length, prot, flags, fd, offset), exactly as those two make
+   * them, in one call: the fd and the mapping's address. A refused mmap closes the fd and throws
+   * the mmap's error; a failed open throws as open does.
+   */
+  openMap: signature<(path: string, openFlags: number, length: bigint, prot: number, flags: number, offset: bigint) => { fd: number; addr: bigint }>(),
   munmap: signature<(addr: bigint, length: bigint) => void>(),
   mprotect: signature<(addr: bigint, length: bigint, prot: number) => void>(),
   /**
@@ -185,7 +202,7 @@ export const FUNCTIONS = {
   writeBytes: signature<(addr: bigint, data: Uint8Array) => void>(),
   /**
    * Touches one byte ('write' writes back the byte it read) and reports whether it faulted; a touch
-   * that does not complete within 2 s throws code 'ETIMEDOUT', as readBytes does.
+   * that does not complete within 1 s throws code 'ETIMEDOUT', as readBytes does.
    */
   probe: signature<(addr: bigint, access: Access) => ProbeResult>(),
   /**
@@ -226,6 +243,13 @@ export const FUNCTIONS = {
    * throws code 'SIGBUS' etc.
    */
   forkAndExit: signature<() => number>(),
+  /**
+   * Every fd and mapping of every process that refers to one of `paths`: the same device number
+   * for a device node (an alias node counts), the same inode for any other file. Read from
+   * /proc/PID/fd and /proc/PID/map_files (root only), each link stat()ed; a path that does not
+   * exist throws (syscall 'stat').
+   */
+  holders: signature<(paths: string[]) => Holder[]>(),
   /**
    * Racing first-touch faults: `workers` threads (or processes) pinned to distinct CPUs map
    * `length` bytes of `fd` at `offset` (MAP_SHARED; PROT_READ, plus PROT_WRITE for 'write'),

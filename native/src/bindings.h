@@ -23,6 +23,8 @@
   X(memfdCreate, MemfdCreate)                                                \
   X(ftruncate, Ftruncate)                                                    \
   X(fcntl, Fcntl)                                                            \
+  /* open_map.cc: open and mmap in one call. */                              \
+  X(openMap, OpenMap)                                                        \
   /* mapping_syscalls.cc: thin wrappers for calls on an existing mapping. */ \
   X(mremap, Mremap)                                                          \
   X(madvise, Madvise)                                                        \
@@ -50,6 +52,8 @@
   X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
   /* fork_exit.cc: a child that is forked and exits at once. */              \
   X(forkAndExit, ForkAndExit)                                                \
+  /* holders.cc: every process's fds and mappings of some files. */          \
+  X(holders, Holders)                                                        \
   /* race_faults.cc, race_mappings.cc: workers racing on one device. */     \
   X(raceFaults, RaceFaults)                                                  \
   X(raceMappings, RaceMappings)                                              \

@@ -61,6 +61,11 @@ Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(result));
 }
 
+// The stall message says the budget in whole seconds (README and the fixture
+// runs match it so): a budget that is not one would be misreported.
+static_assert(kStallBudgetMs % 1000 == 0,
+              "FaultError prints kStallBudgetMs in whole seconds");
+
 Napi::Error FaultError(Napi::Env env, const Fault& fault) {
   const std::string code =
       fault.stalled ? std::string("ETIMEDOUT") : SignalCode(fault.signo);

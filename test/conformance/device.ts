@@ -76,11 +76,12 @@ export async function connectGuest(): Promise<Guest> {
  */
 export async function openProfileTarget(profile: Profile): Promise<ProfileTarget> {
   const base = await connectGuest();
-  if (profile.module !== undefined) await ensureModule(base.guest, profile.module, profile.moduleParams);
+  const loaded = profile.module === undefined ? Promise.resolve() : ensureModule(base.guest, profile.module, profile.moduleParams);
   const target: DeviceUnderTest & { profile: Profile } = { ...base, profile, path: profile.device, size: BigInt(profile.size ?? 0), offset: BigInt(profile.offset) };
   if (profile.setup === undefined) {
-    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: Number(target.size), console: profile.console }) };
+    return { ...target, initial: await regionRecord(base.guest, { device: profile.device, offset: target.offset, length: Number(target.size), console: profile.console }, loaded) };
   }
+  await loaded;
   // A setup's object exists only while a case holds it: the first one is read for its initial content and released.
   const object = await openObject(target);
   try {

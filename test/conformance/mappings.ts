@@ -100,14 +100,24 @@ export class Mappings {
    * which makes this a real open for an object that a second open reaches).
    */
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
-    const { native, c } = this.dut;
+    const object = this.objectToDup(path, flags);
+    return this.hold(path, object !== undefined ? await this.dut.native.dup(object.fd) : await this.dut.native.open(path, flags));
+  }
+
+  /** The setup object whose fd an open of `path` dups, or undefined when it is a real open of the node. */
+  private objectToDup(path: string, flags: number): DeviceUnderTest['object'] {
+    const { c } = this.dut;
     const setupObject = this.objectAt(path);
     // A case about the fd's access mode needs a real open where a second open reaches the object.
     const object = this.accessModes && setupObject?.reach === 'reopen' ? undefined : setupObject;
     if (object !== undefined && (flags & (c.O_WRONLY | c.O_RDWR)) === c.O_WRONLY) {
       throw new Error(`${path}: the setup's object is reached through its O_RDWR fd only; an O_WRONLY fd of it cannot be made (needsAccessMode skips such a case)`);
     }
-    const fd = object !== undefined ? await native.dup(object.fd) : await native.open(path, flags);
+    return object;
+  }
+
+  /** `fd`, an fd of `path` the case now holds: closed when the case ends, unless closeAll or the case closed it. */
+  private hold(path: string, fd: number): number {
     let fds = this.held.get(path);
     if (fds === undefined) this.held.set(path, (fds = new Set()));
     fds.add(fd);
@@ -148,9 +158,22 @@ export class Mappings {
   async map(path: string, options: MapOptions = {}): Promise<Mapping> {
     const { native, c } = this.dut;
     const length = options.length ?? this.dut.size;
-    const fd = options.fd ?? (await this.open(path, options.openFlags ?? c.O_RDWR));
     const prot = options.prot ?? c.PROT_READ | c.PROT_WRITE;
-    const addr = await native.mmap(0n, length, prot, options.flags ?? c.MAP_SHARED, fd, options.offset ?? this.dut.offset);
+    const flags = options.flags ?? c.MAP_SHARED;
+    const offset = options.offset ?? this.dut.offset;
+    const openFlags = options.openFlags ?? c.O_RDWR;
+    let fd = options.fd;
+    let addr: bigint;
+    if (fd === undefined && this.objectToDup(path, openFlags) === undefined) {
+      // A fresh open of the node and its mapping in one round trip (the addon's openMap); a refused
+      // mapping leaves no fd open, as none was handed out.
+      const opened = await native.openMap(path, openFlags, length, prot, flags, offset);
+      fd = this.hold(path, opened.fd);
+      addr = opened.addr;
+    } else {
+      fd ??= await this.open(path, openFlags);
+      addr = await native.mmap(0n, length, prot, flags, fd, offset);
+    }
     // The kernel gave this range out afresh: whatever the case released there before is not this mapping.
     this.gone = this.gone.flatMap((span) => remaining(span, [[addr, addr + length]]));
     // Only what the case did not give back itself: the agent may have mapped something else there since.
@@ -196,20 +219,15 @@ export class Mappings {
 }
 
 /**
- * Writes zeroes over the device's whole region through `writer`: one writeBytes
- * through a mapping of it, with the zeroes made in the guest (writePattern)
- * rather than sent, 1.4 MB of base64 per MiB.
+ * Writes zeroes over the device's whole region through `writer`, in one request: the agent maps
+ * it, writes zeroes made there (no bulk bytes on the channel), and unmaps it (fillRegion). For the
+ * setup's object, through the object's own fd, as every open of it in a case is a dup of that.
  */
 export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<void> {
+  const object = writer === dut.path ? dut.object : undefined;
   // A setup object whose every fd the case closed is unreachable; the next case gets a new one from the setup.
-  if (writer === dut.path && dut.object?.closed === true) return;
-  const mappings = new Mappings(dut);
-  try {
-    const { addr } = await mappings.map(writer);
-    await dut.guest.writePattern(addr, { kind: 'zeroes', length: Number(dut.size) });
-  } finally {
-    await mappings.release();
-  }
+  if (object?.closed === true) return;
+  await dut.guest.fillRegion({ path: writer, ...(object !== undefined && { fd: object.fd }), offset: dut.offset, pattern: { kind: 'zeroes', length: Number(dut.size) } });
 }
 
 /**

@@ -1,7 +1,7 @@
 // Host tests of the native addon (no VM): mappings, fault trapping, errors,
 // 64-bit offsets, the second-process readers, the calls on an existing
 // mapping, pagemap, and what of the device ioctls can run without a device.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -632,5 +632,70 @@ describe('memfdCreate, ftruncate and fcntl (profile setups: udmabuf)', () => {
     expect(nativeErrorOf(() => native.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK))).toMatchObject({ code: 'EPERM', syscall: 'fcntl' });
     expect(nativeErrorOf(() => native.ftruncate(fd, 1n << 63n))).toMatchObject({ code: 'EINVAL', syscall: 'ftruncate' });
     expect(nativeErrorOf(() => native.memfdCreate('x', -1))).toMatchObject({ code: 'EINVAL', syscall: 'memfd_create' });
+  });
+});
+
+describe('openMap', () => {
+  it('opens and maps in one call: the fd and a mapping of the file at the offset asked for', () => {
+    const path = shmFile('open-map', 2 * PAGE, Buffer.concat([Buffer.alloc(PAGE, 1), Buffer.from('second page')]));
+    const { fd, addr } = native.openMap(path, C.O_RDWR, PAGE_N, RW, C.MAP_SHARED, PAGE_N);
+    fds.push(fd);
+    mappings.push({ addr, length: PAGE_N });
+    expect(native.readBytes(addr, 11).toString()).toBe('second page');
+    expect(native.holders([path]).filter((holder) => holder.pid === process.pid)).toEqual([
+      { pid: process.pid, comm: expect.any(String), kind: 'fd', name: String(fd) },
+      { pid: process.pid, comm: expect.any(String), kind: 'mapping', name: `${addr.toString(16)}-${(addr + PAGE_N).toString(16)}` },
+    ]);
+  });
+
+  it("throws the mmap's error for a refused mapping and leaves no fd of the file open", () => {
+    const path = shmFile('open-map-refused', PAGE);
+    // A shared writable mapping of a read-only fd: EACCES (do_mmap).
+    const error = nativeErrorOf(() => native.openMap(path, C.O_RDONLY, PAGE_N, RW, C.MAP_SHARED, 0n));
+    expect([error.code, error.syscall]).toEqual(['EACCES', 'mmap']);
+    expect(native.holders([path])).toEqual([]);
+  });
+
+  it("throws the open's error, with the path, for a missing file", () => {
+    const path = shmPath('open-map-missing');
+    const error = nativeErrorOf(() => native.openMap(path, C.O_RDWR, PAGE_N, RW, C.MAP_SHARED, 0n));
+    expect([error.code, error.syscall, error.path]).toEqual(['ENOENT', 'open', path]);
+  });
+});
+
+describe('holders', () => {
+  it('finds an fd of a device node through another node of the same device number', () => {
+    const alias = shmPath('null-alias');
+    // A second node for /dev/null's device (1, 3): what makes two nodes the same device is the number.
+    const made = spawnSync('mknod', [alias, 'c', '1', '3']);
+    expect(made.status, made.stderr.toString()).toBe(0);
+    const fd = openTracked('/dev/null', C.O_RDONLY);
+    expect(native.holders([alias])).toContainEqual({ pid: process.pid, comm: expect.any(String), kind: 'fd', name: String(fd) });
+  });
+
+  it("finds another process's fd and mapping, named with its comm", async () => {
+    const path = shmFile('held-by-child', PAGE);
+    // A python3 that holds the file open as fd 7 and mapped, until its stdin closes.
+    const program = `import mmap, os, sys\nfd = os.open(${JSON.stringify(path)}, os.O_RDONLY)\nos.dup2(fd, 7)\nm = mmap.mmap(7, ${PAGE}, prot=mmap.PROT_READ)\nprint("ready", flush=True)\nsys.stdin.read()`;
+    const child = spawn('python3', ['-c', program], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`python3 exited (${String(code)}) before it held the file`)));
+      });
+      const held = native.holders([path]).filter((holder) => holder.pid === child.pid);
+      expect(held).toContainEqual({ pid: child.pid, comm: 'python3', kind: 'fd', name: '7' });
+      expect(held.filter((holder) => holder.kind === 'mapping')).toHaveLength(1);
+    } finally {
+      child.stdin.end();
+      await new Promise((resolve) => child.once('close', resolve));
+    }
+    expect(native.holders([path])).toEqual([]);
+  });
+
+  it('throws ENOENT, with the path, for a path that does not exist', () => {
+    const path = shmPath('holders-missing');
+    const error = nativeErrorOf(() => native.holders([path]));
+    expect([error.code, error.syscall, error.path]).toEqual(['ENOENT', 'stat', path]);
   });
 });

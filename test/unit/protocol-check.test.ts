@@ -39,6 +39,8 @@ describe('checkRequest', () => {
       args: { read: { fn: 'readInChildAfterUnmap', args: [0x7f00n, 8192n, 2] }, expect: [{ kind: 'pageIndex', pageSize: 4096, first: 0n, count: 2 }] },
     },
     { id: 14, op: 'holders', args: { paths: ['/dev/mmapkit', '/dev/mmapkit-remap'] } },
+    { id: 15, op: 'fillRegion', args: { path: '/dev/mmapkit', offset: 0n, pattern: { kind: 'zeroes', length: 4096 } } },
+    { id: 16, op: 'fillRegion', args: { path: '/dev/video0', fd: 9, offset: 2n ** 40n, pattern: { kind: 'pageIndex', pageSize: 4096, first: 0n, count: 1 } } },
   ])('accepts $op (id $id) as sent', (request) => {
     expect(checkRequest(overTheChannel(request))).toEqual(request);
   });
@@ -51,6 +53,7 @@ describe('checkRequest', () => {
     ['an address that is not a BigInt', { id: 1, op: 'writePattern', args: { addr: 4096, pattern: { kind: 'zeroes', length: 1 } } }, /^writePattern\.args\.addr must be a BigInt/],
     ['an argv entry that is not a string', { id: 1, op: 'exec', args: { argv: ['ls', null] } }, /^exec\.args\.argv\[1\] must be a string, not null$/],
     ['arguments ping does not take', { id: 1, op: 'ping', args: { now: true } }, /^ping\.args\.now must be absent, not true$/],
+    ['a fill without its pattern', { id: 1, op: 'fillRegion', args: { path: '/dev/mmapkit', offset: 0n } }, /^fillRegion\.args\.pattern must be an object/],
     ['a batch call without arguments', { id: 1, op: 'batch', args: { calls: [{ fn: 'close' }] } }, /^batch\.args\.calls\[0\]\.args must be an array, not undefined$/],
   ])('refuses %s with a ProtocolError naming the field', (_what, message, reason) => {
     expect(() => checkRequest(message)).toThrow(ProtocolError);

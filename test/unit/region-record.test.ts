@@ -38,6 +38,29 @@ describe('regionRecord', () => {
     expect(sampled).toEqual([{ path: '/dev/a', offset: 0n, length: 8192, gapsMs: STABILITY_GAPS_MS }]);
   });
 
+  it('asks for the saved record before `ready` is done, and samples only after it', async () => {
+    const { guest, sampled } = fakeGuest({ '/dev/a': still });
+    const asked: string[] = [];
+    const readFile = guest.readFile.bind(guest);
+    guest.readFile = (file: string) => {
+      asked.push(file);
+      return readFile(file);
+    };
+    let loaded!: () => void;
+    const recording = regionRecord(guest, region('/dev/a'), new Promise<void>((resolve) => (loaded = resolve)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect([asked.length, sampled.length]).toEqual([1, 0]);
+    loaded();
+    expect(await recording).toEqual(still);
+    expect(sampled).toHaveLength(1);
+  });
+
+  it('fails as `ready` fails: nothing is sampled for a module that did not load', async () => {
+    const { guest, sampled } = fakeGuest({ '/dev/a': still });
+    await expect(regionRecord(guest, region('/dev/a'), Promise.reject(new Error('insmod failed')))).rejects.toThrow('insmod failed');
+    expect(sampled).toEqual([]);
+  });
+
   it('records a region that cannot be read as its errno, for the initial-content case to fail with', async () => {
     const { guest } = fakeGuest({ '/dev/a': 'ETIMEDOUT' });
     expect(await regionRecord(guest, region('/dev/a'))).toEqual({ error: 'ETIMEDOUT' });

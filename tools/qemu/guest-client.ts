@@ -13,6 +13,7 @@ import {
   type BatchOutcome,
   type ErrorInfo,
   type ExecResult,
+  type FillRegionArgs,
   type GuestMessage,
   type GuestPattern,
   type Holder,
@@ -265,6 +266,11 @@ export class GuestClient {
     await this.request('writePattern', { addr, pattern });
   }
 
+  /** Writes `pattern` over a region through a mapping the agent makes and undoes (guest/protocol.ts FillRegionArgs): one round trip. */
+  async fillRegion(args: FillRegionArgs): Promise<void> {
+    await this.request('fillRegion', args);
+  }
+
   /**
    * Runs `read`, a native call that returns bytes, in the guest and compares them there with
    * `expect`, the patterns laid end to end: null when equal, else where they first differ.
@@ -273,7 +279,7 @@ export class GuestClient {
     return this.request('checkPattern', { read, expect });
   }
 
-  /** Every fd and mapping, of any guest process, of the files at `paths` (guest/holders.ts). */
+  /** Every fd and mapping, of any guest process, of the files at `paths` (native/src/holders.cc). */
   holders(paths: string[]): Promise<Holder[]> {
     return this.request('holders', { paths });
   }

@@ -64,13 +64,20 @@ function recordFile(region: Region): string {
   return `/tmp/mmapkit-region${region.device.replace(/\//g, '_')}@${region.fd === undefined ? region.offset : 'setup'}.json`;
 }
 
-/** The region's record, read from the guest or, the first time in this guest, made and saved there. */
-export async function regionRecord(guest: GuestClient, region: Region): Promise<RegionRecord> {
+/**
+ * The region's record, read from the guest or, the first time in this guest, made and saved there.
+ * `ready` (the profile's module loaded, say) is what making it needs: the saved record is asked
+ * for at once, its answer a round trip behind whatever `ready` asked for, not one after it.
+ */
+export async function regionRecord(guest: GuestClient, region: Region, ready: Promise<void> = Promise.resolve()): Promise<RegionRecord> {
   const file = recordFile(region);
-  const saved = await guest.readFile(file).catch((error: { code?: string }) => {
-    if (error.code === 'ENOENT') return '';
-    throw error;
-  });
+  const [saved] = await Promise.all([
+    guest.readFile(file).catch((error: { code?: string }) => {
+      if (error.code === 'ENOENT') return '';
+      throw error;
+    }),
+    ready,
+  ]);
   if (saved !== '') return JSON.parse(saved) as RegionRecord;
   let record: RegionRecord;
   try {

@@ -53,14 +53,15 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
    * fd, every mapping outside them, every other process. Named for the failure message.
    */
   const strayHolders = async (pieces: readonly Piece[], fds: readonly number[] = []): Promise<string[]> => {
-    const agent = Number((await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]);
+    // Sent together: the agent answers them in order, so the second costs no round trip of its own.
+    const [stat, held] = await Promise.all([t.dut.guest.readFile('/proc/self/stat'), t.dut.guest.holders(deviceFiles())]);
+    const agent = Number(stat.split(' ')[0]);
     const ours = (holder: Holder): boolean => {
       if (holder.pid !== agent) return false;
       if (holder.kind === 'fd') return fds.includes(Number(holder.name));
       const [start, end] = holder.name.split('-').map((hex) => BigInt(`0x${hex}`));
       return pieces.some((piece) => start! >= piece.addr && end! <= piece.addr + piece.count * page());
     };
-    const held = await t.dut.guest.holders(deviceFiles());
     return held.filter((holder) => !ours(holder)).map((holder) => `${holder.comm}[${holder.pid}] ${holder.kind} ${holder.name}`);
   };
 

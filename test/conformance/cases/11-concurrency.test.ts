@@ -71,14 +71,27 @@ function unexpectedOutcomes(workers: RaceWorker[], allowed: (op: string, code: s
   );
 }
 
+/** The CPUs a /proc/PID/status allows, counted from its Cpus_allowed_list ("0-1", "0,2-3"). */
+function allowedCpus(status: string): number {
+  const list = /^Cpus_allowed_list:\s*([\d,-]+)$/m.exec(status)?.[1];
+  if (list === undefined) throw new Error('no Cpus_allowed_list of digits, commas and dashes in /proc/self/status');
+  return list.split(',').reduce((sum, part) => {
+    const [first, last = first] = part.split('-').map(Number);
+    return sum + last! - first! + 1;
+  }, 0);
+}
+
 describeProfiles('concurrency (J, D, E, F)', (t) => {
   const page = (): bigint => t.dut.page;
   const windowPages = (): bigint => (t.dut.size / page() < WINDOW_PAGES ? t.dut.size / page() : WINDOW_PAGES);
   const windowLength = (): bigint => windowPages() * page();
 
-  /** The CPUs the agent may run on, as the workers are pinned to them: asked once per profile (an nproc started costs about 0.25 s under TCG). */
+  /**
+   * How many CPUs the agent may run on, as the workers are pinned to them (sched_getaffinity, what
+   * nproc counts): its Cpus_allowed_list, read by the agent itself, no process to start. Asked once per profile.
+   */
   let cpus: Promise<number> | undefined;
-  const cpuCount = (): Promise<number> => (cpus ??= t.sh('nproc').then((out) => Number(out.trim())));
+  const cpuCount = (): Promise<number> => (cpus ??= t.dut.guest.readFile('/proc/self/status').then(allowedCpus));
 
   /**
    * Puts the page-index pattern in the window through the writer (page i's words all hold i), then
