@@ -425,7 +425,7 @@ function readyMessage(): ReadyMessage {
   const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
   const clocksource = readFileSync('/sys/devices/system/clocksource/clocksource0/current_clocksource', 'utf8').trim();
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
-  return { type: 'ready', uptime, kernel, clocksource, pageSize: native.pageSize(), constants: native.constants };
+  return { type: 'ready', uptime, kernel, clocksource, pageSize: native.pageSize(), constants: native.constants, pid: process.pid };
 }
 
 // The first write blocks until the host has connected; reading before that

@@ -174,6 +174,7 @@ const readyMessage: Check<ReadyMessage> = (value, at) => {
     clocksource: string(record.clocksource, `${at}.clocksource`),
     pageSize: integer(record.pageSize, `${at}.pageSize`),
     constants: constants(record.constants, `${at}.constants`),
+    pid: integer(record.pid, `${at}.pid`),
   };
 };
 

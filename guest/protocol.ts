@@ -29,6 +29,8 @@ export interface ReadyMessage {
   pageSize: number;
   /** The addon's constants (PROT_*, MAP_*, O_*, ...) as the guest's headers define them. */
   constants: Readonly<Record<ConstantName, number>>;
+  /** The agent's pid: the process that holds every fd and mapping a case makes through it. */
+  pid: number;
 }
 
 export interface ExecArgs {

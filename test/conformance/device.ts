@@ -32,6 +32,8 @@ export interface Guest {
   c: Readonly<Record<ConstantName, number>>;
   page: bigint;
   kernel: string;
+  /** The agent's pid (its ready message): the process that holds the case's fds and mappings. A guest that replaced a crashed one has another. */
+  agentPid: number;
   close(): void;
 }
 
@@ -65,8 +67,8 @@ export async function connectGuest(): Promise<Guest> {
   // The host's session enforces the real request deadline and answers for a hung guest; this one is a backstop.
   const guest = new GuestClient(socket, { requestTimeoutMs: inject('caseTimeoutMs') });
   // The ready message carries the addon's constants and the page size: nothing to ask per connection.
-  const { kernel, constants, pageSize } = await guest.ready;
-  return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, close: () => guest.close() };
+  const { kernel, constants, pageSize, pid } = await guest.ready;
+  return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, agentPid: pid, close: () => guest.close() };
 }
 
 /**

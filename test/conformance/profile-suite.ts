@@ -128,7 +128,7 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
       const crashed = code === CRASHED_CODE ? error : new Error(`${CRASHED_MARK} ${(error as Error).message}`);
       const target = need(dut);
       try {
-        await target.guest.reattach();
+        target.agentPid = (await target.guest.reattach()).pid;
         if (profile.module !== undefined) await ensureModule(target.guest, profile.module, profile.moduleParams);
         mappings = new Mappings(target);
         // The dead guest's object died with it.

@@ -40,7 +40,7 @@ function fakeSession(): FakeSession {
   };
   fake.session = {
     ended,
-    ready: { type: 'ready', uptime: 1, kernel: `fake-${number}`, clocksource: 'tsc', pageSize: 4096, constants: { PROT_READ: 1 } },
+    ready: { type: 'ready', uptime: 1, kernel: `fake-${number}`, clocksource: 'tsc', pageSize: 4096, constants: { PROT_READ: 1 }, pid: 100 + number },
     consoleLog: `/runs/${number}/console.log`,
     lines: () => ['[    1.0] BUG: unable to handle page fault for address: ffffffffc020f140', '[    1.1] Kernel panic - not syncing: Fatal exception'],
     findings: () => [],

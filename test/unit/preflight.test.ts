@@ -47,7 +47,7 @@ function fakeGuest(setup: Guest): { guest: GuestClient; calls: string[] } {
   const log = ['[    1.000000] boot'];
   const calls: string[] = [];
   const guest = {
-    ready: Promise.resolve({ type: 'ready', uptime: 1, kernel: 'test', clocksource: 'tsc', pageSize: 4096, constants: { O_RDONLY: 0, O_RDWR: 2 } }),
+    ready: Promise.resolve({ type: 'ready', uptime: 1, kernel: 'test', clocksource: 'tsc', pageSize: 4096, constants: { O_RDONLY: 0, O_RDWR: 2 }, pid: 100 }),
     kernelLog: (since?: KmsgCursor) =>
       Promise.resolve({ cursor: { bootId: 'b', seq: log.length }, lines: since === undefined ? [] : log.slice(since.seq), lost: 0, rebooted: false }),
     readFile: (file: string) => {

@@ -17,6 +17,7 @@ const READY: ReadyMessage = {
   clocksource: 'tsc',
   pageSize: 4096,
   constants: { PROT_READ: 1, PROT_WRITE: 2, MAP_SHARED: 1 } as ReadyMessage['constants'],
+  pid: 312,
 };
 
 describe('checkRequest', () => {
@@ -114,6 +115,7 @@ describe('checkResult', () => {
     ['sampleRegion', { nonZero: 0, firstNonZero: -1, changed: { apartMs: 300, bytes: '48', firstAt: 0 } }, /^the answer to sampleRegion\.changed\.bytes must be an integer/],
     ['exec', { code: 0 }, /^the answer to exec\.signal must be a string, not undefined$/],
     ['reattach', { type: 'ready', uptime: 1, kernel: 'k', clocksource: 'tsc', pageSize: 4096 }, /^the answer to reattach\.constants must be an object/],
+    ['reattach', { type: 'ready', uptime: 1, kernel: 'k', clocksource: 'tsc', pageSize: 4096, constants: {} }, /^the answer to reattach\.pid must be an integer, not undefined$/],
     ['checkPattern', { offset: 0, expected: 1, found: 0n, words: 1 }, /^the answer to checkPattern\.expected must be a BigInt/],
     ['holders', [{ pid: 1, comm: 'sh', kind: 'socket', name: '3' }], /^the answer to holders\[0\]\.kind must be "fd" or "mapping"/],
   ] as const)('refuses a %s answer of the wrong kind', (op, value, reason) => {

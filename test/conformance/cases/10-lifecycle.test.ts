@@ -53,11 +53,9 @@ describeProfiles('lifecycle: the mapping that survives', (t) => {
    * fd, every mapping outside them, every other process. Named for the failure message.
    */
   const strayHolders = async (pieces: readonly Piece[], fds: readonly number[] = []): Promise<string[]> => {
-    // Sent together: the agent answers them in order, so the second costs no round trip of its own.
-    const [stat, held] = await Promise.all([t.dut.guest.readFile('/proc/self/stat'), t.dut.guest.holders(deviceFiles())]);
-    const agent = Number(stat.split(' ')[0]);
+    const held = await t.dut.guest.holders(deviceFiles());
     const ours = (holder: Holder): boolean => {
-      if (holder.pid !== agent) return false;
+      if (holder.pid !== t.dut.agentPid) return false;
       if (holder.kind === 'fd') return fds.includes(Number(holder.name));
       const [start, end] = holder.name.split('-').map((hex) => BigInt(`0x${hex}`));
       return pieces.some((piece) => start! >= piece.addr && end! <= piece.addr + piece.count * page());

@@ -8,7 +8,7 @@
 import { expect, it } from 'vitest';
 import { decodePagemap } from '../../../native/index.js';
 import { describeProfiles, ranBranch } from '../profile-suite.js';
-import { agentPid, isPfnmap, vmaAt } from './vma.js';
+import { isPfnmap, vmaAt } from './vma.js';
 
 describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
   const page = (): bigint => t.dut.page;
@@ -38,7 +38,7 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     // The file mapped: the node, or for a setup's object its fd's file, which for a dma-buf is the
     // buffer's own anonymous file (dma_buf_getfile: "/dmabuf:" on the dma_buf_fs, 6.12), not the node.
     const object = t.dut.object;
-    const file = object !== undefined ? `/proc/${await agentPid(t)}/fd/${object.fd}` : t.profile.device;
+    const file = object !== undefined ? `/proc/${t.dut.agentPid}/fd/${object.fd}` : t.profile.device;
     const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${file}`)).trim().split(' ');
     if (vma.offset !== offset && type.join(' ') === 'regular file') {
       // catalogue H2, taxonomy #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff

@@ -52,10 +52,6 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
   return 'code' in settled ? settled.code : 'ok';
 }
 
-/** The guest agent's pid (the process that holds the case's fds and mappings), read by the agent itself. */
-export async function agentPid(t: ProfileCase): Promise<string> {
-  return (await t.dut.guest.readFile('/proc/self/stat')).split(' ')[0]!;
-}
 
 /**
  * Runs a python3 program in the guest and returns the JSON it prints last.
@@ -73,11 +69,10 @@ export async function python<T>(t: ProfileCase, body: string): Promise<T> {
   const program = `${PRELUDE}\n${body}\n`;
   // Forked by the agent's python3 (guest/python-host.ts), as `python3 -I -S -c` would run it:
   // no python3 start, about 1.5 s under TCG, per program.
-  const agent = await agentPid(t);
   const object = t.dut.object;
   const passed = object !== undefined && object.reach === 'fork' && !object.closed;
   const reopened = object !== undefined && object.reach === 'reopen';
-  const env = { AGENT: agent, ...(passed && { DEVICE: t.dut.path, DEVICE_FD: '3' }), ...(reopened && { DEVICE: t.dut.path }) };
+  const env = { AGENT: String(t.dut.agentPid), ...(passed && { DEVICE: t.dut.path, DEVICE_FD: '3' }), ...(reopened && { DEVICE: t.dut.path }) };
   const out = await t.dut.guest.python(program, { env, ...(passed && { fd: object.fd }) });
   const last = out.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as T;
