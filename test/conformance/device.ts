@@ -66,7 +66,7 @@ export async function connectGuest(): Promise<Guest> {
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   // The host's session enforces the real request deadline and answers for a hung guest; this one is a backstop.
   const guest = new GuestClient(socket, { requestTimeoutMs: inject('caseTimeoutMs') });
-  // The ready message carries the addon's constants and the page size: nothing to ask per connection.
+  // The ready message carries the addon's constants, the page size and the agent's pid: nothing to ask per connection.
   const { kernel, constants, pageSize, pid } = await guest.ready;
   return { guest, native: guest.native, c: constants, page: BigInt(pageSize), kernel, agentPid: pid, close: () => guest.close() };
 }

@@ -52,7 +52,6 @@ export async function outcome(attempt: Promise<unknown>): Promise<string> {
   return 'code' in settled ? settled.code : 'ok';
 }
 
-
 /**
  * Runs a python3 program in the guest and returns the JSON it prints last.
  * The program starts with helpers: `libc` (ctypes, errno kept), `devmap(path,
