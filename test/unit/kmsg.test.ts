@@ -76,6 +76,14 @@ describe('patternBytes', () => {
     for (let i = 0; i < 3; i++) expect(bytes.subarray(i * 4096, (i + 1) * 4096)).toEqual(pagePattern(5n + BigInt(i), 4096n));
   });
 
+  it('gives the same bytes again for the same pattern, and other bytes for another', () => {
+    const pattern = { kind: 'pageIndex', pageSize: 64, first: 7n, count: 2 } as const;
+    const again = patternBytes({ ...pattern });
+    expect(patternBytes(pattern)).toEqual(again);
+    expect(patternBytes({ ...pattern, first: 8n }).readBigUInt64LE(0)).toBe(8n);
+    expect(patternBytes({ kind: 'zeroes', length: 128 })).toEqual(Buffer.alloc(128));
+  });
+
   it('fills pages that are not a power of two in size', () => {
     const bytes = patternBytes({ kind: 'pageIndex', pageSize: 24, first: 1n, count: 2 });
     expect([0, 8, 16, 24, 32, 40].map((at) => bytes.readBigUInt64LE(at))).toEqual([1n, 1n, 1n, 2n, 2n, 2n]);
@@ -90,7 +98,7 @@ describe('patternMismatch', () => {
   });
 
   it('names the first differing word, what it should hold and what it holds, and counts every word that differs', () => {
-    const bytes = patternBytes(page);
+    const bytes = Buffer.from(patternBytes(page)); // a copy: patternBytes's own is not to be written
     bytes.fill(0, 64 + 8, 64 + 24); // two words of the second page (index 3)
     bytes.writeBigUInt64LE(0x6b6b6b6b6b6b6b6bn, 128 + 56); // the last word of the third
     expect(patternMismatch(bytes, [page])).toEqual({ offset: 72, expected: 3n, found: 0n, words: 3 });
