@@ -106,7 +106,7 @@ std::string ReadAllAt(int dir, const char* name) {
 }
 
 // The mappings that lead to one of `wanted`, named as /proc/PID/map_files
-// names them ("start-end", the same hex as /proc/PID/maps). Each file is
+// names them ("start-end" in hex, unpadded). Each file is
 // stat()ed once through one of its mappings, found by the device and inode
 // that /proc/PID/maps gives it: a library has four or five mappings, and
 // under a 9p root every stat is a round trip to the host.
