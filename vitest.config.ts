@@ -1,5 +1,6 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 import PathOrderSequencer from './tools/test/vitest-order.js';
+import { RACES_PROJECT, TEST_GUESTS_ENV, testGuestCount } from './tools/test/guest-pool.js';
 
 /**
  * CLI files that must not overlap another, run one at a time after the others: the concurrent-builds check
@@ -16,6 +17,25 @@ const CLI_ALONE = ['test/cli/concurrency.test.ts', 'test/cli/fuzz.test.ts', 'tes
 /** How many CLI files run at once (MMAPKIT_TEST_LANES, default 2). */
 const CLI_LANES = Number(process.env.MMAPKIT_TEST_LANES ?? 2);
 
+/** The conformance file whose cases race two vCPUs' faults: run alone, after the others (project conformance-races). */
+const CONFORMANCE_RACES = ['test/conformance/cases/11-concurrency.test.ts'];
+
+/** The guests a conformance run shares out, one test worker each (tools/test/guest-pool.ts). */
+const CONFORMANCE_GUESTS = testGuestCount();
+
+/** What both conformance projects share: the guests, the case timeouts, one module graph per worker. */
+const CONFORMANCE = {
+  globalSetup: ['test/conformance/global-setup.ts'],
+  // Sets the case and hook timeouts from the shared guest's request deadline
+  // (tools/qemu/deadlines.ts); the two below are their floors.
+  setupFiles: ['test/conformance/case-timeout.ts'],
+  // A worker runs its files one after another, in one module graph: a fresh one per file cost
+  // about 0.2 s each, most of a quick run's overhead.
+  isolate: false,
+  testTimeout: 60_000,
+  hookTimeout: 120_000,
+};
+
 export default defineConfig({
   test: {
     reporters: ['default', './tools/test/vitest-summary.ts'],
@@ -25,8 +45,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        // Groups run one after another (sequence.groupOrder); unit and conformance files one at a time:
-        // the conformance suite shares one guest between its files.
+        // Groups run one after another (sequence.groupOrder); unit files one at a time.
         test: { name: 'unit', include: ['test/unit/**/*.test.ts'], maxWorkers: 1, sequence: { groupOrder: 0 } },
       },
       {
@@ -34,17 +53,24 @@ export default defineConfig({
         test: {
           name: 'conformance',
           include: ['test/conformance/**/*.test.ts'],
-          maxWorkers: 1,
+          exclude: [...configDefaults.exclude, ...CONFORMANCE_RACES],
+          // One worker per guest of the run (tools/test/guest-pool.ts): each file runs in one guest, the
+          // files one after another in each, half of them in each of two guests.
+          maxWorkers: CONFORMANCE_GUESTS,
           sequence: { groupOrder: 0 },
-          globalSetup: ['test/conformance/global-setup.ts'],
-          // Sets the case and hook timeouts from the shared guest's request deadline
-          // (tools/qemu/deadlines.ts); the two below are their floors.
-          setupFiles: ['test/conformance/case-timeout.ts'],
-          // One worker for every file (they run one after another anyway): a fresh module
-          // graph per file cost about 0.2 s each, most of a quick run's overhead.
-          isolate: false,
-          testTimeout: 60_000,
-          hookTimeout: 120_000,
+          ...CONFORMANCE,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // The races, after every other conformance file, in the first guest (the one with two vCPUs)
+          // while the others idle: racing faults overlap only while the host's CPUs are theirs.
+          name: RACES_PROJECT,
+          include: [...CONFORMANCE_RACES],
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+          ...CONFORMANCE,
         },
       },
       {
@@ -59,9 +85,10 @@ export default defineConfig({
           maxWorkers: CLI_LANES,
           // One vCPU per guest in the lanes: two guests at once finish sooner so (0.83x), and two guests'
           // four vCPUs on two cores could not race anyway (docs/benchmarks.md, "Two guests of one vCPU, or of
-          // two"). The races run in the conformance project and in cli-alone, on two.
-          env: CLI_LANES > 1 ? { MMAPKIT_GUEST_CPUS: '1' } : {},
-          sequence: { groupOrder: 1 },
+          // two"). The races run in the conformance projects and in cli-alone, on two. A lane's `mmapkit test`
+          // boots one guest, not a pool: the other lane has the other core.
+          env: CLI_LANES > 1 ? { MMAPKIT_GUEST_CPUS: '1', [TEST_GUESTS_ENV]: '1' } : {},
+          sequence: { groupOrder: 2 },
           testTimeout: 180_000,
         },
       },
@@ -71,7 +98,7 @@ export default defineConfig({
           name: 'cli-alone',
           include: [...CLI_ALONE],
           maxWorkers: 1,
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 3 },
           testTimeout: 180_000,
         },
       },

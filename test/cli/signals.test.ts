@@ -2,11 +2,13 @@
  * Stopping a run from outside, as a terminal, CI or a supervisor does: the
  * signal goes to the npx process only (not its process group), and within
  * 5 s npx has exited with 128 + the signal's number, and nothing of the run
- * is left: no node below npx, no QEMU, no temp directory (the agent socket's).
- * Each case boots a guest.
+ * is left: no node below npx, no QEMU, no temp directory (the agent socket's;
+ * for `mmapkit test`, nothing under its TMPDIR: relay sockets, vitest's module
+ * copies). Each case boots a guest, the last two.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { descendantsOf, signalExitCode } from '../../tools/cli/interrupts.js';
@@ -78,6 +80,46 @@ describe('npx mmapkit vm run -- sleep 100, signalled', () => {
           // already gone
         }
       }
+    }
+  });
+});
+
+/** What the run left in `dir`: not tsx's compile cache (tsx-UID), which every run keeps and reuses by design. */
+const leftIn = (dir: string): string[] => readdirSync(dir).filter((name) => name !== `tsx-${os.userInfo().uid}`);
+
+describe('npx mmapkit test in two guests, signalled', () => {
+  it('SIGINT to npx stops both guests and vitest, and leaves nothing under its TMPDIR within 5 s', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-signals-'));
+    const env = { ...process.env, TMPDIR: tmp, MMAPKIT_TEST_GUESTS: '2' };
+    const npx = spawn('npx', ['mmapkit', 'test'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    npx.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      npx.on('close', (code, end) => resolve({ code, signal: end })),
+    );
+    let below: number[] = [];
+    try {
+      expect(await until(() => (stderr.match(/mmapkit: (booted|restored) /g) ?? []).length === 2, 120_000), stderr).toBe(true);
+      below = descendantsOf(npx.pid!);
+      expect(below.filter((pid) => cmdline(pid)[0]?.includes('qemu-system') === true)).toHaveLength(2);
+      expect(leftIn(tmp), 'the relay sockets').not.toEqual([]);
+
+      const sent = Date.now();
+      npx.kill('SIGINT');
+      const end = await closed;
+      const stopped = await until(() => ![...below].some(alive) && leftIn(tmp).length === 0, DEADLINE_MS - (Date.now() - sent));
+      const left = below.filter(alive).map((pid) => cmdline(pid).join(' '));
+      expect({ stopped, left, tmpLeft: leftIn(tmp) }).toEqual({ stopped: true, left: [], tmpLeft: [] });
+      expect(end.code ?? signalExitCode(end.signal)).toBe(signalExitCode('SIGINT'));
+    } finally {
+      for (const pid of new Set([npx.pid!, ...descendantsOf(npx.pid!), ...below])) {
+        try {
+          if (alive(pid)) process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 });

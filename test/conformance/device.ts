@@ -1,5 +1,5 @@
 /**
- * What a conformance case needs: the guest (through the relay socket that
+ * What a conformance case needs: the guest (through a relay socket that
  * the global setup provides), the native addon's functions running there,
  * and the device under test as its profile describes it.
  */
@@ -18,7 +18,8 @@ import type { SetupObject } from '../../guest/setup-api.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    guestSocket: string;
+    /** The relay sockets of the run's guests (tools/test/guest-pool.ts): a worker uses one, by its pool id. */
+    guestSockets: string[];
     /** A case's timeout, ms: some request deadlines of the shared guest (tools/qemu/deadlines.ts caseTimeoutMs). */
     caseTimeoutMs: number;
     /** The profiles this run tests, validated by the global setup. */
@@ -61,8 +62,18 @@ export interface ProfileTarget extends DeviceUnderTest {
   profile: Profile;
 }
 
+/**
+ * The guest of this test worker: vitest numbers a project's workers 1 to its maxWorkers (VITEST_POOL_ID),
+ * one per guest, so each guest runs one worker's files, one after another.
+ */
+function guestSocket(): string {
+  const sockets = inject('guestSockets');
+  const worker = Number(process.env.VITEST_POOL_ID ?? 1);
+  return sockets[(worker - 1) % sockets.length]!;
+}
+
 export async function connectGuest(): Promise<Guest> {
-  const socket = connect(inject('guestSocket'));
+  const socket = connect(guestSocket());
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   // The host's session enforces the real request deadline and answers for a hung guest; this one is a backstop.
   const guest = new GuestClient(socket, { requestTimeoutMs: inject('caseTimeoutMs') });

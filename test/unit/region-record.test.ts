@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RegionSample, SampleRegionArgs } from '../../guest/protocol.js';
 import { GuestError, type GuestClient } from '../../tools/qemu/guest-client.js';
-import { STABILITY_GAPS_MS, describeChange, recordRegions, regionRecord } from '../../tools/test/region-record.js';
+import { STABILITY_GAPS_MS, changedLines, describeChange, recordRegions, regionRecord } from '../../tools/test/region-record.js';
 
 /** A fake agent whose regions answer sampleRegion as given (an errno code: the read fails); files live in `files`. */
 function fakeGuest(regions: Record<string, RegionSample | string>): { guest: GuestClient; files: Map<string, string>; sampled: SampleRegionArgs[] } {
@@ -67,15 +67,25 @@ describe('regionRecord', () => {
   });
 });
 
-describe('recordRegions', () => {
+describe('recordRegions and changedLines', () => {
+  const profile = (name: string, device: string) => ({ name, device, offset: 0, size: 4096 });
+  const line = (name: string): string =>
+    `${name}: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped`;
+
   it('one line for each profile whose region changed on its own, in profile order', async () => {
     const { guest } = fakeGuest({ '/dev/a': live, '/dev/b': still, '/dev/c': live });
-    const profile = (name: string, device: string) => ({ name, device, offset: 0, size: 4096 });
-    const lines = await recordRegions(guest, [profile('A', '/dev/a'), profile('B', '/dev/b'), profile('C', '/dev/c')]);
-    expect(lines).toEqual([
-      'A: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
-      'C: the region changed on its own between two reads 1.0 s apart (48 bytes differ, first at offset 35840): content cases are skipped',
-    ]);
+    const profiles = [profile('A', '/dev/a'), profile('B', '/dev/b'), profile('C', '/dev/c')];
+    const changes = await recordRegions(guest, profiles);
+    expect(changes).toEqual([live.changed, undefined, live.changed]);
+    expect(changedLines(profiles, [changes])).toEqual([line('A'), line('C')]);
     expect(describeChange(live.changed!)).not.toContain('\n');
+  });
+
+  it('with several guests, one line per profile whose region changed in any of them', async () => {
+    const profiles = [profile('A', '/dev/a'), profile('B', '/dev/b'), profile('C', '/dev/c')];
+    const first = await recordRegions(fakeGuest({ '/dev/a': still, '/dev/b': live, '/dev/c': still }).guest, profiles);
+    const second = await recordRegions(fakeGuest({ '/dev/a': live, '/dev/b': live, '/dev/c': still }).guest, profiles);
+    expect(changedLines(profiles, [first, second])).toEqual([line('A'), line('B')]);
+    expect(changedLines(profiles, [first.map(() => undefined), second.map(() => undefined)])).toEqual([]);
   });
 });

@@ -30,6 +30,8 @@ export interface GuestRunOptions {
   requestTimeoutS?: number;
   /** The request deadline's floor when none is given (BootOptions.requestFloorS). */
   requestFloorS?: number;
+  /** The guest's vCPUs (default: session.ts guestCpus). */
+  cpus?: number;
   /** Guest RAM (default: session.ts DEFAULTS, 512 MiB). */
   memoryMiB?: number;
   /** TCG instruction counting (BootOptions.icount). */
@@ -52,7 +54,7 @@ export interface GuestRunOptions {
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const { moduleBuilt, ...given } = options;
   const boot: BootOptions = { ...given, mode: 'agent' };
-  for (const key of ['bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs', 'snapshot'] as const) if (boot[key] === undefined) delete boot[key];
+  for (const key of ['cpus', 'bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs', 'snapshot'] as const) if (boot[key] === undefined) delete boot[key];
   const session = await VmSession.boot(boot);
   try {
     await moduleBuilt;

@@ -14,10 +14,19 @@ import { type Deadline, type SessionEnd, type SessionFacts, classifyEnd } from '
 const CRASH_GRACE_MS = 5000;
 const STOP_GRACE_MS = 10000;
 
-const live = new Set<QemuProcess>();
-process.on('exit', () => {
-  for (const qemu of live) qemu.killNow();
-});
+/**
+ * Every QEMU alive in this process, killed when the process exits. Vitest's module runners
+ * evaluate this module once per project that imports it: the set and its one exit hook are
+ * the process's, kept on globalThis, not one per evaluation.
+ */
+const LIVE = Symbol.for('mmapkit.live-qemu');
+const live: Set<QemuProcess> = ((globalThis as { [LIVE]?: Set<QemuProcess> })[LIVE] ??= ((): Set<QemuProcess> => {
+  const all = new Set<QemuProcess>();
+  process.on('exit', () => {
+    for (const qemu of all) qemu.killNow();
+  });
+  return all;
+})());
 
 export interface QemuProcessOptions {
   /** The file the console is appended to. */

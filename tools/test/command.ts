@@ -6,7 +6,7 @@
  * and the remaining cases go on. The exit code says the worst that happened:
  * a crash outranks failed cases, which outrank a pass.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Reporter, Vitest } from 'vitest/node';
 import { ExitCode, UserError } from '../exit-codes.js';
@@ -15,7 +15,7 @@ import { PROFILES_ENV, type Profile, profilesVm } from '../profile.js';
 import { printConsoleTail, reportEnd, say } from '../cli/messages.js';
 import type { CrashRecord } from '../qemu/guest-supervisor.js';
 import { type GuestClient, GuestGoneError } from '../qemu/guest-client.js';
-import { type GuestRunOptions, type SharedGuest, shareGuest } from '../qemu/guest-run.js';
+import type { GuestRunOptions, SharedGuest } from '../qemu/guest-run.js';
 import { DEADLINE_FLOORS } from '../qemu/deadlines.js';
 import { EXIT_CODE_OF, type SessionEnd } from '../qemu/outcome.js';
 import { plainVitestOutput } from '../cli/terminal.js';
@@ -25,12 +25,13 @@ import { writeKtap } from './ktap.js';
 import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 import { bringUp } from './preflight.js';
-import { recordRegions } from './region-record.js';
+import { changedLines, recordRegions } from './region-record.js';
+import { type GuestPool, RACES_PROJECT, TEST_GUESTS_ENV, sharePool, testGuestCount } from './guest-pool.js';
 import { bundleSetups } from './setup-bundle.js';
 import { DRIVER_FINDING } from './known-findings.js';
 
-/** The environment variable the conformance suite's global setup reads to use our guest instead of booting one. */
-export const GUEST_SOCKET_ENV = 'MMAPKIT_GUEST_SOCKET';
+/** The environment variable the conformance suite's global setup reads to use our guests' relay sockets (a JSON list) instead of booting its own. */
+export const GUEST_SOCKETS_ENV = 'MMAPKIT_GUEST_SOCKETS';
 
 /**
  * The environment variable that gives the conformance files their case
@@ -117,12 +118,18 @@ async function prepareVitest(target: ConformanceTarget, report: ReportOptions, r
   const vitest = await createVitest('test', {
     run: true,
     watch: false,
-    project: ['conformance'],
+    project: ['conformance', RACES_PROJECT],
     root: REPO_ROOT,
     reporters,
     ...(report.outputFile !== undefined && { outputFile: path.resolve(report.outputFile) }),
     ...(report.quick === true && { tagsFilter: [QUICK_TAG] }),
     ...(shard !== undefined && { shard }),
+  });
+  // Vitest's fork workers load modules from copies under each project's tmpDir (/tmp/<id>/ssr), which
+  // vitest.close() removes; an interrupted run exits without it (tools/cli/interrupts.ts): this does.
+  const tmpDirs = [vitest.getRootProject(), ...vitest.projects].map((project) => project.tmpDir);
+  process.once('exit', () => {
+    for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
   });
   if (report.shard !== undefined) {
     const files = (await vitest.globTestSpecifications(filters)).length;
@@ -134,9 +141,9 @@ async function prepareVitest(target: ConformanceTarget, report: ReportOptions, r
   return { vitest, filters };
 }
 
-async function runVitest(vitest: Vitest, filters: string[], shared: SharedGuest, target: ConformanceTarget): Promise<VitestOutcome> {
-  process.env[GUEST_SOCKET_ENV] = shared.socket;
-  process.env[CASE_TIMEOUT_ENV] = String(shared.caseTimeoutMs);
+async function runVitest(vitest: Vitest, filters: string[], pool: GuestPool, target: ConformanceTarget): Promise<VitestOutcome> {
+  process.env[GUEST_SOCKETS_ENV] = JSON.stringify(pool.sockets);
+  process.env[CASE_TIMEOUT_ENV] = String(pool.caseTimeoutMs);
   process.env[PROFILES_ENV] = JSON.stringify(target.profiles);
   await vitest.start(filters);
   const run = caseResults(vitest.state.getTestModules(), vitest.state.getUnhandledErrors());
@@ -153,96 +160,105 @@ function exitCodeOf(end: SessionEnd, crashes: CrashRecord[], counts: CaseCounts,
 }
 
 /**
- * One step of bringing the profiles' targets up before any case: opening
- * each (tools/test/preflight.ts), so that a target that never came up is
- * one line, not a case per ->mmap; then recording each region
- * (tools/test/region-record.ts), one line for each that changed on its own,
- * whose content cases then skip. A step that took the guest down is a
+ * One step of bringing the profiles' targets up before any case, in every
+ * guest at once: opening each (tools/test/preflight.ts), so that a target
+ * that never came up is one line, not a case per ->mmap; then recording each
+ * region (tools/test/region-record.ts). A step that took a guest down is a
  * crash, reported as one: its exit code is returned.
  */
-async function bringUpStep(shared: SharedGuest, step: (guest: GuestClient) => Promise<void>): Promise<number | undefined> {
-  const { supervisor } = shared;
+async function bringUpStep<T>(pool: GuestPool, step: (guest: GuestClient) => Promise<T>): Promise<{ values: T[] } | { crashed: number }> {
+  const results = await Promise.allSettled(pool.guests.map((shared) => bringUpGuest(shared, step)));
+  for (const result of results) if (result.status === 'fulfilled' && 'crashed' in result.value) return result.value;
+  // Every guest fails a bad profile alike: the first guest's error says it.
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+  return { values: results.map((result) => (result as PromiseFulfilledResult<{ value: T }>).value.value) };
+}
+
+async function bringUpGuest<T>({ supervisor }: SharedGuest, step: (guest: GuestClient) => Promise<T>): Promise<{ value: T } | { crashed: number }> {
   const session = await supervisor.session();
   try {
-    await step(session.guest);
-    return undefined;
+    return { value: await step(session.guest) };
   } catch (error) {
     const crash = supervisor.crashes[0] ?? (error instanceof GuestGoneError ? await supervisor.crashOfWithin(session) : undefined);
     if (crash === undefined) throw error;
     say(`the guest crashed or hung while the targets were brought up, before any case: ${crash.reason} (console: ${crash.consoleLog})`);
     process.stderr.write(crash.excerpt.map((line) => `  ${line}\n`).join(''));
-    return EXIT_CODE_OF[crash.state];
+    return { crashed: EXIT_CODE_OF[crash.state] };
   }
 }
 
-async function recordTargets(guest: GuestClient, profiles: Profile[]): Promise<void> {
+async function recordTargets(guest: GuestClient, profiles: Profile[]): Promise<Awaited<ReturnType<typeof recordRegions>>> {
   // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
   // (guest/python-host.ts): asked for now, it starts during the sampling's gaps, while the guest is otherwise
   // idle, instead of in the first case that needs it. A python3 that cannot start fails those cases, not this.
   const python = guest.python('pass').catch(() => undefined);
   // Before any case writes to them: what each region holds, and whether it holds still.
-  for (const line of await recordRegions(guest, profiles)) say(line);
+  const changes = await recordRegions(guest, profiles);
   await python;
+  return changes;
 }
 
 /**
- * Gives a run up before any case: closing the guest's relay ends the files
+ * Gives a run up before any case: closing the guests' relays ends the files
  * that wait there at once, and what they report is not printed.
  */
-async function abandonRun(reporting: Reporting, shared: SharedGuest, running: Promise<VitestOutcome> | undefined): Promise<void> {
+async function abandonRun(reporting: Reporting, pool: GuestPool, running: Promise<VitestOutcome> | undefined): Promise<void> {
   for (const reporter of reporting.vitest) if (reporter instanceof ConciseReporter) reporter.abandon();
-  await shared.close();
+  await pool.close();
   await running?.catch(() => undefined);
 }
 
 export async function runConformance(options: GuestRunOptions, target: ConformanceTarget, report: ReportOptions = {}): Promise<number> {
+  const guestCount = testGuestCount(process.env, report.quick); // a bad MMAPKIT_TEST_GUESTS is a usage error before anything starts
+  // vitest.config.ts gives the conformance files one worker per guest: it reads the count from here.
+  process.env[TEST_GUESTS_ENV] = String(guestCount);
   const reporting = reportingOf(report);
-  // Vitest's own set-up (about 1.8 s under load) runs while the guest boots, except with --shard: a
+  // Vitest's own set-up (about 1.8 s under load) runs while the guests boot, except with --shard: a
   // shard count the suite cannot fill is then a usage error found before anything boots.
   const preparing = prepareVitest(target, report, reporting.vitest);
   if (report.shard !== undefined) await preparing;
   else preparing.catch(() => undefined); // awaited below, or closed in finally
-  let shared: SharedGuest | undefined;
+  let pool: GuestPool | undefined;
   let running: Promise<VitestOutcome> | undefined;
   let outcome: VitestOutcome;
   try {
     // Before the boot: a setup that does not bundle is a bad profile, and costs no guest.
     await bundleSetups(target.profiles);
-    shared = await shareGuest({
+    pool = await sharePool({
       ...options,
       loadModule: !target.explicit,
       // A hang is reported CRASHED and the guest replaced: a shorter floor than other commands' (deadlines.ts).
       requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
       ...profilesVm(target.profiles),
-    }, true);
+    }, guestCount, true);
     const { vitest, filters } = await preparing;
-    let crashed = await bringUpStep(shared, (guest) => bringUp(guest, target.profiles));
-    if (crashed === undefined) {
+    let step: Awaited<ReturnType<typeof bringUpStep>> = await bringUpStep(pool, (guest) => bringUp(guest, target.profiles));
+    if ('values' in step) {
       // The test workers start (about 1 s of vitest's own) while the regions are recorded; their
-      // connections wait at the relay until then, so no case runs before.
-      running = runVitest(vitest, filters, shared, target);
+      // connections wait at the relays until then, so no case runs before.
+      running = runVitest(vitest, filters, pool, target);
       running.catch(() => undefined);
-      crashed = await bringUpStep(shared, (guest) => recordTargets(guest, target.profiles));
+      const recorded = await bringUpStep(pool, (guest) => recordTargets(guest, target.profiles));
+      if ('values' in recorded) for (const line of changedLines(target.profiles, recorded.values)) say(line);
+      step = recorded;
     }
-    if (crashed !== undefined) {
-      await abandonRun(reporting, shared, running);
-      return crashed;
+    if ('crashed' in step) {
+      await abandonRun(reporting, pool, running);
+      return step.crashed;
     }
-    shared.admit();
+    pool.admit();
     outcome = await running!;
   } catch (error) {
-    if (shared !== undefined) await abandonRun(reporting, shared, running);
+    if (pool !== undefined) await abandonRun(reporting, pool, running);
     throw error;
   } finally {
     await preparing.then(({ vitest }) => vitest.close(), () => undefined);
   }
-  const end = await shared.close();
-  const { supervisor } = shared;
-  const [first] = supervisor.sessions;
-  const last = supervisor.sessions.at(-1)!;
-  const consoleFindings = supervisor.sessions.flatMap((session) => session.findings());
+  const { end, session: last } = await pool.close();
+  const [first] = pool.sessions;
+  const consoleFindings = pool.sessions.flatMap((session) => session.findings());
   const { counts } = outcome;
-  const exitCode = exitCodeOf(supervisor.failure?.end ?? end, supervisor.crashes, counts, consoleFindings.length);
+  const exitCode = exitCodeOf(pool.failure?.end ?? end, pool.crashes, counts, consoleFindings.length);
 
   const kernelFindings = outcome.cases.flatMap((result) =>
     result.annotations.filter((note) => note.startsWith(KERNEL_FINDING)).map((note) => ({ case: result.name, finding: note })),
@@ -252,11 +268,13 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   for (const result of outcome.cases) {
     for (const note of result.annotations.filter((annotation) => annotation.startsWith(DRIVER_FINDING))) say(`${note} [${result.name}]`);
   }
-  for (const crash of supervisor.crashes) say(`guest crashed or hung: ${crash.reason} (console: ${crash.consoleLog})`);
-  if (supervisor.failure !== undefined) {
+  for (const crash of pool.crashes) say(`guest crashed or hung: ${crash.reason} (console: ${crash.consoleLog})`);
+  if (pool.failure !== undefined) {
     // Their files could not even connect: vitest shows them skipped, but nothing decided that.
     const notRun = outcome.cases.filter((result) => result.outcome === 'skipped' && result.messages.length === 0).length;
-    say(`no guest left after ${supervisor.crashes.length} crashes or hangs: the cases after that were not run (${notRun} shown as skipped)`);
+    const { supervisor } = pool.guests.find((guest) => guest.supervisor.failure !== undefined)!;
+    const which = pool.guests.length > 1 ? 'a guest of the run could not go on' : 'no guest left';
+    say(`${which} after ${supervisor.crashes.length} crashes or hangs: the cases left to it were not run (${notRun} shown as skipped)`);
   }
 
   const resultsFile = path.resolve(report.resultsFile ?? path.join(first!.runDir, 'results.json'));
@@ -265,14 +283,15 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     accelerator: first!.accel,
     bootSeconds: Number(((first!.bootMs ?? 0) / 1000).toFixed(1)),
     wallSeconds: Number(process.uptime().toFixed(1)),
-    guestsBooted: supervisor.sessions.length,
+    guests: pool.guests.length,
+    guestsBooted: pool.sessions.length,
     profiles: target.profiles.map(({ name, device }) => ({ name, device })),
     quick: report.quick === true,
     ...(report.shard !== undefined && { shard: shardName(report.shard) }),
     counts,
     notSelected: outcome.notSelected,
     exitCode,
-    crashes: supervisor.crashes,
+    crashes: pool.crashes,
     kernelFindings,
     consoleFindings,
     cases: outcome.cases,
@@ -282,7 +301,7 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   if (reporting.ktap !== undefined) writeKtap(results, reporting.ktap);
   process.stdout.write(summaryLines(results, resultsFile).map((line) => `${line}\n`).join(''));
 
-  if (supervisor.failure !== undefined) reportEnd(supervisor.failure.end, supervisor.failure.session);
+  if (pool.failure !== undefined) reportEnd(pool.failure.end, pool.failure.session);
   else if (end.state !== 'completed') reportEnd(end, last);
   else if (exitCode === ExitCode.TESTS_FAILED) {
     if (consoleFindings.length > 0) say('the guest kernel logged warnings or bad-page reports: see the findings above');

@@ -65,6 +65,7 @@ export function mergeResults(shards: readonly ShardResults[]): ResultsFile {
     // The shards ran side by side: the slowest boot and the longest run are what the split run cost.
     bootSeconds: Math.max(...all.map((results) => results.bootSeconds)),
     wallSeconds: Math.max(...all.map((results) => results.wallSeconds)),
+    guests: all.reduce((sum, results) => sum + results.guests, 0),
     guestsBooted: all.reduce((sum, results) => sum + results.guestsBooted, 0),
     profiles: first.profiles,
     quick: first.quick,

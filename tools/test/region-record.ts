@@ -102,17 +102,26 @@ export function describeChange(change: RegionChange): string {
 export const changedLine = (name: string, change: RegionChange): string => `${name}: ${describeChange(change)}: content cases are skipped`;
 
 /**
- * Makes every profile's record before the first case runs and returns the
- * line to print for each region that changed on its own, in profile order.
+ * Makes every profile's record in one guest before the first case runs and
+ * returns, in profile order, how each region changed on its own, if it did.
  * The profiles are sampled side by side (the agent serves other requests
  * during the gaps), so a run pays the gaps once, not once per profile. A
  * setup profile's object is made for the sampling and released after it.
  */
-export async function recordRegions(guest: GuestClient, profiles: ReadonlyArray<(Pick<Profile, 'name' | 'device' | 'offset' | 'size' | 'setup'> & Partial<Pick<Profile, 'console'>>)>): Promise<string[]> {
+export async function recordRegions(guest: GuestClient, profiles: ReadonlyArray<(Pick<Profile, 'device' | 'offset' | 'size' | 'setup'> & Partial<Pick<Profile, 'console'>>)>): Promise<(RegionChange | undefined)[]> {
   const records = await Promise.all(profiles.map((profile) => profileRecord(guest, profile)));
-  return profiles.flatMap((profile, index) => {
-    const record = records[index]!;
-    return 'changed' in record && record.changed !== undefined ? [changedLine(profile.name, record.changed)] : [];
+  return records.map((record) => ('changed' in record ? record.changed : undefined));
+}
+
+/**
+ * The run's lines, in profile order: one for each profile whose region changed on its own in any
+ * of the guests (`changes`: recordRegions of each), the first guest's change that was seen. A
+ * guest's own record decides which of its cases skip.
+ */
+export function changedLines(profiles: ReadonlyArray<Pick<Profile, 'name'>>, changes: ReadonlyArray<ReadonlyArray<RegionChange | undefined>>): string[] {
+  return profiles.flatMap(({ name }, index) => {
+    const change = changes.map((guest) => guest[index]).find((seen) => seen !== undefined);
+    return change !== undefined ? [changedLine(name, change)] : [];
   });
 }
 

@@ -23,6 +23,9 @@ export interface ResultsFile {
   accelerator: string;
   bootSeconds: number;
   wallSeconds: number;
+  /** The guests the run shared its files between (tools/test/guest-pool.ts). */
+  guests: number;
+  /** Those and the guests that replaced a crashed one. */
   guestsBooted: number;
   profiles: { name: string; device: string }[];
   /** Only the cases tagged QUICK_TAG ran. */
