@@ -33,6 +33,7 @@ import {
   type Op,
   type ReadyMessage,
   type Request,
+  type RegionAt,
   type RegionSample,
   type ResultOf,
   type SampleRegionArgs,
@@ -278,8 +279,9 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
  * stall budget (native/src/fault_guard.h), and an oops panics the guest either way (oops=panic).
  * A 1 MiB read under TCG: 10-30 ms, against 66-75 ms for readInChild's fork, mapping and pipe.
  */
-function throughRegion<T>(device: string, fd: number | undefined, offset: bigint, length: number, write: boolean, use: (addr: bigint) => T): T {
+function throughRegion<T>({ path: device, fd, offset }: RegionAt, length: number, access: 'read' | 'write', use: (addr: bigint) => T): T {
   const c = native.constants;
+  const write = access === 'write';
   const own = fd === undefined ? native.open(device, write ? c.O_RDWR : c.O_RDONLY) : undefined;
   try {
     const addr = native.mmap(0n, BigInt(length), write ? c.PROT_READ | c.PROT_WRITE : c.PROT_READ, c.MAP_SHARED, own ?? fd!, offset);
@@ -294,13 +296,13 @@ function throughRegion<T>(device: string, fd: number | undefined, offset: bigint
 }
 
 /** One read of a region: nobody keeps it mapped in between (sampleRegion). */
-function readRegion(device: string, fd: number | undefined, offset: bigint, length: number): Buffer {
-  return throughRegion(device, fd, offset, length, false, (addr) => native.readBytes(addr, length));
+function readRegion(region: RegionAt, length: number): Buffer {
+  return throughRegion(region, length, 'read', (addr) => native.readBytes(addr, length));
 }
 
-function fillRegion({ path: device, fd, offset, pattern }: FillRegionArgs): void {
+function fillRegion({ pattern, ...region }: FillRegionArgs): void {
   const bytes = patternBytes(pattern);
-  throughRegion(device, fd, offset, bytes.length, true, (addr) => native.writeBytes(addr, bytes));
+  throughRegion(region, bytes.length, 'write', (addr) => native.writeBytes(addr, bytes));
 }
 
 /**
@@ -308,8 +310,8 @@ function fillRegion({ path: device, fd, offset, pattern }: FillRegionArgs): void
  * before: only the counts travel. Other requests are served during the gaps; each read blocks
  * the agent while it runs.
  */
-async function sampleRegion({ path: device, fd, offset, length, gapsMs }: SampleRegionArgs): Promise<RegionSample> {
-  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readRegion(device, fd, offset, length) });
+async function sampleRegion({ length, gapsMs, ...region }: SampleRegionArgs): Promise<RegionSample> {
+  const read = (): { at: number; bytes: Buffer } => ({ at: Date.now(), bytes: readRegion(region, length) });
   const first = read();
   const sample: RegionSample = nonZeroBytes(first.bytes);
   let previous = first;

@@ -17,6 +17,7 @@ import type {
   Holder,
   KmsgCursor,
   NativeArgs,
+  RegionAt,
   RegionChange,
   Op,
   OutputEvent,
@@ -277,6 +278,11 @@ const noArgs: Check<Record<string, never>> = (value, at) => {
   return extra.length === 0 ? {} : refuse(`${at}.${extra[0]!}`, 'absent', fields(value, at)[extra[0]!]);
 };
 
+/** The region fillRegion and sampleRegion map (RegionAt). */
+function regionAt(record: Record<string, unknown>, at: string): RegionAt {
+  return { path: string(record.path, `${at}.path`), ...optional(record, 'fd', integer, at), offset: bigint(record.offset, `${at}.offset`) };
+}
+
 /** Each op's arguments, as the agent (or the relay, for reattach) accepts them. */
 const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   exec: (value, at) => {
@@ -300,12 +306,7 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   },
   fillRegion: (value, at) => {
     const record = fields(value, at);
-    return {
-      path: string(record.path, `${at}.path`),
-      ...optional(record, 'fd', integer, at),
-      offset: bigint(record.offset, `${at}.offset`),
-      pattern: guestPattern(record.pattern, `${at}.pattern`),
-    };
+    return { ...regionAt(record, at), pattern: guestPattern(record.pattern, `${at}.pattern`) };
   },
   checkPattern: (value, at) => {
     const record = fields(value, at);
@@ -316,9 +317,7 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   sampleRegion: (value, at) => {
     const record = fields(value, at);
     return {
-      path: string(record.path, `${at}.path`),
-      ...optional(record, 'fd', integer, at),
-      offset: bigint(record.offset, `${at}.offset`),
+      ...regionAt(record, at),
       length: integer(record.length, `${at}.length`),
       gapsMs: arrayOf(integer)(record.gapsMs, `${at}.gapsMs`),
     };

@@ -112,12 +112,16 @@ export interface WritePatternArgs {
  * throughRegion): of `fd`, or of `path` opened O_RDWR and closed again. A
  * whole restore of the region in one request.
  */
-export interface FillRegionArgs {
+export interface FillRegionArgs extends RegionAt {
+  pattern: GuestPattern;
+}
+
+/** Where fillRegion and sampleRegion map a device's region: its node (or a setup object's fd) and the mmap offset. */
+export interface RegionAt {
   path: string;
   /** A setup object's fd in the agent: mapped instead of opening `path`. */
   fd?: number;
   offset: bigint;
-  pattern: GuestPattern;
 }
 
 /**
@@ -127,11 +131,7 @@ export interface FillRegionArgs {
  * each read with the first and with the one before it and sends back only
  * what it found, not the bytes.
  */
-export interface SampleRegionArgs {
-  path: string;
-  /** A setup object's fd in the agent: mapped instead of opening `path`. */
-  fd?: number;
-  offset: bigint;
+export interface SampleRegionArgs extends RegionAt {
   length: number;
   gapsMs: number[];
 }

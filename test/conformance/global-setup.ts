@@ -2,16 +2,18 @@
  * Gives the conformance files their guests, the reference module loaded in
  * each, and the profiles to test.
  * `mmapkit test` boots the guests itself and passes their relay sockets in
- * MMAPKIT_GUEST_SOCKETS; a plain `vitest run` boots them here. Either way the
+ * MMAPKIT_GUEST_SOCKETS; a plain `vitest run` boots them here and records
+ * every profile's region in each before any file runs. Either way the
  * test workers reach them through the sockets provided as `guestSockets`,
  * one guest per worker (tools/test/guest-pool.ts); the races project is given
  * the first guest alone.
  */
 import type { TestProject } from 'vitest/node';
 import { describeFindings } from '../../tools/cli/messages.js';
-import { discoverKernel } from '../../tools/kernel.js';
+import { type GuestKernel, discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
-import { CASE_TIMEOUT_ENV, GUEST_SOCKETS_ENV } from '../../tools/test/command.js';
+import { CASE_TIMEOUT_ENV, GUEST_SOCKETS_ENV, recordTargets } from '../../tools/test/command.js';
+import { changedLines } from '../../tools/test/region-record.js';
 import { type GuestPool, RACES_PROJECT, sharePool, testGuestCount } from '../../tools/test/guest-pool.js';
 import { DEADLINE_FLOORS, caseTimeoutMs } from '../../tools/qemu/deadlines.js';
 import { crashExcerpt, tail } from '../../tools/qemu/console.js';
@@ -32,10 +34,30 @@ type WithShared = typeof globalThis & { [SHARED]?: Shared };
 /** The sockets a project's workers connect to: every guest, or for the races the first (the one with two vCPUs). */
 const socketsFor = (project: TestProject, sockets: string[]): string[] => (project.name === RACES_PROJECT ? sockets.slice(0, 1) : sockets);
 
+/**
+ * The guests, each with its python3 started and every profile's region recorded, the profiles side
+ * by side, as `mmapkit test` does (tools/test/command.ts recordTargets): left to each guest's first
+ * file, the records would be made one profile after another, about 2.5 s each.
+ */
+async function preparedPool(kernel: GuestKernel, profiles: readonly Profile[]): Promise<GuestPool> {
+  const log = (line: string): void => void process.stderr.write(`mmapkit: ${line}\n`);
+  const accel = (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice;
+  const pool = await sharePool({ kernel, accel, requestFloorS: DEADLINE_FLOORS.conformanceRequestS, log }, testGuestCount());
+  try {
+    const changes = await Promise.all(pool.guests.map(async ({ supervisor }) => recordTargets((await supervisor.session()).guest, profiles)));
+    for (const line of changedLines(profiles, changes)) log(line);
+    return pool;
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+}
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const kernel = discoverKernel({ kernel: process.env.MMAPKIT_KERNEL });
   const given = process.env[PROFILES_ENV];
-  project.provide('profiles', given !== undefined ? (JSON.parse(given) as Profile[]) : referenceProfiles(kernel.version));
+  const profiles = given !== undefined ? (JSON.parse(given) as Profile[]) : referenceProfiles(kernel.version);
+  project.provide('profiles', profiles);
   const external = process.env[GUEST_SOCKETS_ENV];
   if (external !== undefined) {
     project.provide('guestSockets', socketsFor(project, JSON.parse(external) as string[]));
@@ -44,18 +66,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined;
   }
   const global = globalThis as WithShared;
-  const shared = (global[SHARED] ??= {
-    pool: sharePool(
-      {
-        kernel,
-        accel: (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice,
-        requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
-        log: (line) => process.stderr.write(`mmapkit: ${line}\n`),
-      },
-      testGuestCount(),
-    ),
-    users: 0,
-  });
+  const shared = (global[SHARED] ??= { pool: preparedPool(kernel, profiles), users: 0 });
   shared.users++;
   const pool = await shared.pool;
   project.provide('guestSockets', socketsFor(project, pool.sockets));

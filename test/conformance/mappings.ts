@@ -100,7 +100,11 @@ export class Mappings {
    * which makes this a real open for an object that a second open reaches).
    */
   async open(path: string, flags: number = this.dut.c.O_RDWR): Promise<number> {
-    const object = this.objectToDup(path, flags);
+    return this.openAs(path, flags, this.objectToDup(path, flags));
+  }
+
+  /** open(), the object to dup (objectToDup) already known. */
+  private async openAs(path: string, flags: number, object: DeviceUnderTest['object']): Promise<number> {
     return this.hold(path, object !== undefined ? await this.dut.native.dup(object.fd) : await this.dut.native.open(path, flags));
   }
 
@@ -164,14 +168,15 @@ export class Mappings {
     const openFlags = options.openFlags ?? c.O_RDWR;
     let fd = options.fd;
     let addr: bigint;
-    if (fd === undefined && this.objectToDup(path, openFlags) === undefined) {
+    const object = fd === undefined ? this.objectToDup(path, openFlags) : undefined;
+    if (fd === undefined && object === undefined) {
       // A fresh open of the node and its mapping in one round trip (the addon's openMap); a refused
       // mapping leaves no fd open, as none was handed out.
       const opened = await native.openMap(path, openFlags, length, prot, flags, offset);
       fd = this.hold(path, opened.fd);
       addr = opened.addr;
     } else {
-      fd ??= await this.open(path, openFlags);
+      fd ??= await this.openAs(path, openFlags, object);
       addr = await native.mmap(0n, length, prot, flags, fd, offset);
     }
     // The kernel gave this range out afresh: whatever the case released there before is not this mapping.

@@ -187,7 +187,8 @@ async function bringUpGuest<T>({ supervisor }: SharedGuest, step: (guest: GuestC
   }
 }
 
-async function recordTargets(guest: GuestClient, profiles: Profile[]): Promise<Awaited<ReturnType<typeof recordRegions>>> {
+/** Starts the guest's python3 and records every profile's region in it (recordRegions), before any case. */
+export async function recordTargets(guest: GuestClient, profiles: readonly Profile[]): Promise<Awaited<ReturnType<typeof recordRegions>>> {
   // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
   // (guest/python-host.ts): asked for now, it starts during the sampling's gaps, while the guest is otherwise
   // idle, instead of in the first case that needs it. A python3 that cannot start fails those cases, not this.
