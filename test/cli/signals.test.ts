@@ -6,7 +6,7 @@
  * for `mmapkit test`, nothing under its TMPDIR: relay sockets, vitest's module
  * copies). Each case boots a guest, the last two.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,17 +39,32 @@ async function until(done: () => boolean, ms: number): Promise<boolean> {
   return done();
 }
 
+/** `npx ARGS...` in the checkout, its stderr collected, and how it ended once it did. */
+function startNpx(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const npx = spawn('npx', args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = { npx, stderr: '', closed: new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => npx.on('close', (code, end) => resolve({ code, signal: end }))) };
+  npx.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
+  return run;
+}
+
+/** A failed case must not leave its guests running for the next one. */
+function killAll(npx: ChildProcess, below: number[]): void {
+  for (const pid of new Set([npx.pid!, ...descendantsOf(npx.pid!), ...below])) {
+    try {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 describe('npx mmapkit vm run -- sleep 100, signalled', () => {
   it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s to npx stops the guest and leaves nothing behind within 5 s', async (signal) => {
-    const npx = spawn('npx', ['mmapkit', 'vm', 'run', '--', 'sleep', '100'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    npx.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      npx.on('close', (code, end) => resolve({ code, signal: end })),
-    );
+    const run = startNpx(['mmapkit', 'vm', 'run', '--', 'sleep', '100']);
+    const { npx, closed } = run;
     let below: number[] = [];
     try {
-      expect(await until(() => /mmapkit: (booted|restored) /.test(stderr), 120_000), stderr).toBe(true);
+      expect(await until(() => /mmapkit: (booted|restored) /.test(run.stderr), 120_000), run.stderr).toBe(true);
 
       // What the run consists of, found from npx down: our node, QEMU and the temp directory of QEMU's agent socket.
       below = descendantsOf(npx.pid!);
@@ -72,14 +87,7 @@ describe('npx mmapkit vm run -- sleep 100, signalled', () => {
       // npm passes on the code our process exits with, or dies of the same signal itself.
       expect(end.code ?? signalExitCode(end.signal)).toBe(signalExitCode(signal));
     } finally {
-      // A failed case must not leave its guest running for the next one.
-      for (const pid of new Set([npx.pid!, ...descendantsOf(npx.pid!), ...below])) {
-        try {
-          if (alive(pid)) process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+      killAll(npx, below);
     }
   });
 });
@@ -91,15 +99,11 @@ describe('npx mmapkit test in two guests, signalled', () => {
   it('SIGINT to npx stops both guests and vitest, and leaves nothing under its TMPDIR within 5 s', async () => {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'mmapkit-signals-'));
     const env = { ...process.env, TMPDIR: tmp, MMAPKIT_TEST_GUESTS: '2' };
-    const npx = spawn('npx', ['mmapkit', 'test'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    npx.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      npx.on('close', (code, end) => resolve({ code, signal: end })),
-    );
+    const run = startNpx(['mmapkit', 'test'], env);
+    const { npx, closed } = run;
     let below: number[] = [];
     try {
-      expect(await until(() => (stderr.match(/mmapkit: (booted|restored) /g) ?? []).length === 2, 120_000), stderr).toBe(true);
+      expect(await until(() => (run.stderr.match(/mmapkit: (booted|restored) /g) ?? []).length === 2, 120_000), run.stderr).toBe(true);
       below = descendantsOf(npx.pid!);
       expect(below.filter((pid) => cmdline(pid)[0]?.includes('qemu-system') === true)).toHaveLength(2);
       expect(leftIn(tmp), 'the relay sockets').not.toEqual([]);
@@ -112,13 +116,7 @@ describe('npx mmapkit test in two guests, signalled', () => {
       expect({ stopped, left, tmpLeft: leftIn(tmp) }).toEqual({ stopped: true, left: [], tmpLeft: [] });
       expect(end.code ?? signalExitCode(end.signal)).toBe(signalExitCode('SIGINT'));
     } finally {
-      for (const pid of new Set([npx.pid!, ...descendantsOf(npx.pid!), ...below])) {
-        try {
-          if (alive(pid)) process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+      killAll(npx, below);
       rmSync(tmp, { recursive: true, force: true });
     }
   });
