@@ -1,10 +1,11 @@
 /**
  * The guests one conformance run shares out to its test files.
  *
- * A case is mostly the guest agent's single-threaded work, so one TCG guest
- * keeps about one host CPU busy, whatever its vCPUs. With two host CPUs, two
- * guests each running half the files finish sooner (docs/benchmarks.md,
- * "Test files in two guests at once"). The first guest keeps the vCPUs the
+ * A case is mostly work in the guest, where the agent is single-threaded: one
+ * TCG guest of two vCPUs keeps about 1.4 host CPUs busy (its forks and kernel
+ * work take the second vCPU at times). On two host CPUs a second guest, running
+ * half the files, has the rest: a whole run takes about 0.9 times as long
+ * (docs/benchmarks.md, "Test files in two guests at once"). The first guest keeps the vCPUs the
  * concurrency cases race on, and runs them alone once the other files are
  * done (vitest.config.ts, project conformance-races): their faults overlap
  * only while the host's CPUs are theirs. The others take one vCPU each, which
@@ -20,7 +21,7 @@ import type { VmSession } from '../qemu/session.js';
 /** The vitest project of the concurrency cases (vitest.config.ts): given the first guest alone. */
 export const RACES_PROJECT = 'conformance-races';
 
-/** How many guests a conformance run shares out (default: two where the host has two CPUs, else one). */
+/** How many guests a conformance run shares out (testGuestCount). */
 export const TEST_GUESTS_ENV = 'MMAPKIT_TEST_GUESTS';
 
 /** More would only take turns on this machine's CPUs; the files number a dozen. */
