@@ -68,7 +68,13 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const global = globalThis as WithShared;
   const shared = (global[SHARED] ??= { pool: preparedPool(kernel, profiles), users: 0 });
   shared.users++;
-  const pool = await shared.pool;
+  let pool: GuestPool;
+  try {
+    pool = await shared.pool;
+  } catch (error) {
+    delete global[SHARED]; // a later run in this process (watch mode) boots afresh
+    throw error;
+  }
   project.provide('guestSockets', socketsFor(project, pool.sockets));
   project.provide('caseTimeoutMs', pool.caseTimeoutMs);
   return async () => {
