@@ -1,6 +1,6 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 import PathOrderSequencer from './tools/test/vitest-order.js';
-import { RACES_PROJECT, TEST_GUESTS_ENV, testGuestCount } from './tools/test/guest-pool.js';
+import { RACES_PROJECT, TEST_GUESTS_ENV, testGuestCount } from './tools/test/guest-count.js';
 
 /**
  * CLI files that must not overlap another, run one at a time after the others: the concurrent-builds check

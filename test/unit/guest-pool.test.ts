@@ -8,7 +8,8 @@ import { userErrorOf } from './user-error.js';
 
 const shareGuest = vi.hoisted(() => vi.fn<(options: GuestRunOptions, held?: boolean) => Promise<SharedGuest>>());
 vi.mock('../../tools/qemu/guest-run.js', () => ({ shareGuest }));
-const { TEST_GUESTS_ENV, poolGuestCpus, sharePool, testGuestCount } = await import('../../tools/test/guest-pool.js');
+const { poolGuestCpus, sharePool } = await import('../../tools/test/guest-pool.js');
+const { TEST_GUESTS_ENV, testGuestCount } = await import('../../tools/test/guest-count.js');
 
 afterEach(() => {
   shareGuest.mockReset();

@@ -15,7 +15,7 @@ import { GuestSupervisor } from './guest-supervisor.js';
 import type { SessionEnd } from './outcome.js';
 import type { QemuDeviceName } from './qemu-args.js';
 import { startRelay } from './relay.js';
-import { type BootOptions, VmSession } from './session.js';
+import { VmSession } from './session.js';
 
 export interface GuestRunOptions {
   kernel: GuestKernel;
@@ -53,9 +53,8 @@ export interface GuestRunOptions {
 
 export async function startGuest(options: GuestRunOptions): Promise<VmSession> {
   const { moduleBuilt, ...given } = options;
-  const boot: BootOptions = { ...given, mode: 'agent' };
-  for (const key of ['cpus', 'bootTimeoutS', 'runTimeoutS', 'requestTimeoutS', 'requestFloorS', 'memoryMiB', 'icount', 'qemuDevices', 'framebufferConsole', 'hostFiles', 'kernelArgs', 'snapshot'] as const) if (boot[key] === undefined) delete boot[key];
-  const session = await VmSession.boot(boot);
+  // An option left undefined keeps its default: VmSession.boot drops undefined ones.
+  const session = await VmSession.boot({ ...given, mode: 'agent' });
   try {
     await moduleBuilt;
   } catch (error) {

@@ -26,7 +26,8 @@ import { type Shard, parseShard, shardName } from './shard.js';
 import { QUICK_TAG, type ResultsFile, summaryLines, verdictOf } from './results-file.js';
 import { bringUp } from './preflight.js';
 import { changedLines, recordRegions } from './region-record.js';
-import { type GuestPool, RACES_PROJECT, TEST_GUESTS_ENV, sharePool, testGuestCount } from './guest-pool.js';
+import { RACES_PROJECT, TEST_GUESTS_ENV, testGuestCount } from './guest-count.js';
+import { type GuestPool, sharePool } from './guest-pool.js';
 import { bundleSetups } from './setup-bundle.js';
 import { DRIVER_FINDING } from './known-findings.js';
 
