@@ -72,6 +72,16 @@ export const MAX_MAP_PAGES = 16;
 export const RACE_ROUNDS = 4;
 export const RACE_MIN_OVERLAPS = 16;
 export const RACE_TIME_LIMIT_MS = 1000;
+/**
+ * A replay is asked to show a recorded failure again, and 16 overlaps miss a race now and then
+ * (a fresh-clone CI run's replay of fixture-bug-racyfault did, 2026-12-01): a replay's race steps
+ * go on for many more overlaps and longer, and stop at the first wrong page (raceFaults does).
+ * Measured the same evening, replaying that fixture's one-step sequence: on an idle host the wrong
+ * page showed in round 0-5 (0.2 s) in 6 of 6; with one busy host thread beside the guest, in 3 of
+ * 6 within the cap. A replay on a driver without the race pays the whole cap for each race step.
+ */
+export const RACE_REPLAY_MIN_OVERLAPS = 256;
+export const RACE_REPLAY_TIME_LIMIT_MS = 4000;
 /** The fewest pages each racing worker faults in a round. */
 const RACE_PAGES_PER_WORKER = 4;
 /** What delete_module(O_NONBLOCK) says while an open file (here: a mapping's) pins the module: the conformance lifetime case's answer. */
@@ -154,6 +164,8 @@ export class FuzzWorld {
     readonly system: FuzzSystem,
     readonly target: FuzzTarget,
     content: Uint8Array,
+    /** 'replay': a recorded failure is rerun, and its race steps try much harder to show it again. */
+    private readonly effort: 'search' | 'replay' = 'search',
   ) {
     // Not copied: the fuzz restores the pages a sequence touched after it (guest/fuzz.ts DeviceState.reset).
     this.device = content;
@@ -569,7 +581,17 @@ export class FuzzWorld {
       for (const each of range(first, first + pages)) this.touched.add(each);
       // 'write': a locked add of 0, a write fault (do_shared_fault) that leaves the pattern as it is.
       const access = str(step, 'access') === 'write' ? 'write' : 'read';
-      const options = { workers, processes: false, pages: 'distinct', access, firstIndex: first, rounds: RACE_ROUNDS, minOverlaps: RACE_MIN_OVERLAPS, timeLimitMs: RACE_TIME_LIMIT_MS } as const;
+      const replay = this.effort === 'replay';
+      const options = {
+        workers,
+        processes: false,
+        pages: 'distinct',
+        access,
+        firstIndex: first,
+        rounds: RACE_ROUNDS,
+        minOverlaps: replay ? RACE_REPLAY_MIN_OVERLAPS : RACE_MIN_OVERLAPS,
+        timeLimitMs: replay ? RACE_REPLAY_TIME_LIMIT_MS : RACE_TIME_LIMIT_MS,
+      } as const;
       const got = attempt(() => this.system.raceFaults(fd, offset, length, options));
       // A hang (ETIMEDOUT) or a worker killed by a signal is the driver's failure too. raceFaults forks its
       // workers' supervisor, so a fork the kernel refuses (catalogue E3) ends the step before any fault.

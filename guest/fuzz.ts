@@ -204,15 +204,20 @@ class DeviceState {
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** What every sequence of one fuzz shares. */
+interface FuzzRun {
+  system: FuzzSystem;
+  target: FuzzTarget;
+  state: DeviceState;
+  timing: Timing;
+  /** Rerunning a recorded failure rather than searching (FuzzWorld's race effort). */
+  replaying: boolean;
+}
+
 /** Runs one sequence from a fresh world; the world is released and the device reset whatever happens. */
-function runSequence(
-  system: FuzzSystem,
-  target: FuzzTarget,
-  state: DeviceState,
-  timing: Timing,
-  commands: Iterable<fc.Command<FuzzWorld, FuzzSystem>>,
-): { steps: FuzzStep[]; gone: boolean; error?: unknown } {
-  const world = new FuzzWorld(system, target, state.content());
+function runSequence(run: FuzzRun, commands: Iterable<fc.Command<FuzzWorld, FuzzSystem>>): { steps: FuzzStep[]; gone: boolean; error?: unknown } {
+  const { system, target, state, timing } = run;
+  const world = new FuzzWorld(system, target, state.content(), run.replaying ? 'replay' : 'search');
   timings.set(world, timing);
   let error: unknown;
   let failed = false;
@@ -253,8 +258,8 @@ export const FIRST_SEQUENCE: FuzzStep[] = [
 ];
 
 /** Runs steps as they are, once: the first sequence, or a replayed one. */
-function runSteps(system: FuzzSystem, target: FuzzTarget, state: DeviceState, timing: Timing, steps: FuzzStep[], seed: number, started: number): FuzzReport {
-  const ran = runSequence(system, target, state, timing, steps.map((step) => new StepCommand(step)));
+function runSteps(run: FuzzRun, steps: FuzzStep[], seed: number, started: number): FuzzReport {
+  const ran = runSequence(run, steps.map((step) => new StepCommand(step)));
   const failure: FuzzFailure | undefined = ran.error === undefined ? undefined : { error: messageOf(ran.error), steps: ran.steps, shrinks: 0 };
   return { passed: failure === undefined, seed, ops: ran.steps.length, runs: 1, shrinkOps: 0, ms: Date.now() - started, ...(failure && { failure }) };
 }
@@ -276,9 +281,10 @@ export function runFuzz(system: FuzzSystem, args: FuzzArgs): FuzzReport {
 function searchOrReplay(system: FuzzSystem, args: FuzzArgs, timing: Timing): FuzzReport {
   const started = Date.now();
   const { target, seed, replay } = args;
-  const state = new DeviceState(system, target);
-  if (replay !== undefined && 'steps' in replay) return runSteps(system, target, state, timing, replay.steps, seed, started);
-  const first = replay === undefined ? runSteps(system, target, state, timing, FIRST_SEQUENCE, seed, started) : undefined;
+  const replaying = replay !== undefined;
+  const run: FuzzRun = { system, target, state: new DeviceState(system, target), timing, replaying };
+  if (replay !== undefined && 'steps' in replay) return runSteps(run, replay.steps, seed, started);
+  const first = replay === undefined ? runSteps(run, FIRST_SEQUENCE, seed, started) : undefined;
   if (first !== undefined && !first.passed) return first;
   let ops = first?.ops ?? 0;
   let runs = first?.runs ?? 0;
@@ -286,7 +292,6 @@ function searchOrReplay(system: FuzzSystem, args: FuzzArgs, timing: Timing): Fuz
   let last: { steps: FuzzStep[]; error: string } | undefined;
   /** The module was unloaded and did not load again: no further sequence can run, shrinking stops where it is. */
   let gone = false;
-  const replaying = replay !== undefined;
   const commands = fc.commands([stepArbitrary(target, system.page).map((step) => new StepCommand(step))], {
     maxCommands: MAX_SEQUENCE,
     size: 'max',
@@ -297,7 +302,7 @@ function searchOrReplay(system: FuzzSystem, args: FuzzArgs, timing: Timing): Fuz
     // no further generation (a run that merely passed would still have its sequence generated).
     // Once a failure is found every run counts (shrinking).
     if (gone || (last === undefined && !replaying && ops >= args.ops)) throw new fc.PreconditionFailure(true);
-    const ran = runSequence(system, target, state, timing, sequence);
+    const ran = runSequence(run, sequence);
     const { steps, error } = ran;
     gone = ran.gone;
     if (last === undefined) [ops, runs] = [ops + steps.length, runs + 1];

@@ -35,13 +35,23 @@ struct FaultSpec {
   bool processes;       // each worker maps its own, else worker 0 maps for all
   int32_t rounds;
   // Rounds go on past `rounds` until the workers' touches overlapped this
-  // often (Worker::overlapped), as long as the time cap allows.
+  // often (Worker::overlapped), as long as the time cap allows and no page
+  // was wrong: one wrong page is the answer, more rounds add nothing to it.
   uint32_t min_overlaps;
   int64_t stop_ms;      // no round starts after this
 };
 
 void SetStep(Worker& me, Step step) {
   me.step.store(static_cast<int32_t>(step), std::memory_order_relaxed);
+}
+
+// Read by worker 0 between rounds: every worker's count is final once all
+// of them reached the start line (StartLine::Wait orders it).
+bool AnyWrongPage(const Block& block) {
+  for (int w = 0; w < block.workers; ++w) {
+    if (block.worker[w].wrong_count != 0) return true;
+  }
+  return false;
 }
 
 void FaultWorker(Block& block, int w, const void* raw) {
@@ -58,8 +68,8 @@ void FaultWorker(Block& block, int w, const void* raw) {
       const bool wanted =
           round < spec.rounds ||
           race::SumOverWorkers(block, &Worker::overlapped) < spec.min_overlaps;
-      block.go.store(wanted && race::NowMs() < spec.stop_ms &&
-                     block.failed.load() == 0);
+      block.go.store(wanted && !AnyWrongPage(block) &&
+                     race::NowMs() < spec.stop_ms && block.failed.load() == 0);
     }
     block.line.Wait();
     if (block.go.load() == 0) break;

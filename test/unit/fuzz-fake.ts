@@ -7,7 +7,7 @@
  * lets the unit tests prove the model passes a correct driver and catches
  * each bug, without a guest.
  */
-import type { RaceWorker, WrongPage } from '../../native/api.js';
+import type { RaceFaultsOptions, RaceWorker, WrongPage } from '../../native/api.js';
 import type { FuzzConstants, FuzzSystem } from '../../guest/fuzz-system.js';
 import type { FuzzTarget } from '../../guest/fuzz-types.js';
 
@@ -45,7 +45,7 @@ const fail = (code: string): never => {
 export function fakeSystem(
   target: FuzzTarget,
   bug?: FakeBug,
-): FuzzSystem & { readonly liveFds: number; readonly livePages: number; readonly loads: number; readonly raced: number } {
+): FuzzSystem & { readonly liveFds: number; readonly livePages: number; readonly loads: number; readonly races: readonly RaceFaultsOptions[] } {
   const c = FAKE_CONSTANTS;
   const pages = target.size / PAGE;
   const guardPages = 32;
@@ -56,7 +56,8 @@ export function fakeSystem(
   let nextFd = 3;
   /** The module is in: the device can be opened. */
   let loaded = true;
-  let [loads, raced] = [0, 0];
+  let loads = 0;
+  const races: RaceFaultsOptions[] = [];
   // Never reused, with a hole after each mapping: addresses stay unambiguous.
   let nextVpn = 0x10000;
   const vpnOf = (addr: bigint): number => Number(addr / BigInt(PAGE));
@@ -95,9 +96,9 @@ export function fakeSystem(
     get loads() {
       return loads;
     },
-    /** raceFaults calls. */
-    get raced() {
-      return raced;
+    /** Each raceFaults call's options. */
+    get races() {
+      return races;
     },
     open(flags) {
       if (!loaded) fail('ENOENT');
@@ -189,7 +190,7 @@ export function fakeSystem(
     forkAndExit: () => 0,
     raceFaults(fd, offset, length, options) {
       if (!fds.has(fd)) fail('EBADF');
-      raced++;
+      races.push(options);
       const first = Number((offset - BigInt(target.offset)) / BigInt(PAGE));
       const count = Number(length) / PAGE;
       const view = new DataView(memory.buffer);

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_MAP_PAGES, RACE_ROUNDS, edge, mapLength, pagePattern } from '../../guest/fuzz-model.js';
+import { MAX_MAP_PAGES, RACE_MIN_OVERLAPS, RACE_REPLAY_MIN_OVERLAPS, RACE_REPLAY_TIME_LIMIT_MS, RACE_ROUNDS, RACE_TIME_LIMIT_MS, edge, mapLength, pagePattern } from '../../guest/fuzz-model.js';
 import { FIRST_SEQUENCE, runFuzz, stepArbitrary } from '../../guest/fuzz.js';
 import type { FuzzReport, FuzzTarget } from '../../guest/fuzz-types.js';
 import { type FakeBug, fakeSystem } from './fuzz-fake.js';
@@ -118,8 +118,22 @@ describe('the racing-fault and unload operations', () => {
     const report = runFuzz(system, { target: TARGETS.fault!, ops: 1500, seed: 42 });
     expect(report.failure?.error).toBeUndefined();
     expect(ran(report, 'race')).toBeGreaterThan(0);
-    expect(system.raced).toBe(ran(report, 'race'));
+    expect(system.races).toHaveLength(ran(report, 'race'));
+    expect(system.races.every((options) => options.minOverlaps === RACE_MIN_OVERLAPS && options.timeLimitMs === RACE_TIME_LIMIT_MS)).toBe(true);
     expect([system.liveFds, system.livePages]).toEqual([0, 0]);
+  });
+
+  it('race: a replay asks for many more overlapping faults and a longer cap than the search, so that a recorded race shows again', () => {
+    const system = fakeSystem(TARGETS.fault!);
+    const race = { op: 'race', off: 'first', len: 2, workers: 2, access: 'read' } as const;
+    const report = runFuzz(system, { target: TARGETS.fault!, ops: 0, seed: 1, replay: { steps: [race, race] } });
+    expect(report.failure?.error).toBeUndefined();
+    expect(system.races.map(({ minOverlaps, timeLimitMs }) => [minOverlaps, timeLimitMs])).toEqual([
+      [RACE_REPLAY_MIN_OVERLAPS, RACE_REPLAY_TIME_LIMIT_MS],
+      [RACE_REPLAY_MIN_OVERLAPS, RACE_REPLAY_TIME_LIMIT_MS],
+    ]);
+    expect(RACE_REPLAY_MIN_OVERLAPS).toBeGreaterThan(RACE_MIN_OVERLAPS);
+    expect(RACE_REPLAY_TIME_LIMIT_MS).toBeGreaterThan(RACE_TIME_LIMIT_MS);
   });
 
   it('race: its fork refused with ENOMEM is allowed only while a private mapping has its first page copied (catalogue E3)', () => {

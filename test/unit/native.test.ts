@@ -551,8 +551,8 @@ describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
     for (let i = 0; i < words.length; i++) words[i] = BigInt(Math.floor((i * 8) / PAGE));
     return openTracked(shmFile('race', PAGES * PAGE, content), C.O_RDONLY);
   };
-  const race = (fd: number, minOverlaps: number | undefined) =>
-    native.raceFaults(fd, 0n, BigInt(PAGES * PAGE), { workers: 2, processes: false, pages: 'distinct', access: 'read', firstIndex: 0, rounds: 3, minOverlaps, timeLimitMs: 300 });
+  const race = (fd: number, minOverlaps: number | undefined, firstIndex = 0) =>
+    native.raceFaults(fd, 0n, BigInt(PAGES * PAGE), { workers: 2, processes: false, pages: 'distinct', access: 'read', firstIndex, rounds: 3, minOverlaps, timeLimitMs: 300 });
 
   it('runs exactly the rounds asked for when no overlaps are asked for, each worker seeing its own pages', () => {
     const result = race(patterned(), undefined);
@@ -571,6 +571,13 @@ describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
     expect(result.rounds).toBeGreaterThan(3);
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     expect(result.workers.every((worker) => worker.wrongCount === 0)).toBe(true);
+  });
+
+  it('stops after the first round that saw a wrong page, however many rounds or overlaps were asked for', () => {
+    // Told the window starts at page 1: every page holds the index before the one expected.
+    const result = race(patterned(), 1_000_000_000, 1);
+    expect(result.rounds).toBe(1);
+    for (const worker of result.workers) expect(worker).toMatchObject({ touched: PAGES / 2, wrongCount: PAGES / 2 });
   });
 
   it('refuses a negative minOverlaps', () => {
