@@ -8,7 +8,7 @@
  * every request is answered, successfully or with an error.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync, read, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { type BigIntStats, closeSync, constants, openSync, read, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
@@ -25,6 +25,9 @@ import {
   type ErrorInfo,
   type ExecArgs,
   type ExecResult,
+  type FileAt,
+  type FileStat,
+  type FileType,
   type FillRegionArgs,
   type KmsgCursor,
   type KmsgRead,
@@ -300,6 +303,43 @@ function readRegion(region: RegionAt, length: number): Buffer {
   return throughRegion(region, length, 'read', (addr) => native.readBytes(addr, length));
 }
 
+/** What `stat -L -c '%d %i %F'` says of a path; the dev number as glibc encodes it (makedev), as Node gives it. */
+function statOf(file: string): FileStat {
+  const stats = statSync(file, { bigint: true });
+  return { dev: Number(stats.dev), ino: stats.ino.toString(), type: fileType(stats) };
+}
+
+function fileType(stats: BigIntStats): FileType {
+  if (stats.isFile()) return 'regular file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isCharacterDevice()) return 'character special file';
+  if (stats.isBlockDevice()) return 'block special file';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isSocket()) return 'socket';
+  // statSync follows links: what is left has no type bits (an anonymous inode's).
+  return 'weird file';
+}
+
+/** One pread(2) or pwrite(2) on a fresh open of the file, closed after it whatever happens. */
+function atPosition<T>({ path: file, offset }: FileAt, flags: number, use: (fd: number, position: number) => T): T {
+  // Node's writeSync takes a Number position, and writes at the file's own position for anything else.
+  const position = Number(offset);
+  if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`offset ${offset} is not a position Node can pass to pread/pwrite (0 to 2^53 - 1)`);
+  const fd = openSync(file, flags);
+  try {
+    return use(fd, position);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAt({ length, ...at }: FileAt & { length: number }): Uint8Array {
+  return atPosition(at, constants.O_RDONLY, (fd, position) => {
+    const buffer = Buffer.alloc(length);
+    return buffer.subarray(0, readSync(fd, buffer, 0, length, position));
+  });
+}
+
 function fillRegion({ pattern, ...region }: FillRegionArgs): void {
   const bytes = patternBytes(pattern);
   throughRegion(region, bytes.length, 'write', (addr) => native.writeBytes(addr, bytes));
@@ -398,6 +438,9 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
     writeFileSync(file, data);
     return undefined;
   },
+  stat: ({ path: file }) => statOf(file),
+  readAt,
+  writeAt: ({ data, ...at }) => atPosition(at, constants.O_WRONLY, (fd, position) => writeSync(fd, data, 0, data.length, position)),
   targetOpen,
   fuzz,
 };

@@ -6,12 +6,13 @@
  * a ProtocolError naming the field, answered or reported, never a crash.
  */
 import type { ConstantName } from '../native/index.js';
-import { decodeMessage } from './protocol.js';
+import { FILE_TYPES, decodeMessage } from './protocol.js';
 import type { FuzzArgs, FuzzFailure, FuzzModule, FuzzReplay, FuzzReport, FuzzStep, FuzzTarget, FuzzTiming } from './fuzz-types.js';
 import type {
   ArgsOf,
   BatchOutcome,
   ErrorInfo,
+  FileAt,
   GuestMessage,
   GuestPattern,
   Holder,
@@ -283,7 +284,12 @@ function regionAt(record: Record<string, unknown>, at: string): RegionAt {
   return { path: string(record.path, `${at}.path`), ...optional(record, 'fd', integer, at), offset: bigint(record.offset, `${at}.offset`) };
 }
 
+function fileAt(record: Record<string, unknown>, at: string): FileAt {
+  return { path: string(record.path, `${at}.path`), offset: bigint(record.offset, `${at}.offset`) };
+}
+
 /** Each op's arguments, as the agent (or the relay, for reattach) accepts them. */
+
 const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   exec: (value, at) => {
     const record = fields(value, at);
@@ -325,6 +331,15 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   writeFile: (value, at) => {
     const record = fields(value, at);
     return { path: string(record.path, `${at}.path`), data: string(record.data, `${at}.data`) };
+  },
+  stat: (value, at) => ({ path: string(fields(value, at).path, `${at}.path`) }),
+  readAt: (value, at) => {
+    const record = fields(value, at);
+    return { ...fileAt(record, at), length: integer(record.length, `${at}.length`) };
+  },
+  writeAt: (value, at) => {
+    const record = fields(value, at);
+    return { ...fileAt(record, at), data: bytes(record.data, `${at}.data`) };
   },
   targetOpen: targetOpenArgs,
   fuzz: fuzzArgs,
@@ -372,6 +387,12 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
     };
   },
   writeFile: nothing,
+  stat: (value, at) => {
+    const record = fields(value, at);
+    return { dev: integer(record.dev, `${at}.dev`), ino: string(record.ino, `${at}.ino`), type: oneOf(...FILE_TYPES)(record.type, `${at}.type`) };
+  },
+  readAt: bytes,
+  writeAt: integer,
   targetOpen: setupObject,
   fuzz: fuzzReport,
   reattach: readyMessage,

@@ -240,6 +240,27 @@ export interface TargetOpenArgs {
 }
 
 /**
+ * The file types as `stat -L -c %F` names them (coreutils file_type), for stat's answer; an empty
+ * regular file too is a 'regular file'. 'weird file': no type bits at all, as an anonymous inode's
+ * mode may have (alloc_anon_inode: a dma-buf's file, 6.12).
+ */
+export const FILE_TYPES = ['regular file', 'directory', 'character special file', 'block special file', 'fifo', 'socket', 'weird file'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
+
+/** stat(2) of a path, links followed, as `stat -L -c '%d %i %F'` prints it: st_dev as glibc encodes it, st_ino in decimal, the type. */
+export interface FileStat {
+  dev: number;
+  ino: string;
+  type: FileType;
+}
+
+/** A read(2) or write(2) at a file position of a fresh open of `path` (pread/pwrite), as `dd skip=`/`seek=` makes. */
+export interface FileAt {
+  path: string;
+  offset: bigint;
+}
+
+/**
  * Every request: its arguments and what a successful answer's value holds.
  * The agent answers each op with its result (guest/agent.ts), the host's
  * client returns it typed (tools/qemu/guest-client.ts request), and
@@ -271,6 +292,12 @@ export interface Ops {
   sampleRegion: { args: SampleRegionArgs; result: RegionSample };
   /** Writes `data` to a file with one write(2) after open(O_WRONLY|O_CREAT|O_TRUNC), as a shell's `printf %s data > path` does. */
   writeFile: { args: { path: string; data: string }; result: undefined };
+  /** stat(2) of a path, links followed: what `stat -L` says, without a process to spawn. */
+  stat: { args: { path: string }; result: FileStat };
+  /** Opens `path` O_RDONLY, reads up to `length` bytes at `offset` with one pread(2), closes: the bytes read. */
+  readAt: { args: FileAt & { length: number }; result: Uint8Array };
+  /** Opens `path` O_WRONLY, writes `data` at `offset` with one pwrite(2), closes: the count written. */
+  writeAt: { args: FileAt & { data: Uint8Array }; result: number };
   /** The object a profile's setup made: its fds are the agent's, for the native calls that follow. */
   targetOpen: { args: TargetOpenArgs; result: SetupObject };
   /** Runs `mmapkit fuzz` on a device in the agent's process (guest/fuzz.ts): sequences, the model's verdict, a shrunk failure. */

@@ -27,6 +27,8 @@ namespace {
 // is stuck in the kernel (an uninterruptible sleep): the report says so and
 // the agent moves on without it.
 constexpr int64_t kReapGraceMs = 2000;
+// A waiter at the start line spins this often before it yields its CPU.
+constexpr uint32_t kSpinsBeforeYield = 20000;
 
 constexpr int32_t kExitThreadFailed = 3;
 
@@ -199,7 +201,7 @@ void StartLine::Wait() {
   }
   for (unsigned spins = 0;
        generation.load(std::memory_order_acquire) == gen; ++spins) {
-    if (spins > 20000) {
+    if (spins >= spins_before_yield) {
       sched_yield();
     } else {
       __builtin_ia32_pause();
@@ -274,6 +276,8 @@ Block* RunGroup(Napi::Env env, const GroupSpec& group, WorkerBody body,
   for (int w = 0; w < group.workers; ++w) {
     block->worker[w].cpu = allowed > 0 ? cpus[w % allowed] : 0;
   }
+  block->line.spins_before_yield =
+      group.workers > allowed ? 0 : kSpinsBeforeYield;
   const pid_t pid = fork();
   if (pid == 0) {
     // Its own process group, so that the parent can kill every worker

@@ -96,11 +96,13 @@ struct Worker {
 
 // A barrier for threads or processes sharing this memory: spins (so that
 // every worker leaves it within microseconds of the others) and yields
-// after a while, for more workers than CPUs.
+// after a while. With more workers than CPUs it yields at once: the worker
+// it waits for may be waiting for the same CPU.
 struct StartLine {
   std::atomic<uint32_t> arrived;
   std::atomic<uint32_t> generation;
   uint32_t parties;
+  uint32_t spins_before_yield;
   void Wait();
 };
 

@@ -59,8 +59,6 @@ export interface ProfileCase {
    * while the run first read it (tools/test/region-record.ts), so a live device is never failed for it.
    */
   needsStableContent(ctx: TestContext): void;
-  /** What `sh -c script` prints in the guest; throws if it fails. */
-  sh(script: string): Promise<string>;
   /**
    * Maps `length` bytes of the region MAP_PRIVATE (undone after the case). A refusal is
    * checked against the profile (wrong if it promises copy-on-write; only with an errno a
@@ -222,7 +220,6 @@ export function describeProfiles(area: string, body: (suite: ProfileCase) => voi
         return writer!;
       },
       needsStableContent,
-      sh: (script) => need(dut).guest.run(['sh', '-c', script]),
       mapPrivate,
       needsAccessMode(ctx) {
         // A V4L2 buffer belongs to the node's queue (reach 'reopen'): an open in any access mode reaches it.

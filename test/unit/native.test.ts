@@ -15,6 +15,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONSTANT_NAMES, FUNCTION_NAMES, decodePagemap, isNativeError, loadNative, type NativeError } from '../../native/index.js';
@@ -578,6 +579,14 @@ describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
     const result = race(patterned(), 1_000_000_000, 1);
     expect(result.rounds).toBe(1);
     for (const worker of result.workers) expect(worker).toMatchObject({ touched: PAGES / 2, wrongCount: PAGES / 2 });
+  });
+
+  it('runs more workers than the CPUs it may use (on a host of fewer than 8), each round to its end', () => {
+    // kMaxWorkers is 8: the workers take turns at the start line, which yields at once with more workers than CPUs.
+    const workers = Math.min(8, availableParallelism() + 2);
+    const result = native.raceFaults(patterned(), 0n, BigInt(PAGES * PAGE), { workers, processes: false, pages: 'same', access: 'read', firstIndex: 0, rounds: 3, timeLimitMs: 5000 });
+    expect(result.rounds).toBe(3);
+    expect(result.workers.map((worker) => [worker.touched, worker.wrongCount])).toEqual(Array.from({ length: workers }, () => [3 * PAGES, 0]));
   });
 
   it('refuses a negative minOverlaps', () => {

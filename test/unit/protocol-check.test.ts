@@ -42,6 +42,9 @@ describe('checkRequest', () => {
     { id: 14, op: 'holders', args: { paths: ['/dev/mmapkit', '/dev/mmapkit-remap'] } },
     { id: 15, op: 'fillRegion', args: { path: '/dev/mmapkit', offset: 0n, pattern: { kind: 'zeroes', length: 4096 } } },
     { id: 16, op: 'fillRegion', args: { path: '/dev/video0', fd: 9, offset: 2n ** 40n, pattern: { kind: 'pageIndex', pageSize: 4096, first: 0n, count: 1 } } },
+    { id: 17, op: 'stat', args: { path: '/dev/mmapkit' } },
+    { id: 18, op: 'readAt', args: { path: '/dev/mmapkit', offset: 8192n, length: 19 } },
+    { id: 19, op: 'writeAt', args: { path: '/dev/mmapkit', offset: 7n, data: Buffer.from([1, 2, 0, 255]) } },
   ])('accepts $op (id $id) as sent', (request) => {
     expect(checkRequest(overTheChannel(request))).toEqual(request);
   });
@@ -106,6 +109,11 @@ describe('checkResult', () => {
     expect(checkResult('checkPattern', overTheChannel(mismatch))).toEqual(mismatch);
     const holders = [{ pid: 1, comm: 'node', kind: 'mapping', name: '7f00-7f01' }];
     expect(checkResult('holders', overTheChannel(holders))).toEqual(holders);
+    const stat = { dev: 5, ino: '18446744073709551615', type: 'character special file' };
+    expect(checkResult('stat', overTheChannel(stat))).toEqual(stat);
+    expect(() => checkResult('stat', { ...stat, type: 'char' })).toThrow(/^the answer to stat\.type must be "regular file" or .*, not "char"$/);
+    expect(checkResult('readAt', overTheChannel(new Uint8Array([0, 1])))).toEqual(Buffer.from([0, 1]));
+    expect(checkResult('writeAt', 4)).toBe(4);
   });
 
   it.each([

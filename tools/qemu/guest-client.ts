@@ -13,6 +13,7 @@ import {
   type BatchOutcome,
   type ErrorInfo,
   type ExecResult,
+  type FileStat,
   type FillRegionArgs,
   type GuestMessage,
   type GuestPattern,
@@ -297,6 +298,21 @@ export class GuestClient {
   /** Writes `data` to a guest file from the agent (no shell to spawn): open O_WRONLY|O_CREAT|O_TRUNC, one write, as `>` does. */
   async writeFile(path: string, data: string): Promise<void> {
     await this.request('writeFile', { path, data });
+  }
+
+  /** stat(2) of a guest path, links followed, by the agent itself (no `stat -L` to spawn). */
+  stat(path: string): Promise<FileStat> {
+    return this.request('stat', { path });
+  }
+
+  /** Up to `length` bytes at `offset` of a fresh O_RDONLY open of `path`, one pread(2) (what `dd skip=` reads, without dd). */
+  readAt(path: string, offset: bigint, length: number): Promise<Uint8Array> {
+    return this.request('readAt', { path, offset, length });
+  }
+
+  /** `data` written at `offset` of a fresh O_WRONLY open of `path`, one pwrite(2): the count written (what `dd seek=` writes). */
+  writeAt(path: string, offset: bigint, data: Uint8Array): Promise<number> {
+    return this.request('writeAt', { path, offset, data });
   }
 
   /** Runs a profile's setup in the agent (guest/setup-api.ts): the object it made, whose fds are the agent's. */

@@ -67,10 +67,10 @@ describeProfiles('content and offsets', (t) => {
     t.needsStableContent(ctx);
     t.mappings.later(() => zeroBuffer(t.dut, t.profile.device));
     const { addr } = await t.mappings.map(t.profile.device, { length: t.dut.page });
-    const sh = (script: string): Promise<string> => t.dut.guest.run(['sh', '-c', script]);
-    await sh(`printf 'through write()' | dd of=${t.profile.device} bs=1 seek=${t.dut.offset + 7n} conv=notrunc status=none`);
+    // Each through a fresh open of the node, as `dd seek=`/`skip=` would: pwrite(2) and pread(2) in the agent.
+    expect(await t.dut.guest.writeAt(t.profile.device, t.dut.offset + 7n, Buffer.from('through write()'))).toBe(15);
     expect((await t.dut.native.readBytes(addr + 7n, 15)).toString()).toBe('through write()');
     await t.dut.native.writeBytes(addr + 100n, Buffer.from('through the mapping'));
-    expect(await sh(`dd if=${t.profile.device} bs=1 skip=${t.dut.offset + 100n} count=19 status=none`)).toBe('through the mapping');
+    expect(Buffer.from(await t.dut.guest.readAt(t.profile.device, t.dut.offset + 100n, 19)).toString()).toBe('through the mapping');
   });
 });

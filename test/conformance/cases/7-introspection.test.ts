@@ -39,8 +39,8 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     // buffer's own anonymous file (dma_buf_getfile: "/dmabuf:" on the dma_buf_fs, 6.12), not the node.
     const object = t.dut.object;
     const file = object !== undefined ? `/proc/${t.dut.agentPid}/fd/${object.fd}` : t.profile.device;
-    const [dev, inode, ...type] = (await t.sh(`stat -L -c '%d %i %F' ${file}`)).trim().split(' ');
-    if (vma.offset !== offset && type.join(' ') === 'regular file') {
+    const { dev, ino: inode, type } = await t.dut.guest.stat(file);
+    if (vma.offset !== offset && type === 'regular file') {
       // catalogue H2, taxonomy #18 (informational): sysfs PCI resourceN adds the BAR start to vm_pgoff
       // (pci_mmap_resource_range, 6.1 and 6.12).
       await ctx.annotate(`informational: the maps offset is 0x${vma.offset.toString(16)}, not the requested 0x${offset.toString(16)} (catalogue H2, taxonomy #18)`);
@@ -49,9 +49,9 @@ describeProfiles('introspection: maps, smaps, pagemap (H)', (t) => {
     } else {
       expect(vma.offset, vma.line).toBe(offset);
     }
-    const st = Number(dev);
-    const major = (st >> 8) & 0xfff;
-    const minor = (st & 0xff) | ((st >>> 12) & 0xfff00);
+    // st_dev as glibc encodes it (makedev); /proc/PID/maps prints major:minor in hex.
+    const major = (dev >> 8) & 0xfff;
+    const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
     expect(vma.dev, vma.line).toBe(`${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`);
     expect(vma.inode, vma.line).toBe(inode);
     expect(vma.line.endsWith(` ${t.profile.device}`) || vma.line.includes(' /'), vma.line).toBe(true);
