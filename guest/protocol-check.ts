@@ -289,7 +289,6 @@ function fileAt(record: Record<string, unknown>, at: string): FileAt {
 }
 
 /** Each op's arguments, as the agent (or the relay, for reattach) accepts them. */
-
 const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
   exec: (value, at) => {
     const record = fields(value, at);

@@ -242,7 +242,7 @@ export interface TargetOpenArgs {
 /**
  * The file types as `stat -L -c %F` names them (coreutils file_type), for stat's answer; an empty
  * regular file too is a 'regular file'. 'weird file': no type bits at all, as an anonymous inode's
- * mode may have (alloc_anon_inode: a dma-buf's file, 6.12).
+ * mode has (alloc_anon_inode: S_IRUSR | S_IWUSR; a dma-buf's file, dma_buf_getfile, 6.1).
  */
 export const FILE_TYPES = ['regular file', 'directory', 'character special file', 'block special file', 'fifo', 'socket', 'weird file'] as const;
 export type FileType = (typeof FILE_TYPES)[number];

@@ -14,32 +14,37 @@ const CLI_ENTRY = path.join(REPO_ROOT, 'tools', 'cli', 'main.ts');
 const GENERATED = path.dirname(HEADER_NAMES_MODULE) + path.sep;
 
 /**
- * The relative modules `file` imports when it loads: `import ... from` and `export ... from`, not
- * `import type` (erased), nor an import whose every name is a type, nor a dynamic import().
+ * The relative modules `file` imports: `import ... from` and `export ... from`, not `import type`
+ * (erased), nor an import whose every name is a type; and its dynamic `import('./x.js')` of a
+ * relative path, as the dispatcher (tools/cli/main.ts) loads the command it runs.
  */
-function staticImports(file: string): string[] {
+function importsOf(file: string): string[] {
   const source = readFileSync(file, 'utf8');
   const found: string[] = [];
+  const resolve = (specifier: string): string => {
+    const target = path.resolve(path.dirname(file), specifier);
+    const ts = target.replace(/\.js$/, '.ts');
+    return existsSync(ts) || target.startsWith(GENERATED) ? ts : target;
+  };
+  for (const [, specifier] of source.matchAll(/\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/g)) found.push(resolve(specifier!));
   for (const match of source.matchAll(/^(?:import|export)\s+(type\s+)?(?:([^'";]*?)\s+from\s+)?['"]([^'"]+)['"]/gm)) {
     const [, typeOnly, names, specifier] = match;
     if (typeOnly !== undefined || !specifier!.startsWith('.')) continue;
     const braced = /^\{([^}]*)\}$/.exec(names?.trim() ?? '');
     if (braced !== null && braced[1]!.split(',').every((name) => name.trim() === '' || name.trim().startsWith('type '))) continue;
-    const target = path.resolve(path.dirname(file), specifier!);
-    const ts = target.replace(/\.js$/, '.ts');
-    found.push(existsSync(ts) || target.startsWith(GENERATED) ? ts : target);
+    found.push(resolve(specifier!));
   }
   return found;
 }
 
-/** Every module reachable from `entry` by static imports, each with the chain that reached it. */
+/** Every module reachable from `entry` by its imports, each with the chain that reached it. */
 function importGraph(entry: string): Map<string, string[]> {
   const chains = new Map<string, string[]>([[entry, [entry]]]);
   const queue = [entry];
   while (queue.length > 0) {
     const file = queue.shift()!;
     if (file.startsWith(GENERATED) || !existsSync(file)) continue;
-    for (const next of staticImports(file)) {
+    for (const next of importsOf(file)) {
       if (chains.has(next)) continue;
       chains.set(next, [...chains.get(file)!, next]);
       queue.push(next);
@@ -49,10 +54,15 @@ function importGraph(entry: string): Map<string, string[]> {
 }
 
 describe('the modules the CLI loads at its start', () => {
+  it('follows the commands the dispatcher loads when they run', () => {
+    const imports = importsOf(CLI_ENTRY).map((file) => path.relative(REPO_ROOT, file));
+    expect(imports).toEqual(expect.arrayContaining(['tools/builder/command.ts', 'tools/test/test-command.ts', 'tools/cli/vm-command.ts']));
+  });
+
   it('reads static imports and leaves out type-only ones', () => {
-    const imports = staticImports(path.join(REPO_ROOT, 'native', 'index.ts')).map((file) => path.relative(REPO_ROOT, file));
+    const imports = importsOf(path.join(REPO_ROOT, 'native', 'index.ts')).map((file) => path.relative(REPO_ROOT, file));
     expect(imports).toContain('native/api.ts');
-    expect(staticImports(path.join(REPO_ROOT, 'native', 'api.ts')).map((file) => path.relative(REPO_ROOT, file))).toContain('native/generated/header-names.ts');
+    expect(importsOf(path.join(REPO_ROOT, 'native', 'api.ts')).map((file) => path.relative(REPO_ROOT, file))).toContain('native/generated/header-names.ts');
   });
 
   it('import nothing the build writes, so that `mmapkit build` starts on a fresh clone', () => {

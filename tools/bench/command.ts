@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
 import { BENCH_DIR, moduleObject } from '../paths.js';
 import { runStamp } from '../run-name.js';
-import { describeFindings, say } from '../cli/messages.js';
+import { describeFindings, printHelp, say } from '../cli/messages.js';
 import { checkWritableDir } from '../cli/output-paths.js';
 import type { AccelChoice } from '../qemu/accel.js';
 import { loadModule } from '../qemu/guest-modules.js';
@@ -156,8 +156,7 @@ export async function benchCommand(args: string[]): Promise<number> {
   const started = Date.now();
   const flags = parseBenchArgs(args);
   if (flags.help) {
-    process.stdout.write(`${BENCH_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(BENCH_HELP);
   }
   const plan = makePlan({ sizes: flags.sizes, repeats: flags.repeats });
   const largest = Math.max(...plan.sizes);

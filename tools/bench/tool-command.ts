@@ -9,7 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { say } from '../cli/messages.js';
+import { printHelp, say } from '../cli/messages.js';
 import { checkWritableDir } from '../cli/output-paths.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, guestOptions, kernelOf, parseOptions, positiveNumber } from '../cli/guest-command.js';
 import { defaultOutDir } from './command.js';
@@ -94,8 +94,7 @@ export async function toolBenchCommand(args: string[]): Promise<number> {
   const started = Date.now();
   const flags = parseToolBenchArgs(args);
   if (flags.help) {
-    process.stdout.write(`${TOOL_BENCH_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(TOOL_BENCH_HELP);
   }
   const outDir = path.resolve(flags.out ?? defaultOutDir());
   if (flags.out !== undefined) checkWritableDir(outDir, '--out');

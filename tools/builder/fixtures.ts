@@ -13,7 +13,6 @@
  */
 import { existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { filesUnder, kbuildArgs, prepareModuleTree, run } from './build.js';
 import { type Step, runSteps } from './steps.js';
 import type { GuestKernel } from '../kernel.js';
@@ -74,7 +73,6 @@ export const fixtureObject = (version: string, name: string): string =>
  * stderr.
  */
 export async function buildFixtures(kernel: GuestKernel, log: (line: string) => void): Promise<Map<string, string>> {
-  const quiet = $({ quiet: true, cwd: REPO_ROOT });
   const common = path.join(FIXTURES_DIR, COMMON);
   const names = fixtureNames();
   const step: Step = {
@@ -87,7 +85,7 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
       for (const name of names) prepareModuleTree(kernel, path.join('fixtures', name), path.join(FIXTURES_DIR, name));
       const tree = fixturesBuildDir(kernel.version);
       writeFileSync(path.join(tree, 'Kbuild'), `# Written by tools/builder/fixtures.ts: one directory per fixture.\n${names.map((name) => `obj-m += ${name}/\n`).join('')}`);
-      await run(quiet`make ${kbuildArgs(kernel, tree)}`, 'the build of the fixtures', false);
+      await run(['make', ...kbuildArgs(kernel, tree)], 'the build of the fixtures', false);
     },
   };
   await runSteps([step], log);

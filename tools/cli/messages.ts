@@ -1,4 +1,5 @@
 /** What the user sees at the end of a run: one-line reasons, then the console lines that explain them. */
+import { ExitCode } from '../exit-codes.js';
 import type { Finding } from '../qemu/console.js';
 import { crashExcerpt, tail } from '../qemu/console.js';
 import type { SessionEnd } from '../qemu/outcome.js';
@@ -9,6 +10,12 @@ export const say = (line: string): void => {
 };
 
 /** After any end but a clean one: the reason, and the console lines that explain it. */
+/** A command's --help: its text on stdout, exit 0. */
+export function printHelp(text: string): number {
+  process.stdout.write(`${text}\n`);
+  return ExitCode.PASSED;
+}
+
 export function reportEnd(end: SessionEnd, session: VmSession): void {
   say(end.reason);
   const lines = session.lines();

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { say } from '../cli/messages.js';
+import { printHelp, say } from '../cli/messages.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { VmSession } from '../qemu/session.js';
 import { VM_HELP, forEachKernel, guestOptions, kernelsOf } from '../cli/guest-command.js';
@@ -42,8 +42,7 @@ export const EXPLAIN_FILE = '/tmp/mmapkit-explain.dat';
 export async function explainCommand(args: string[]): Promise<number> {
   const values = parse(args, ['device', 'pages', 'kernel', 'kernels', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
   if (values.help === true) {
-    process.stdout.write(`${EXPLAIN_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(EXPLAIN_HELP);
   }
   const kind = values.device ?? 'remap';
   if (kind !== 'remap' && kind !== 'fault' && kind !== 'ro') throw new UserError(`--device takes remap, fault or ro, not '${kind}'`);

@@ -18,7 +18,7 @@ import { findings, isSplitMmioPat } from '../qemu/console.js';
 import { loadArgv, moduleName } from '../qemu/guest-modules.js';
 import type { VmSession } from '../qemu/session.js';
 import { loadTargetModule } from '../test/preflight.js';
-import { say } from '../cli/messages.js';
+import { printHelp, say } from '../cli/messages.js';
 import { checkWritableFile } from '../cli/output-paths.js';
 import { VM_HELP, VM_OPTIONS, ensureBuilt, guestOptions, kernelOf, parseOptions, positiveNumber, withGuest } from '../cli/guest-command.js';
 import { type FuzzProfileResult, type FuzzResults, type ReplayPlan, replayPlan, seedPathArgument } from './results.js';
@@ -126,8 +126,7 @@ function planRuns(files: string[], kernel: string, seed: number, plan: ReplayPla
 export async function fuzzCommand(args: string[]): Promise<number> {
   const { values } = parseOptions(args, OPTIONS);
   if (values.help) {
-    process.stdout.write(`${FUZZ_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(FUZZ_HELP);
   }
   const ops = positiveNumber(values.ops, '--ops', 'whole number of operations') ?? DEFAULT_OPS;
   const seed = seedOf(values.seed);

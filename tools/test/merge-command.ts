@@ -13,7 +13,8 @@ import { caseLines, isNotable } from './case-lines.js';
 import { writeKtap } from './ktap.js';
 import { mergeResults } from './merge.js';
 import { readResultsFile, summaryLines } from './results-file.js';
-import { ExitCode, UserError } from '../exit-codes.js';
+import { UserError } from '../exit-codes.js';
+import { printHelp } from '../cli/messages.js';
 
 export const MERGE_HELP = `usage: mmapkit merge-results [options] FILE...
 
@@ -42,8 +43,7 @@ export function mergeCommand(args: string[]): number {
     true,
   );
   if (values.help) {
-    process.stdout.write(`${MERGE_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(MERGE_HELP);
   }
   if (values.reporter !== undefined && values.reporter !== 'ktap') throw new UserError(`merge-results --reporter takes ktap, not '${values.reporter}'`);
   if (values['output-file'] !== undefined && values.reporter === undefined) throw new UserError('--output-file is for --reporter ktap');

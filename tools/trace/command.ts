@@ -12,7 +12,7 @@ import { TRACE_DIR } from '../paths.js';
 import { runName } from '../run-name.js';
 import { REFERENCE_DEVICE_PATHS } from '../reference-driver.js';
 import type { GuestKernel } from '../kernel.js';
-import { say } from '../cli/messages.js';
+import { printHelp, say } from '../cli/messages.js';
 import { checkWritableDir } from '../cli/output-paths.js';
 import type { VmSession } from '../qemu/session.js';
 import { VM_HELP, VM_OPTIONS, ensureBuilt, forEachKernel, guestOptions, kernelsOf, parseOptions, withGuest } from '../cli/guest-command.js';
@@ -99,8 +99,7 @@ export async function inGuest(values: Values, kernel: GuestKernel, work: (sessio
 export async function traceCommand(args: string[]): Promise<number> {
   const values = parse(args, ['device', 'scenario', 'pages', 'kernel', 'kernels', 'kdir', 'accel', 'boot-timeout', 'timeout', 'console', 'out', 'help']);
   if (values.help === true) {
-    process.stdout.write(`${TRACE_HELP}\n`);
-    return ExitCode.PASSED;
+    return printHelp(TRACE_HELP);
   }
   const target = devicePath(values.device ?? 'remap');
   const scenario = values.scenario as ScenarioName;
