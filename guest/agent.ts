@@ -62,6 +62,88 @@ function required(name: string): string {
 const native: NativeAddon = loadNative(path.join(required('MMAPKIT_ROOT'), ADDON_FILE));
 
 /**
+ * The kernel log since a cursor, read from /dev/kmsg in this process: no
+ * `dmesg` to spawn per request (about 80 ms each under TCG). One fd stays
+ * open between requests, so a reader that keeps up reads only the new
+ * records; /dev/kmsg cannot seek to a sequence number (only to the start,
+ * the end or the last clear), so a cursor behind the fd reopens it and skips
+ * forward.
+ *
+ * Across a reboot (the host may boot a new guest under the same connection
+ * after a crash): a cursor whose boot_id is not this boot's is answered from
+ * the first record this boot's ring still holds, `rebooted` set. Nothing of
+ * the old boot can be re-reported (its records died with it; the host's
+ * console log has them), and nothing this boot logged is skipped, boot
+ * messages included. Its `lost` counts only records lost after that start.
+ */
+class KmsgReader {
+  private fd: number | undefined;
+  /** The sequence number the fd's next record will have, -1 before the fd has given one. */
+  private next = -1;
+  // A record is at most CONSOLE_EXT_LOG_MAX (8 KiB) once escaped; a smaller read is EINVAL.
+  private readonly buffer = Buffer.alloc(16384);
+
+  /**
+   * Reads up to the end of the log now, so that the first request reads only what came after. At
+   * the hold point, before the guest is saved: the boot's several hundred records took about 0.6 s
+   * to read under TCG, in the first request of every guest restored from it (a module load's).
+   */
+  skipToEnd(): void {
+    if (this.fd === undefined) this.reopen();
+    for (const record of this.drain()) void record;
+  }
+
+  read(since: KmsgCursor | undefined): KmsgRead {
+    const rebooted = since !== undefined && since.bootId !== BOOT_ID;
+    const from = since === undefined || rebooted ? undefined : since.seq;
+    if (this.fd === undefined || rebooted || (from !== undefined && this.next > from)) this.reopen();
+    const lines: string[] = [];
+    let expected = from;
+    let lost = 0;
+    for (const record of this.drain()) {
+      if (since === undefined) continue; // only the end is wanted
+      if (expected !== undefined && record.seq < expected) continue;
+      // Sequence numbers are consecutive; a gap is records overwritten before anyone read them.
+      if (expected !== undefined) lost += record.seq - expected;
+      expected = record.seq + 1;
+      lines.push(...kmsgLines(record));
+    }
+    const end = Math.max(this.next, expected ?? 0);
+    return { cursor: { bootId: BOOT_ID, seq: end }, lines, lost, rebooted };
+  }
+
+  private reopen(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    // A fresh fd starts at the oldest record the ring buffer holds.
+    this.fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
+    this.next = -1;
+  }
+
+  /** Every record up to the end of the log (EAGAIN). */
+  private *drain(): Generator<KmsgRecord> {
+    for (;;) {
+      let length: number;
+      try {
+        length = readSync(this.fd!, this.buffer, 0, this.buffer.length, null);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'EAGAIN') return;
+        // EPIPE: the records at the fd's position were overwritten; the kernel moved it on to the oldest one left.
+        if (code === 'EPIPE') continue;
+        throw error;
+      }
+      if (length === 0) return;
+      const record = parseKmsgRecord(this.buffer.toString('latin1', 0, length));
+      if (record === undefined) continue;
+      this.next = record.seq + 1;
+      yield record;
+    }
+  }
+}
+
+const kmsg = new KmsgReader();
+
+/**
  * With the hold point (guest/init.sh, mmapkit.hold=1) the agent starts before
  * the guest is saved and waits, before anything that belongs to one run: it
  * says so on the FIFO `held` in MMAPKIT_HOLD, then reads the run's
@@ -74,6 +156,7 @@ function awaitGo(): void {
   const hold = process.env.MMAPKIT_HOLD;
   if (hold === undefined) return;
   delete process.env.MMAPKIT_HOLD;
+  kmsg.skipToEnd();
   writeFileSync(path.join(hold, 'held'), 'held\n');
   for (const line of readFileSync(path.join(hold, 'go'), 'utf8').split('\n')) {
     const match = /^(MMAPKIT_[A-Z_]+)=(.*)$/.exec(line);
@@ -173,77 +256,6 @@ function callNative({ fn, args }: NativeArgs): unknown {
 /** This boot's identity: a kmsg cursor from any other boot is from before a reboot. */
 const BOOT_ID = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 
-/**
- * The kernel log since a cursor, read from /dev/kmsg in this process: no
- * `dmesg` to spawn per request (about 80 ms each under TCG). One fd stays
- * open between requests, so a reader that keeps up reads only the new
- * records; /dev/kmsg cannot seek to a sequence number (only to the start,
- * the end or the last clear), so a cursor behind the fd reopens it and skips
- * forward.
- *
- * Across a reboot (the host may boot a new guest under the same connection
- * after a crash): a cursor whose boot_id is not this boot's is answered from
- * the first record this boot's ring still holds, `rebooted` set. Nothing of
- * the old boot can be re-reported (its records died with it; the host's
- * console log has them), and nothing this boot logged is skipped, boot
- * messages included. Its `lost` counts only records lost after that start.
- */
-class KmsgReader {
-  private fd: number | undefined;
-  /** The sequence number the fd's next record will have, -1 before the fd has given one. */
-  private next = -1;
-  // A record is at most CONSOLE_EXT_LOG_MAX (8 KiB) once escaped; a smaller read is EINVAL.
-  private readonly buffer = Buffer.alloc(16384);
-
-  read(since: KmsgCursor | undefined): KmsgRead {
-    const rebooted = since !== undefined && since.bootId !== BOOT_ID;
-    const from = since === undefined || rebooted ? undefined : since.seq;
-    if (this.fd === undefined || rebooted || (from !== undefined && this.next > from)) this.reopen();
-    const lines: string[] = [];
-    let expected = from;
-    let lost = 0;
-    for (const record of this.drain()) {
-      if (since === undefined) continue; // only the end is wanted
-      if (expected !== undefined && record.seq < expected) continue;
-      // Sequence numbers are consecutive; a gap is records overwritten before anyone read them.
-      if (expected !== undefined) lost += record.seq - expected;
-      expected = record.seq + 1;
-      lines.push(...kmsgLines(record));
-    }
-    const end = Math.max(this.next, expected ?? 0);
-    return { cursor: { bootId: BOOT_ID, seq: end }, lines, lost, rebooted };
-  }
-
-  private reopen(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    // A fresh fd starts at the oldest record the ring buffer holds.
-    this.fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
-    this.next = -1;
-  }
-
-  /** Every record up to the end of the log (EAGAIN). */
-  private *drain(): Generator<KmsgRecord> {
-    for (;;) {
-      let length: number;
-      try {
-        length = readSync(this.fd!, this.buffer, 0, this.buffer.length, null);
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'EAGAIN') return;
-        // EPIPE: the records at the fd's position were overwritten; the kernel moved it on to the oldest one left.
-        if (code === 'EPIPE') continue;
-        throw error;
-      }
-      if (length === 0) return;
-      const record = parseKmsgRecord(this.buffer.toString('latin1', 0, length));
-      if (record === undefined) continue;
-      this.next = record.seq + 1;
-      yield record;
-    }
-  }
-}
-
-const kmsg = new KmsgReader();
 
 /**
  * The fuzz (guest/fuzz.ts, with fast-check) is a bundle of its own next to

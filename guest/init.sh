@@ -113,6 +113,10 @@ stage_agent() {
 
 mount -t tmpfs -o mode=0755 root "$ROOT" && cp -a /guest-root/. "$ROOT/" || fatal "cannot make the guest's root"
 
+# Before the hold point: the agent reads the kernel log there (/dev/kmsg) and a
+# devtmpfs holds nothing of the host's, so a saved guest may keep it mounted.
+mount -t devtmpfs devtmpfs "$ROOT/dev" || fatal "cannot mount devtmpfs in the guest's root"
+
 # mmapkit.hold=1 (agent mode, tools/qemu/snapshot.ts): the host may save the
 # guest here, with the agent started, before the 9p shares are mounted (QEMU
 # refuses to migrate a guest with a 9p share mounted), and start later
@@ -159,7 +163,6 @@ fi
 
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs sysfs "$ROOT/sys"
-mount -t devtmpfs devtmpfs "$ROOT/dev"
 mkdir -p "$ROOT/dev/pts" && mount -t devpts devpts "$ROOT/dev/pts" 2>/dev/null
 mount -t debugfs debugfs "$ROOT/sys/kernel/debug" 2>/dev/null
 mount -t tracefs tracefs "$ROOT/sys/kernel/tracing" 2>/dev/null
