@@ -75,6 +75,9 @@ const native: NativeAddon = loadNative(path.join(required('MMAPKIT_ROOT'), ADDON
  * the old boot can be re-reported (its records died with it; the host's
  * console log has them), and nothing this boot logged is skipped, boot
  * messages included. Its `lost` counts only records lost after that start.
+ *
+ * Defined before the hold point, which drains it (skipToEnd); BOOT_ID, which
+ * its answers carry, is read only after the go, once the generator is reseeded.
  */
 class KmsgReader {
   private fd: number | undefined;
@@ -352,6 +355,10 @@ function readAt({ length, ...at }: FileAt & { length: number }): Uint8Array {
   });
 }
 
+function writeAt({ data, ...at }: FileAt & { data: Uint8Array }): number {
+  return atPosition(at, constants.O_WRONLY, (fd, position) => writeSync(fd, data, 0, data.length, position));
+}
+
 function fillRegion({ pattern, ...region }: FillRegionArgs): void {
   const bytes = patternBytes(pattern);
   throughRegion(region, bytes.length, 'write', (addr) => native.writeBytes(addr, bytes));
@@ -452,7 +459,7 @@ const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> |
   },
   stat: ({ path: file }) => statOf(file),
   readAt,
-  writeAt: ({ data, ...at }) => atPosition(at, constants.O_WRONLY, (fd, position) => writeSync(fd, data, 0, data.length, position)),
+  writeAt,
   targetOpen,
   fuzz,
 };
