@@ -294,7 +294,7 @@ function writePattern({ addr, pattern }: WritePatternArgs): void {
  * `use` of a region through a shared mapping made for it and undone after it, of `fd` or of the
  * node opened here (and closed again). In this process, not in a forked child: the addon's
  * guarded accesses turn a fault into an error and give up on a fault retried forever after its
- * stall budget (native/src/fault_guard.h), and an oops panics the guest either way (oops=panic).
+ * stall budgets (native/src/fault_guard.h), and an oops panics the guest either way (oops=panic).
  * A 1 MiB read under TCG: 10-30 ms, against 66-75 ms for readInChild's fork, mapping and pipe.
  */
 function throughRegion<T>({ path: device, fd, offset }: RegionAt, length: number, access: 'read' | 'write', use: (addr: bigint) => T): T {

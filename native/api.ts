@@ -194,8 +194,8 @@ export const FUNCTIONS = {
   mprotect: signature<(addr: bigint, length: bigint, prot: number) => void>(),
   /**
    * Copies out of a mapping; a fault throws a NativeError instead of killing the process, and so does
-   * a copy stuck on one address for 1 s (a fault retried forever, taxonomy #11): code 'ETIMEDOUT',
-   * `address` where it stuck (the watchdog of native/src/fault_guard.h).
+   * a copy stuck on one address for 1 s or through 1000 faults (a fault retried forever, taxonomy #11):
+   * code 'ETIMEDOUT', `address` where it stuck (the watchdog of native/src/fault_guard.h).
    */
   readBytes: signature<(addr: bigint, length: number) => Buffer>(),
   /** Copies into a mapping; a fault or a 1 s stall throws a NativeError as for readBytes. */

@@ -61,19 +61,16 @@ Napi::Value AddressOrThrow(Napi::Env env, long result, const char* syscall) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(result));
 }
 
-// The stall message says the budget in whole seconds (README and the fixture
-// runs match it so): a budget that is not one would be misreported.
-static_assert(kStallBudgetMs % 1000 == 0,
-              "FaultError prints kStallBudgetMs in whole seconds");
-
 Napi::Error FaultError(Napi::Env env, const Fault& fault) {
   const std::string code =
       fault.stalled ? std::string("ETIMEDOUT") : SignalCode(fault.signo);
+  // A stall says what ended it: the time without progress, and the faults
+  // taken meanwhile (thousands for a fault retried forever).
   const std::string message =
-      fault.stalled ? "ETIMEDOUT: no progress for " +
-                          std::to_string(kStallBudgetMs / 1000) +
-                          " s at " + HexAddress(fault.address) +
-                          " (a fault retried forever?)"
+      fault.stalled ? "ETIMEDOUT: no progress at " + HexAddress(fault.address) +
+                          " for " + std::to_string(fault.stalled_ms) +
+                          " ms through " + std::to_string(fault.faults) +
+                          " faults (a fault retried forever?)"
                     : code + " at " + HexAddress(fault.address);
   Napi::Error error = CodedError(env, code, message);
   error.Set("address",

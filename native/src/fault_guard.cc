@@ -1,6 +1,7 @@
 #include "fault_guard.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,8 +15,9 @@ namespace {
 
 // Where a faulting guarded access jumps back to, and what it reports.
 // `progress` is how far the access got (bytes copied); the copy loops
-// advance it and the watchdog reads it. `seen` and `seen_at_ns` are the
-// watchdog's own: the progress at its last look and when it last moved.
+// advance it and the watchdog reads it. `seen`, `seen_at_ns` and
+// `seen_faults` are the watchdog's own: the progress at its last look, and
+// the time and the thread's fault count when it last moved.
 // `done` is set once the access returned, so that a tick arriving before
 // the trap is cleared cannot turn a finished access into a timeout.
 struct Trap {
@@ -28,6 +30,9 @@ struct Trap {
   volatile uintptr_t progress;
   volatile uintptr_t seen;
   volatile int64_t seen_at_ns;
+  volatile uint64_t seen_faults;
+  volatile int64_t stalled_ns;
+  volatile uint64_t stalled_faults;
 };
 
 // Non-null only while this thread runs a guarded access; a fault on any
@@ -97,10 +102,21 @@ int64_t MonotonicNs() {
 // What tells our timers' signals from anyone else's sending the same number.
 char watchdog_tag;
 
+// The faults this thread has taken (minor and major; mm_account_fault). A
+// plain system call: safe in the watchdog's handler.
+uint64_t ThreadFaults() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_THREAD, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_minflt) +
+         static_cast<uint64_t>(usage.ru_majflt);
+}
+
 constexpr int64_t kStallBudgetNs = int64_t{kStallBudgetMs} * 1000000;
 // How often the watchdog looks: a stall is reported between kStallBudgetMs
-// and kStallBudgetMs + kTickNs after the last progress.
-constexpr int64_t kTickNs = 250000000;
+// and kStallBudgetMs + kTickNs after the last progress, and a retried fault
+// at the first look after its kRetriedFaults-th retry. A look costs a signal
+// and a getrusage(), 20 a second only while an access runs that long.
+constexpr int64_t kTickNs = 50000000;
 
 void OnWatchdog(int signo, siginfo_t* info, void* context) {
   const bool ours =
@@ -113,14 +129,20 @@ void OnWatchdog(int signo, siginfo_t* info, void* context) {
   // A tick queued before the timer was disarmed: nothing to watch.
   if (trap == nullptr || trap->done) return;
   const int64_t now = MonotonicNs();
+  const uint64_t faults = ThreadFaults();
   const uintptr_t progress = trap->progress;
   if (progress != trap->seen) {
     trap->seen = progress;
     trap->seen_at_ns = now;
+    trap->seen_faults = faults;
     return;
   }
-  if (now - trap->seen_at_ns < kStallBudgetNs) return;
+  const int64_t still_ns = now - trap->seen_at_ns;
+  const uint64_t retries = faults - trap->seen_faults;
+  if (still_ns < kStallBudgetNs && retries < kRetriedFaults) return;
   trap->stalled = true;
+  trap->stalled_ns = still_ns;
+  trap->stalled_faults = retries;
   trap->signo = 0;
   trap->address = trap->start + progress;
   siglongjmp(trap->env, 1);
@@ -279,6 +301,8 @@ bool RunGuarded(uintptr_t start, bool watched, const Access& access,
   trap.done = false;
   trap.progress = 0;
   trap.seen = 0;
+  trap.stalled_ns = 0;
+  trap.stalled_faults = 0;
   // Written after sigsetjmp and read after siglongjmp: volatile, or the
   // compiler may keep it in a register that the jump restores.
   volatile bool armed = false;
@@ -288,11 +312,14 @@ bool RunGuarded(uintptr_t start, bool watched, const Access& access,
     fault->signo = trap.signo;
     fault->stalled = trap.stalled;
     fault->address = trap.address;
+    fault->stalled_ms = trap.stalled_ns / 1000000;
+    fault->faults = trap.stalled_faults;
     return false;
   }
   sigset_t previous_mask;
   const bool was_blocked = watched && UnblockWatchdog(&previous_mask);
   trap.seen_at_ns = MonotonicNs();
+  trap.seen_faults = watched ? ThreadFaults() : 0;
   tls_trap = &trap;
   armed = watched && watchdog.Arm() == 0;
   access(&trap.progress);

@@ -21,18 +21,34 @@ namespace mmapkit {
 // median 0.02-0.13 ms, slowest 17 ms, call overhead included; a fault that
 // waits for the mmap lock behind a fork of the agent (about 65 ms under TCG)
 // waits longer. 1 s is about 60 times the slowest access and 15 times that
-// fork, and keeps a livelocked access (1.0-1.25 s with the watchdog's 250 ms
-// tick) far below the host's request deadline (20 s or more), so the agent
-// answers instead of the guest being presumed hung and rebooted. It was 2 s
-// until a driver that livelocks every access cost a whole-suite run about
-// 60 s more in stalls (146 s of its 98 cases' time, 87 s at 1 s; 2026-12-01).
+// fork, and keeps a stuck access far below the host's request deadline
+// (20 s or more), so the agent answers instead of the guest being presumed
+// hung and rebooted.
 constexpr int kStallBudgetMs = 1000;
+
+// A retried fault is usually seen long before that: each retry is counted as
+// a completed fault of the thread (mm_account_fault counts every ->fault
+// result but VM_FAULT_ERROR and VM_FAULT_RETRY, so VM_FAULT_NOPAGE too), and
+// one word needs at most a few (a read fault, a write fault for COW, a retry
+// after a racing zap). An access whose word took this many faults without
+// moving on is given up on at the watchdog's next look: under TCG a livelocked
+// access retries 3,000-11,000 times in 50 ms, and a driver that livelocks
+// every access took a whole-suite run 112 s with the 1 s budget alone, 36 s
+// with this one (36 of its 98 cases stalled; 6.1, one vCPU, 2026-12-01). A
+// fault that waits (on a lock, on I/O) counts once, when it
+// completes, so it falls to the time budget.
+constexpr uint64_t kRetriedFaults = 1000;
 
 struct Fault {
   int signo;          // SIGSEGV or SIGBUS; 0 when stalled
   bool stalled;       // the watchdog gave up: no progress within its budget
   uintptr_t address;  // si_addr reported by the kernel, or where it stalled
+  // For a stalled access: how long it made no progress, and how many faults
+  // the thread took meanwhile.
+  int64_t stalled_ms;
+  uint64_t faults;
 };
+
 
 // Installs the SIGSEGV and SIGBUS handlers and the watchdog's (a real-time
 // signal) once per process (every later call is a no-op). Returns 0, or
@@ -42,7 +58,8 @@ int InstallFaultHandlers();
 // Each access returns true when it completed, or false with *fault filled in
 // when it faulted or stalled. None of them allocates while the fault trap is
 // armed. Read, write and probe are watched: one that makes no progress for
-// kStallBudgetMs returns with fault->stalled set.
+// kStallBudgetMs, or through kRetriedFaults faults, returns with
+// fault->stalled set.
 bool GuardedRead(uintptr_t mapping, uint8_t* out, size_t length, Fault* fault);
 bool GuardedWrite(uintptr_t mapping, const uint8_t* in, size_t length,
                   Fault* fault);

@@ -177,7 +177,7 @@ export function describeFixtureRuns(kernel: KernelRun): void {
         expect(output).toMatch(/CRASHED: /);
       }
       if (stoppedByWatchdog === true) {
-        const stopped = results.cases.filter((result) => result.messages.some((message) => /^ETIMEDOUT: no progress for \d+ s at 0x/.test(message)));
+        const stopped = results.cases.filter((result) => result.messages.some((message) => /^ETIMEDOUT: no progress at 0x[0-9a-f]+ for \d+ ms through \d+ faults/.test(message)));
         expect(stopped, 'no case failed on the watchdog\'s ETIMEDOUT').not.toEqual([]);
         expect(results.crashes).toEqual([]);
         expect(results.guestsBooted).toBe(results.guests); // none replaced
