@@ -312,6 +312,11 @@ export const FUNCTIONS = {
   /** fcntl(2) with an int argument (F_ADD_SEALS, F_GET_SEALS, ...); returns its non-negative result. */
   fcntl: signature<(fd: number, cmd: number, arg: number) => number>(),
   /**
+   * The raw finit_module(2) syscall: loads the module file open at `fd` with
+   * `params` ("name=value" words separated by spaces, as insmod takes them).
+   */
+  finitModule: signature<(fd: number, params: string, flags: number) => void>(),
+  /**
    * The raw delete_module(2) syscall (flags: O_NONBLOCK, O_TRUNC), so a
    * test sees the kernel's errno rather than rmmod's message.
    */

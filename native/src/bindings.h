@@ -19,6 +19,7 @@
   X(pageSize, PageSize)                                                      \
   X(minorFaults, MinorFaults)                                                \
   X(majorFaults, MajorFaults)                                                \
+  X(finitModule, FinitModule)                                                \
   X(deleteModule, DeleteModule)                                              \
   X(memfdCreate, MemfdCreate)                                                \
   X(ftruncate, Ftruncate)                                                    \

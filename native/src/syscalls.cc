@@ -92,6 +92,18 @@ Napi::Value MajorFaults(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(usage.ru_majflt));
 }
 
+Napi::Value FinitModule(const Napi::CallbackInfo& info) {
+  const int fd = ToInt32(info[0], "fd");
+  const std::string params = ToName(info[1], "params");
+  const int flags = ToInt32(info[2], "flags");
+  // The call insmod makes, without insmod: no process to start (under TCG
+  // the first exec after a restore reads insmod's libraries over 9p, about
+  // 1 s), and the kernel's errno as it is.
+  return UndefinedOrThrow(
+      info.Env(), syscall(SYS_finit_module, fd, params.c_str(), flags),
+      "finit_module");
+}
+
 Napi::Value DeleteModule(const Napi::CallbackInfo& info) {
   const std::string name = ToName(info[0], "name");
   const int flags = ToInt32(info[1], "flags");

@@ -139,12 +139,12 @@ describe('a driver kept anywhere, its profile anywhere', () => {
     expect(result.stdout).toBe('');
   });
 
-  it('a module that does not load: one line with insmod\'s words and the kernel\'s, exit 3, no case run', async () => {
+  it('a module that does not load: one line with what the errno means, the errno and the kernel\'s words, exit 3, no case run', async () => {
     const result = await runCli('test', '--profile', profile('noload', { moduleParams: 'size=banana' }));
     expect(result.code).toBe(ExitCode.SETUP);
     const [line, ...more] = errorLines(result);
     expect(more).toEqual([]);
-    expect(line).toMatch(/^mmapkit: error: noload\.json: module \S+\/mmapkit\.ko does not load: insmod: .*Invalid parameters \(kernel: .*`banana' invalid for parameter `size'\)$/);
+    expect(line).toMatch(/^mmapkit: error: noload\.json: module \S+\/mmapkit\.ko does not load: could not insert module: Invalid parameters \(EINVAL: .*, finit_module\) \(kernel: .*`banana' invalid for parameter `size'\)$/);
     expect(result.stdout).toBe('');
   });
 

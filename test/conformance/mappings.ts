@@ -12,6 +12,7 @@
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { NativeCall } from '../../tools/qemu/guest-client.js';
+import { MODULE_NAME } from '../../tools/reference-driver.js';
 import { type DeviceUnderTest, closeObjectFds, openReferenceDriver, readDeviceInChild } from './device.js';
 
 export interface MapOptions {
@@ -233,6 +234,27 @@ export async function zeroBuffer(dut: DeviceUnderTest, writer: string): Promise<
   // A setup object whose every fd the case closed is unreachable; the next case gets a new one from the setup.
   if (object?.closed === true) return;
   await dut.guest.fillRegion({ path: writer, ...(object !== undefined && { fd: object.fd }), offset: dut.offset, pattern: { kind: 'zeroes', length: Number(dut.size) } });
+}
+
+/**
+ * What the reference module left registered after a refused load: each misc device named
+ * mmapkit* (/proc/misc lists every registered one by name, and its /dev node goes with it), its
+ * debugfs directory, its sysfs module directory. Read by the agent itself: no shell to spawn.
+ */
+export async function referenceLeftovers(dut: DeviceUnderTest): Promise<string[]> {
+  const misc = (await dut.guest.readFile('/proc/misc')).split('\n').map((line) => line.trim().split(/\s+/)[1] ?? '');
+  const left = misc.filter((name) => name.startsWith(MODULE_NAME)).map((name) => `misc device ${name}`);
+  for (const dir of [`/sys/kernel/debug/${MODULE_NAME}`, `/sys/module/${MODULE_NAME}`]) {
+    const found = await dut.guest.stat(dir).then(
+      () => true,
+      (error: { code?: string }) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
+    if (found) left.push(dir);
+  }
+  return left;
 }
 
 /**

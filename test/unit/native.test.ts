@@ -615,6 +615,24 @@ describe('device ioctls without a device', () => {
   });
 });
 
+describe('finitModule', () => {
+  it('reports the raw errno of finit_module for a file that is no module', () => {
+    const fd = native.open('/proc/self/status', C.O_RDONLY);
+    try {
+      const error = nativeErrorOf(() => native.finitModule(fd, '', 0));
+      expect(error.syscall).toBe('finit_module');
+      // With CAP_SYS_MODULE the kernel refuses the file (EINVAL: /proc files have no size; ENOEXEC: no ELF
+      // header), EPERM without it; ENOSYS from a kernel without modules.
+      const expected = existsSync('/proc/modules') ? ['ENOEXEC', 'EPERM', 'EINVAL'] : ['ENOSYS'];
+      expect(expected).toContain(error.code);
+      expect(nativeErrorOf(() => native.finitModule(-1, '', 0)).code).toMatch(/^(EBADF|EPERM|ENOSYS)$/);
+      expect(() => native.finitModule(fd, 'a\0b', 0)).toThrow(TypeError);
+    } finally {
+      native.close(fd);
+    }
+  });
+});
+
 describe('deleteModule', () => {
   it('reports the raw errno of delete_module for a module that does not exist', () => {
     const error = nativeErrorOf(() => native.deleteModule('mmapkit_no_such_module', C.O_NONBLOCK));

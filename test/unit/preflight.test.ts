@@ -3,7 +3,7 @@
 // for the cases with nothing else done.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { KmsgCursor, OutputEvent } from '../../guest/protocol.js';
+import type { KmsgCursor } from '../../guest/protocol.js';
 import { ExitCode, UserError } from '../../tools/exit-codes.js';
 import type { Profile } from '../../tools/profile.js';
 import { GuestError, type GuestClient } from '../../tools/qemu/guest-client.js';
@@ -32,8 +32,8 @@ const profile = (overrides: Partial<Profile> = {}): Profile => ({
 });
 
 interface Guest {
-  /** insmod: its exit status, what it prints, the kernel lines it causes. */
-  insmod?: { code: number; output: string; logged: string[] };
+  /** The module's load (finit_module): the errno it fails with, if it does, and the kernel lines it causes. */
+  load?: { errno?: string; logged: string[] };
   /** Modules in the kernel already. */
   live?: string[];
   /** Device nodes and what opening each does: an fd, or an errno code. */
@@ -42,7 +42,7 @@ interface Guest {
   setup?: { fds: number[]; size: bigint } | { message: string; code: string };
 }
 
-/** A fake agent; `calls` records every command and open, in order. */
+/** A fake agent; `calls` records every call, in order. The module file opens as fd 20. */
 function fakeGuest(setup: Guest): { guest: GuestClient; calls: string[] } {
   const log = ['[    1.000000] boot'];
   const calls: string[] = [];
@@ -54,18 +54,21 @@ function fakeGuest(setup: Guest): { guest: GuestClient; calls: string[] } {
       const name = /^\/sys\/module\/(\w+)\/initstate$/.exec(file)?.[1];
       return name !== undefined && (setup.live ?? []).includes(name) ? Promise.resolve('live\n') : Promise.reject(new GuestError({ message: 'ENOENT', code: 'ENOENT' }));
     },
-    exec: (argv: string[], { onOutput }: { onOutput?: (event: OutputEvent) => void } = {}) => {
-      calls.push(argv.join(' '));
-      if (argv[0] === 'test') return Promise.resolve({ code: 1, signal: null });
-      const insmod = setup.insmod ?? { code: 0, output: '', logged: [] };
-      onOutput?.({ id: 1, stream: 'stderr', data: Buffer.from(insmod.output) });
-      log.push(...insmod.logged);
-      return Promise.resolve({ code: insmod.code, signal: null });
+    stat: (file: string) => {
+      calls.push(`stat ${file}`);
+      return Promise.reject(new GuestError({ message: 'ENOENT', code: 'ENOENT' }));
     },
     native: {
+      finitModule: (fd: number, params: string) => {
+        calls.push(`finit_module ${fd} '${params}'`);
+        const load = setup.load ?? { logged: [] };
+        log.push(...load.logged);
+        if (load.errno === undefined) return Promise.resolve();
+        return Promise.reject(new GuestError({ message: `${load.errno}: No such file or directory, finit_module`, code: load.errno, syscall: 'finit_module' }));
+      },
       open: (device: string, flags: number) => {
         calls.push(`open ${device} ${flags}`);
-        const outcome = (setup.devices ?? {})[device] ?? 'ENOENT';
+        const outcome = device.endsWith('.ko') ? 20 : ((setup.devices ?? {})[device] ?? 'ENOENT');
         return typeof outcome === 'number' ? Promise.resolve(outcome) : Promise.reject(new GuestError({ message: `${outcome}: open`, code: outcome }));
       },
       close: (fd: number) => {
@@ -97,7 +100,7 @@ describe('bringUp', () => {
   it('loads the module, opens the device read-only and closes it: nothing else', async () => {
     const { guest, calls } = fakeGuest({ devices: { '/dev/pfnbuf': 7 } });
     await bringUp(guest, [profile()]);
-    expect(calls).toEqual(['test -d /sys/module/pfnbuf', 'insmod /root/drivers/pfnbuf.ko', 'open /dev/pfnbuf 0', 'close 7']);
+    expect(calls).toEqual(['stat /sys/module/pfnbuf', 'open /root/drivers/pfnbuf.ko 0', "finit_module 20 ''", 'close 20', 'open /dev/pfnbuf 0', 'close 7']);
   });
 
   it('leaves a module that is in already, and loads nothing for a profile without one', async () => {
@@ -106,18 +109,12 @@ describe('bringUp', () => {
     expect(calls).toEqual(['open /dev/pfnbuf 0', 'close 3', 'open /dev/fb0 0', 'close 4']);
   });
 
-  it('a module that does not load: exit 3, insmod\'s own words and the kernel lines it caused, on one line', async () => {
-    const error = await failure({
-      insmod: {
-        code: 1,
-        output: 'insmod: ERROR: could not insert module /root/drivers/pfnbuf.ko: Unknown symbol in module\n',
-        logged: ['[   12.345678] pfnbuf: Unknown symbol vmf_insert_pfnx (err -2)'],
-      },
-    });
+  it('a module that does not load: exit 3, what the errno means for a load, the errno and the kernel lines it caused, on one line', async () => {
+    const error = await failure({ load: { errno: 'ENOENT', logged: ['[   12.345678] pfnbuf: Unknown symbol vmf_insert_pfnx (err -2)'] } });
     expect(error.exitCode).toBe(ExitCode.SETUP);
     expect(error.message).toBe(
-      'pfnbuf.json: module /root/drivers/pfnbuf.ko does not load: insmod: ERROR: could not insert module /root/drivers/pfnbuf.ko: ' +
-        'Unknown symbol in module (kernel: pfnbuf: Unknown symbol vmf_insert_pfnx (err -2))',
+      'pfnbuf.json: module /root/drivers/pfnbuf.ko does not load: could not insert module: Unknown symbol in module, or unknown parameter ' +
+        '(ENOENT: No such file or directory, finit_module) (kernel: pfnbuf: Unknown symbol vmf_insert_pfnx (err -2))',
     );
     expect(error.message).not.toContain('\n');
   });
