@@ -220,11 +220,12 @@ export const FUNCTIONS = {
   readFdInChild: signature<(fd: number, offset: bigint, length: number) => Buffer>(),
   /**
    * Reads `length` bytes at `addr` in a forked child, through the copy of
-   * this process's mapping that the child inherits. Throws code
-   * 'SIGBUS'/'SIGSEGV' if the child died of a fault, 'ETIMEDOUT' if it did
-   * not finish within 10 s.
+   * this process's mapping that the child inherits; given an array of
+   * addresses, `length` bytes at each, one after another, in one child.
+   * Throws code 'SIGBUS'/'SIGSEGV' if the child died of a fault,
+   * 'ETIMEDOUT' if it did not finish within 10 s.
    */
-  readInForkedChild: signature<(addr: bigint, length: number) => Buffer>(),
+  readInForkedChild: signature<(addr: bigint | readonly bigint[], length: number) => Buffer>(),
   /**
    * fork()s a child that keeps the mapping at `addr` it inherits, munmap()s
    * this process's copy of [addr, addr + length), and only then lets the

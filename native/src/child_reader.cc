@@ -91,13 +91,12 @@ Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
 }
 
 // The same for readInForkedChild and readInChildAfterUnmap, whose children
-// send the bytes alone.
-Napi::Value InterpretInherited(Napi::Env env, uint64_t addr,
+// send the bytes alone. `where` names what the child read.
+Napi::Value InterpretInherited(Napi::Env env, const std::string& where,
                                const std::vector<uint8_t>& buffer,
                                const ChildOutcome& outcome, const char* call) {
   if (WIFSIGNALED(outcome.status)) {
-    throw ChildSignalError(env, WTERMSIG(outcome.status),
-                           "reading " + HexAddress(addr));
+    throw ChildSignalError(env, WTERMSIG(outcome.status), "reading " + where);
   }
   if (WEXITSTATUS(outcome.status) != 0 || outcome.received != buffer.size()) {
     throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
@@ -163,20 +162,43 @@ Napi::Value ReadFdInChild(const Napi::CallbackInfo& info) {
   return InterpretMapped(env, name, buffer, outcome);
 }
 
+// readInForkedChild's addresses: one BigInt, or an array of them.
+std::vector<uint64_t> ToAddresses(const Napi::Value& value) {
+  if (!value.IsArray()) return {ToUint64(value, "addr")};
+  const Napi::Array array = value.As<Napi::Array>();
+  std::vector<uint64_t> addrs;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    addrs.push_back(ToUint64(array.Get(i), "addr"));
+  }
+  if (addrs.empty()) {
+    throw Napi::RangeError::New(value.Env(), "addr: an empty array");
+  }
+  return addrs;
+}
+
 Napi::Value ReadInForkedChild(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const uint64_t addr = ToUint64(info[0], "addr");
+  const std::vector<uint64_t> addrs = ToAddresses(info[0]);
   const size_t length = ToSize(info[1], "length");
-  std::vector<uint8_t> buffer(length);
+  std::vector<uint8_t> buffer(length * addrs.size());
   // The child reads the copy of the parent's mapping that fork() gave it:
   // no open or mmap of its own, so what is seen is what the kernel (and a
-  // driver's vm_ops->open) made of the inherited VMA.
-  const ChildOutcome outcome = RunInChild(env, buffer, [addr, length](int out) {
-    const bool sent =
-        CopyToPipe(out, reinterpret_cast<const uint8_t*>(addr), length);
-    return sent ? 0 : kExitPipeFailed;
-  });
-  return InterpretInherited(env, addr, buffer, outcome, "readInForkedChild");
+  // driver's vm_ops->open) made of the inherited VMA. One child reads every
+  // address: a fork under TCG costs about 65 ms.
+  const ChildOutcome outcome =
+      RunInChild(env, buffer, [&addrs, length](int out) {
+        for (const uint64_t addr : addrs) {
+          const auto* at = reinterpret_cast<const uint8_t*>(addr);
+          if (!CopyToPipe(out, at, length)) return kExitPipeFailed;
+        }
+        return 0;
+      });
+  const std::string where =
+      HexAddress(addrs.front()) +
+      (addrs.size() > 1
+           ? " and " + std::to_string(addrs.size() - 1) + " more addresses"
+           : "");
+  return InterpretInherited(env, where, buffer, outcome, "readInForkedChild");
 }
 
 Napi::Value ReadInChildAfterUnmap(const Napi::CallbackInfo& info) {
@@ -222,8 +244,9 @@ Napi::Value ReadInChildAfterUnmap(const Napi::CallbackInfo& info) {
   errno = fork_err;  // CollectChild reports a failed fork by errno
   const ChildOutcome outcome = CollectChild(env, pid, pipe, buffer);
   if (unmap_err != 0) throw ErrnoError(env, unmap_err, "munmap");
-  return InterpretInherited(env, reinterpret_cast<uint64_t>(range.addr),
-                            buffer, outcome, "readInChildAfterUnmap");
+  return InterpretInherited(
+      env, HexAddress(reinterpret_cast<uint64_t>(range.addr)), buffer, outcome,
+      "readInChildAfterUnmap");
 }
 
 }  // namespace mmapkit

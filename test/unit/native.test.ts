@@ -513,6 +513,18 @@ describe('forked children', () => {
     expect(native.readInForkedChild(shared, 0).length).toBe(0);
   });
 
+  it('readInForkedChild reads at each of several addresses in one child, in their order', () => {
+    const shared = map(3n * PAGE_N, RW, C.MAP_SHARED | C.MAP_ANONYMOUS);
+    const data = randomBytes(3 * PAGE);
+    native.writeBytes(shared, data);
+    const at = (page: number): bigint => shared + BigInt(page * PAGE);
+    const read = native.readInForkedChild([at(2), at(0), at(1) + 5n], 64);
+    expect(read).toEqual(Buffer.concat([data.subarray(2 * PAGE, 2 * PAGE + 64), data.subarray(0, 64), data.subarray(PAGE + 5, PAGE + 69)]));
+    expect(() => native.readInForkedChild([], 1)).toThrow(RangeError);
+    const none = mapAnonymous(1, C.PROT_NONE);
+    expect(nativeErrorOf(() => native.readInForkedChild([at(0), none], 1)).message).toBe(`SIGSEGV in child reading 0x${at(0).toString(16)} and 1 more addresses`);
+  });
+
   it('readInForkedChild reports SIGSEGV for a PROT_NONE mapping', () => {
     const addr = mapAnonymous(1, C.PROT_NONE);
     const error = nativeErrorOf(() => native.readInForkedChild(addr, 1));
