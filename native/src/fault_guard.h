@@ -32,11 +32,11 @@ constexpr int kStallBudgetMs = 1000;
 // one word needs at most a few (a read fault, a write fault for COW, a retry
 // after a racing zap). An access whose word took this many faults without
 // moving on is given up on at the watchdog's next look: under TCG a livelocked
-// access retries 3,000-11,000 times in 50 ms, and a driver that livelocks
+// access retries 2,000-11,000 times in 50 ms, and a driver that livelocks
 // every access took a whole-suite run 112 s with the 1 s budget alone, 36 s
-// with this one (36 of its 98 cases stalled; 6.1, one vCPU, 2026-12-01). A
-// fault that waits (on a lock, on I/O) counts once, when it
-// completes, so it falls to the time budget.
+// with this one (36 of its 98 cases stalled; 6.1, one vCPU, 2026-12-01).
+// A fault that waits (on a lock, on I/O) counts once, when it completes, so
+// it falls to the time budget.
 constexpr uint64_t kRetriedFaults = 1000;
 
 struct Fault {
@@ -48,7 +48,6 @@ struct Fault {
   int64_t stalled_ms;
   uint64_t faults;
 };
-
 
 // Installs the SIGSEGV and SIGBUS handlers and the watchdog's (a real-time
 // signal) once per process (every later call is a no-op). Returns 0, or

@@ -97,8 +97,8 @@ Napi::Value FinitModule(const Napi::CallbackInfo& info) {
   const std::string params = ToName(info[1], "params");
   const int flags = ToInt32(info[2], "flags");
   // The call insmod makes, without insmod: no process to start (under TCG
-  // the first exec after a restore reads insmod's libraries over 9p, about
-  // 1 s), and the kernel's errno as it is.
+  // each is a fork of the agent, and the first after a restore reads the
+  // tool's libraries over 9p), and the kernel's errno as it is.
   return UndefinedOrThrow(
       info.Env(), syscall(SYS_finit_module, fd, params.c_str(), flags),
       "finit_module");

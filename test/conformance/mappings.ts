@@ -245,14 +245,7 @@ export async function referenceLeftovers(dut: DeviceUnderTest): Promise<string[]
   const misc = (await dut.guest.readFile('/proc/misc')).split('\n').map((line) => line.trim().split(/\s+/)[1] ?? '');
   const left = misc.filter((name) => name.startsWith(MODULE_NAME)).map((name) => `misc device ${name}`);
   for (const dir of [`/sys/kernel/debug/${MODULE_NAME}`, `/sys/module/${MODULE_NAME}`]) {
-    const found = await dut.guest.stat(dir).then(
-      () => true,
-      (error: { code?: string }) => {
-        if (error.code === 'ENOENT') return false;
-        throw error;
-      },
-    );
-    if (found) left.push(dir);
+    if (await dut.guest.exists(dir)) left.push(dir);
   }
   return left;
 }

@@ -47,9 +47,9 @@ function fakeAgent(options: { code?: number; output?: string; errno?: string; lo
     },
     kernelLog: (since?: KmsgCursor) =>
       Promise.resolve({ cursor: { bootId: 'b', seq: log.length }, lines: since === undefined ? [] : log.slice(since.seq), lost: 0, rebooted: false }),
-    stat: (file: string) => {
-      commands.push(['stat', file]);
-      return Promise.reject(new GuestError({ message: `ENOENT: no such file or directory, stat '${file}'`, code: 'ENOENT' }));
+    exists: (file: string) => {
+      commands.push(['exists', file]);
+      return Promise.resolve(false);
     },
     exec: (argv: string[], { onOutput }: { onOutput?: (event: OutputEvent) => void } = {}) => {
       commands.push(argv);
@@ -121,7 +121,7 @@ describe('loading', () => {
     expect(agent.commands).toEqual([]);
     await ensureModule(agent.guest, '/k/fixture-correct.ko', 'size=4096');
     expect(agent.commands).toEqual([
-      ['stat', '/sys/module/fixture_correct'],
+      ['exists', '/sys/module/fixture_correct'],
       ['finit_module', '/k/fixture-correct.ko', 'size=4096'],
       ['close', '/k/fixture-correct.ko'],
     ]);

@@ -187,6 +187,21 @@ describe('GuestClient', () => {
     expect(sent()[0]).toMatchObject({ op: 'readFile', args: { path: '/proc/self/maps' } });
   });
 
+  it('exists answers from stat: true for a file, false for ENOENT, and throws any other error', async () => {
+    const { client, reply, sent } = clientOnFakeChannel();
+    const answers = [
+      { ok: true, value: { dev: 5, ino: '9', type: 'directory' } },
+      { ok: false, error: { message: "ENOENT: no such file or directory, stat '/b'", code: 'ENOENT' } },
+      { ok: false, error: { message: "EACCES: permission denied, stat '/c'", code: 'EACCES' } },
+    ];
+    const asked = ['/a', '/b', '/c'].map((path) => client.exists(path));
+    answers.forEach((answer, i) => reply(JSON.stringify({ id: sent()[i]!.id, ...answer })));
+    expect(sent().map((request) => request.op)).toEqual(['stat', 'stat', 'stat']);
+    expect(await asked[0]).toBe(true);
+    expect(await asked[1]).toBe(false);
+    await expect(asked[2]).rejects.toMatchObject({ code: 'EACCES' });
+  });
+
   it('fails a request whose answer is of the wrong kind with a ProtocolError, and goes on', async () => {
     const { client, reply, sent } = clientOnFakeChannel();
     const bad = client.readFile('/x');

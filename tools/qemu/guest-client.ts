@@ -305,6 +305,17 @@ export class GuestClient {
     return this.request('stat', { path });
   }
 
+  /** Whether a guest path exists (`test -e`, without a shell): false for ENOENT, any other error thrown. */
+  exists(path: string): Promise<boolean> {
+    return this.stat(path).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof GuestError && error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
+  }
+
   /** Up to `length` bytes at `offset` of a fresh O_RDONLY open of `path`, one pread(2) (what `dd skip=` reads, without dd). */
   readAt(path: string, offset: bigint, length: number): Promise<Uint8Array> {
     return this.request('readAt', { path, offset, length });

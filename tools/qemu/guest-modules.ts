@@ -132,13 +132,7 @@ export async function isLoaded(guest: GuestClient, ko: string): Promise<boolean>
   const state = await guest.readFile(`/sys/module/${name}/initstate`).catch(() => '');
   if (state.trim() === 'live') return true;
   // Built in (no initstate), or on its way in or out: /sys/module/<name> exists.
-  return guest.stat(`/sys/module/${name}`).then(
-    () => true,
-    (error: unknown) => {
-      if (error instanceof GuestError && error.code === 'ENOENT') return false;
-      throw error;
-    },
-  );
+  return guest.exists(`/sys/module/${name}`);
 }
 
 /** Loads a module unless it is there already (a test before may have unloaded it, or it is built in). */
