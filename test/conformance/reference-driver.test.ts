@@ -192,7 +192,7 @@ describe('module lifetime', () => {
 
   // catalogue D2: the open file pins the module (fops.owner, misc_open) until the last VMA
   // drops it (__fput; both 6.1 and 6.12); delete_module(O_NONBLOCK) then says
-  // EWOULDBLOCK (try_stop_module, 6.1), which is all rmmod has to say.
+  // EWOULDBLOCK (try_stop_module, 6.1): what rmmod reports as the module in use.
   it('rmmod fails while a mapping outlives its fd, and succeeds after munmap', { tags: ['core'] }, async () => {
     const { native, c, page } = dut;
     const fd = await native.open('/dev/mmapkit-remap', c.O_RDONLY);
