@@ -259,7 +259,6 @@ function callNative({ fn, args }: NativeArgs): unknown {
 /** This boot's identity: a kmsg cursor from any other boot is from before a reboot. */
 const BOOT_ID = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 
-
 /**
  * The fuzz (guest/fuzz.ts, with fast-check) is a bundle of its own next to
  * the agent's, build/guest/fuzz.cjs, imported at its first request: every

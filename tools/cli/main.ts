@@ -5,17 +5,12 @@
  * Every failure ends as one line and an exit code (tools/exit-codes.ts),
  * never a stack trace.
  */
-import { readFileSync } from 'node:fs';
 import { ExitCode, UserError } from '../exit-codes.js';
-import { MAIN_USAGE } from '../paths.js';
 import { EXIT_CODE_OF, SessionEndedError } from '../qemu/outcome.js';
 import { exitOnInterrupt } from './interrupts.js';
-import { printHelp, reportEnd, say } from './messages.js';
+import { printMainHelp, reportEnd, say } from './messages.js';
 
 type Command = (args: string[]) => number | Promise<number>;
-
-/** Plain text, so that bin/mmapkit.js can print it before `make setup` too. */
-const mainHelp = (): number => printHelp(readFileSync(MAIN_USAGE, 'utf8').trimEnd());
 
 /** Every command, by the word that names it, and where it lives; `vm` takes a second word. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -27,14 +22,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('../bench/command.js')).benchCommand,
   fuzz: async () => (await import('../fuzz/command.js')).fuzzCommand,
   'merge-results': async () => (await import('../test/merge-command.js')).mergeCommand,
-  vm: async () => {
-    const { vmCommand } = await import('./vm-command.js');
-    return (args) => vmCommand(args, mainHelp);
-  },
+  vm: async () => (await import('./vm-command.js')).vmCommand,
 };
 
 async function main([command, ...rest]: string[]): Promise<number> {
-  if (command === undefined || command === '-h' || command === '--help' || command === 'help') return mainHelp();
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') return printMainHelp();
   const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (load === undefined) throw new UserError(`unknown command '${command}' (try: mmapkit --help)`);
   return (await load())(rest);

@@ -1,5 +1,7 @@
 /** What the user sees at the end of a run: one-line reasons, then the console lines that explain them. */
+import { readFileSync } from 'node:fs';
 import { ExitCode } from '../exit-codes.js';
+import { MAIN_USAGE } from '../paths.js';
 import type { Finding } from '../qemu/console.js';
 import { crashExcerpt, tail } from '../qemu/console.js';
 import type { SessionEnd } from '../qemu/outcome.js';
@@ -15,6 +17,9 @@ export function printHelp(text: string): number {
   process.stdout.write(`${text}\n`);
   return ExitCode.PASSED;
 }
+
+/** `mmapkit --help` (and `vm` alone): the usage file, plain text, so that bin/mmapkit.js can print it before `make setup` too. */
+export const printMainHelp = (): number => printHelp(readFileSync(MAIN_USAGE, 'utf8').trimEnd());
 
 export function reportEnd(end: SessionEnd, session: VmSession): void {
   say(end.reason);

@@ -8,7 +8,7 @@ import { EXIT_CODE_OF } from '../qemu/outcome.js';
 import { VmSession } from '../qemu/session.js';
 import { moduleObject } from '../paths.js';
 import { signalExitCode } from './interrupts.js';
-import { printHelp, reportEnd, say } from './messages.js';
+import { printHelp, printMainHelp, reportEnd, say } from './messages.js';
 import { VM_HELP, VM_OPTIONS, type VmFlags, ensureBuilt, forEachKernel, guestOptions, kernelOf, kernelsOf, parseOptions, withGuest } from './guest-command.js';
 
 export const VM_RUN_HELP = `usage: mmapkit vm run [options] -- CMD [ARG...]
@@ -28,10 +28,10 @@ An interactive shell in the guest, with the module loaded. 'exit' powers the gue
 ${VM_HELP}`;
 
 /** `vm` takes a second word: run or shell. */
-export function vmCommand([sub, ...args]: string[], mainHelp: () => number): Promise<number> | number {
+export function vmCommand([sub, ...args]: string[]): Promise<number> | number {
   if (sub === 'run') return vmRun(args);
   if (sub === 'shell') return vmShell(args);
-  if (sub === undefined || sub === '-h' || sub === '--help') return mainHelp();
+  if (sub === undefined || sub === '-h' || sub === '--help') return printMainHelp();
   throw new UserError(`unknown vm command '${sub}' (try: vm run, vm shell)`);
 }
 
