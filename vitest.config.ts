@@ -26,9 +26,9 @@ const CONFORMANCE_GUESTS = testGuestCount();
 /** What both conformance projects share: the guests, the case timeouts, one module graph per worker. */
 const CONFORMANCE = {
   globalSetup: ['test/conformance/global-setup.ts'],
-  // Sets the case and hook timeouts from the shared guest's request deadline
-  // (tools/qemu/deadlines.ts); the two below are their floors.
-  setupFiles: ['test/conformance/case-timeout.ts'],
+  // case-timeout.ts sets the case and hook timeouts from the shared guest's request deadline
+  // (tools/qemu/deadlines.ts; the two below are their floors); byte-equality.ts compares bytes by memcmp.
+  setupFiles: ['test/conformance/case-timeout.ts', 'test/byte-equality.ts'],
   // A worker runs its files one after another, in one module graph: a fresh one per file cost
   // about 0.2 s each, most of a quick run's overhead.
   isolate: false,
