@@ -40,6 +40,9 @@ export default defineConfig({
   test: {
     reporters: ['default', './tools/test/vitest-summary.ts'],
     sequence: { sequencer: PathOrderSequencer },
+    // Each file's transform kept in node_modules/.experimental-vitest-cache, keyed by its content and the
+    // config: a quick run transformed its files in 0.86 s of the main thread's time each run, 0.14 s so.
+    experimental: { fsModuleCache: true },
     // `mmapkit test --quick` (and `make run`) runs the cases tagged core: one or two per catalogue area.
     tags: [{ name: 'core', description: 'the quick conformance run: one or two cases per catalogue area' }],
     projects: [
