@@ -14,10 +14,11 @@ PACKAGES=(
 	build-essential python3 sparse
 )
 
+# One dpkg-query for all of them: `make run` pays this check every time.
+installed=$'\n'$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)$'\n'
 missing=()
 for package in "${PACKAGES[@]}"; do
-	status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
-	[ "$status" = "install ok installed" ] || missing+=("$package")
+	[[ $installed == *$'\n'"$package install ok installed"$'\n'* ]] || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]} (Debian packages; this takes a few minutes the first time)"
