@@ -71,6 +71,16 @@ describe('sharePool', () => {
     for (const guest of pool.guests) expect(guest.admit).toHaveBeenCalledOnce();
   });
 
+  it('names the first guest that could not go on, if one could not', async () => {
+    shareGuest.mockImplementation((given) => Promise.resolve(fakeGuest(given.cpus === undefined ? 'a' : 'b')));
+    const pool = await sharePool(options, 2);
+    expect(pool.failed).toBeUndefined();
+    const failure = { end: { state: 'crashed', reason: 'three crashes' }, session: {} };
+    (pool.guests[1]!.supervisor as { failure?: unknown }).failure = failure;
+    expect(pool.failed?.socket).toBe('b');
+    expect(pool.failed?.supervisor.failure).toBe(failure);
+  });
+
   it('a guest that fails to boot fails the pool, and the guests that came up are stopped', async () => {
     const up = fakeGuest('a');
     shareGuest.mockImplementationOnce(() => Promise.resolve(up)).mockImplementationOnce(() => Promise.reject(new Error('no snapshot')));

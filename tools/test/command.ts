@@ -260,7 +260,8 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   const [first] = pool.sessions;
   const consoleFindings = pool.sessions.flatMap((session) => session.findings());
   const { counts } = outcome;
-  const exitCode = exitCodeOf(pool.failure?.end ?? end, pool.crashes, counts, consoleFindings.length);
+  const failure = pool.failed?.supervisor.failure;
+  const exitCode = exitCodeOf(failure?.end ?? end, pool.crashes, counts, consoleFindings.length);
 
   const kernelFindings = outcome.cases.flatMap((result) =>
     result.annotations.filter((note) => note.startsWith(KERNEL_FINDING)).map((note) => ({ case: result.name, finding: note })),
@@ -271,10 +272,10 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     for (const note of result.annotations.filter((annotation) => annotation.startsWith(DRIVER_FINDING))) say(`${note} [${result.name}]`);
   }
   for (const crash of pool.crashes) say(`guest crashed or hung: ${crash.reason} (console: ${crash.consoleLog})`);
-  if (pool.failure !== undefined) {
+  if (pool.failed !== undefined) {
     // Their files could not even connect: vitest shows them skipped, but nothing decided that.
     const notRun = outcome.cases.filter((result) => result.outcome === 'skipped' && result.messages.length === 0).length;
-    const { supervisor } = pool.guests.find((guest) => guest.supervisor.failure !== undefined)!;
+    const { supervisor } = pool.failed;
     const which = pool.guests.length > 1 ? 'a guest of the run could not go on' : 'no guest left';
     say(`${which} after ${supervisor.crashes.length} crashes or hangs: the cases left to it were not run (${notRun} shown as skipped)`);
   }
@@ -303,7 +304,7 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   if (reporting.ktap !== undefined) writeKtap(results, reporting.ktap);
   process.stdout.write(summaryLines(results, resultsFile).map((line) => `${line}\n`).join(''));
 
-  if (pool.failure !== undefined) reportEnd(pool.failure.end, pool.failure.session);
+  if (failure !== undefined) reportEnd(failure.end, failure.session);
   else if (end.state !== 'completed') reportEnd(end, last);
   else if (exitCode === ExitCode.TESTS_FAILED) {
     if (consoleFindings.length > 0) say('the guest kernel logged warnings or bad-page reports: see the findings above');

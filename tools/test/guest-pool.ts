@@ -36,8 +36,8 @@ export interface GuestPool {
   crashes: CrashRecord[];
   /** Every session booted, guest by guest. */
   sessions: VmSession[];
-  /** The first guest that could not be had any more, if one could not. */
-  failure?: SharedGuest['supervisor']['failure'];
+  /** The first guest that could not be had any more (its supervisor's failure says why), if one could not. */
+  failed?: SharedGuest;
   admit(): void;
   /** Closes every relay and guest; the end of the first guest that did not end cleanly, else the first's. */
   close(): Promise<GuestEnd>;
@@ -79,8 +79,8 @@ function poolOf(guests: SharedGuest[]): GuestPool {
     get sessions() {
       return guests.flatMap((guest) => guest.supervisor.sessions);
     },
-    get failure() {
-      return guests.find((guest) => guest.supervisor.failure !== undefined)?.supervisor.failure;
+    get failed() {
+      return guests.find((guest) => guest.supervisor.failure !== undefined);
     },
     admit() {
       for (const guest of guests) guest.admit();
