@@ -30,5 +30,11 @@ try {
   process.stderr.write('mmapkit: error: the dependencies are not installed (no tsx in node_modules): run `make setup`\n');
   process.exit(3);
 }
+// `mmapkit test` runs vitest in this process. Loaded after tsx.register(), each of vitest's several hundred
+// modules takes a round trip to tsx's loader thread: 1.0-1.4 s of CPU against 0.4 s before it (2026-12-02,
+// docs/benchmarks.md), spent while the module builds and the guest restores. A module already loaded is not
+// loaded again when the command imports it.
+const [command, ...rest] = process.argv.slice(2);
+if (command === 'test' && !rest.includes('-h') && !rest.includes('--help')) await import('vitest/node');
 tsx.register();
 await import('../tools/cli/main.ts');
