@@ -31,9 +31,9 @@ try {
   process.exit(3);
 }
 // `mmapkit test` runs vitest in this process. Loaded after tsx.register(), each of vitest's several hundred
-// modules takes a round trip to tsx's loader thread: 1.0-1.4 s of CPU against 0.4 s before it (2026-12-02,
-// docs/benchmarks.md), spent while the module builds and the guest restores. A module already loaded is not
-// loaded again when the command imports it.
+// modules takes a round trip to tsx's loader thread: its import took 1.37-1.42 s so against 0.40-0.45 s
+// before it (2026-12-02, docs/benchmarks.md), time taken from the module's build and the guest's restore
+// beside it. The command's own import then finds every module loaded.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'test' && !rest.includes('-h') && !rest.includes('--help')) await import('vitest/node');
 tsx.register();
