@@ -278,6 +278,14 @@ export const FUNCTIONS = {
   msync: signature<(addr: bigint, length: bigint, flags: number) => void>(),
   /** One byte per page (bit 0: resident), for `length` rounded up to whole pages. */
   mincore: signature<(addr: bigint, length: bigint) => Buffer>(),
+  /**
+   * write(2) of `length` bytes (at most 65536, what a fresh pipe holds) at
+   * `addr` into a fresh pipe, and the bytes read back from it: a mapping as
+   * a syscall's buffer, which the kernel copies from with copy_from_user.
+   * A buffer that faults throws code 'EFAULT' (syscall 'write'), or ends
+   * the write short where the kernel kept what it had copied.
+   */
+  pipeThrough: signature<(addr: bigint, length: number) => Buffer>(),
   pageSize: signature<() => number>(),
   /**
    * This process's raw /proc/self/pagemap entry for the page holding

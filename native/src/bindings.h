@@ -33,6 +33,7 @@
   X(munlock, Munlock)                                                        \
   X(msync, Msync)                                                            \
   X(mincore, Mincore)                                                        \
+  X(pipeThrough, PipeThrough)                                                \
   /* device_ioctls.cc: the mmapkit devices' ioctls (kmod/uapi/mmapkit.h). */ \
   X(deviceInfo, DeviceInfo)                                                  \
   X(deviceStats, DeviceStats)                                                \

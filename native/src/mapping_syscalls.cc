@@ -3,6 +3,7 @@
 // is resident. Several lead the kernel back into the driver (a moved or
 // split VMA calls vm_ops->open/->close, mlock populates through ->fault),
 // which is what the tests of a driver's mmap path are after.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@ uint64_t PagesSpanned(uint64_t length) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   return length / page + (length % page != 0 ? 1 : 0);
 }
+
+// A fresh pipe holds 16 pages (pipe_write waits for room beyond that).
+constexpr size_t kPipeHolds = 16 * 4096;
 
 }  // namespace
 
@@ -56,6 +60,40 @@ Napi::Value Munlock(const Napi::CallbackInfo& info) {
 
 Napi::Value Msync(const Napi::CallbackInfo& info) {
   return RangeCall(info, "msync", "flags", msync);
+}
+
+Napi::Value PipeThrough(const Napi::CallbackInfo& info) {
+  const uint64_t addr = ToUint64(info[0], "addr");
+  const size_t length = ToSize(info[1], "length");
+  // More would wait for a reader that is this same thread.
+  if (length > kPipeHolds) {
+    throw Napi::RangeError::New(info.Env(), "length: at most 65536 bytes");
+  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw ErrnoError(info.Env(), errno, "pipe2");
+  // The kernel copies from the mapping itself (copy_from_user in pipe_write).
+  const ssize_t written = write(fds[1], ToPointer(addr), length);
+  const int write_errno = errno;
+  close(fds[1]);
+  if (written < 0) {
+    close(fds[0]);
+    throw ErrnoError(info.Env(), write_errno, "write");
+  }
+  // Every byte written is in the pipe; a fault may end the write short.
+  Napi::Buffer<uint8_t> bytes =
+      Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(written));
+  size_t got = 0;
+  while (got < bytes.Length()) {
+    const ssize_t n = read(fds[0], bytes.Data() + got, bytes.Length() - got);
+    if (n <= 0) {
+      const int read_errno = n < 0 ? errno : EPIPE;
+      close(fds[0]);
+      throw ErrnoError(info.Env(), read_errno, "read");
+    }
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  return bytes;
 }
 
 Napi::Value Mincore(const Napi::CallbackInfo& info) {

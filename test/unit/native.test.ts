@@ -146,6 +146,19 @@ describe('native addon basics', () => {
   });
 });
 
+describe('pipeThrough', () => {
+  it('passes the mapped bytes through a pipe; a buffer that faults is EFAULT', () => {
+    const addr = mapAnonymous(2, RW);
+    const data = randomBytes(PAGE);
+    native.writeBytes(addr + 100n, data);
+    expect(native.pipeThrough(addr + 100n, PAGE).equals(data)).toBe(true);
+    native.mprotect(addr + PAGE_N, PAGE_N, C.PROT_NONE);
+    const error = nativeErrorOf(() => native.pipeThrough(addr + PAGE_N, 8));
+    expect([error.code, error.syscall]).toEqual(['EFAULT', 'write']);
+    expect(() => native.pipeThrough(addr, 65537)).toThrow(RangeError);
+  });
+});
+
 describe('fault trapping', () => {
   it('reports SIGSEGV for a probe of PROT_NONE and the process carries on', () => {
     const addr = mapAnonymous(1, C.PROT_NONE);

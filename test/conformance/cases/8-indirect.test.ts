@@ -3,7 +3,8 @@
  * ptrace (catalogue I1-I4).
  * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
  * functions behind it, with the kernel series they were read in.
- * The addon offers none of these calls, so each case runs a small python3
+ * A write() from the mapping is the addon's pipeThrough, in the agent. The
+ * addon offers none of the other calls, so those cases run a small python3
  * program in the guest (vma.ts, python()): it maps the device itself, or
  * works on the agent's mapping through the agent's pid.
  */
@@ -31,17 +32,8 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
   it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async (ctx) => {
     t.needsStableContent(ctx);
     const expected = await content(40n, 'written to a pipe');
-    const out = await python<{ n: number; data: string }>(
-      t,
-      `
-addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
-r, w = os.pipe()
-n = os.write(w, (ctypes.c_char * 17).from_address(addr + 40))
-done({'n': n, 'data': os.read(r, 17).hex()})
-`,
-    );
-    expect(out.n).toBe(17);
-    expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+    const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
+    expect(await t.dut.native.pipeThrough(addr + 40n, expected.length)).toEqual(expected);
   });
 
   // catalogue I4: copy_to_user into the mapping: read(pipe, mapping, n) lands in the device.
