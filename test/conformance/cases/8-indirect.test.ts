@@ -31,6 +31,8 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
   // VM_IO|VM_PFNMAP.
   it('write() from the mapping into a pipe passes the mapped bytes', { tags: ['core'] }, async (ctx) => {
     t.needsStableContent(ctx);
+    // content() read the page in a child first: a fault handler that never installs it fails there,
+    // before the agent's own write() could retry the fault in the kernel for ever.
     const expected = await content(40n, 'written to a pipe');
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     expect(await t.dut.native.pipeThrough(addr + 40n, expected.length)).toEqual(expected);
