@@ -279,7 +279,7 @@ export const FUNCTIONS = {
   /** One byte per page (bit 0: resident), for `length` rounded up to whole pages. */
   mincore: signature<(addr: bigint, length: bigint) => Buffer>(),
   /**
-   * write(2) of `length` bytes (at most 65536, what a fresh pipe holds) at
+   * write(2) of `length` bytes (at most what a fresh pipe holds, 65536) at
    * `addr` into a fresh pipe, and the bytes read back from it: a mapping as
    * a syscall's buffer, which the kernel copies from with copy_from_user.
    * A buffer that faults throws code 'EFAULT' (syscall 'write'), or ends

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 #include "args.h"
 #include "bindings.h"
@@ -24,9 +25,6 @@ uint64_t PagesSpanned(uint64_t length) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   return length / page + (length % page != 0 ? 1 : 0);
 }
-
-// A fresh pipe holds 16 pages (pipe_write waits for room beyond that).
-constexpr size_t kPipeHolds = 16 * 4096;
 
 }  // namespace
 
@@ -65,12 +63,20 @@ Napi::Value Msync(const Napi::CallbackInfo& info) {
 Napi::Value PipeThrough(const Napi::CallbackInfo& info) {
   const uint64_t addr = ToUint64(info[0], "addr");
   const size_t length = ToSize(info[1], "length");
-  // More would wait for a reader that is this same thread.
-  if (length > kPipeHolds) {
-    throw Napi::RangeError::New(info.Env(), "length: at most 65536 bytes");
-  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw ErrnoError(info.Env(), errno, "pipe2");
+  // More than the pipe holds would wait for a reader that is this same
+  // thread: 16 pages, or one for a user over pipe-user-pages-soft.
+  const int holds = fcntl(fds[1], F_GETPIPE_SZ);
+  const int size_errno = errno;
+  if (holds < 0 || length > static_cast<size_t>(holds)) {
+    close(fds[0]);
+    close(fds[1]);
+    if (holds < 0) throw ErrnoError(info.Env(), size_errno, "fcntl");
+    throw Napi::RangeError::New(
+        info.Env(),
+        "length: at most " + std::to_string(holds) + " bytes, what a pipe holds");
+  }
   // The kernel copies from the mapping itself (copy_from_user in pipe_write).
   const ssize_t written = write(fds[1], ToPointer(addr), length);
   const int write_errno = errno;
