@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { ProcessOutput } from 'zx';
 import { SetupError, UserError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
-import { ADDON_PATH, AGENT_BUNDLE, FUZZ_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
+import { ADDON_PATH, AGENT_BUNDLE, BUILD_DIR, FUZZ_BUNDLE, REPO_ROOT, SCENARIO_BUNDLE, kernelBuildDir, moduleObject } from '../paths.js';
 import { HEADER_NAMES_MODULE, HEADER_NAMES_SOURCES, writeHeaderNames } from './header-names.js';
 import { type Step, runSteps } from './steps.js';
 
@@ -92,13 +92,23 @@ function nodeGypArgs(): string[] {
   return [...nodedir, `--jobs=${os.availableParallelism()}`];
 }
 
+/** The launcher that answers Kbuild's compiler probes from KBUILD_PROBES_DIR (its header says why). */
+export const KBUILD_CC = path.join(REPO_ROOT, 'tools', 'builder', 'kbuild-cc.sh');
+export const KBUILD_PROBES_DIR = path.join(BUILD_DIR, 'kbuild-probes');
+
 /**
- * Kbuild's command line for the out-of-tree module in `tree`: W=1 (its warnings are shown, not fatal), and
- * one job per host CPU, so that a module's source files compile side by side (measured in docs/benchmarks.md,
- * "Where issue #16 stands").
+ * Kbuild's command line for the out-of-tree module in `tree` (`args`: its targets and variables; W=1 and
+ * `modules` by default), with one job per host CPU, so that a module's source files compile side by side
+ * (docs/benchmarks.md, "Where issue #16 stands"), and the compiler run through tools/builder/kbuild-cc.sh,
+ * in the launcher's place that Debian's headers keep for ccache: headers without it ignore the two variables.
  */
-export function kbuildArgs(kernel: GuestKernel, tree: string): string[] {
-  return [`-j${os.availableParallelism()}`, '-C', kernel.headers, `M=${tree}`, 'W=1', 'modules'];
+export function kbuildCommand(kernel: GuestKernel, tree: string, args = ['W=1', 'modules']): string[] {
+  return [
+    'env', `MMAPKIT_KBUILD_PROBES=${KBUILD_PROBES_DIR}`,
+    'make', `-j${os.availableParallelism()}`, '-C', kernel.headers, `M=${tree}`,
+    'DEBIAN_KERNEL_USE_CCACHE=1', `CCACHE=${KBUILD_CC}`,
+    ...args,
+  ];
 }
 
 function steps(options: BuildOptions): Step[] {
@@ -120,7 +130,7 @@ function steps(options: BuildOptions): Step[] {
       outputs: [moduleObject(kernel.version)],
       run: async () => {
         const tree = prepareModuleTree(kernel);
-        const output = await run(['make', ...kbuildArgs(kernel, tree)], 'the module build', verbose);
+        const output = await run(kbuildCommand(kernel, tree), 'the module build', verbose);
         // W=1 warnings do not fail Kbuild; they are shown so that nobody ships one.
         const warnings = output.split('\n').filter((line) => /warning:/.test(line));
         if (!verbose && warnings.length > 0) process.stderr.write(warnings.join('\n') + '\n');

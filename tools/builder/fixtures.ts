@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { filesUnder, kbuildArgs, prepareModuleTree, run } from './build.js';
+import { filesUnder, kbuildCommand, prepareModuleTree, run } from './build.js';
 import { type Step, runSteps } from './steps.js';
 import type { GuestKernel } from '../kernel.js';
 import { REPO_ROOT, kernelBuildDir } from '../paths.js';
@@ -85,7 +85,7 @@ export async function buildFixtures(kernel: GuestKernel, log: (line: string) => 
       for (const name of names) prepareModuleTree(kernel, path.join('fixtures', name), path.join(FIXTURES_DIR, name));
       const tree = fixturesBuildDir(kernel.version);
       writeFileSync(path.join(tree, 'Kbuild'), `# Written by tools/builder/fixtures.ts: one directory per fixture.\n${names.map((name) => `obj-m += ${name}/\n`).join('')}`);
-      await run(['make', ...kbuildArgs(kernel, tree)], 'the build of the fixtures', false);
+      await run(kbuildCommand(kernel, tree), 'the build of the fixtures', false);
     },
   };
   await runSteps([step], log);

@@ -3,13 +3,12 @@
  * --strict, a W=1 build and sparse — each of which must report nothing.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { SetupError } from '../exit-codes.js';
 import type { GuestKernel } from '../kernel.js';
 import { KERNEL_SOURCE_DIR, REPO_ROOT } from '../paths.js';
-import { prepareModuleTree } from '../builder/build.js';
+import { kbuildCommand, prepareModuleTree } from '../builder/build.js';
 import { withBuildLock } from '../builder/lock.js';
 
 const CHECKPATCH = path.join(KERNEL_SOURCE_DIR, 'scripts', 'checkpatch.pl');
@@ -47,8 +46,8 @@ async function compilerAndSparse(kernel: GuestKernel, log: (line: string) => voi
   const quiet = $({ nothrow: true, quiet: true });
   const result = await withBuildLock(log, async () => {
     const tree = prepareModuleTree(kernel, 'lint-kmod');
-    await quiet`make -C ${kernel.headers} M=${tree} clean`;
-    return quiet`make -j${os.availableParallelism()} -C ${kernel.headers} M=${tree} W=1 C=2 modules`;
+    await quiet`${kbuildCommand(kernel, tree, ['clean'])}`;
+    return quiet`${kbuildCommand(kernel, tree, ['W=1', 'C=2', 'modules'])}`;
   });
   const reports = (result.stdout + result.stderr)
     .split('\n')
