@@ -218,11 +218,16 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   // vitest.config.ts gives the conformance files one worker per guest: it reads the count from here.
   process.env[TEST_GUESTS_ENV] = String(guestCount);
   const reporting = reportingOf(report);
-  // Vitest's own set-up (about 1.8 s under load) runs while the guests boot, except with --shard: a
-  // shard count the suite cannot fill is then a usage error found before anything boots.
-  const preparing = prepareVitest(target, report, reporting.vitest);
-  if (report.shard !== undefined) await preparing;
-  else preparing.catch(() => undefined); // awaited below, or closed in finally
+  // Vitest's own set-up (0.8-1.2 s) runs once the targets are up, beside the regions' record, whose
+  // gaps leave the host idle; begun with the boot, it took the host's CPUs from the module's build
+  // and the restore, the longest step before any case (docs/benchmarks.md). With --shard it runs
+  // first: a shard count the suite cannot fill is a usage error found before anything boots.
+  let preparing: ReturnType<typeof prepareVitest> | undefined;
+  const prepare = (): ReturnType<typeof prepareVitest> => {
+    preparing ??= prepareVitest(target, report, reporting.vitest);
+    return preparing;
+  };
+  if (report.shard !== undefined) await prepare();
   let pool: GuestPool | undefined;
   let running: Promise<VitestOutcome> | undefined;
   let outcome: VitestOutcome;
@@ -236,12 +241,12 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
       requestFloorS: DEADLINE_FLOORS.conformanceRequestS,
       ...profilesVm(target.profiles),
     }, guestCount, true);
-    const { vitest, filters } = await preparing;
-    let step: Awaited<ReturnType<typeof bringUpStep>> = await bringUpStep(pool, (guest) => bringUp(guest, target.profiles));
+    const guests = pool;
+    let step: Awaited<ReturnType<typeof bringUpStep>> = await bringUpStep(guests, (guest) => bringUp(guest, target.profiles));
     if ('values' in step) {
-      // The test workers start (about 1 s of vitest's own) while the regions are recorded; their
+      // Vitest is set up and its test workers start while the regions are recorded; their
       // connections wait at the relays until then, so no case runs before.
-      running = runVitest(vitest, filters, pool, target);
+      running = prepare().then(({ vitest, filters }) => runVitest(vitest, filters, guests, target));
       running.catch(() => undefined);
       // A quick run's cases use no python3 (its indirect-access case writes through the addon's pipeThrough);
       // a case that did would start it.
@@ -259,7 +264,7 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
     if (pool !== undefined) await abandonRun(reporting, pool, running);
     throw error;
   } finally {
-    await preparing.then(({ vitest }) => vitest.close(), () => undefined);
+    await preparing?.then(({ vitest }) => vitest.close(), () => undefined);
   }
   const { end, session: last } = await pool.close();
   const [first] = pool.sessions;
