@@ -1,6 +1,6 @@
 /**
  * `mmapkit` on a fresh clone, before `make setup`: no node_modules, so no
- * tsx to run the TypeScript CLI. The main usage still prints, for a
+ * esbuild to bundle the TypeScript CLI with. The main usage still prints, for a
  * command's --help too; anything else is one line saying to run `make
  * setup`, exit 3, and no stack trace.
  */
@@ -15,7 +15,7 @@ import { scratchDir } from '../scratch-dir.js';
 // What a clone holds of the entry point: bin/, the usage text, package.json; no node_modules anywhere above.
 const clone = scratchDir('mmapkit-fresh-clone-');
 beforeAll(() => {
-  for (const file of ['bin/mmapkit.js', path.relative(REPO_ROOT, MAIN_USAGE), 'package.json']) {
+  for (const file of ['bin', path.relative(REPO_ROOT, MAIN_USAGE), 'package.json']) {
     cpSync(path.join(REPO_ROOT, file), path.join(clone(), file), { recursive: true });
   }
 });

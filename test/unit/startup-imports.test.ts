@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { HEADER_NAMES_MODULE } from '../../tools/builder/header-names.js';
 import { REPO_ROOT } from '../../tools/paths.js';
 
-/** The CLI's entry, which bin/mmapkit.js imports through tsx. */
+/** The CLI's entry, which bin/mmapkit.js imports from its bundle (bin/cli-bundle.js). */
 const CLI_ENTRY = path.join(REPO_ROOT, 'tools', 'cli', 'main.ts');
 const GENERATED = path.dirname(HEADER_NAMES_MODULE) + path.sep;
 
