@@ -78,18 +78,28 @@ function currentEntry(layout) {
 
 /**
  * Each module's import.meta.url is its own source's URL, as it was under tsx: tools/paths.ts finds
- * the checkout from it, native/index.ts the addon.
+ * the checkout from it, native/index.ts the addon. Replaced as esbuild's define replaces a name, in
+ * the code and not in strings (tools/builder/build.ts spells 'import.meta.url' in one), the file's
+ * own source map inline, which the bundle's map follows back to the TypeScript.
+ * @param {typeof import('esbuild')} esbuild
+ * @returns {import('esbuild').Plugin}
  */
-/** @type {import('esbuild').Plugin} */
-const ownUrls = {
-  name: 'own-import-meta-url',
-  setup(build) {
-    build.onLoad({ filter: /\.ts$/ }, ({ path: file }) => ({
-      contents: readFileSync(file, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(file).href)),
-      loader: 'ts',
-    }));
-  },
-};
+function ownUrls(esbuild) {
+  return {
+    name: 'own-import-meta-url',
+    setup(build) {
+      build.onLoad({ filter: /\.ts$/ }, async ({ path: file }) => {
+        const { code } = await esbuild.transform(readFileSync(file, 'utf8'), {
+          loader: 'ts',
+          define: { 'import.meta.url': JSON.stringify(pathToFileURL(file).href) },
+          sourcefile: file,
+          sourcemap: 'inline',
+        });
+        return { contents: code, loader: 'js' };
+      });
+    },
+  };
+}
 
 /**
  * Build output the sources import, before the build made it (a fresh clone's `mmapkit build`, which
@@ -146,7 +156,7 @@ async function bundle(layout) {
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'silent',
-    plugins: [missingOutput(layout, missing), ownUrls],
+    plugins: [missingOutput(layout, missing), ownUrls(esbuild)],
   });
   /** @type {BundleRecord['inputs']} */
   const inputs = {};

@@ -25,19 +25,21 @@ function checkout(name: string): Layout {
   const root = path.join(scratch(), name);
   const file = (relative: string, text: string): void => write(path.join(root, relative), text);
   file('tools/cli/main.ts', [
-    "import { where } from '../paths.js';",
+    "import { spelled, where } from '../paths.js';",
     'export const mainUrl: string = import.meta.url;',
-    'export { where };',
+    'export { spelled, where };',
     "export const command = async (): Promise<string> => (await import('../command.js')).greeting;",
     '',
   ].join('\n'));
-  file('tools/paths.ts', 'export const where = (): string => import.meta.url;\n');
+  // A string that spells the name is not the name (tools/builder/build.ts has one).
+  file('tools/paths.ts', "export const where = (): string => import.meta.url;\nexport const spelled = 'import.meta.url';\n");
   file('tools/command.ts', "import { NAME } from '../native/generated/names.js';\nexport const greeting = `hello ${NAME}`;\n");
   return { root, entry: path.join(root, 'tools/cli/main.ts'), out: path.join(root, 'build/cli'), generated: path.join(root, 'native/generated') };
 }
 
 interface Bundled {
   mainUrl: string;
+  spelled: string;
   where: () => string;
   command: () => Promise<string>;
 }
@@ -51,7 +53,7 @@ describe('the CLI bundle', () => {
     const first = await cliEntry(layout);
     expect(await cliEntry(layout)).toBe(first);
     const source = path.join(layout.root, 'tools/paths.ts');
-    write(source, 'export const where = (): string => `changed ${import.meta.url}`;\n');
+    write(source, "export const where = (): string => `changed ${import.meta.url}`;\nexport const spelled = '';\n");
     const second = await cliEntry(layout);
     expect(second).not.toBe(first);
     expect((await load(second)).where()).toBe(`changed ${pathToFileURL(source).href}`);
@@ -63,6 +65,7 @@ describe('the CLI bundle', () => {
     const bundled = await load(await cliEntry(layout));
     expect(bundled.mainUrl).toBe(pathToFileURL(layout.entry).href);
     expect(bundled.where()).toBe(pathToFileURL(path.join(layout.root, 'tools/paths.ts')).href);
+    expect(bundled.spelled).toBe('import.meta.url');
     expect(await bundled.command()).toBe('hello world');
     const main = readFileSync(await cliEntry(layout), 'utf8');
     expect(main, 'the command is not in the main module').not.toContain('hello ');
