@@ -4,7 +4,7 @@
 //
 // Why not tsx, as before: its loader hooks run on a thread of their own, and
 // every module the CLI or vitest loads took a round trip there. `mmapkit
-// --help` took 0.46 s so against 0.15-0.18 s from a bundle, and every
+// --help` took 0.40-0.48 s so, 0.17-0.19 s from a bundle, and every
 // command paid the difference before its first step (docs/benchmarks.md);
 // `mmapkit test` had to load vitest before the hooks to keep it off them.
 //
@@ -188,7 +188,9 @@ function prune(layout, keep, now) {
   for (const entry of readdirSync(layout.out, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name === keep) continue;
     const dir = path.join(layout.out, entry.name);
-    if (now - statSync(dir).mtimeMs > KEPT_MS) rmSync(dir, { recursive: true, force: true });
+    // Another CLI pruning at the same moment may have removed it already.
+    const stamp = stampOf(dir);
+    if (stamp !== null && now - stamp[0] > KEPT_MS) rmSync(dir, { recursive: true, force: true });
   }
 }
 

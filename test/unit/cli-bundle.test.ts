@@ -1,6 +1,6 @@
 // The CLI's bundle (bin/cli-bundle.js): made once, made again when a source changes or build output
 // it imports appears, and each module sees its own source's import.meta.url, as under tsx.
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -69,6 +69,20 @@ describe('the CLI bundle', () => {
     expect(await bundled.command()).toBe('hello world');
     const main = readFileSync(await cliEntry(layout), 'utf8');
     expect(main, 'the command is not in the main module').not.toContain('hello ');
+  });
+
+  it('removes bundles left from hours ago when it makes one, and keeps recent ones, which a running CLI may still load from', async () => {
+    const layout = checkout('prune');
+    write(path.join(layout.generated, 'names.ts'), "export const NAME = 'world';\n");
+    const old = path.join(layout.out, 'old-1');
+    const recent = path.join(layout.out, 'recent-1');
+    for (const dir of [old, recent]) mkdirSync(dir, { recursive: true });
+    const hoursAgo = new Date(Date.now() - 7 * 3600 * 1000);
+    utimesSync(old, hoursAgo, hoursAgo);
+    const entry = await cliEntry(layout);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(recent)).toBe(true);
+    expect(existsSync(entry)).toBe(true);
   });
 
   it('bundles before the build output exists, says what to run when it is needed, and bundles again once it exists', async () => {

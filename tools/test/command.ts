@@ -218,10 +218,11 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
   // vitest.config.ts gives the conformance files one worker per guest: it reads the count from here.
   process.env[TEST_GUESTS_ENV] = String(guestCount);
   const reporting = reportingOf(report);
-  // Vitest's own set-up (0.8-1.2 s) runs once the targets are up, beside the regions' record, whose
-  // gaps leave the host idle; begun with the boot, it took the host's CPUs from the module's build
-  // and the restore, the longest step before any case (docs/benchmarks.md). With --shard it runs
-  // first: a shard count the suite cannot fill is a usage error found before anything boots.
+  // Vitest's own set-up (about 1 s: its import and createVitest) runs once the targets are up, beside
+  // the regions' record, whose gaps leave the host idle, and its workers are still ready before the
+  // record is; begun with the boot, it took the host's CPUs from the module's build and the restore,
+  // the longest step before any case (docs/benchmarks.md). With --shard it runs first: a shard count
+  // the suite cannot fill is a usage error found before anything boots.
   let preparing: ReturnType<typeof prepareVitest> | undefined;
   const prepare = (): ReturnType<typeof prepareVitest> => {
     preparing ??= prepareVitest(target, report, reporting.vitest);
