@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "bindings.h"
+#include "child_process.h"
 #include "errors.h"
 #include "range_call.h"
 
@@ -63,26 +64,25 @@ Napi::Value Msync(const Napi::CallbackInfo& info) {
 Napi::Value PipeThrough(const Napi::CallbackInfo& info) {
   const uint64_t addr = ToUint64(info[0], "addr");
   const size_t length = ToSize(info[1], "length");
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw ErrnoError(info.Env(), errno, "pipe2");
+  const Pipe pipe = OpenPipe(info.Env());
   // More than the pipe holds would wait for a reader that is this same
   // thread: 16 pages, or one for a user over pipe-user-pages-soft.
-  const int holds = fcntl(fds[1], F_GETPIPE_SZ);
+  const int holds = fcntl(pipe.write_end, F_GETPIPE_SZ);
   const int size_errno = errno;
   if (holds < 0 || length > static_cast<size_t>(holds)) {
-    close(fds[0]);
-    close(fds[1]);
+    close(pipe.read_end);
+    close(pipe.write_end);
     if (holds < 0) throw ErrnoError(info.Env(), size_errno, "fcntl");
     throw Napi::RangeError::New(
         info.Env(),
         "length: at most " + std::to_string(holds) + " bytes, what a pipe holds");
   }
   // The kernel copies from the mapping itself (copy_from_user in pipe_write).
-  const ssize_t written = write(fds[1], ToPointer(addr), length);
+  const ssize_t written = write(pipe.write_end, ToPointer(addr), length);
   const int write_errno = errno;
-  close(fds[1]);
+  close(pipe.write_end);
   if (written < 0) {
-    close(fds[0]);
+    close(pipe.read_end);
     throw ErrnoError(info.Env(), write_errno, "write");
   }
   // Every byte written is in the pipe; a fault may end the write short.
@@ -90,15 +90,16 @@ Napi::Value PipeThrough(const Napi::CallbackInfo& info) {
       Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(written));
   size_t got = 0;
   while (got < bytes.Length()) {
-    const ssize_t n = read(fds[0], bytes.Data() + got, bytes.Length() - got);
+    const ssize_t n =
+        read(pipe.read_end, bytes.Data() + got, bytes.Length() - got);
     if (n <= 0) {
       const int read_errno = n < 0 ? errno : EPIPE;
-      close(fds[0]);
+      close(pipe.read_end);
       throw ErrnoError(info.Env(), read_errno, "read");
     }
     got += static_cast<size_t>(n);
   }
-  close(fds[0]);
+  close(pipe.read_end);
   return bytes;
 }
 
