@@ -1,7 +1,7 @@
 #!/bin/sh
 # The compiler launcher of mmapkit's Kbuild runs (tools/builder/build.ts
 # kbuildCommand), in the place Debian's headers keep for ccache
-# (.kernelvariables: CC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) gcc-12):
+# (.kernelvariables: CC = $(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-N):
 #
 #   kbuild-cc.sh COMPILER ARG...
 #
