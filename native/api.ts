@@ -147,7 +147,7 @@ export interface RaceMappingsOptions {
   firstIndex: number;
   /** For the 'unload' role: the module delete_module(O_NONBLOCK) tries to unload. */
   module?: string;
-  /** Iterations per worker at most... */
+  /** Iterations every worker does: each loop goes on until all have done this many (the fast ones race the slowest throughout)... */
   iterations: number;
   /** ...and none started after this many milliseconds. */
   timeLimitMs: number;

@@ -114,6 +114,10 @@ struct Block {
   std::atomic<int32_t> go;
   std::atomic<int32_t> failed;
   std::atomic<uint64_t> addr;
+  // Workers that have done their share of iterations (raceMappings): a
+  // loop goes on until every loop has, so that the fast loops keep racing
+  // the slowest one instead of leaving it to run alone.
+  std::atomic<int32_t> reached;
   int32_t workers;
   Worker worker[kMaxWorkers];
 };

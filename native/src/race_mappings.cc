@@ -2,7 +2,9 @@
 // attempts on one device, one loop per worker, all started at once on
 // distinct CPUs. The mapping loops write nothing: each touches the pages
 // it maps and checks them against the page-index pattern; every outcome
-// (errno, a forked child's exit) is counted for the case to judge. Loops
+// (errno, a forked child's exit) is counted for the case to judge. Every
+// loop runs until all have done their count of iterations, or the time cap
+// passes: the fast loops race the slow one to its end. Loops
 // like these race the driver's vm_ops->open/->close and its own state
 // against each other (taxonomy #7, #19) and unload against live mappings
 // (taxonomy #9).
@@ -165,8 +167,18 @@ void MappingWorker(Block& block, int w, const void* raw) {
   race::EnterWorker(block, w);
   SetStep(me, Step::kWaiting);
   block.line.Wait();
-  for (int32_t i = 0; i < spec.iterations && race::NowMs() < spec.stop_ms;
-       ++i) {
+  bool reached = false;
+  for (int32_t i = 0; race::NowMs() < spec.stop_ms; ++i) {
+    if (!reached && i >= spec.iterations) {
+      reached = true;
+      block.reached.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A fork costs tens of map/munmap loops under TCG: stopping each loop at
+    // its own count left the fork loop alone for most of the run.
+    if (reached &&
+        block.reached.load(std::memory_order_relaxed) == block.workers) {
+      break;
+    }
     me.round.store(i, std::memory_order_relaxed);
     switch (spec.roles[w]) {
       case Role::kMap: MapOnce(me, spec, i); break;

@@ -569,14 +569,16 @@ describe('fault counters', () => {
   });
 });
 
+const PAGES = 8;
+/** An fd of a tmpfs file of PAGES pages, every word of page i holding i. */
+const patterned = (): number => {
+  const content = new Uint8Array(PAGES * PAGE);
+  const words = new BigUint64Array(content.buffer);
+  for (let i = 0; i < words.length; i++) words[i] = BigInt(Math.floor((i * 8) / PAGE));
+  return openTracked(shmFile('race', PAGES * PAGE, content), C.O_RDONLY);
+};
+
 describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
-  const PAGES = 8;
-  const patterned = (): number => {
-    const content = new Uint8Array(PAGES * PAGE);
-    const words = new BigUint64Array(content.buffer);
-    for (let i = 0; i < words.length; i++) words[i] = BigInt(Math.floor((i * 8) / PAGE));
-    return openTracked(shmFile('race', PAGES * PAGE, content), C.O_RDONLY);
-  };
   const race = (fd: number, minOverlaps: number | undefined, firstIndex = 0) =>
     native.raceFaults(fd, 0n, BigInt(PAGES * PAGE), { workers: 2, processes: false, pages: 'distinct', access: 'read', firstIndex, rounds: 3, minOverlaps, timeLimitMs: 300 });
 
@@ -616,6 +618,29 @@ describe('raceFaults on a tmpfs file holding the page-index pattern', () => {
 
   it('refuses a negative minOverlaps', () => {
     expect(() => race(patterned(), -1)).toThrow(RangeError);
+  });
+});
+
+describe('raceMappings on a tmpfs file holding the page-index pattern', () => {
+  it('keeps every loop going until each has done its iterations, the fast ones past theirs', () => {
+    // A fork takes a hundred map/munmap loops' time: the map loop races the fork loop to its last fork.
+    const iterations = 20;
+    const { workers } = native.raceMappings(patterned(), 0n, BigInt(PAGES * PAGE), { roles: ['fork', 'map'], firstIndex: 0, iterations, timeLimitMs: 10_000 });
+    const [fork, map] = workers;
+    expect(fork!.iterations).toBeGreaterThanOrEqual(iterations);
+    expect(map!.iterations).toBeGreaterThan(iterations);
+    expect(fork!.outcomes).toEqual([
+      { op: 'mmap', code: 'ok', count: fork!.iterations },
+      { op: 'child-exit', code: '0', count: fork!.iterations },
+    ]);
+    expect(workers.map((worker) => worker.wrongCount)).toEqual([0, 0]);
+  });
+
+  it('stops every loop at the time cap, however many iterations were asked for', () => {
+    const started = Date.now();
+    const { workers } = native.raceMappings(patterned(), 0n, BigInt(PAGES * PAGE), { roles: ['map', 'mremap'], firstIndex: 0, iterations: 1_000_000_000, timeLimitMs: 200 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(workers.every((worker) => worker.iterations > 0 && worker.iterations < 1_000_000_000 && worker.wrongCount === 0)).toBe(true);
   });
 });
 
