@@ -13,7 +13,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type NativeAddon, isFunctionName, loadNative } from '../native/index.js';
 import { ADDON_FILE } from '../native/location.js';
-import { PythonHost } from './python-host.js';
 import type { FuzzArgs, FuzzReport } from './fuzz-types.js';
 import { readRequest } from './protocol-check.js';
 import { type SetupObject, type TargetSetup, checkSetupObject } from './setup-api.js';
@@ -427,15 +426,12 @@ async function targetOpen({ module, device, params }: TargetOpenArgs): Promise<S
   return object;
 }
 
-/** The python3 the `python` requests fork from, started at the first (guest/python-host.ts). */
-const python = new PythonHost();
 
 type AgentOp = Exclude<Op, 'reattach'>;
 
 /** What the agent does for each op; each returns the op's result (guest/protocol.ts Ops). */
 const HANDLERS: { [O in AgentOp]: (args: ArgsOf<O>, id: number) => ResultOf<O> | Promise<ResultOf<O>> } = {
   exec: (args, id) => exec(id, args),
-  python: (args) => python.run(args),
   native: callNative,
   batch,
   ping: () => 'pong',

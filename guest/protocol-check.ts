@@ -294,10 +294,6 @@ const ARGS: { [O in Op]: Check<ArgsOf<O>> } = {
     const record = fields(value, at);
     return { argv: arrayOf(string)(record.argv, `${at}.argv`), ...optional(record, 'env', recordOf(string), at), ...optional(record, 'fds', arrayOf(integer), at) };
   },
-  python: (value, at) => {
-    const record = fields(value, at);
-    return { program: string(record.program, `${at}.program`), ...optional(record, 'env', recordOf(string), at), ...optional(record, 'fd', integer, at) };
-  },
   native: nativeArgs,
   batch: (value, at) => {
     const record = fields(value, at);
@@ -350,14 +346,6 @@ const RESULTS: { [O in Op]: Check<ResultOf<O>> } = {
   exec: (value, at) => {
     const record = fields(value, at);
     return { code: nullable(integer)(record.code, `${at}.code`), signal: nullable(string)(record.signal, `${at}.signal`) };
-  },
-  python: (value, at) => {
-    const record = fields(value, at);
-    return {
-      code: nullable(integer)(record.code, `${at}.code`),
-      signal: nullable(string)(record.signal, `${at}.signal`),
-      output: string(record.output, `${at}.output`),
-    };
   },
   // The addon's own return types (native/index.ts NativeAddon) are its to keep.
   native: anything,

@@ -49,22 +49,6 @@ export interface ExecResult {
   signal: string | null;
 }
 
-/**
- * A python3 program run in the guest (guest/python-host.ts): as `python3 -I -S -c program` with
- * `env` added would run it, forked from a python3 the agent keeps instead of started afresh.
- */
-export interface PythonArgs {
-  program: string;
-  env?: Record<string, string>;
-  /** An fd of the agent the program gets as its fd 3: the agent's open file itself (pidfd_getfd), as ExecArgs fds. */
-  fd?: number;
-}
-
-/** How the program ended, as ExecResult says it, and what it printed, stdout and stderr in the order written. */
-export interface PythonResult extends ExecResult {
-  output: string;
-}
-
 /** A request for one native addon function, by name. */
 export interface NativeArgs {
   fn: string;
@@ -269,8 +253,6 @@ export interface FileAt {
 export interface Ops {
   /** Runs a command; its output comes as OutputEvents while it runs. */
   exec: { args: ExecArgs; result: ExecResult };
-  /** A python3 program's end and output (guest/python-host.ts). */
-  python: { args: PythonArgs; result: PythonResult };
   /** The function's return value (typed by tools/qemu/guest-client.ts RemoteNative). */
   native: { args: NativeArgs; result: unknown };
   /** One outcome per call run. */

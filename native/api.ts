@@ -238,6 +238,30 @@ export const FUNCTIONS = {
    */
   readInChildAfterUnmap: signature<(addr: bigint, length: bigint, passes: number) => Buffer>(),
   /**
+   * Writes `data` at the start of a MAP_SHARED PROT_READ|PROT_WRITE mapping
+   * at `offset` made by a forked child: of `target`, a path the child opens
+   * O_RDWR, or an fd it inherits (as readFdInChild). Throws the child's
+   * open/mmap error, code 'SIGBUS'/'SIGSEGV' if it died of a fault,
+   * 'ETIMEDOUT' if it did not finish within 10 s.
+   */
+  writeInChild: signature<(target: string | number, offset: bigint, data: Uint8Array) => void>(),
+  /**
+   * `length` bytes (at most 4096) at `addr` of this process, read by a forked
+   * child as another process reads them: process_vm_readv(2) of this
+   * process, or a pread(2) of /proc/PID/mem ('proc-mem'). Both pin the pages
+   * with GUP; /proc/PID/mem then tries vm_ops->access. Fewer bytes than asked
+   * when the read ended short; a failure throws its errno (syscall
+   * 'process_vm_readv', 'open' or 'pread'), 'ETIMEDOUT' after 10 s.
+   */
+  readAsOtherProcess: signature<(how: 'process_vm_readv' | 'proc-mem', addr: bigint, length: number) => Buffer>(),
+  /**
+   * PTRACE_PEEKDATA of the 8 bytes at `addr` of this process, by a forked
+   * child that seizes and interrupts the calling thread (PTRACE_SEIZE,
+   * PTRACE_INTERRUPT: only that thread stops) and detaches again. A failure
+   * throws its errno (syscall 'ptrace'), 'ETIMEDOUT' after 10 s.
+   */
+  peekData: signature<(addr: bigint) => Buffer>(),
+  /**
    * fork()s a child that _exit(0)s at once, waits for it and returns its
    * exit status: every VMA is copied and torn down once, as a driver's
    * vm_ops open/close accounting must survive. A child killed by a signal
@@ -286,6 +310,20 @@ export const FUNCTIONS = {
    * the write short where the kernel kept what it had copied.
    */
   pipeThrough: signature<(addr: bigint, length: number) => Buffer>(),
+  /**
+   * read(2) from a fresh pipe holding `data` (at most what a pipe holds) into
+   * `addr`: a mapping as the buffer the kernel copies to with copy_to_user.
+   * Returns the count read; a buffer that faults throws code 'EFAULT'
+   * (syscall 'read').
+   */
+  pipeInto: signature<(addr: bigint, data: Uint8Array) => number>(),
+  /**
+   * A shared FUTEX_WAIT (the key is the page's, found with GUP) at `addr` for
+   * `value` (a 32-bit word) with a timeout of `timeoutMs`, at most 1000: the
+   * calling thread waits. Returns when woken; throws its errno (syscall
+   * 'futex': EAGAIN when the word does not hold `value`, EFAULT, ETIMEDOUT).
+   */
+  futexWait: signature<(addr: bigint, value: number, timeoutMs: number) => void>(),
   pageSize: signature<() => number>(),
   /**
    * This process's raw /proc/self/pagemap entry for the page holding

@@ -34,6 +34,8 @@
   X(msync, Msync)                                                            \
   X(mincore, Mincore)                                                        \
   X(pipeThrough, PipeThrough)                                                \
+  X(pipeInto, PipeInto)                                                      \
+  X(futexWait, FutexWait)                                                    \
   /* device_ioctls.cc: the mmapkit devices' ioctls (kmod/uapi/mmapkit.h). */ \
   X(deviceInfo, DeviceInfo)                                                  \
   X(deviceStats, DeviceStats)                                                \
@@ -47,11 +49,15 @@
   X(readBytes, ReadBytes)                                                    \
   X(writeBytes, WriteBytes)                                                  \
   X(probe, Probe)                                                            \
-  /* child_reader.cc: reading a mapping from a second process. */            \
+  /* child_mapping.cc: a mapping read or written by a second process. */     \
   X(readInChild, ReadInChild)                                                \
   X(readFdInChild, ReadFdInChild)                                            \
   X(readInForkedChild, ReadInForkedChild)                                    \
   X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
+  X(writeInChild, WriteInChild)                                              \
+  /* other_process.cc: this process's memory read for another process. */  \
+  X(readAsOtherProcess, ReadAsOtherProcess)                                  \
+  X(peekData, PeekData)                                                      \
   /* fork_exit.cc: a child that is forked and exits at once. */              \
   X(forkAndExit, ForkAndExit)                                                \
   /* holders.cc: every process's fds and mappings of some files. */          \

@@ -110,8 +110,8 @@ ChildOutcome CollectChild(Napi::Env env, pid_t pid, const Pipe& pipe,
   return outcome;
 }
 
-int WaitForExit(pid_t pid, int* status) {
-  while (waitpid(pid, status, 0) < 0) {
+int WaitForExit(pid_t pid, int* status, int options) {
+  while (waitpid(pid, status, options) < 0) {
     if (errno != EINTR) return errno;
   }
   return 0;

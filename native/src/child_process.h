@@ -64,8 +64,9 @@ int EnterChild(const Pipe& pipe);
 ChildOutcome CollectChild(Napi::Env env, pid_t pid, const Pipe& pipe,
                           std::vector<uint8_t>& buffer);
 
-// waitpid() retried on EINTR; returns 0 or the errno.
-int WaitForExit(pid_t pid, int* status);
+// waitpid() retried on EINTR; returns 0 or the errno. `options`: WUNTRACED
+// to see a stop as well.
+int WaitForExit(pid_t pid, int* status, int options = 0);
 
 // The error for a child killed by `signo` while doing `task` ("reading
 // '/dev/x'"): code 'SIGBUS' etc., or 'ETIMEDOUT' for the watchdog's SIGALRM.

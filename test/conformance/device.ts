@@ -140,31 +140,41 @@ export async function releaseObject(target: DeviceUnderTest): Promise<void> {
 }
 
 /**
- * Reads `length` bytes at `offset` of the device from a second process: a
- * forked child that opens (O_RDONLY) and maps the node itself; for a setup
- * object that a second open does not reach (reach 'fork'), a child that maps
- * the fd it inherits; for one that a second open does reach (reach 'reopen'),
- * a child that maps a second O_RDWR open of the node. A setup object is
- * reached through O_RDWR fds only (needsAccessMode): a driver may refuse a
- * mapping of an O_RDONLY fd (vb2_mmap wants the VM_SHARED that do_mmap
- * clears for one, catalogue B3), which is a finding of the access-mode
- * cases, not of every case that reads from a second process.
+ * Runs `use` with what a second process reaches the device through: the node's
+ * path, for a forked child that opens and maps it itself; for a setup object
+ * that a second open does not reach (reach 'fork'), the object's fd, which the
+ * child inherits; for one that a second open does reach (reach 'reopen'), a
+ * second O_RDWR open of the node, closed after. A setup object is reached
+ * through O_RDWR fds only (needsAccessMode): a driver may refuse a mapping of
+ * an O_RDONLY fd (vb2_mmap wants the VM_SHARED that do_mmap clears for one,
+ * catalogue B3), which is a finding of the access-mode cases, not of every case
+ * that reads from a second process.
  */
-export async function readDeviceInChild(dut: DeviceUnderTest, offset: bigint, length: number): Promise<Buffer> {
+async function inSecondProcess<T>(dut: DeviceUnderTest, use: (target: string | number) => Promise<T>): Promise<T> {
   const object = dut.object;
   if (object !== undefined && object.reach === 'fork') {
     if (object.closed) throw new Error('every fd of the object was closed: no second process can reach it');
-    return dut.native.readFdInChild(object.fd, offset, length);
+    return use(object.fd);
   }
   if (object !== undefined) {
     const fd = await dut.native.open(dut.path, dut.c.O_RDWR);
     try {
-      return await dut.native.readFdInChild(fd, offset, length);
+      return await use(fd);
     } finally {
       await dut.native.close(fd);
     }
   }
-  return dut.native.readInChild(dut.path, offset, length);
+  return use(dut.path);
+}
+
+/** Reads `length` bytes at `offset` of the device from a second process that maps it itself (inSecondProcess). */
+export function readDeviceInChild(dut: DeviceUnderTest, offset: bigint, length: number): Promise<Buffer> {
+  return inSecondProcess(dut, (target) => (typeof target === 'number' ? dut.native.readFdInChild(target, offset, length) : dut.native.readInChild(target, offset, length)));
+}
+
+/** Writes `data` at `offset` of the device from a second process that maps it itself, read-write (inSecondProcess). */
+export function writeDeviceInChild(dut: DeviceUnderTest, offset: bigint, data: Uint8Array): Promise<void> {
+  return inSecondProcess(dut, (target) => dut.native.writeInChild(target, offset, data));
 }
 
 /** The reference driver's remap device, its module (kmod/, built for the guest's kernel) loaded if it is not. */

@@ -12,8 +12,8 @@ import type { TestProject } from 'vitest/node';
 import { describeFindings } from '../../tools/cli/messages.js';
 import { type GuestKernel, discoverKernel } from '../../tools/kernel.js';
 import { PROFILES_ENV, type Profile, referenceProfiles } from '../../tools/profile.js';
-import { CASE_TIMEOUT_ENV, GUEST_SOCKETS_ENV, recordTargets } from '../../tools/test/command.js';
-import { changedLines } from '../../tools/test/region-record.js';
+import { CASE_TIMEOUT_ENV, GUEST_SOCKETS_ENV } from '../../tools/test/command.js';
+import { changedLines, recordRegions } from '../../tools/test/region-record.js';
 import { RACES_PROJECT, testGuestCount } from '../../tools/test/guest-count.js';
 import { type GuestPool, sharePool } from '../../tools/test/guest-pool.js';
 import { DEADLINE_FLOORS, caseTimeoutMs } from '../../tools/qemu/deadlines.js';
@@ -36,8 +36,8 @@ type WithShared = typeof globalThis & { [SHARED]?: Shared };
 const socketsFor = (project: TestProject, sockets: string[]): string[] => (project.name === RACES_PROJECT ? sockets.slice(0, 1) : sockets);
 
 /**
- * The guests, each with its python3 started and every profile's region recorded, the profiles side
- * by side, as `mmapkit test` does (tools/test/command.ts recordTargets): left to each guest's first
+ * The guests, each with every profile's region recorded, the profiles side
+ * by side, as `mmapkit test` does (tools/test/command.ts runConformance): left to each guest's first
  * file, the records would be made one profile after another, about 2.5 s each.
  */
 async function preparedPool(kernel: GuestKernel, profiles: readonly Profile[]): Promise<GuestPool> {
@@ -45,7 +45,7 @@ async function preparedPool(kernel: GuestKernel, profiles: readonly Profile[]): 
   const accel = (process.env.MMAPKIT_ACCEL ?? 'tcg') as AccelChoice;
   const pool = await sharePool({ kernel, accel, requestFloorS: DEADLINE_FLOORS.conformanceRequestS, log }, testGuestCount());
   try {
-    const changes = await Promise.all(pool.guests.map(async ({ supervisor }) => recordTargets((await supervisor.session()).guest, profiles)));
+    const changes = await Promise.all(pool.guests.map(async ({ supervisor }) => recordRegions((await supervisor.session()).guest, profiles)));
     for (const line of changedLines(profiles, changes)) log(line);
     return pool;
   } catch (error) {

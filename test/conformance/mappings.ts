@@ -13,7 +13,7 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { NativeCall } from '../../tools/qemu/guest-client.js';
 import { MODULE_NAME } from '../../tools/reference-driver.js';
-import { type DeviceUnderTest, closeObjectFds, openReferenceDriver, readDeviceInChild } from './device.js';
+import { type DeviceUnderTest, closeObjectFds, openReferenceDriver, readDeviceInChild, writeDeviceInChild } from './device.js';
 
 export interface MapOptions {
   length?: bigint;
@@ -151,6 +151,11 @@ export class Mappings {
    */
   readInChild(path: string, offset: bigint, length: number): Promise<Buffer> {
     return path === this.dut.path ? readDeviceInChild(this.dut, offset, length) : this.dut.native.readInChild(path, offset, length);
+  }
+
+  /** Writes `data` at `offset` of `path` from a second process, through a read-write mapping of its own (readInChild's counterpart). */
+  writeInChild(path: string, offset: bigint, data: Uint8Array): Promise<void> {
+    return path === this.dut.path ? writeDeviceInChild(this.dut, offset, data) : this.dut.native.writeInChild(path, offset, data);
   }
 
   private objectAt(path: string): DeviceUnderTest['object'] {

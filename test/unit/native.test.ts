@@ -159,6 +159,61 @@ describe('pipeThrough', () => {
   });
 });
 
+describe('pipeInto', () => {
+  it('reads a pipe into the mapping; a read-only buffer is EFAULT', () => {
+    const addr = mapAnonymous(2, RW);
+    const data = randomBytes(PAGE);
+    expect(native.pipeInto(addr + 100n, data)).toBe(PAGE);
+    expect(native.readBytes(addr + 100n, PAGE).equals(data)).toBe(true);
+    native.mprotect(addr + PAGE_N, PAGE_N, C.PROT_READ);
+    const error = nativeErrorOf(() => native.pipeInto(addr + PAGE_N, data.subarray(0, 8)));
+    expect([error.code, error.syscall]).toEqual(['EFAULT', 'read']);
+    expect(() => native.pipeInto(addr, new Uint8Array(65537))).toThrow(RangeError);
+  });
+});
+
+describe('this process read by another (readAsOtherProcess, peekData), and a futex in it', () => {
+  it('process_vm_readv and /proc/PID/mem give the bytes at an address; an unmapped one is EFAULT and EIO', () => {
+    const addr = mapAnonymous(2, RW);
+    const data = randomBytes(300);
+    native.writeBytes(addr + 4000n, data);
+    expect(native.readAsOtherProcess('process_vm_readv', addr + 4000n, 300).equals(data)).toBe(true);
+    expect(native.readAsOtherProcess('proc-mem', addr + 4000n, 300).equals(data)).toBe(true);
+    native.munmap(addr + PAGE_N, PAGE_N);
+    const viaGup = nativeErrorOf(() => native.readAsOtherProcess('process_vm_readv', addr + PAGE_N, 8));
+    expect([viaGup.code, viaGup.syscall]).toEqual(['EFAULT', 'process_vm_readv']);
+    const viaMem = nativeErrorOf(() => native.readAsOtherProcess('proc-mem', addr + PAGE_N, 8));
+    expect([viaMem.code, viaMem.syscall]).toEqual(['EIO', 'pread']);
+    // Across the end of the mapping: the bytes up to it.
+    expect(native.readAsOtherProcess('process_vm_readv', addr + PAGE_N - 4n, 8).length).toBe(4);
+    expect(() => native.readAsOtherProcess('process_vm_readv', addr, 4097)).toThrow(RangeError);
+    expect(() => native.readAsOtherProcess('ptrace' as 'proc-mem', addr, 8)).toThrow(TypeError);
+  });
+
+  it('peekData reads the word at an address of this process, seized by a child; an unmapped one is EIO', () => {
+    const addr = mapAnonymous(2, RW);
+    native.writeBytes(addr + 48n, Buffer.from('peekdat!'));
+    expect(native.peekData(addr + 48n).toString()).toBe('peekdat!');
+    native.munmap(addr + PAGE_N, PAGE_N);
+    const error = nativeErrorOf(() => native.peekData(addr + PAGE_N));
+    expect([error.code, error.syscall]).toEqual(['EIO', 'ptrace']);
+  });
+
+  it('futexWait fails at once with EAGAIN on a word that does not hold the value, waits out its timeout on one that does, EFAULT where nothing is mapped', () => {
+    const fd = openTracked(shmFile('futex', PAGE), C.O_RDWR);
+    const addr = map(PAGE_N, RW, C.MAP_SHARED, fd);
+    native.writeBytes(addr, Buffer.from([7, 0, 0, 0]));
+    const started = Date.now();
+    const error = nativeErrorOf(() => native.futexWait(addr, 6, 1000));
+    expect([error.code, error.syscall]).toEqual(['EAGAIN', 'futex']);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(nativeErrorOf(() => native.futexWait(addr, 7, 50)).code).toBe('ETIMEDOUT');
+    native.munmap(addr, PAGE_N);
+    expect(nativeErrorOf(() => native.futexWait(addr, 0, 50)).code).toBe('EFAULT');
+    expect(() => native.futexWait(addr, 0, 1001)).toThrow(RangeError);
+  });
+});
+
 describe('fault trapping', () => {
   it('reports SIGSEGV for a probe of PROT_NONE and the process carries on', () => {
     const addr = mapAnonymous(1, C.PROT_NONE);
@@ -364,6 +419,27 @@ describe('readInChild', () => {
   it('reports a fault in the child of readInChild with the path in the message', () => {
     const path = shmFile('child-message', PAGE);
     expect(nativeErrorOf(() => native.readInChild(path, PAGE_N, 1)).message).toBe(`SIGBUS in child reading '${path}'`);
+  });
+});
+
+describe('writeInChild', () => {
+  it('writes through a mapping of its own, of a path or of an fd it inherits, what the parent then reads', () => {
+    const path = shmFile('child-write', 2 * PAGE);
+    const fd = openTracked(path, C.O_RDWR);
+    const addr = map(2n * PAGE_N, C.PROT_READ, C.MAP_SHARED, fd);
+    native.writeInChild(path, PAGE_N, Buffer.from('by path'));
+    native.writeInChild(fd, 0n, Buffer.from('by fd'));
+    expect(native.readBytes(addr + PAGE_N, 7).toString()).toBe('by path');
+    expect(native.readBytes(addr, 5).toString()).toBe('by fd');
+  });
+
+  it("reports the child's open error and a fault past the end of the file", () => {
+    const missing = shmPath('write-missing');
+    const openError = nativeErrorOf(() => native.writeInChild(missing, 0n, Buffer.from('x')));
+    expect([openError.code, openError.syscall, openError.path]).toEqual(['ENOENT', 'open', missing]);
+    const path = shmFile('write-sigbus', PAGE);
+    expect(nativeErrorOf(() => native.writeInChild(path, PAGE_N, Buffer.from('x'))).message).toBe(`SIGBUS in child writing '${path}'`);
+    expect(() => native.writeInChild(path, 0n, new Uint8Array(0))).toThrow(RangeError);
   });
 });
 

@@ -223,20 +223,6 @@ export class GuestClient {
   }
 
   /**
-   * Runs a python3 program in the guest (guest/python-host.ts: forked from a python3 the agent
-   * keeps, not started afresh) and returns what it printed; rejects when it does not exit 0, as run() does.
-   */
-  async python(program: string, options: { env?: Record<string, string>; fd?: number } = {}): Promise<string> {
-    const { env, fd } = options;
-    const result = await this.request('python', { program, ...(env !== undefined && { env }), ...(fd !== undefined && { fd }) });
-    if (result.code !== 0) {
-      const status = result.signal ?? `status ${String(result.code)}`;
-      throw new GuestError({ message: `python3 program failed (${status}): ${result.output.trim()}` });
-    }
-    return result.output;
-  }
-
-  /**
    * Through the relay only: attaches this connection to the guest that replaced
    * a crashed one (tools/qemu/relay.ts); its old fds and mappings are gone.
    */

@@ -188,20 +188,6 @@ async function bringUpGuest<T>({ supervisor }: SharedGuest, step: (guest: GuestC
   }
 }
 
-/**
- * Records every profile's region in the guest (recordRegions), before any case; with `python`, starts the
- * guest's python3 meanwhile.
- */
-export async function recordTargets(guest: GuestClient, profiles: readonly Profile[], { python: start = true } = {}): Promise<Awaited<ReturnType<typeof recordRegions>>> {
-  // The python3 that the indirect-access cases fork their programs from takes about 2 s to start under TCG
-  // (guest/python-host.ts): asked for now, it starts during the sampling's gaps instead of in the first case
-  // that needs it, though it slows the reads by about 0.6 s. A python3 that cannot start fails those cases, not this.
-  const python = start ? guest.python('pass').catch(() => undefined) : undefined;
-  // Before any case writes to them: what each region holds, and whether it holds still.
-  const changes = await recordRegions(guest, profiles);
-  await python;
-  return changes;
-}
 
 /**
  * Gives a run up before any case: closing the guests' relays ends the files
@@ -249,9 +235,8 @@ export async function runConformance(options: GuestRunOptions, target: Conforman
       // connections wait at the relays until then, so no case runs before.
       running = prepare().then(({ vitest, filters }) => runVitest(vitest, filters, guests, target));
       running.catch(() => undefined);
-      // A quick run's cases use no python3 (its indirect-access case writes through the addon's pipeThrough);
-      // a case that did would start it.
-      const recorded = await bringUpStep(pool, (guest) => recordTargets(guest, target.profiles, { python: report.quick !== true }));
+      // Before any case writes to them: what each region holds, and whether it holds still.
+      const recorded = await bringUpStep(pool, (guest) => recordRegions(guest, target.profiles));
       if ('values' in recorded) for (const line of changedLines(target.profiles, recorded.values)) say(line);
       step = recorded;
     }

@@ -3,14 +3,16 @@
  * ptrace (catalogue I1-I4).
  * Each case names its row of the catalogue (docs/catalogue.md) and the kernel
  * functions behind it, with the kernel series they were read in.
- * A write() from the mapping is the addon's pipeThrough, in the agent. The
- * addon offers none of the other calls, so those cases run a small python3
- * program in the guest (vma.ts, python()): it maps the device itself, or
- * works on the agent's mapping through the agent's pid.
+ * A write() from the mapping, a read() into it and a futex wait on it are the
+ * addon's pipeThrough, pipeInto and futexWait, in the agent. process_vm_readv,
+ * /proc/PID/mem and ptrace reach the agent's mapping from another process, as
+ * a debugger would: a forked child of the agent (readAsOtherProcess,
+ * peekData), where a fault that GUP retries for ever ends with the child's
+ * watchdog instead of holding the agent.
  */
 import { expect, it } from 'vitest';
 import { describeProfiles, ranBranch } from '../profile-suite.js';
-import { gupRefuses, python, vmaAt } from './vma.js';
+import { gupRefuses, outcome, settle, vmaAt } from './vma.js';
 
 describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t) => {
   const page = (): bigint => t.dut.page;
@@ -41,18 +43,14 @@ describeProfiles('indirect access: syscalls, GUP, /proc/PID/mem, ptrace (I)', (t
   // catalogue I4: copy_to_user into the mapping: read(pipe, mapping, n) lands in the device.
   it('read() from a pipe into a writable mapping reaches the device', async (ctx) => {
     const writer = t.needsWriter(ctx);
-    const out = await python<{ n: number }>(
-      t,
-      `
-addr = devmap(${JSON.stringify(writer)}, ${t.dut.offset}, ${page()}, prot=3, oflags=os.O_RDWR)
-r, w = os.pipe()
-os.write(w, b'read into the map')
-done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
-`,
-    );
-    expect(out.n).toBe(17);
-    const seen = await t.mappings.readInChild(t.profile.device, t.dut.offset, 217);
-    expect(seen.subarray(200).toString()).toBe('read into the map');
+    const text = Buffer.from('read into the map');
+    // A second process writes there first: a fault handler that never installs the page fails there,
+    // under its watchdog, before the agent's own read() could retry the fault in the kernel for ever.
+    await t.mappings.writeInChild(writer, t.dut.offset, Buffer.alloc(200 + text.length));
+    const { addr } = await t.mappings.map(writer, { length: page() });
+    expect(await t.dut.native.pipeInto(addr + 200n, text)).toBe(text.length);
+    const seen = await t.mappings.readInChild(t.profile.device, t.dut.offset, 200 + text.length);
+    expect(seen.subarray(200).toString()).toBe(text.toString());
   });
 
   // catalogue I1: process_vm_readv pins the remote pages with GUP, which refuses VM_IO|VM_PFNMAP
@@ -62,25 +60,13 @@ done({'n': os.readv(r, [(ctypes.c_char * 17).from_address(addr + 200)])})
     const expected = await content(8n, 'remote read');
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
-    const out = await python<{ n: number; err: string | null; data: string }>(
-      t,
-      `
-class iovec(ctypes.Structure):
-    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
-libc.process_vm_readv.restype = ctypes.c_ssize_t
-buf = ctypes.create_string_buffer(11)
-local = iovec(ctypes.cast(buf, ctypes.c_void_p), 11)
-remote = iovec(${addr + 8n}, 11)
-n = libc.process_vm_readv(AGENT, ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
-done({'n': n, 'err': errname(ctypes.get_errno()) if n < 0 else None, 'data': buf.raw.hex()})
-`,
-    );
+    const read = await settle(t.dut.native.readAsOtherProcess('process_vm_readv', addr + 8n, expected.length));
     if (gupRefuses(vma)) {
-      expect(out.err, `${vma.line}`).toBe('EFAULT');
+      expect('code' in read ? read.code : 'the bytes', `${vma.line}`).toBe('EFAULT');
     } else {
-      expect(out.n).toBe(11);
+      expect(read, `${vma.line}: GUP works on this vma`).toHaveProperty('value');
       t.needsStableContent(ctx);
-      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+      expect('value' in read && read.value).toEqual(expected);
     }
   });
 
@@ -91,63 +77,34 @@ done({'n': n, 'err': errname(ctypes.get_errno()) if n < 0 else None, 'data': buf
     const expected = await content(24n, 'through proc mem');
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
-    const out = await python<{ err: string | null; data: string }>(
-      t,
-      `
-fd = os.open('/proc/%d/mem' % AGENT, os.O_RDONLY)
-try:
-    done({'err': None, 'data': os.pread(fd, 16, ${addr + 24n}).hex()})
-except OSError as e:
-    done({'err': errname(e.errno), 'data': ''})
-`,
-    );
-    if (out.err === null) {
+    const read = await settle(t.dut.native.readAsOtherProcess('proc-mem', addr + 24n, expected.length));
+    if ('value' in read) {
       t.needsStableContent(ctx);
-      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+      expect(read.value).toEqual(expected);
       await ranBranch(ctx, 'read the mapped bytes');
     } else {
       expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so /proc/PID/mem must read it`).toBe(true);
-      expect(out.err).toBe('EIO');
+      expect(read.code).toBe('EIO');
       await ctx.annotate('quality warning: no vm_ops->access, /proc/PID/mem gives EIO (catalogue I2, taxonomy #17)');
       await ranBranch(ctx, 'EIO (no vm_ops->access)');
     }
   });
 
   // catalogue I2: PTRACE_PEEKDATA goes the same way (access_process_vm), EIO without ->access
-  // (generic_ptrace_peekdata, 6.1 and 6.12). The tracee is a forked child of the python process,
-  // which inherits its MAP_SHARED mapping (catalogue E2).
+  // (generic_ptrace_peekdata, 6.1 and 6.12). The tracer is a forked child of the agent that seizes
+  // the agent's thread: the mapping peeked at is the one vmaAt looked at.
   it('ptrace PEEKDATA at the mapping: the mapped word, or EIO without vm_ops->access (warning)', async (ctx) => {
     const expected = await content(48n, 'peekdat!');
     const probe = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, probe.addr);
-    const out = await python<{ err: string | null; data: string }>(
-      t,
-      `
-addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
-pid = os.fork()
-if pid == 0:
-    libc.ptrace(0, 0, None, None)
-    os.kill(os.getpid(), signal.SIGSTOP)
-    os._exit(0)
-os.waitpid(pid, os.WUNTRACED)
-ctypes.set_errno(0)
-word = libc.ptrace(2, pid, ctypes.c_void_p(addr + 48), None)
-err = ctypes.get_errno()
-os.kill(pid, signal.SIGKILL)
-os.waitpid(pid, 0)
-if err != 0:
-    done({'err': errname(err), 'data': ''})
-else:
-    done({'err': None, 'data': (word & 0xffffffffffffffff).to_bytes(8, 'little').hex()})
-`,
-    );
-    if (out.err === null) {
+    const peeked = await settle(t.dut.native.peekData(probe.addr + 48n));
+    if ('value' in peeked) {
       t.needsStableContent(ctx);
-      expect(Buffer.from(out.data, 'hex')).toEqual(expected);
+      expect(peeked.value).toEqual(expected);
       await ranBranch(ctx, 'read the mapped word');
     } else {
       expect(gupRefuses(vma), `${vma.line}: GUP works on this vma, so PEEKDATA must read it`).toBe(true);
-      expect(out.err).toBe('EIO');
+      expect(peeked.code).toBe('EIO');
       await ctx.annotate('quality warning: no vm_ops->access, PTRACE_PEEKDATA gives EIO (catalogue I2, taxonomy #17)');
       await ranBranch(ctx, 'EIO (no vm_ops->access)');
     }
@@ -159,19 +116,11 @@ else:
   it('a shared FUTEX_WAIT on the mapping: EFAULT on VM_IO/VM_PFNMAP, never a wait', async () => {
     const { addr } = await t.mappings.map(t.profile.device, { length: page(), prot: t.dut.c.PROT_READ, openFlags: t.dut.c.O_RDONLY });
     const vma = await vmaAt(t, addr);
-    const out = await python<{ err: string }>(
-      t,
-      `
-addr = devmap(${JSON.stringify(t.profile.device)}, ${t.dut.offset}, ${page()})
-value = ctypes.c_uint32.from_address(addr).value
-class timespec(ctypes.Structure):
-    _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
-timeout = timespec(0, 200000000)
-r = libc.syscall(ctypes.c_long(202), ctypes.c_void_p(addr), ctypes.c_int(0), ctypes.c_uint32(value ^ 1), ctypes.byref(timeout), None, ctypes.c_int(0))
-done({'err': errname(ctypes.get_errno()) if r < 0 else 'ok'})
-`,
-    );
-    if (gupRefuses(vma)) expect(out.err, vma.line).toBe('EFAULT');
-    else expect(['EFAULT', 'EAGAIN']).toContain(out.err);
+    // Read first, as a program reads the word it waits on: the fault is the addon's guarded access (a
+    // handler that never installs the page fails it), and GUP then finds the page table entry in place.
+    const word = (await t.dut.native.readBytes(addr, 4)).readUInt32LE(0);
+    const waited = await outcome(t.dut.native.futexWait(addr, (word ^ 1) | 0, 200));
+    if (gupRefuses(vma)) expect(waited, vma.line).toBe('EFAULT');
+    else expect(['EFAULT', 'EAGAIN']).toContain(waited);
   });
 });

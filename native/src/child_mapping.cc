@@ -2,7 +2,8 @@
 // from a second process, so a test can check that data written through one
 // process's mapping is seen by another, whether that process maps the file
 // itself or inherits the parent's mapping across fork(), and whether the
-// parent still maps it while the child reads.
+// parent still maps it while the child reads. writeInChild: the other way,
+// a second process writing through a mapping of its own.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -37,6 +38,7 @@ struct ChildRequest {
   uint64_t offset;
   size_t length;
   uint64_t map_length;  // length rounded up to whole pages
+  const uint8_t* data;  // writeInChild: the bytes to write; else nullptr
 };
 
 // ---- Child side (see child_process.h for the rules).
@@ -50,17 +52,45 @@ int Fail(int out, Stage stage, int err) {
   return SendReport(out, stage, err) ? 1 : kExitPipeFailed;
 }
 
-int MapAndCopy(int out, const ChildRequest& request) {
+// Maps the request's range (read-only to read it, read-write to write it);
+// -1, with why reported and the child's exit status in *failed, if it
+// cannot.
+long MapForRequest(int out, const ChildRequest& request, int* failed) {
+  const bool writes = request.data != nullptr;
   const int fd =
-      request.fd >= 0 ? request.fd : open(request.path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Fail(out, kOpenFailed, errno);
-  const long addr = syscall(SYS_mmap, 0UL, request.map_length, PROT_READ,
-                            MAP_SHARED, fd, request.offset);
-  if (addr == -1) return Fail(out, kMmapFailed, errno);
+      request.fd >= 0
+          ? request.fd
+          : open(request.path, (writes ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) {
+    *failed = Fail(out, kOpenFailed, errno);
+    return -1;
+  }
+  const long addr =
+      syscall(SYS_mmap, 0UL, request.map_length,
+              writes ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+              request.offset);
+  if (addr == -1) *failed = Fail(out, kMmapFailed, errno);
+  return addr;
+}
+
+int MapAndCopy(int out, const ChildRequest& request) {
+  int failed = 0;
+  const long addr = MapForRequest(out, request, &failed);
+  if (addr == -1) return failed;
   const bool sent =
       SendReport(out, kMapped, 0) &&
       CopyToPipe(out, reinterpret_cast<const uint8_t*>(addr), request.length);
   return sent ? 0 : kExitPipeFailed;
+}
+
+// A userspace copy, as CopyToPipe's: a fault kills the child by its signal.
+// The report follows the write, so that a child that died writing sent none.
+int MapAndWrite(int out, const ChildRequest& request) {
+  int failed = 0;
+  const long addr = MapForRequest(out, request, &failed);
+  if (addr == -1) return failed;
+  std::memcpy(reinterpret_cast<uint8_t*>(addr), request.data, request.length);
+  return SendReport(out, kMapped, 0) ? 0 : kExitPipeFailed;
 }
 
 // ---- Parent side.
@@ -69,14 +99,16 @@ int MapAndCopy(int out, const ChildRequest& request) {
 // an error.
 Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
                             const std::vector<uint8_t>& buffer,
-                            const ChildOutcome& outcome) {
+                            const ChildOutcome& outcome,
+                            const char* call = "readInChild") {
+  const bool writes = std::string(call) == "writeInChild";
   if (WIFSIGNALED(outcome.status)) {
     throw ChildSignalError(env, WTERMSIG(outcome.status),
-                           "reading '" + path + "'");
+                           (writes ? "writing '" : "reading '") + path + "'");
   }
   if (outcome.received < sizeof(Report)) {
     throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
-                         "readInChild");
+                         call);
   }
   Report report;
   std::memcpy(&report, buffer.data(), sizeof report);
@@ -84,8 +116,9 @@ Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
   if (report.stage == kMmapFailed) throw ErrnoError(env, report.err, "mmap");
   if (WEXITSTATUS(outcome.status) != 0 || outcome.received != buffer.size()) {
     throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
-                         "readInChild");
+                         call);
   }
+  if (writes) return env.Undefined();
   return Napi::Buffer<uint8_t>::Copy(env, buffer.data() + sizeof report,
                                      buffer.size() - sizeof report);
 }
@@ -138,7 +171,7 @@ Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
   const uint64_t offset = ToUint64(info[1], "offset");
   const size_t length = ToSize(info[2], "length");
   const ChildRequest request{path.c_str(), -1, offset, length,
-                             RoundUpToPage(length)};
+                             RoundUpToPage(length), nullptr};
   std::vector<uint8_t> buffer(sizeof(Report) + length);
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndCopy(out, request); });
@@ -155,11 +188,32 @@ Napi::Value ReadFdInChild(const Napi::CallbackInfo& info) {
   // belongs to its drm_file; a dma-buf has no node).
   const std::string name = "fd " + std::to_string(fd);
   const ChildRequest request{name.c_str(), fd, offset, length,
-                             RoundUpToPage(length)};
+                             RoundUpToPage(length), nullptr};
   std::vector<uint8_t> buffer(sizeof(Report) + length);
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndCopy(out, request); });
   return InterpretMapped(env, name, buffer, outcome);
+}
+
+Napi::Value WriteInChild(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  // A path the child opens O_RDWR, or an fd it inherits (as readFdInChild).
+  const bool inherited = info[0].IsNumber();
+  const int fd = inherited ? ToInt32(info[0], "fd") : -1;
+  const std::string name =
+      inherited ? "fd " + std::to_string(fd) : ToPath(info[0], "path");
+  const uint64_t offset = ToUint64(info[1], "offset");
+  const Napi::Uint8Array data = ToBytes(info[2], "data");
+  if (data.ByteLength() == 0) {
+    throw Napi::RangeError::New(env, "data: at least one byte");
+  }
+  // The child writes from its copy of this buffer, which fork() gave it.
+  const ChildRequest request{name.c_str(), fd, offset, data.ByteLength(),
+                             RoundUpToPage(data.ByteLength()), data.Data()};
+  std::vector<uint8_t> buffer(sizeof(Report));
+  const ChildOutcome outcome = RunInChild(
+      env, buffer, [&request](int out) { return MapAndWrite(out, request); });
+  return InterpretMapped(env, name, buffer, outcome, "writeInChild");
 }
 
 // readInForkedChild's addresses: one BigInt, or an array of them.
