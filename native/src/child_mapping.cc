@@ -23,9 +23,9 @@
 namespace mmapkit {
 namespace {
 
-// The first bytes readInChild's child sends: whether it got the mapping,
-// and if not, which call failed with which errno. The data follows a
-// kMapped report.
+// The first bytes readInChild's and writeInChild's child sends: whether it
+// got the mapping, and if not, which call failed with which errno. A reader's
+// data follows a kMapped report; a writer's report follows its write.
 enum Stage : int32_t { kMapped = 0, kOpenFailed = 1, kMmapFailed = 2 };
 struct Report {
   int32_t stage;
@@ -95,13 +95,12 @@ int MapAndWrite(int out, const ChildRequest& request) {
 
 // ---- Parent side.
 
-// Turns what readInChild's child sent and how it ended into the result or
-// an error.
+// Turns what readInChild's (or writeInChild's) child sent and how it ended
+// into the result or an error.
 Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
                             const std::vector<uint8_t>& buffer,
-                            const ChildOutcome& outcome,
-                            const char* call = "readInChild") {
-  const bool writes = std::string(call) == "writeInChild";
+                            const ChildOutcome& outcome, bool writes = false) {
+  const char* call = writes ? "writeInChild" : "readInChild";
   if (WIFSIGNALED(outcome.status)) {
     throw ChildSignalError(env, WTERMSIG(outcome.status),
                            (writes ? "writing '" : "reading '") + path + "'");
@@ -213,7 +212,7 @@ Napi::Value WriteInChild(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> buffer(sizeof(Report));
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndWrite(out, request); });
-  return InterpretMapped(env, name, buffer, outcome, "writeInChild");
+  return InterpretMapped(env, name, buffer, outcome, true);
 }
 
 // readInForkedChild's addresses: one BigInt, or an array of them.

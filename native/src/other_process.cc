@@ -104,7 +104,12 @@ int PeekInParent(int out, uint64_t addr) {
     failed = Call::kPtrace;
     err = errno;
   }
-  syscall(SYS_ptrace, PTRACE_DETACH, parent, 0, 0);
+  // A signal that reached the thread first stopped it instead of the
+  // interrupt: handed back on detach, or the parent would never see it.
+  const bool signal_stop = failed != Call::kWait && WIFSTOPPED(status) &&
+                           (status >> 16) == 0;
+  syscall(SYS_ptrace, PTRACE_DETACH, parent, 0,
+          signal_stop ? WSTOPSIG(status) : 0);
   if (failed != Call::kNone) return Send(out, failed, err, nullptr, 0);
   return Send(out, Call::kNone, 0, &word, sizeof word);
 }
