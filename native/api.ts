@@ -206,18 +206,14 @@ export const FUNCTIONS = {
    */
   probe: signature<(addr: bigint, access: Access) => ProbeResult>(),
   /**
-   * Reads `length` bytes at `offset` of `path` through a MAP_SHARED
-   * PROT_READ mapping made by a forked child process. Throws the child's
-   * open/mmap error, or code 'SIGBUS'/'SIGSEGV' if it died of a fault, or
-   * 'ETIMEDOUT' if it did not finish within 10 s.
+   * Reads `length` bytes at `offset` through a MAP_SHARED PROT_READ mapping
+   * made by a forked child process: of `target`, a path the child opens
+   * O_RDONLY, or an fd it inherits (the same open file, for objects a second
+   * open of their node does not reach: a profile setup's reach 'fork').
+   * Throws the child's open/mmap error, or code 'SIGBUS'/'SIGSEGV' if it died
+   * of a fault, or 'ETIMEDOUT' if it did not finish within 10 s.
    */
-  readInChild: signature<(path: string, offset: bigint, length: number) => Buffer>(),
-  /**
-   * readInChild through an fd the forked child inherits instead of an
-   * open() of its own: the same open file, for objects a second open of
-   * their node does not reach (a profile setup's reach 'fork').
-   */
-  readFdInChild: signature<(fd: number, offset: bigint, length: number) => Buffer>(),
+  readInChild: signature<(target: string | number, offset: bigint, length: number) => Buffer>(),
   /**
    * Reads `length` bytes at `addr` in a forked child, through the copy of
    * this process's mapping that the child inherits; given an array of
@@ -240,7 +236,7 @@ export const FUNCTIONS = {
   /**
    * Writes `data` at the start of a MAP_SHARED PROT_READ|PROT_WRITE mapping
    * at `offset` made by a forked child: of `target`, a path the child opens
-   * O_RDWR, or an fd it inherits (as readFdInChild). Throws the child's
+   * O_RDWR, or an fd it inherits (as readInChild). Throws the child's
    * open/mmap error, code 'SIGBUS'/'SIGSEGV' if it died of a fault,
    * 'ETIMEDOUT' if it did not finish within 10 s.
    */

@@ -51,7 +51,6 @@
   X(probe, Probe)                                                            \
   /* child_mapping.cc: a mapping read or written by a second process. */     \
   X(readInChild, ReadInChild)                                                \
-  X(readFdInChild, ReadFdInChild)                                            \
   X(readInForkedChild, ReadInForkedChild)                                    \
   X(readInChildAfterUnmap, ReadInChildAfterUnmap)                            \
   X(writeInChild, WriteInChild)                                              \

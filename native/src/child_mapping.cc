@@ -164,55 +164,53 @@ uint64_t RoundUpToPage(uint64_t length) {
 
 }  // namespace
 
-Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
-  const Napi::Env env = info.Env();
-  const std::string path = ToPath(info[0], "path");
-  const uint64_t offset = ToUint64(info[1], "offset");
-  const size_t length = ToSize(info[2], "length");
-  const ChildRequest request{path.c_str(), -1, offset, length,
-                             RoundUpToPage(length), nullptr};
-  std::vector<uint8_t> buffer(sizeof(Report) + length);
-  const ChildOutcome outcome = RunInChild(
-      env, buffer, [&request](int out) { return MapAndCopy(out, request); });
-  return InterpretMapped(env, path, buffer, outcome);
-}
+// readInChild's and writeInChild's first argument: a path the child opens,
+// or an fd it inherits. `name` is what messages call it.
+struct Target {
+  int fd;  // -1: open `name`
+  std::string name;
+};
 
-Napi::Value ReadFdInChild(const Napi::CallbackInfo& info) {
-  const Napi::Env env = info.Env();
-  const int fd = ToInt32(info[0], "fd");
-  const uint64_t offset = ToUint64(info[1], "offset");
-  const size_t length = ToSize(info[2], "length");
+Target ToTarget(const Napi::Value& value) {
   // The child maps the fd fork() gave it: the same open file, for objects
   // that a second open() of their node does not reach (a DRM fake offset
   // belongs to its drm_file; a dma-buf has no node).
-  const std::string name = "fd " + std::to_string(fd);
-  const ChildRequest request{name.c_str(), fd, offset, length,
+  if (value.IsNumber()) {
+    const int fd = ToInt32(value, "fd");
+    return {fd, "fd " + std::to_string(fd)};
+  }
+  return {-1, ToPath(value, "target")};
+}
+
+Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Target target = ToTarget(info[0]);
+  const uint64_t offset = ToUint64(info[1], "offset");
+  const size_t length = ToSize(info[2], "length");
+  const ChildRequest request{target.name.c_str(), target.fd, offset, length,
                              RoundUpToPage(length), nullptr};
   std::vector<uint8_t> buffer(sizeof(Report) + length);
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndCopy(out, request); });
-  return InterpretMapped(env, name, buffer, outcome);
+  return InterpretMapped(env, target.name, buffer, outcome);
 }
 
 Napi::Value WriteInChild(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  // A path the child opens O_RDWR, or an fd it inherits (as readFdInChild).
-  const bool inherited = info[0].IsNumber();
-  const int fd = inherited ? ToInt32(info[0], "fd") : -1;
-  const std::string name =
-      inherited ? "fd " + std::to_string(fd) : ToPath(info[0], "path");
+  const Target target = ToTarget(info[0]);
   const uint64_t offset = ToUint64(info[1], "offset");
   const Napi::Uint8Array data = ToBytes(info[2], "data");
   if (data.ByteLength() == 0) {
     throw Napi::RangeError::New(env, "data: at least one byte");
   }
   // The child writes from its copy of this buffer, which fork() gave it.
-  const ChildRequest request{name.c_str(), fd, offset, data.ByteLength(),
-                             RoundUpToPage(data.ByteLength()), data.Data()};
+  const ChildRequest request{target.name.c_str(), target.fd, offset,
+                             data.ByteLength(), RoundUpToPage(data.ByteLength()),
+                             data.Data()};
   std::vector<uint8_t> buffer(sizeof(Report));
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndWrite(out, request); });
-  return InterpretMapped(env, name, buffer, outcome, true);
+  return InterpretMapped(env, target.name, buffer, outcome, true);
 }
 
 // readInForkedChild's addresses: one BigInt, or an array of them.

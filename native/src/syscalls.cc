@@ -42,7 +42,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 
 Napi::Value Dup(const Napi::CallbackInfo& info) {
   // F_DUPFD_CLOEXEC: like open(), a spawned child must not inherit it; a
-  // forked one (readFdInChild) does, as fork() keeps every fd.
+  // forked one (readInChild of an fd) does, as fork() keeps every fd.
   const int fd = fcntl(ToInt32(info[0], "fd"), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) throw ErrnoError(info.Env(), errno, "dup");
   return Napi::Number::New(info.Env(), fd);

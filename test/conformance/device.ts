@@ -169,7 +169,7 @@ async function inSecondProcess<T>(dut: DeviceUnderTest, use: (target: string | n
 
 /** Reads `length` bytes at `offset` of the device from a second process that maps it itself (inSecondProcess). */
 export function readDeviceInChild(dut: DeviceUnderTest, offset: bigint, length: number): Promise<Buffer> {
-  return inSecondProcess(dut, (target) => (typeof target === 'number' ? dut.native.readFdInChild(target, offset, length) : dut.native.readInChild(target, offset, length)));
+  return inSecondProcess(dut, (target) => dut.native.readInChild(target, offset, length));
 }
 
 /** Writes `data` at `offset` of the device from a second process that maps it itself, read-write (inSecondProcess). */

@@ -392,7 +392,7 @@ describe('64-bit offsets', () => {
 });
 
 describe('readInChild', () => {
-  it("sees bytes written through the parent's shared mapping", () => {
+  it("sees bytes written through the parent's shared mapping, by path or by an inherited fd", () => {
     const path = shmFile('shared', 2 * PAGE);
     const fd = openTracked(path, C.O_RDWR);
     const addr = map(2n * PAGE_N, RW, C.MAP_SHARED, fd);
@@ -400,6 +400,8 @@ describe('readInChild', () => {
     native.writeBytes(addr + 50n, data);
     expect(native.readInChild(path, 0n, 2 * PAGE).subarray(50, 50 + data.length).equals(data)).toBe(true);
     expect(native.readInChild(path, PAGE_N, 10).equals(data.subarray(PAGE - 50, PAGE - 40))).toBe(true);
+    // Through the fd the child inherits, not an open of its own: the same bytes.
+    expect(native.readInChild(fd, PAGE_N, 10).equals(data.subarray(PAGE - 50, PAGE - 40))).toBe(true);
   });
 
   it("reports the child's open and mmap errors with their errno", () => {
