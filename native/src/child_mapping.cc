@@ -164,6 +164,8 @@ uint64_t RoundUpToPage(uint64_t length) {
 
 }  // namespace
 
+namespace {
+
 // readInChild's and writeInChild's first argument: a path the child opens,
 // or an fd it inherits. `name` is what messages call it.
 struct Target {
@@ -181,6 +183,8 @@ Target ToTarget(const Napi::Value& value) {
   }
   return {-1, ToPath(value, "target")};
 }
+
+}  // namespace
 
 Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
