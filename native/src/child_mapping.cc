@@ -23,14 +23,10 @@
 namespace mmapkit {
 namespace {
 
-// The first bytes readInChild's and writeInChild's child sends: whether it
-// got the mapping, and if not, which call failed with which errno. A reader's
-// data follows a kMapped report; a writer's report follows its write.
-enum Stage : int32_t { kMapped = 0, kOpenFailed = 1, kMmapFailed = 2 };
-struct Report {
-  int32_t stage;
-  int32_t err;
-};
+// The calls a readInChild or writeInChild child reports failing (its
+// ChildReport). A reader's bytes follow a report of none; a writer reports
+// after its write.
+enum Call : int32_t { kNone = 0, kOpen = 1, kMmap = 2 };
 
 struct ChildRequest {
   const char* path;  // opened by the child, unless `fd` is one it inherited
@@ -43,15 +39,6 @@ struct ChildRequest {
 
 // ---- Child side (see child_process.h for the rules).
 
-bool SendReport(int out, Stage stage, int err) {
-  const Report report{stage, err};
-  return WriteAll(out, &report, sizeof report);
-}
-
-int Fail(int out, Stage stage, int err) {
-  return SendReport(out, stage, err) ? 1 : kExitPipeFailed;
-}
-
 // Maps the request's range (read-only to read it, read-write to write it);
 // -1, with why reported and the child's exit status in *failed, if it
 // cannot.
@@ -62,14 +49,14 @@ long MapForRequest(int out, const ChildRequest& request, int* failed) {
           ? request.fd
           : open(request.path, (writes ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) {
-    *failed = Fail(out, kOpenFailed, errno);
+    *failed = SendReport(out, kOpen, errno, nullptr, 0);
     return -1;
   }
   const long addr =
       syscall(SYS_mmap, 0UL, request.map_length,
               writes ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
               request.offset);
-  if (addr == -1) *failed = Fail(out, kMmapFailed, errno);
+  if (addr == -1) *failed = SendReport(out, kMmap, errno, nullptr, 0);
   return addr;
 }
 
@@ -78,7 +65,7 @@ int MapAndCopy(int out, const ChildRequest& request) {
   const long addr = MapForRequest(out, request, &failed);
   if (addr == -1) return failed;
   const bool sent =
-      SendReport(out, kMapped, 0) &&
+      SendReportHeader(out, kNone, 0, request.length) &&
       CopyToPipe(out, reinterpret_cast<const uint8_t*>(addr), request.length);
   return sent ? 0 : kExitPipeFailed;
 }
@@ -90,7 +77,7 @@ int MapAndWrite(int out, const ChildRequest& request) {
   const long addr = MapForRequest(out, request, &failed);
   if (addr == -1) return failed;
   std::memcpy(reinterpret_cast<uint8_t*>(addr), request.data, request.length);
-  return SendReport(out, kMapped, 0) ? 0 : kExitPipeFailed;
+  return SendReport(out, kNone, 0, nullptr, 0);
 }
 
 // ---- Parent side.
@@ -100,26 +87,15 @@ int MapAndWrite(int out, const ChildRequest& request) {
 Napi::Value InterpretMapped(Napi::Env env, const std::string& path,
                             const std::vector<uint8_t>& buffer,
                             const ChildOutcome& outcome, bool writes = false) {
-  const char* call = writes ? "writeInChild" : "readInChild";
-  if (WIFSIGNALED(outcome.status)) {
-    throw ChildSignalError(env, WTERMSIG(outcome.status),
-                           (writes ? "writing '" : "reading '") + path + "'");
-  }
-  if (outcome.received < sizeof(Report)) {
-    throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
-                         call);
-  }
-  Report report;
-  std::memcpy(&report, buffer.data(), sizeof report);
-  if (report.stage == kOpenFailed) throw ErrnoError(env, report.err, "open", path);
-  if (report.stage == kMmapFailed) throw ErrnoError(env, report.err, "mmap");
-  if (WEXITSTATUS(outcome.status) != 0 || outcome.received != buffer.size()) {
-    throw ChildExitError(env, outcome.status, outcome.received, buffer.size(),
-                         call);
-  }
+  const ChildReport report =
+      ReadReport(env, buffer, outcome,
+                 (writes ? "writing '" : "reading '") + path + "'",
+                 writes ? "writeInChild" : "readInChild");
+  if (report.call == kOpen) throw ErrnoError(env, report.err, "open", path);
+  if (report.call == kMmap) throw ErrnoError(env, report.err, "mmap");
   if (writes) return env.Undefined();
   return Napi::Buffer<uint8_t>::Copy(env, buffer.data() + sizeof report,
-                                     buffer.size() - sizeof report);
+                                     report.length);
 }
 
 // The same for readInForkedChild and readInChildAfterUnmap, whose children
@@ -193,7 +169,7 @@ Napi::Value ReadInChild(const Napi::CallbackInfo& info) {
   const size_t length = ToSize(info[2], "length");
   const ChildRequest request{target.name.c_str(), target.fd, offset, length,
                              RoundUpToPage(length), nullptr};
-  std::vector<uint8_t> buffer(sizeof(Report) + length);
+  std::vector<uint8_t> buffer(sizeof(ChildReport) + length);
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndCopy(out, request); });
   return InterpretMapped(env, target.name, buffer, outcome);
@@ -211,7 +187,7 @@ Napi::Value WriteInChild(const Napi::CallbackInfo& info) {
   const ChildRequest request{target.name.c_str(), target.fd, offset,
                              data.ByteLength(), RoundUpToPage(data.ByteLength()),
                              data.Data()};
-  std::vector<uint8_t> buffer(sizeof(Report));
+  std::vector<uint8_t> buffer(sizeof(ChildReport));
   const ChildOutcome outcome = RunInChild(
       env, buffer, [&request](int out) { return MapAndWrite(out, request); });
   return InterpretMapped(env, target.name, buffer, outcome, true);

@@ -76,6 +76,18 @@ bool CopyToPipe(int out, const uint8_t* mapping, size_t length) {
   return true;
 }
 
+bool SendReportHeader(int out, int32_t call, int err, uint64_t length) {
+  const ChildReport report{call, err, length};
+  return WriteAll(out, &report, sizeof report);
+}
+
+int SendReport(int out, int32_t call, int err, const void* data,
+               uint64_t length) {
+  const bool sent = SendReportHeader(out, call, err, length) &&
+                    (length == 0 || WriteAll(out, data, length));
+  return sent ? 0 : kExitPipeFailed;
+}
+
 Pipe OpenPipe(Napi::Env env) {
   int fds[2];
   // O_CLOEXEC: a process another thread spawns meanwhile must not hold the
@@ -126,6 +138,28 @@ Napi::Error ChildSignalError(Napi::Env env, int signo,
   }
   const std::string code = SignalCode(signo);
   return CodedError(env, code, code + " in child " + task);
+}
+
+ChildReport ReadReport(Napi::Env env, const std::vector<uint8_t>& buffer,
+                       const ChildOutcome& outcome, const std::string& task,
+                       const char* fn) {
+  if (WIFSIGNALED(outcome.status)) {
+    throw ChildSignalError(env, WTERMSIG(outcome.status), task);
+  }
+  ChildReport report{};
+  if (outcome.received < sizeof report) {
+    throw ChildExitError(env, outcome.status, outcome.received, sizeof report,
+                         fn);
+  }
+  std::memcpy(&report, buffer.data(), sizeof report);
+  // A failed call is the report's whole point, however the child then ended.
+  if (report.call != 0) return report;
+  const uint64_t expected = sizeof report + report.length;
+  if (WEXITSTATUS(outcome.status) != 0 || outcome.received != expected ||
+      expected > buffer.size()) {
+    throw ChildExitError(env, outcome.status, outcome.received, expected, fn);
+  }
+  return report;
 }
 
 Napi::Error ChildExitError(Napi::Env env, int status, size_t received,

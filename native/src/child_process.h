@@ -37,6 +37,22 @@ void ResetSignalsInChild();
 // Copies `length` bytes of a mapping to `out`; false if a write failed.
 bool CopyToPipe(int out, const uint8_t* mapping, size_t length);
 
+// What a child tells its parent first: the call that failed with `err`
+// (0: none did; each caller numbers its own calls), then `length` bytes.
+struct ChildReport {
+  int32_t call;
+  int32_t err;
+  uint64_t length;
+};
+
+// The report alone, for a child that then writes its bytes itself.
+bool SendReportHeader(int out, int32_t call, int err, uint64_t length);
+
+// The report and `length` bytes of `data`; the child's exit status: 0, or
+// kExitPipeFailed.
+int SendReport(int out, int32_t call, int err, const void* data,
+               uint64_t length);
+
 // ---- Parent side.
 
 struct Pipe {
@@ -71,6 +87,14 @@ int WaitForExit(pid_t pid, int* status, int options = 0);
 // The error for a child killed by `signo` while doing `task` ("reading
 // '/dev/x'"): code 'SIGBUS' etc., or 'ETIMEDOUT' for the watchdog's SIGALRM.
 Napi::Error ChildSignalError(Napi::Env env, int signo, const std::string& task);
+
+// The report of a child that ended, its bytes after it in `buffer`. Throws
+// ChildSignalError (doing `task`) if a signal killed it, ChildExitError
+// (naming `fn`) if it sent no whole report, or a report of no failed call
+// without exiting 0 or without exactly its bytes.
+ChildReport ReadReport(Napi::Env env, const std::vector<uint8_t>& buffer,
+                       const ChildOutcome& outcome, const std::string& task,
+                       const char* fn);
 
 // The error for a child that exited non-zero or sent the wrong byte count.
 Napi::Error ChildExitError(Napi::Env env, int status, size_t received,

@@ -46,21 +46,12 @@ const char* CallName(Call call, const char* read_call) {
   return "none";
 }
 
-// What a child sends: the call that failed with `err` (kNone: none did),
-// then `length` bytes.
-struct Report {
-  Call call;
-  int32_t err;
-  uint32_t length;
-};
-
 // ---- Child side (child_process.h's rules).
 
-int Send(int out, Call call, int err, const void* data, uint32_t length) {
-  const Report report{call, err, length};
-  const bool sent = WriteAll(out, &report, sizeof report) &&
-                    (length == 0 || WriteAll(out, data, length));
-  return sent ? 0 : kExitPipeFailed;
+// A report (child_process.h ChildReport) of `call` failing with `err`, or of
+// none, then `length` bytes of `data`.
+int Send(int out, Call call, int err, const void* data, uint64_t length) {
+  return SendReport(out, static_cast<int32_t>(call), err, data, length);
 }
 
 int ReadParent(int out, bool proc_mem, const char* mem_path, uint64_t addr,
@@ -78,7 +69,7 @@ int ReadParent(int out, bool proc_mem, const char* mem_path, uint64_t addr,
                 0UL);
   }
   if (n < 0) return Send(out, Call::kRead, errno, nullptr, 0);
-  return Send(out, Call::kNone, 0, bytes, static_cast<uint32_t>(n));
+  return Send(out, Call::kNone, 0, bytes, static_cast<uint64_t>(n));
 }
 
 // Stops the parent's thread that forked this child (which waits for it) with
@@ -121,22 +112,11 @@ int PeekInParent(int out, uint64_t addr) {
 // the read for an error of Call::kRead.
 Napi::Value Interpret(Napi::Env env, const std::vector<uint8_t>& buffer,
                       const ChildOutcome& outcome, const std::string& task,
-                      const char* call, const char* read_call) {
-  if (WIFSIGNALED(outcome.status)) {
-    throw ChildSignalError(env, WTERMSIG(outcome.status), task);
-  }
-  Report report{};
-  if (outcome.received >= sizeof report) {
-    std::memcpy(&report, buffer.data(), sizeof report);
-  }
-  if (outcome.received < sizeof report ||
-      outcome.received != sizeof report + report.length ||
-      WEXITSTATUS(outcome.status) != 0) {
-    throw ChildExitError(env, outcome.status, outcome.received,
-                         sizeof report + report.length, call);
-  }
-  if (report.call != Call::kNone) {
-    throw ErrnoError(env, report.err, CallName(report.call, read_call));
+                      const char* fn, const char* read_call) {
+  const ChildReport report = ReadReport(env, buffer, outcome, task, fn);
+  if (report.call != static_cast<int32_t>(Call::kNone)) {
+    throw ErrnoError(env, report.err,
+                     CallName(static_cast<Call>(report.call), read_call));
   }
   return Napi::Buffer<uint8_t>::Copy(env, buffer.data() + sizeof report,
                                      report.length);
@@ -159,7 +139,7 @@ Napi::Value ReadAsOtherProcess(const Napi::CallbackInfo& info) {
   const bool proc_mem = how == "proc-mem";
   // Made here: the child may not allocate.
   const std::string mem_path = "/proc/" + std::to_string(getpid()) + "/mem";
-  std::vector<uint8_t> buffer(sizeof(Report) + length);
+  std::vector<uint8_t> buffer(sizeof(ChildReport) + length);
   const ChildOutcome outcome = RunInChild(env, buffer, [&](int out) {
     return ReadParent(out, proc_mem, mem_path.c_str(), addr, length);
   });
@@ -172,7 +152,7 @@ Napi::Value ReadAsOtherProcess(const Napi::CallbackInfo& info) {
 Napi::Value PeekData(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const uint64_t addr = ToUint64(info[0], "addr");
-  std::vector<uint8_t> buffer(sizeof(Report) + sizeof(uint64_t));
+  std::vector<uint8_t> buffer(sizeof(ChildReport) + sizeof(uint64_t));
   const ChildOutcome outcome = RunInChild(
       env, buffer, [addr](int out) { return PeekInParent(out, addr); });
   return Interpret(env, buffer, outcome, "peeking at " + HexAddress(addr),
